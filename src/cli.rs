@@ -1,0 +1,51 @@
+//! Command-line interface: clap definitions only.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Authoritative DNS for a ZeroTier backhaul network.
+#[derive(Debug, Parser)]
+#[command(name = "backhaul-dns", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve DNS: sync members, answer on the configured addresses.
+    Run(CommonArgs),
+    /// Validate the configuration; exit 0, or 2 with one readable line.
+    Check(CommonArgs),
+    /// Sync once and print the zone in RFC 1035 master-file format.
+    Zone(CommonArgs),
+}
+
+impl Command {
+    pub fn common(&self) -> &CommonArgs {
+        match self {
+            Command::Run(a) | Command::Check(a) | Command::Zone(a) => a,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Configuration file (TOML).
+    #[arg(long, default_value = "/etc/backhaul-dns/backhaul-dns.toml")]
+    pub config: PathBuf,
+    /// Log level or filter (error, warn, info, debug, trace, or a RUST_LOG-style filter).
+    /// Overrides RUST_LOG.
+    #[arg(long)]
+    pub log_level: Option<String>,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}

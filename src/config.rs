@@ -1,0 +1,522 @@
+//! Configuration: raw serde types (unknown keys are errors) turned into a validated `Config`.
+//!
+//! Everything a user can get wrong is caught here, before anything binds or fetches, and
+//! reported as one line that names the key or file at fault.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hickory_proto::rr::Name;
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::zerotier::NetworkId;
+
+/// Environment variable that can hold the ZeroTier Central API token instead of `token_file`.
+pub const TOKEN_ENV: &str = "BACKHAUL_DNS_TOKEN";
+
+/// A configuration problem, worded for the person editing the file.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}, line {line}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+/// A secret (API token) that never prints itself.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the file was read from; relative paths inside it are resolved against its directory.
+    pub path: PathBuf,
+    /// The default domain (lowercase, fully qualified). It also names the server itself (NS).
+    pub domain: Name,
+    /// TTL of member records, NS and SOA.
+    pub ttl: u32,
+    /// SOA MINIMUM: how long resolvers may cache a negative answer (RFC 2308).
+    pub negative_ttl: u32,
+    pub state_dir: PathBuf,
+    pub listen: Listen,
+    pub networks: Vec<Network>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub addresses: Vec<IpAddr>,
+    /// 0 asks the OS for a free port (UDP first, TCP then takes the same number); useful in tests.
+    pub port: u16,
+}
+
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub id: NetworkId,
+    /// Domain this network's members live under (lowercase, fully qualified).
+    pub domain: Name,
+    pub source: Source,
+    pub poll_interval: Duration,
+    pub include_unauthorized: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// ZeroTier Central (or anything that speaks its API v1).
+    Central { api_url: String, token: Secret },
+    /// A Central member-list JSON file on disk.
+    File { members_file: PathBuf },
+}
+
+impl Config {
+    /// Reads, parses and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates config text; `path` names the file in errors and anchors relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            line: e
+                .span()
+                .map(|s| text.as_bytes()[..s.start.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1)
+                .unwrap_or(1),
+            message: e.message().trim().to_owned(),
+        })?;
+        Validator { path }.config(raw)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw file shape. Every default is a named function so the example config can point at it.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default = "default_domain")]
+    domain: String,
+    #[serde(default = "default_ttl")]
+    ttl: String,
+    #[serde(default = "default_negative_ttl")]
+    negative_ttl: String,
+    #[serde(default = "default_state_dir")]
+    state_dir: PathBuf,
+    listen: Option<RawListen>,
+    #[serde(default, rename = "network")]
+    networks: Vec<RawNetwork>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListen {
+    #[serde(default)]
+    addresses: Vec<String>,
+    #[serde(default = "default_port")]
+    port: u16,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    id: String,
+    #[serde(default = "default_source")]
+    source: RawSource,
+    #[serde(default = "default_api_url")]
+    api_url: String,
+    token_file: Option<PathBuf>,
+    #[serde(default = "default_poll_interval")]
+    poll_interval: String,
+    members_file: Option<PathBuf>,
+    domain: Option<String>,
+    #[serde(default)]
+    include_unauthorized: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum RawSource {
+    Central,
+    File,
+}
+
+fn default_domain() -> String {
+    "backhaul".into()
+}
+fn default_ttl() -> String {
+    "60s".into()
+}
+fn default_negative_ttl() -> String {
+    "60s".into()
+}
+fn default_state_dir() -> PathBuf {
+    "/var/lib/backhaul-dns".into()
+}
+fn default_port() -> u16 {
+    53
+}
+fn default_source() -> RawSource {
+    RawSource::Central
+}
+fn default_api_url() -> String {
+    "https://api.zerotier.com/api/v1".into()
+}
+fn default_poll_interval() -> String {
+    "30s".into()
+}
+
+/// Central allows 20 requests/s on free accounts and a poll costs two; stay far below that.
+const MIN_CENTRAL_POLL: Duration = Duration::from_secs(1);
+const MIN_FILE_POLL: Duration = Duration::from_millis(100);
+
+// ---------------------------------------------------------------------------------------------
+
+struct Validator<'a> {
+    path: &'a Path,
+}
+
+impl Validator<'_> {
+    fn err(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_owned(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Relative paths in the file are relative to the file, not to wherever the server was started.
+    fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            self.path
+                .parent()
+                .unwrap_or_else(|| Path::new("."))
+                .join(p)
+        }
+    }
+
+    fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let domain = self.domain("domain", &raw.domain)?;
+        let ttl = self.seconds("ttl", &raw.ttl)?;
+        let negative_ttl = self.seconds("negative_ttl", &raw.negative_ttl)?;
+        let listen = self.listen(raw.listen)?;
+        if raw.networks.is_empty() {
+            return Err(self.err(
+                "network",
+                "no [[network]] table: add one with the 16-digit ZeroTier network id",
+            ));
+        }
+        let mut networks = Vec::with_capacity(raw.networks.len());
+        for (i, n) in raw.networks.into_iter().enumerate() {
+            let net = self.network(i, n, &domain)?;
+            if networks.iter().any(|o: &Network| o.id == net.id) {
+                return Err(self.err(
+                    format!("network[{i}].id"),
+                    format!("network {} is listed twice", net.id),
+                ));
+            }
+            networks.push(net);
+        }
+        Ok(Config {
+            path: self.path.to_owned(),
+            domain,
+            ttl,
+            negative_ttl,
+            state_dir: self.resolve(&raw.state_dir),
+            listen,
+            networks,
+        })
+    }
+
+    fn domain(&self, key: &str, text: &str) -> Result<Name, ConfigError> {
+        let trimmed = text.trim().trim_end_matches('.');
+        if trimmed.is_empty() {
+            return Err(self.err(key, "must not be empty (for example \"backhaul\")"));
+        }
+        let ok_chars = trimmed
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+        let name = Name::from_ascii(format!("{trimmed}."))
+            .ok()
+            .filter(|_| ok_chars)
+            .ok_or_else(|| {
+                self.err(
+                    key,
+                    format!("\"{text}\" is not a domain name (letters, digits, '-' and dots)"),
+                )
+            })?;
+        Ok(name.to_lowercase())
+    }
+
+    fn duration(&self, key: &str, text: &str) -> Result<Duration, ConfigError> {
+        humantime::parse_duration(text.trim()).map_err(|e| {
+            self.err(
+                key,
+                format!("\"{text}\" is not a duration ({e}); write it like \"30s\" or \"5m\""),
+            )
+        })
+    }
+
+    fn seconds(&self, key: &str, text: &str) -> Result<u32, ConfigError> {
+        let d = self.duration(key, text)?;
+        u32::try_from(d.as_secs())
+            .ok()
+            .filter(|s| *s <= i32::MAX as u32) // RFC 2181 section 8: TTLs fit in 31 bits
+            .ok_or_else(|| self.err(key, "is too long (at most 68 years)"))
+    }
+
+    fn listen(&self, raw: Option<RawListen>) -> Result<Listen, ConfigError> {
+        let raw = raw.ok_or_else(|| {
+            self.err(
+                "listen",
+                "missing [listen] table: set addresses = [\"<your ZeroTier IP>\"]",
+            )
+        })?;
+        if raw.addresses.is_empty() {
+            return Err(self.err(
+                "listen.addresses",
+                "is empty: list the ZeroTier addresses to answer on, e.g. [\"10.147.17.1\"]",
+            ));
+        }
+        let mut addresses = Vec::new();
+        for (i, a) in raw.addresses.iter().enumerate() {
+            let key = format!("listen.addresses[{i}]");
+            let ip: IpAddr = a
+                .trim()
+                .parse()
+                .map_err(|_| self.err(&key, format!("\"{a}\" is not an IP address")))?;
+            if ip.is_unspecified() {
+                return Err(self.err(
+                    &key,
+                    format!(
+                        "{ip} would answer on every interface, including public ones, and make \
+                         this an open resolver; list the ZeroTier addresses instead"
+                    ),
+                ));
+            }
+            if !addresses.contains(&ip) {
+                addresses.push(ip);
+            }
+        }
+        Ok(Listen {
+            addresses,
+            port: raw.port,
+        })
+    }
+
+    fn network(&self, i: usize, raw: RawNetwork, domain: &Name) -> Result<Network, ConfigError> {
+        let key = |k: &str| format!("network[{i}].{k}");
+        let id: NetworkId = raw.id.parse().map_err(|_| {
+            self.err(
+                key("id"),
+                format!("\"{}\" is not a ZeroTier network id (16 hex digits)", raw.id),
+            )
+        })?;
+        let domain = match &raw.domain {
+            Some(d) => self.domain(&key("domain"), d)?,
+            None => domain.clone(),
+        };
+        let poll_interval = self.duration(&key("poll_interval"), &raw.poll_interval)?;
+        let source = match raw.source {
+            RawSource::Central => {
+                if raw.members_file.is_some() {
+                    return Err(self.err(
+                        key("members_file"),
+                        "only applies to source = \"file\"",
+                    ));
+                }
+                if poll_interval < MIN_CENTRAL_POLL {
+                    return Err(self.err(
+                        key("poll_interval"),
+                        "must be at least 1s: ZeroTier Central rate-limits API clients",
+                    ));
+                }
+                let api_url = raw.api_url.trim().trim_end_matches('/').to_owned();
+                if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+                    return Err(self.err(
+                        key("api_url"),
+                        format!("\"{}\" is not an http(s) URL", raw.api_url),
+                    ));
+                }
+                Source::Central {
+                    api_url,
+                    token: self.token(&key("token_file"), raw.token_file.as_deref())?,
+                }
+            }
+            RawSource::File => {
+                if raw.token_file.is_some() {
+                    return Err(self.err(key("token_file"), "only applies to source = \"central\""));
+                }
+                let file = raw.members_file.ok_or_else(|| {
+                    self.err(
+                        key("members_file"),
+                        "source = \"file\" needs members_file = \"<path to a member-list JSON>\"",
+                    )
+                })?;
+                let members_file = self.resolve(&file);
+                if !members_file.is_file() {
+                    return Err(self.err(
+                        key("members_file"),
+                        format!("{} does not exist or is not a file", members_file.display()),
+                    ));
+                }
+                if poll_interval < MIN_FILE_POLL {
+                    return Err(self.err(key("poll_interval"), "must be at least 100ms"));
+                }
+                Source::File { members_file }
+            }
+        };
+        Ok(Network {
+            id,
+            domain,
+            source,
+            poll_interval,
+            include_unauthorized: raw.include_unauthorized,
+        })
+    }
+
+    fn token(&self, key: &str, file: Option<&Path>) -> Result<Secret, ConfigError> {
+        let token = match file {
+            Some(f) => {
+                let path = self.resolve(f);
+                std::fs::read_to_string(&path).map_err(|e| {
+                    self.err(
+                        key,
+                        format!(
+                            "cannot read {}: {e} (it must hold the ZeroTier Central API token)",
+                            path.display()
+                        ),
+                    )
+                })?
+            }
+            None => std::env::var(TOKEN_ENV).map_err(|_| {
+                self.err(
+                    key,
+                    format!(
+                        "source = \"central\" needs an API token: set token_file, or the \
+                         environment variable {TOKEN_ENV}"
+                    ),
+                )
+            })?,
+        };
+        let token = token.trim().to_owned();
+        if token.is_empty() {
+            return Err(self.err(key, "the API token is empty"));
+        }
+        Ok(Secret(token))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/nonexistent/test.toml"), text)
+    }
+
+    const MINIMAL: &str = r#"
+        [listen]
+        addresses = ["127.0.0.1"]
+        [[network]]
+        id = "8056c2e21c000001"
+    "#;
+
+    #[test]
+    fn minimal_config_with_env_token() {
+        std::env::set_var(TOKEN_ENV, " tok\n");
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.domain.to_ascii(), "backhaul.");
+        assert_eq!(c.ttl, 60);
+        assert_eq!(c.negative_ttl, 60);
+        assert_eq!(c.listen.port, 53);
+        let n = &c.networks[0];
+        assert_eq!(n.id.to_string(), "8056c2e21c000001");
+        assert_eq!(n.poll_interval, Duration::from_secs(30));
+        match &n.source {
+            Source::Central { api_url, token } => {
+                assert_eq!(api_url, "https://api.zerotier.com/api/v1");
+                assert_eq!(token.expose(), "tok");
+                assert!(!format!("{token:?}").contains("tok"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_key_names_line() {
+        let e = err("domain = \"x\"\nbogus = 1\n");
+        assert!(e.contains("line 2") && e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_names_key() {
+        let e = err(&format!("ttl = \"soon\"\n{MINIMAL}"));
+        assert!(e.contains("ttl:") && e.contains("\"30s\""), "{e}");
+    }
+
+    #[test]
+    fn wildcard_listen_refused() {
+        let e = err("[listen]\naddresses=[\"0.0.0.0\"]\n[[network]]\nid=\"8056c2e21c000001\"\n");
+        assert!(e.contains("listen.addresses[0]") && e.contains("open resolver"), "{e}");
+        let e = err("[listen]\naddresses=[\"::\"]\n[[network]]\nid=\"8056c2e21c000001\"\n");
+        assert!(e.contains("every interface"), "{e}");
+    }
+
+    #[test]
+    fn no_network() {
+        let e = err("[listen]\naddresses=[\"127.0.0.1\"]\n");
+        assert!(e.contains("no [[network]]"), "{e}");
+    }
+
+    #[test]
+    fn missing_token_file() {
+        let e = err(&format!("{MINIMAL}token_file = \"/nonexistent/central.token\"\n"));
+        assert!(e.contains("network[0].token_file") && e.contains("cannot read"), "{e}");
+    }
+
+    #[test]
+    fn bad_network_id_and_domain() {
+        let e = err("[listen]\naddresses=[\"127.0.0.1\"]\n[[network]]\nid=\"xyz\"\n");
+        assert!(e.contains("network[0].id"), "{e}");
+        let e = err(&format!("domain = \"bad domain\"\n{MINIMAL}"));
+        assert!(e.contains("domain:"), "{e}");
+    }
+}

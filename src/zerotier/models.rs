@@ -1,0 +1,217 @@
+//! Serde shapes of the ZeroTier Central API v1 JSON (zerotier-api.md §1.4, §1.5).
+//!
+//! Every field is optional and unknown fields are ignored: the API marks everything nullable
+//! and adds fields over time. Validation into [`super::Member`] happens in [`parse_members`].
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Member, NetworkId, NetworkSnapshot, NodeId};
+
+/// `GET /network/{id}`: only what DNS needs.
+#[derive(Debug, Default, Deserialize)]
+pub struct Network {
+    #[serde(default)]
+    pub config: Option<NetworkConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkConfig {
+    #[serde(default)]
+    pub v6_assign_mode: Option<V6AssignMode>,
+    #[serde(default)]
+    pub routes: Option<Vec<Route>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct V6AssignMode {
+    #[serde(default, rename = "6plane")]
+    pub sixplane: Option<bool>,
+    #[serde(default)]
+    pub rfc4193: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Route {
+    pub target: Option<String>,
+    #[serde(default)]
+    pub via: Option<String>,
+}
+
+/// One element of `GET /network/{id}/member`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiMember {
+    pub node_id: Option<String>,
+    pub name: Option<String>,
+    pub config: Option<MemberConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberConfig {
+    pub id: Option<String>,
+    pub address: Option<String>,
+    pub authorized: Option<bool>,
+    pub creation_time: Option<i64>,
+    pub ip_assignments: Option<Vec<String>>,
+    pub no_auto_assign_ips: Option<bool>,
+}
+
+/// Why one member was skipped; the rest of the list is still served.
+pub type Skip = String;
+
+impl ApiMember {
+    /// Validates one member. A bad address is dropped (and reported) rather than the member.
+    pub fn into_member(self) -> Result<(Member, Vec<Skip>), Skip> {
+        let config = self.config.ok_or("no \"config\" object")?;
+        let id_text = self
+            .node_id
+            .as_deref()
+            .or(config.id.as_deref())
+            .or(config.address.as_deref())
+            .ok_or("no \"nodeId\"")?;
+        let node: NodeId = id_text
+            .parse()
+            .map_err(|_| format!("\"{id_text}\" is not a 10-digit node id"))?;
+        let authorized = config
+            .authorized
+            .ok_or("no \"config.authorized\" (treating it as unknown is unsafe)")?;
+        let mut ips = Vec::new();
+        let mut warnings = Vec::new();
+        for text in config.ip_assignments.unwrap_or_default() {
+            // Central sends bare IPs; tolerate a "/bits" suffix like the local service prints.
+            let bare = text.split('/').next().unwrap_or("").trim();
+            match bare.parse::<IpAddr>() {
+                Ok(ip) if !ip.is_unspecified() && !ip.is_multicast() => ips.push(ip),
+                _ => warnings.push(format!("ignoring address \"{text}\": not a unicast IP")),
+            }
+        }
+        Ok((
+            Member {
+                node,
+                name: self.name.unwrap_or_default(),
+                authorized,
+                creation_time: config.creation_time,
+                ips,
+                no_auto_assign_ips: config.no_auto_assign_ips.unwrap_or(false),
+            },
+            warnings,
+        ))
+    }
+}
+
+impl Network {
+    /// Fills the network-wide parts of a snapshot.
+    pub fn into_snapshot(self, id: NetworkId, members: Vec<Member>) -> NetworkSnapshot {
+        let config = self.config.unwrap_or_default();
+        let modes = config.v6_assign_mode.unwrap_or_default();
+        let routes = config
+            .routes
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.via.as_deref().is_none_or(|v| v.trim().is_empty()))
+            .filter_map(|r| {
+                let t = r.target?;
+                match t.parse::<IpNet>() {
+                    Ok(n) => Some(n.trunc()),
+                    Err(_) => {
+                        tracing::warn!(network = %id, route = %t, "ignoring route: not a CIDR");
+                        None
+                    }
+                }
+            })
+            .collect();
+        NetworkSnapshot {
+            id,
+            rfc4193: modes.rfc4193.unwrap_or(false),
+            sixplane: modes.sixplane.unwrap_or(false),
+            routes,
+            members,
+        }
+    }
+}
+
+/// Turns a member list (a JSON array) into members, skipping bad ones with a warning each.
+pub fn parse_members(network: NetworkId, list: Vec<Value>) -> Vec<Member> {
+    let mut out = Vec::with_capacity(list.len());
+    for (i, value) in list.into_iter().enumerate() {
+        let hint = value
+            .get("nodeId")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_owned();
+        let parsed = serde_json::from_value::<ApiMember>(value)
+            .map_err(|e| e.to_string())
+            .and_then(ApiMember::into_member);
+        match parsed {
+            Ok((m, warnings)) => {
+                for w in warnings {
+                    tracing::warn!(network = %network, member = %m.node, "{w}");
+                }
+                out.push(m);
+            }
+            Err(why) => {
+                tracing::warn!(network = %network, index = i, member = %hint, "skipping member: {why}")
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn real_member_parses() {
+        let v = json!([{
+            "id": "e5cd7a9e1c122ef7-efcc1b0947", "type": "Member", "nodeId": "efcc1b0947",
+            "name": "bc", "hidden": false,
+            "config": {"authorized": true, "creationTime": 1689164995720i64,
+                       "ipAssignments": ["10.147.17.31"], "noAutoAssignIps": false,
+                       "remoteTraceTarget": null, "tags": [[1, true]]},
+            "physicalLocation": null
+        }]);
+        let id = "e5cd7a9e1c122ef7".parse().unwrap();
+        let ms = parse_members(id, serde_json::from_value(v).unwrap());
+        assert_eq!(ms.len(), 1);
+        assert_eq!(ms[0].node.to_string(), "efcc1b0947");
+        assert_eq!(ms[0].ips, vec!["10.147.17.31".parse::<IpAddr>().unwrap()]);
+    }
+
+    #[test]
+    fn bad_members_are_skipped_alone() {
+        let v = json!([
+            {"nodeId": "efcc1b0947", "config": {"authorized": true}},
+            {"nodeId": 12, "config": {"authorized": true}},
+            {"name": "no id", "config": {"authorized": true}},
+            {"nodeId": "a02505e545"},
+            {"nodeId": "a02505e546", "config": {"authorized": true, "ipAssignments": ["10.1.1.300", "10.1.1.3"]}}
+        ]);
+        let id = "e5cd7a9e1c122ef7".parse().unwrap();
+        let ms = parse_members(id, serde_json::from_value(v).unwrap());
+        assert_eq!(ms.len(), 2);
+        assert_eq!(ms[1].ips.len(), 1);
+    }
+
+    #[test]
+    fn network_routes_and_modes() {
+        let n: Network = serde_json::from_value(json!({"config": {
+            "routes": [{"target": "10.0.0.0/23", "via": "192.168.195.64"},
+                       {"target": "192.168.195.0/24"}, {"target": "10.9.9.0/24", "via": null}],
+            "v6AssignMode": {"6plane": true, "rfc4193": false, "zt": false},
+            "rules": [{"type": "MATCH_SOURCE", "value": 3232285886u64}]
+        }}))
+        .unwrap();
+        let s = n.into_snapshot(NetworkId(1), vec![]);
+        assert!(s.sixplane && !s.rfc4193);
+        let routes: Vec<String> = s.routes.iter().map(|r| r.to_string()).collect();
+        assert_eq!(routes, ["192.168.195.0/24", "10.9.9.0/24"]);
+    }
+}

@@ -1,0 +1,583 @@
+//! Members -> zones: the forward domain(s) and reverse zones, with SOA and NS at every apex.
+//!
+//! [`build`] is pure: plain snapshots in, plain records out. [`SerialBook`] then stamps each
+//! zone's SOA with a serial that moves when, and only when, that zone's content changed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
+
+use hickory_proto::rr::rdata::{A, AAAA, NS, PTR, SOA};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::{self, Config};
+use crate::names;
+use crate::reverse;
+use crate::zerotier::{addresses, Member, NetworkId, NetworkSnapshot, NodeId};
+
+/// SOA timers for secondaries (RFC 1912 section 2.2 ranges).
+const SOA_REFRESH: i32 = 3600;
+const SOA_RETRY: i32 = 600;
+const SOA_EXPIRE: i32 = 14 * 24 * 3600;
+
+/// What the zone needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub ttl: u32,
+    pub negative_ttl: u32,
+    /// The server's own name: NS target of every zone, and SOA MNAME.
+    pub nameserver: Name,
+    /// Addresses published for `nameserver`, so the NS name resolves.
+    pub nameserver_addresses: Vec<IpAddr>,
+}
+
+impl Settings {
+    pub fn new(config: &Config) -> Settings {
+        Settings {
+            ttl: config.ttl,
+            negative_ttl: config.negative_ttl,
+            nameserver: config.domain.clone(),
+            nameserver_addresses: config.listen.addresses.clone(),
+        }
+    }
+}
+
+/// One network's configuration and, once a sync succeeded, its members.
+pub struct Input<'a> {
+    pub network: &'a config::Network,
+    pub snapshot: Option<&'a NetworkSnapshot>,
+}
+
+/// Two members wanted the same name; `winner` got it (oldest creationTime, then lowest id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub name: Name,
+    pub winner: NodeId,
+    pub loser: NodeId,
+    pub network: NetworkId,
+}
+
+/// One zone: an apex and every record at or below it (down to the next apex).
+#[derive(Debug, Clone)]
+pub struct ZoneContent {
+    pub apex: Name,
+    /// False until every network feeding this zone has synced once: a miss is then SERVFAIL,
+    /// not NXDOMAIN, so resolvers do not cache the absence of names we have not seen yet.
+    pub complete: bool,
+    /// SHA-256 over the records (SOA excluded), to decide whether the serial moves.
+    pub hash: [u8; 32],
+    /// Set by [`SerialBook::stamp`], which also puts the SOA first in `records`.
+    pub serial: u32,
+    /// Sorted by owner (DNSSEC canonical order), type, RDATA; no duplicates.
+    pub records: Vec<Record>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Zones {
+    pub zones: Vec<ZoneContent>,
+    /// Members that got at least their zt- name, per network.
+    pub members: BTreeMap<NetworkId, usize>,
+    pub conflicts: Vec<Conflict>,
+}
+
+impl Zones {
+    pub fn record_count(&self) -> usize {
+        self.zones.iter().map(|z| z.records.len()).sum()
+    }
+}
+
+/// A member that made it into the zone, with everything derived from it.
+struct Entry<'a> {
+    network: NetworkId,
+    member: &'a Member,
+    addresses: Vec<IpAddr>,
+    zt: Name,
+    custom: Option<Name>,
+    custom_won: bool,
+}
+
+/// Builds every zone from the networks' snapshots. Pure and deterministic.
+pub fn build(inputs: &[Input<'_>], settings: &Settings) -> Zones {
+    let mut apexes: BTreeSet<Name> = BTreeSet::new();
+    let mut incomplete: HashSet<Name> = HashSet::new();
+    apexes.insert(settings.nameserver.clone());
+    let mut entries: Vec<Entry<'_>> = Vec::new();
+
+    for input in inputs {
+        let domain = &input.network.domain;
+        apexes.insert(domain.clone());
+        let Some(snap) = input.snapshot else {
+            incomplete.insert(domain.clone());
+            continue;
+        };
+        for route in &snap.routes {
+            apexes.extend(reverse::apexes(*route));
+        }
+        if snap.rfc4193 {
+            apexes.extend(reverse::apexes(addresses::rfc4193_prefix(snap.id).into()));
+        }
+        for m in &snap.members {
+            if !m.authorized && !input.network.include_unauthorized {
+                tracing::debug!(network = %snap.id, member = %m.node, "skipping: not authorized");
+                continue;
+            }
+            let addrs = snap.addresses_of(m);
+            if addrs.is_empty() {
+                tracing::debug!(network = %snap.id, member = %m.node, "skipping: no addresses");
+                continue;
+            }
+            if snap.sixplane && !m.no_auto_assign_ips {
+                apexes.extend(reverse::apexes(
+                    addresses::sixplane_prefix(snap.id, m.node).into(),
+                ));
+            }
+            let zt = Name::from_labels([names::zt_label(m.node).as_bytes()])
+                .and_then(|n| n.append_domain(domain))
+                .expect("zt-<10 hex> under a valid domain is a valid name");
+            let custom = names::member_name(&m.name, domain);
+            if custom.is_none() && !m.name.trim().is_empty() {
+                tracing::debug!(network = %snap.id, member = %m.node, name = %m.name, "no usable name: zt- name only");
+            }
+            entries.push(Entry {
+                network: snap.id,
+                member: m,
+                addresses: addrs,
+                zt,
+                custom,
+                custom_won: false,
+            });
+        }
+    }
+
+    let conflicts = resolve_names(&mut entries, &apexes);
+
+    let mut records: Vec<Record> = Vec::new();
+    let mut members: BTreeMap<NetworkId, HashSet<NodeId>> = BTreeMap::new();
+    for e in &entries {
+        members.entry(e.network).or_default().insert(e.member.node);
+        let preferred = if e.custom_won { e.custom.as_ref() } else { None };
+        for owner in std::iter::once(&e.zt).chain(preferred) {
+            for ip in &e.addresses {
+                records.push(address_record(owner, *ip, settings.ttl));
+            }
+        }
+        let target = preferred.unwrap_or(&e.zt);
+        for ip in &e.addresses {
+            records.push(Record::from_rdata(
+                reverse::ptr_name(*ip),
+                settings.ttl,
+                RData::PTR(PTR(target.clone())),
+            ));
+        }
+    }
+    for ip in &settings.nameserver_addresses {
+        records.push(address_record(&settings.nameserver, *ip, settings.ttl));
+    }
+
+    // A PTR outside every reverse zone (an address no managed route covers) gets a zone of
+    // its own: authoritative for exactly that name and nothing around it.
+    for r in &records {
+        if r.record_type() == RecordType::PTR && closest_apex(&r.name, &apexes).is_none() {
+            apexes.insert(r.name.clone());
+        }
+    }
+    // Nested apexes would need delegations; the outer zone simply holds the inner names.
+    let apexes: BTreeSet<Name> = {
+        let mut by_depth: Vec<&Name> = apexes.iter().collect();
+        by_depth.sort_by_key(|n| n.num_labels());
+        let mut kept: BTreeSet<Name> = BTreeSet::new();
+        for a in by_depth {
+            if closest_apex(a, &kept).is_none() {
+                kept.insert(a.clone());
+            }
+        }
+        kept
+    };
+
+    let mut grouped: BTreeMap<Name, Vec<Record>> =
+        apexes.iter().map(|a| (a.clone(), Vec::new())).collect();
+    for r in records {
+        let apex = closest_apex(&r.name, &apexes).expect("every owner is under an apex");
+        grouped.get_mut(&apex).expect("apex was inserted").push(r);
+    }
+
+    let zones = grouped
+        .into_iter()
+        .map(|(apex, mut records)| {
+            records.push(Record::from_rdata(
+                apex.clone(),
+                settings.ttl,
+                RData::NS(NS(settings.nameserver.clone())),
+            ));
+            sort_records(&mut records);
+            let complete = !incomplete.iter().any(|d| apex.zone_of(d) || d.zone_of(&apex));
+            ZoneContent {
+                hash: content_hash(&records),
+                apex,
+                complete,
+                serial: 0,
+                records,
+            }
+        })
+        .collect();
+
+    Zones {
+        zones,
+        members: members.into_iter().map(|(k, v)| (k, v.len())).collect(),
+        conflicts,
+    }
+}
+
+/// Applies the collision rule; returns the conflicts (one per losing member).
+fn resolve_names(entries: &mut [Entry<'_>], apexes: &BTreeSet<Name>) -> Vec<Conflict> {
+    let zt_names: HashSet<Name> = entries.iter().map(|e| e.zt.clone()).collect();
+    let mut wanted: HashMap<Name, Vec<usize>> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        if let Some(name) = &e.custom {
+            if zt_names.contains(name) || apexes.contains(name) {
+                tracing::warn!(network = %e.network, member = %e.member.node, name = %name,
+                    "name is reserved (a zt- name or a zone apex): zt- name only");
+                continue;
+            }
+            wanted.entry(name.clone()).or_default().push(i);
+        }
+    }
+    let mut conflicts = Vec::new();
+    for (name, mut claimants) in wanted {
+        claimants.sort_by(|a, b| names::precedence(entries[*a].member, entries[*b].member));
+        let winner = entries[claimants[0]].member.node;
+        for i in claimants {
+            let e = &mut entries[i];
+            // The same node in two networks is one host, not a conflict.
+            if e.member.node == winner {
+                e.custom_won = true;
+            } else {
+                tracing::warn!(network = %e.network, name = %name, winner = %winner, loser = %e.member.node,
+                    "name conflict: the older member keeps the name, the other keeps only its zt- name");
+                conflicts.push(Conflict {
+                    name: name.clone(),
+                    winner,
+                    loser: e.member.node,
+                    network: e.network,
+                });
+            }
+        }
+    }
+    conflicts.sort_by(|a, b| (&a.name, a.loser).cmp(&(&b.name, b.loser)));
+    conflicts
+}
+
+fn address_record(owner: &Name, ip: IpAddr, ttl: u32) -> Record {
+    let rdata = match ip {
+        IpAddr::V4(v4) => RData::A(A(v4)),
+        IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
+    };
+    Record::from_rdata(owner.clone(), ttl, rdata)
+}
+
+/// The apex a name belongs to: itself or its nearest ancestor in `apexes`.
+fn closest_apex(name: &Name, apexes: &BTreeSet<Name>) -> Option<Name> {
+    let mut n = name.clone();
+    loop {
+        if apexes.contains(&n) {
+            return Some(n);
+        }
+        if n.is_root() {
+            return None;
+        }
+        n = n.base_name();
+    }
+}
+
+/// RDATA in wire form with no compression (pointers would be relative to the wrong message).
+pub fn rdata_wire(rdata: &RData) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut enc = BinEncoder::new(&mut buf);
+    enc.set_name_encoding(NameEncoding::Uncompressed);
+    rdata
+        .emit(&mut enc)
+        .expect("in-memory RDATA always encodes");
+    buf
+}
+
+/// Owner names compare in DNSSEC canonical order (case-insensitive), then type, then RDATA.
+fn sort_records(records: &mut Vec<Record>) {
+    let mut keyed: Vec<(Vec<u8>, Record)> = records
+        .drain(..)
+        .map(|r| (rdata_wire(&r.data), r))
+        .collect();
+    keyed.sort_by(|(wa, a), (wb, b)| {
+        (&a.name, u16::from(a.record_type()), wa).cmp(&(&b.name, u16::from(b.record_type()), wb))
+    });
+    keyed.dedup_by(|(wa, a), (wb, b)| {
+        a.name == b.name && a.record_type() == b.record_type() && wa == wb
+    });
+    records.extend(keyed.into_iter().map(|(_, r)| r));
+}
+
+fn content_hash(records: &[Record]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for r in records.iter().filter(|r| r.record_type() != RecordType::SOA) {
+        h.update(r.name.to_lowercase().to_ascii().as_bytes());
+        h.update(u16::from(r.record_type()).to_be_bytes());
+        h.update(r.ttl.to_be_bytes());
+        let w = rdata_wire(&r.data);
+        h.update((w.len() as u16).to_be_bytes());
+        h.update(&w);
+    }
+    h.finalize().into()
+}
+
+/// Last serial and content hash of every zone, persisted in `state_dir` across restarts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SerialBook {
+    zones: BTreeMap<String, SerialEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct SerialEntry {
+    hash: String,
+    serial: u32,
+}
+
+/// RFC 1982 serial number arithmetic: is `a` after `b`?
+fn serial_after(a: u32, b: u32) -> bool {
+    a != b && (a.wrapping_sub(b) as i32) > 0
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl SerialBook {
+    /// Gives every zone its serial and SOA. A zone whose content hash is unchanged keeps its
+    /// serial; a changed or new zone gets the current Unix time, or last serial + 1 if that is
+    /// not later (several changes in one second). Returns whether the book changed.
+    pub fn stamp(&mut self, zones: &mut Zones, now_unix: u32, settings: &Settings) -> bool {
+        let before = self.clone();
+        let mut next = BTreeMap::new();
+        for z in &mut zones.zones {
+            let key = z.apex.to_ascii();
+            let hash = hex(&z.hash);
+            let serial = match self.zones.get(&key) {
+                Some(e) if e.hash == hash => e.serial,
+                Some(e) if serial_after(now_unix, e.serial) => now_unix,
+                Some(e) => e.serial.wrapping_add(1),
+                None => now_unix,
+            };
+            z.serial = serial;
+            let rname = Name::from_ascii("hostmaster")
+                .and_then(|n| n.append_domain(&settings.nameserver))
+                .expect("hostmaster.<domain> is a valid name");
+            let soa = SOA::new(
+                settings.nameserver.clone(),
+                rname,
+                serial,
+                SOA_REFRESH,
+                SOA_RETRY,
+                SOA_EXPIRE,
+                settings.negative_ttl,
+            );
+            z.records.retain(|r| r.record_type() != RecordType::SOA);
+            z.records
+                .insert(0, Record::from_rdata(z.apex.clone(), settings.ttl, RData::SOA(soa)));
+            next.insert(key, SerialEntry { hash, serial });
+        }
+        self.zones = next;
+        *self != before
+    }
+}
+
+/// RFC 1035 master-file text of every zone (the `zone` command, and how operators list hosts).
+pub fn master_file(zones: &Zones) -> String {
+    let mut out = String::new();
+    for z in &zones.zones {
+        out.push_str(&format!(
+            "; zone {} serial {}{}\n$ORIGIN {}\n",
+            z.apex,
+            z.serial,
+            if z.complete { "" } else { " (incomplete: a network has not synced yet)" },
+            z.apex
+        ));
+        for r in &z.records {
+            out.push_str(&format!("{r}\n"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn network(id: &str, domain: &str) -> config::Network {
+        config::Network {
+            id: id.parse().unwrap(),
+            domain: Name::from_ascii(domain).unwrap(),
+            source: config::Source::File {
+                members_file: "/dev/null".into(),
+            },
+            poll_interval: Duration::from_secs(30),
+            include_unauthorized: false,
+        }
+    }
+
+    fn member(node: &str, name: &str, created: i64, ips: &[&str]) -> Member {
+        Member {
+            node: node.parse().unwrap(),
+            name: name.into(),
+            authorized: true,
+            creation_time: Some(created),
+            ips: ips.iter().map(|i| i.parse().unwrap()).collect(),
+            no_auto_assign_ips: false,
+        }
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            ttl: 60,
+            negative_ttl: 30,
+            nameserver: Name::from_ascii("backhaul.").unwrap(),
+            nameserver_addresses: vec!["10.147.17.1".parse().unwrap()],
+        }
+    }
+
+    fn snapshot(members: Vec<Member>) -> NetworkSnapshot {
+        NetworkSnapshot {
+            id: "8056c2e21c000001".parse().unwrap(),
+            rfc4193: false,
+            sixplane: false,
+            routes: vec!["10.147.17.0/24".parse().unwrap()],
+            members,
+        }
+    }
+
+    fn lines(zones: &Zones) -> Vec<String> {
+        zones
+            .zones
+            .iter()
+            .flat_map(|z| z.records.iter().map(|r| r.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn members_become_forward_and_reverse_records() {
+        let net = network("8056c2e21c000001", "backhaul.");
+        let snap = snapshot(vec![
+            member("a45dc9d260", "DB", 1, &["10.147.17.5"]),
+            member("e610b78bf1", "", 2, &["10.147.17.6"]),
+        ]);
+        let zones = build(
+            &[Input {
+                network: &net,
+                snapshot: Some(&snap),
+            }],
+            &settings(),
+        );
+        let l = lines(&zones);
+        for want in [
+            "db.backhaul. 60 IN A 10.147.17.5",
+            "zt-a45dc9d260.backhaul. 60 IN A 10.147.17.5",
+            "zt-e610b78bf1.backhaul. 60 IN A 10.147.17.6",
+            "5.17.147.10.in-addr.arpa. 60 IN PTR db.backhaul.",
+            "6.17.147.10.in-addr.arpa. 60 IN PTR zt-e610b78bf1.backhaul.",
+            "backhaul. 60 IN NS backhaul.",
+            "17.147.10.in-addr.arpa. 60 IN NS backhaul.",
+        ] {
+            assert!(l.iter().any(|x| x == want), "missing {want} in {l:#?}");
+        }
+        let apexes: Vec<String> = zones.zones.iter().map(|z| z.apex.to_ascii()).collect();
+        assert_eq!(apexes, ["17.147.10.in-addr.arpa.", "backhaul."]); // canonical order
+        assert!(zones.zones.iter().all(|z| z.complete));
+        assert_eq!(zones.members.values().sum::<usize>(), 2);
+    }
+
+    #[test]
+    fn collision_oldest_wins_and_is_reported() {
+        let net = network("8056c2e21c000001", "backhaul.");
+        let snap = snapshot(vec![
+            member("00000000bb", "web", 5, &["10.147.17.2"]),
+            member("00000000aa", "Web", 5, &["10.147.17.3"]),
+            member("00000000cc", "web", 1, &["10.147.17.4"]),
+        ]);
+        let zones = build(
+            &[Input {
+                network: &net,
+                snapshot: Some(&snap),
+            }],
+            &settings(),
+        );
+        let l = lines(&zones);
+        let web: Vec<&String> = l.iter().filter(|x| x.starts_with("web.")).collect();
+        assert_eq!(web, ["web.backhaul. 60 IN A 10.147.17.4"]);
+        assert_eq!(zones.conflicts.len(), 2);
+        assert!(zones.conflicts.iter().all(|c| c.winner.to_string() == "00000000cc"));
+    }
+
+    #[test]
+    fn computed_ipv6_and_their_reverse_zones() {
+        let net = network("8056c2e21c000001", "backhaul.");
+        let mut snap = snapshot(vec![member("a45dc9d260", "db", 1, &[])]);
+        snap.rfc4193 = true;
+        snap.sixplane = true;
+        let zones = build(
+            &[Input {
+                network: &net,
+                snapshot: Some(&snap),
+            }],
+            &settings(),
+        );
+        let l = lines(&zones);
+        assert!(l.contains(&"db.backhaul. 60 IN AAAA fd80:56c2:e21c:0:199:93a4:5dc9:d260".into()));
+        let apexes: Vec<String> = zones.zones.iter().map(|z| z.apex.to_ascii()).collect();
+        assert!(apexes.contains(&"3.9.9.9.1.0.0.0.0.0.c.1.2.e.2.c.6.5.0.8.d.f.ip6.arpa.".into()));
+        assert_eq!(apexes.len(), 4, "{apexes:?}"); // forward, ipv4, rfc4193, one 6plane /80
+    }
+
+    #[test]
+    fn unsynced_network_marks_zone_incomplete() {
+        let net = network("8056c2e21c000001", "backhaul.");
+        let zones = build(
+            &[Input {
+                network: &net,
+                snapshot: None,
+            }],
+            &settings(),
+        );
+        assert_eq!(zones.zones.len(), 1);
+        assert!(!zones.zones[0].complete);
+    }
+
+    #[test]
+    fn serial_moves_only_on_change() {
+        let net = network("8056c2e21c000001", "backhaul.");
+        let make = |ip: &str| {
+            let snap = snapshot(vec![member("a45dc9d260", "db", 1, &[ip])]);
+            build(
+                &[Input {
+                    network: &net,
+                    snapshot: Some(&snap),
+                }],
+                &settings(),
+            )
+        };
+        let mut book = SerialBook::default();
+        let mut z1 = make("10.147.17.5");
+        assert!(book.stamp(&mut z1, 1000, &settings()));
+        assert_eq!(z1.zones[0].serial, 1000);
+        assert_eq!(z1.zones[0].records[0].record_type(), RecordType::SOA);
+        let mut z2 = make("10.147.17.5");
+        assert!(!book.stamp(&mut z2, 2000, &settings()));
+        assert_eq!(z2.zones[0].serial, 1000);
+        let mut z3 = make("10.147.17.9");
+        book.stamp(&mut z3, 2000, &settings());
+        assert_eq!(z3.zones[0].serial, 2000);
+        let mut z4 = make("10.147.17.10");
+        book.stamp(&mut z4, 2000, &settings()); // same second: +1
+        assert_eq!(z4.zones[0].serial, 2001);
+    }
+}
