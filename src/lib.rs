@@ -28,10 +28,10 @@
 
 pub mod cli;
 pub mod config;
-
+pub mod dns;
 pub mod names;
 pub mod reverse;
-
-
+pub mod run;
+pub mod sync;
 pub mod zerotier;
 pub mod zone;

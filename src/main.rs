@@ -1,1 +1,70 @@
-fn main(){}
+//! The `backhaul-dns` binary: parse the command line, set up logging, run, map errors to exit codes.
+
+use std::process::ExitCode;
+
+use backhaul_dns::cli::{Cli, Command, CommonArgs, LogFormat};
+use backhaul_dns::config::Config;
+use backhaul_dns::run;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+/// Exit code for a configuration the server refuses to start with.
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let args = cli.command.common();
+    if let Err(e) = init_logging(args) {
+        eprintln!("backhaul-dns: {e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("backhaul-dns: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let result = match cli.command {
+        Command::Check(_) => {
+            println!("{}", run::summary(&config));
+            Ok(())
+        }
+        Command::Run(_) => runtime().and_then(|rt| rt.block_on(run::serve(config))),
+        Command::Zone(_) => runtime()
+            .and_then(|rt| rt.block_on(run::zone_text(&config)))
+            .map(|text| print!("{text}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("backhaul-dns: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// `--log-level` wins over `RUST_LOG`; the default is `info`. Logs go to stderr so that
+/// `zone` output on stdout stays a clean master file.
+fn init_logging(args: &CommonArgs) -> anyhow::Result<()> {
+    let filter = match &args.log_level {
+        Some(level) => EnvFilter::try_new(level)
+            .map_err(|e| anyhow::anyhow!("--log-level {level}: {e}"))?,
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+    Ok(())
+}

@@ -1,0 +1,215 @@
+//! Where a query is answered: request bytes + the current zone -> response bytes.
+//!
+//! The response is written straight into a reused buffer: the client's question copied as sent
+//! (so its case is echoed), pre-encoded RRsets copied behind it, owner names compressed to the
+//! question. Nothing here allocates once the buffer has grown.
+
+use super::index::{Lookup, ZoneIndex};
+use super::wire::{self, flags, ParseError, Request, HEADER_LEN, TYPE_OPT};
+
+/// The largest UDP response we send, whatever the client offers (DNS Flag Day 2020: avoids
+/// IP fragmentation, which is lost or spoofable on many paths).
+pub const MAX_UDP_PAYLOAD: u16 = 1232;
+/// Without EDNS a UDP response is at most 512 bytes (RFC 1035 4.2.1).
+const CLASSIC_UDP_PAYLOAD: usize = 512;
+
+/// Response codes (RFC 1035, RFC 6891 for BADVERS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum Rcode {
+    NoError = 0,
+    FormErr = 1,
+    ServFail = 2,
+    NxDomain = 3,
+    NotImp = 4,
+    Refused = 5,
+    BadVers = 16,
+}
+
+const OPCODE_QUERY: u8 = 0;
+const CLASS_IN: u16 = 1;
+const CLASS_ANY: u16 = 255;
+const TYPE_IXFR: u16 = 251;
+const TYPE_AXFR: u16 = 252;
+const TYPE_MAILB: u16 = 253;
+const TYPE_MAILA: u16 = 254;
+const TYPE_ANY: u16 = 255;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// What happened, for the caller's logs and counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing to send (not a query, or too short to answer).
+    Drop,
+    Reply { rcode: Rcode, truncated: bool },
+}
+
+/// Answers one request. On `Outcome::Reply`, `out` holds the whole response message.
+pub fn respond(zone: &ZoneIndex, query: &[u8], transport: Transport, out: &mut Vec<u8>) -> Outcome {
+    out.clear();
+    let req = match wire::parse(query) {
+        Ok(r) => r,
+        Err(ParseError::Ignore) => return Outcome::Drop,
+        Err(ParseError::FormErr) => {
+            // Header only: the rest could not be trusted enough to echo.
+            let flag_word = u16::from_be_bytes([query[2], query[3]]);
+            out.extend_from_slice(&query[0..2]);
+            let f = flags::QR | (flag_word & (0x7800 | flags::RD | flags::CD)) | Rcode::FormErr as u16;
+            out.extend_from_slice(&f.to_be_bytes());
+            out.extend_from_slice(&[0; 8]);
+            return Outcome::Reply {
+                rcode: Rcode::FormErr,
+                truncated: false,
+            };
+        }
+    };
+    let limit = match (transport, req.edns) {
+        (Transport::Tcp, _) => usize::from(u16::MAX),
+        (Transport::Udp, None) => CLASSIC_UDP_PAYLOAD,
+        (Transport::Udp, Some(e)) => usize::from(e.udp_size.clamp(512, MAX_UDP_PAYLOAD)),
+    };
+    let mut w = Writer::start(out, &req);
+    let rcode = decide(zone, &req, &mut w);
+    w.finish(&req, rcode, limit)
+}
+
+/// Chooses the answer and writes its answer and authority sections.
+fn decide(zone: &ZoneIndex, req: &Request<'_>, w: &mut Writer<'_>) -> Rcode {
+    // RFC 6891 6.1.3: we speak EDNS version 0 only.
+    if req.edns.is_some_and(|e| e.version > 0) {
+        return Rcode::BadVers;
+    }
+    if req.opcode != OPCODE_QUERY {
+        return Rcode::NotImp;
+    }
+    let Some(q) = &req.question else {
+        return Rcode::FormErr;
+    };
+    if q.qclass != CLASS_IN && q.qclass != CLASS_ANY {
+        return Rcode::Refused;
+    }
+    match q.qtype {
+        TYPE_OPT => return Rcode::FormErr,
+        // Zone transfers are not offered (yet): say no rather than pretend.
+        TYPE_AXFR | TYPE_IXFR => return Rcode::Refused,
+        TYPE_MAILA | TYPE_MAILB => return Rcode::NotImp,
+        _ => {}
+    }
+    let qname = q.name.wire();
+    match zone.lookup(qname) {
+        Lookup::NotOurs => Rcode::Refused,
+        Lookup::NxDomain(meta) => {
+            if !meta.complete {
+                return Rcode::ServFail;
+            }
+            w.authoritative = true;
+            w.negative_soa(qname.len(), meta.apex_len, &meta.negative_soa);
+            Rcode::NxDomain
+        }
+        Lookup::Found(node, meta) => {
+            w.authoritative = true;
+            let mut answered = false;
+            for set in node.rrsets.iter() {
+                if set.rtype == q.qtype || q.qtype == TYPE_ANY {
+                    w.answer(set.count, &set.wire);
+                    answered = true;
+                }
+            }
+            if !answered {
+                if !meta.complete {
+                    w.authoritative = false;
+                    return Rcode::ServFail;
+                }
+                // NODATA (RFC 2308 2.2): NOERROR, empty answer, SOA in authority.
+                w.negative_soa(qname.len(), meta.apex_len, &meta.negative_soa);
+            }
+            Rcode::NoError
+        }
+    }
+}
+
+/// Builds a response in place: header, echoed question, sections, OPT.
+struct Writer<'a> {
+    out: &'a mut Vec<u8>,
+    question_end: usize,
+    authoritative: bool,
+    ancount: u16,
+    nscount: u16,
+}
+
+impl<'a> Writer<'a> {
+    fn start(out: &'a mut Vec<u8>, req: &Request<'_>) -> Writer<'a> {
+        out.extend_from_slice(&[0; HEADER_LEN]);
+        if let Some(q) = &req.question {
+            out.extend_from_slice(&req.raw[HEADER_LEN..q.end]);
+        }
+        let question_end = out.len();
+        Writer {
+            out,
+            question_end,
+            authoritative: false,
+            ancount: 0,
+            nscount: 0,
+        }
+    }
+
+    fn answer(&mut self, count: u16, wire: &[u8]) {
+        self.out.extend_from_slice(wire);
+        self.ancount += count;
+    }
+
+    /// The zone's SOA in the authority section; its owner (the apex) is a suffix of the
+    /// question name, so it is a pointer into the question.
+    fn negative_soa(&mut self, qname_len: usize, apex_len: usize, soa_tail: &[u8]) {
+        let offset = (HEADER_LEN + qname_len - apex_len) as u16;
+        self.out.extend_from_slice(&(0xc000 | offset).to_be_bytes());
+        self.out.extend_from_slice(soa_tail);
+        self.nscount += 1;
+    }
+
+    fn finish(self, req: &Request<'_>, rcode: Rcode, limit: usize) -> Outcome {
+        let code = rcode as u16;
+        let mut f = flags::QR
+            | (u16::from(req.opcode) << 11)
+            | (req.flags & (flags::RD | flags::CD))
+            | (code & 0xf);
+        if self.authoritative {
+            f |= flags::AA;
+        }
+        let (mut ancount, mut nscount) = (self.ancount, self.nscount);
+        let opt_len = if req.edns.is_some() { 11 } else { 0 };
+        let truncated = self.out.len() + opt_len > limit;
+        if truncated {
+            // RFC 2181 9: never a partial RRset; the client retries over TCP.
+            self.out.truncate(self.question_end);
+            ancount = 0;
+            nscount = 0;
+            f |= flags::TC;
+        }
+        if let Some(edns) = req.edns {
+            // OPT: root owner, our payload size, extended RCODE high bits, version 0, DO echoed.
+            self.out.push(0);
+            self.out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+            self.out.extend_from_slice(&MAX_UDP_PAYLOAD.to_be_bytes());
+            self.out.push((code >> 4) as u8);
+            self.out.push(0);
+            self.out
+                .extend_from_slice(&(if edns.dnssec_ok { 0x8000u16 } else { 0 }).to_be_bytes());
+            self.out.extend_from_slice(&[0, 0]);
+        }
+        let qdcount = u16::from(req.question.is_some());
+        let header = &mut self.out[..HEADER_LEN];
+        header[0..2].copy_from_slice(&req.id.to_be_bytes());
+        header[2..4].copy_from_slice(&f.to_be_bytes());
+        header[4..6].copy_from_slice(&qdcount.to_be_bytes());
+        header[6..8].copy_from_slice(&ancount.to_be_bytes());
+        header[8..10].copy_from_slice(&nscount.to_be_bytes());
+        header[10..12].copy_from_slice(&u16::from(req.edns.is_some()).to_be_bytes());
+        Outcome::Reply { rcode, truncated }
+    }
+}

@@ -1,0 +1,178 @@
+//! The compiled, immutable zone the query path reads: a hash index by lowercased wire name,
+//! with every RRset already encoded.
+//!
+//! Built once per sync from [`crate::zone::Zones`] and swapped in whole. Every name between a
+//! record's owner and its apex is present (empty non-terminals too), so the nearest existing
+//! ancestor of a missing name tells both that the name does not exist and which zone's SOA
+//! goes in the negative answer: a handful of hash probes at any zone size.
+
+use std::collections::HashMap;
+
+use hickory_proto::rr::{Name, RecordType};
+
+use crate::zone::{rdata_wire, Zones};
+
+/// Class IN on the wire.
+const CLASS_IN: u16 = 1;
+/// Compression pointer to the question name, which always sits at offset 12.
+const POINTER_TO_QNAME: [u8; 2] = [0xc0, 0x0c];
+
+/// One RRset ready to copy into an answer.
+pub struct RrSet {
+    pub rtype: u16,
+    pub count: u16,
+    /// Every record as `C0 0C | TYPE | CLASS | TTL | RDLENGTH | RDATA`: the owner is a pointer
+    /// to the question name, which is the owner of everything answered at a node.
+    pub wire: Box<[u8]>,
+}
+
+pub struct Node {
+    pub zone: u32,
+    /// Empty for an empty non-terminal. Few per node: a linear scan beats hashing.
+    pub rrsets: Box<[RrSet]>,
+}
+
+pub struct ZoneMeta {
+    /// Length of the apex name in wire form, to point at it inside the question name.
+    pub apex_len: usize,
+    /// `TYPE | CLASS | TTL | RDLENGTH | RDATA` of the SOA with TTL = min(SOA TTL, MINIMUM)
+    /// (RFC 2308 section 3), for the authority section of negative answers.
+    pub negative_soa: Box<[u8]>,
+    pub complete: bool,
+    pub serial: u32,
+}
+
+/// Where a name lands.
+pub enum Lookup<'a> {
+    /// The name exists (possibly as an empty non-terminal).
+    Found(&'a Node, &'a ZoneMeta),
+    /// Inside one of our zones, but no such name.
+    NxDomain(&'a ZoneMeta),
+    /// Not in any zone we serve.
+    NotOurs,
+}
+
+#[derive(Default)]
+pub struct ZoneIndex {
+    nodes: HashMap<Box<[u8]>, Node>,
+    zones: Vec<ZoneMeta>,
+}
+
+/// Lowercase uncompressed wire form of a name.
+pub fn name_wire(name: &Name) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len() + 2);
+    for label in name.iter() {
+        out.push(label.len() as u8);
+        out.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    out.push(0);
+    out
+}
+
+/// The wire name with its first label removed; `None` for the root.
+pub fn parent(wire: &[u8]) -> Option<&[u8]> {
+    match wire.first() {
+        Some(0) | None => None,
+        Some(&len) => wire.get(1 + usize::from(len)..),
+    }
+}
+
+fn rr_tail(rtype: u16, ttl: u32, rdata: &[u8]) -> Vec<u8> {
+    let mut w = Vec::with_capacity(10 + rdata.len());
+    w.extend_from_slice(&rtype.to_be_bytes());
+    w.extend_from_slice(&CLASS_IN.to_be_bytes());
+    w.extend_from_slice(&ttl.to_be_bytes());
+    w.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    w.extend_from_slice(rdata);
+    w
+}
+
+impl ZoneIndex {
+    pub fn compile(zones: &Zones) -> ZoneIndex {
+        let mut index = ZoneIndex::default();
+        // Owner -> type -> (count, wire); records arrive sorted, so RRsets are contiguous.
+        let mut building: HashMap<Vec<u8>, (u32, Vec<(u16, u16, Vec<u8>)>)> = HashMap::new();
+        for (zi, z) in zones.zones.iter().enumerate() {
+            let apex = name_wire(&z.apex);
+            let mut negative_soa = Vec::new();
+            for r in &z.records {
+                let owner = name_wire(&r.name);
+                let rtype = u16::from(r.record_type());
+                let rdata = rdata_wire(&r.data);
+                if r.record_type() == RecordType::SOA {
+                    let minimum = match &r.data {
+                        hickory_proto::rr::RData::SOA(soa) => soa.minimum,
+                        _ => r.ttl,
+                    };
+                    negative_soa = rr_tail(rtype, r.ttl.min(minimum), &rdata);
+                }
+                // Empty non-terminals between the owner and the apex.
+                let mut up = parent(&owner);
+                while let Some(p) = up {
+                    if p.len() < apex.len() || p == apex.as_slice() {
+                        break;
+                    }
+                    building
+                        .entry(p.to_vec())
+                        .or_insert_with(|| (zi as u32, Vec::new()));
+                    up = parent(p);
+                }
+                let (_, sets) = building
+                    .entry(owner)
+                    .or_insert_with(|| (zi as u32, Vec::new()));
+                match sets.last_mut() {
+                    Some((t, count, wire)) if *t == rtype => {
+                        *count += 1;
+                        wire.extend_from_slice(&POINTER_TO_QNAME);
+                        wire.extend_from_slice(&rr_tail(rtype, r.ttl, &rdata));
+                    }
+                    _ => {
+                        let mut wire = POINTER_TO_QNAME.to_vec();
+                        wire.extend_from_slice(&rr_tail(rtype, r.ttl, &rdata));
+                        sets.push((rtype, 1, wire));
+                    }
+                }
+            }
+            index.zones.push(ZoneMeta {
+                apex_len: apex.len(),
+                negative_soa: negative_soa.into_boxed_slice(),
+                complete: z.complete,
+                serial: z.serial,
+            });
+        }
+        index.nodes = building
+            .into_iter()
+            .map(|(owner, (zone, sets))| {
+                let rrsets = sets
+                    .into_iter()
+                    .map(|(rtype, count, wire)| RrSet {
+                        rtype,
+                        count,
+                        wire: wire.into_boxed_slice(),
+                    })
+                    .collect();
+                (owner.into_boxed_slice(), Node { zone, rrsets })
+            })
+            .collect();
+        index
+    }
+
+    /// `qname` is lowercase wire form (as [`super::wire::QName::wire`] gives it).
+    pub fn lookup(&self, qname: &[u8]) -> Lookup<'_> {
+        if let Some(node) = self.nodes.get(qname) {
+            return Lookup::Found(node, &self.zones[node.zone as usize]);
+        }
+        let mut up = parent(qname);
+        while let Some(p) = up {
+            if let Some(node) = self.nodes.get(p) {
+                return Lookup::NxDomain(&self.zones[node.zone as usize]);
+            }
+            up = parent(p);
+        }
+        Lookup::NotOurs
+    }
+
+    pub fn names(&self) -> usize {
+        self.nodes.len()
+    }
+}

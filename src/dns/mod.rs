@@ -1,0 +1,16 @@
+//! DNS serving: the compiled zone ([`index`]), request parsing ([`wire`]), the answer logic
+//! ([`answer`]) and the UDP/TCP listeners ([`listen`]).
+
+pub mod answer;
+pub mod index;
+pub mod listen;
+pub mod wire;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+pub use index::ZoneIndex;
+
+/// The zone every listener reads; a sync replaces it whole with one atomic pointer swap.
+pub type SharedZone = Arc<ArcSwap<ZoneIndex>>;

@@ -1,0 +1,262 @@
+//! DNS request parsing (RFC 1035 4.1, RFC 6891 OPT): just what answering needs, no allocation.
+
+/// Fixed DNS header size.
+pub const HEADER_LEN: usize = 12;
+/// Longest name in wire form (RFC 1035 2.3.4).
+pub const MAX_NAME: usize = 255;
+
+pub const TYPE_OPT: u16 = 41;
+
+/// Flag bits of the header's second 16-bit word.
+pub mod flags {
+    pub const QR: u16 = 0x8000;
+    pub const AA: u16 = 0x0400;
+    pub const TC: u16 = 0x0200;
+    pub const RD: u16 = 0x0100;
+    pub const RA: u16 = 0x0080;
+    pub const CD: u16 = 0x0010;
+}
+
+/// The question name, lowercased, in uncompressed wire form.
+#[derive(Clone)]
+pub struct QName {
+    buf: [u8; MAX_NAME],
+    len: usize,
+}
+
+impl QName {
+    /// `\x02db\x08backhaul\x00`, lowercase: the key the zone index is built on.
+    pub fn wire(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+#[derive(Clone)]
+pub struct Question {
+    pub name: QName,
+    pub qtype: u16,
+    pub qclass: u16,
+    /// Offset just past QCLASS: `query[HEADER_LEN..end]` is the question as the client sent it.
+    pub end: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edns {
+    pub udp_size: u16,
+    pub version: u8,
+    pub dnssec_ok: bool,
+}
+
+pub struct Request<'a> {
+    pub raw: &'a [u8],
+    pub id: u16,
+    pub flags: u16,
+    pub opcode: u8,
+    pub qdcount: u16,
+    /// The first question; `None` when QDCOUNT is 0.
+    pub question: Option<Question>,
+    pub edns: Option<Edns>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// Not worth an answer: shorter than a header, or itself a response (answering responses
+    /// invites loops between servers).
+    Ignore,
+    /// Malformed: answer FORMERR with the header's id.
+    FormErr,
+}
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+pub fn parse(raw: &[u8]) -> Result<Request<'_>, ParseError> {
+    if raw.len() < HEADER_LEN {
+        return Err(ParseError::Ignore);
+    }
+    let id = be16(raw, 0).ok_or(ParseError::Ignore)?;
+    let flag_word = be16(raw, 2).ok_or(ParseError::Ignore)?;
+    if flag_word & flags::QR != 0 {
+        return Err(ParseError::Ignore);
+    }
+    let count = |at| be16(raw, at).ok_or(ParseError::FormErr);
+    let (qdcount, ancount, nscount, arcount) = (count(4)?, count(6)?, count(8)?, count(10)?);
+    if qdcount > 1 {
+        return Err(ParseError::FormErr);
+    }
+    let mut pos = HEADER_LEN;
+    let question = if qdcount == 1 {
+        let (name, after) = question_name(raw, pos)?;
+        let qtype = be16(raw, after).ok_or(ParseError::FormErr)?;
+        let qclass = be16(raw, after + 2).ok_or(ParseError::FormErr)?;
+        pos = after + 4;
+        Some(Question {
+            name,
+            qtype,
+            qclass,
+            end: pos,
+        })
+    } else {
+        None
+    };
+    for _ in 0..(u32::from(ancount) + u32::from(nscount)) {
+        pos = skip_record(raw, pos)?.1;
+    }
+    let mut edns = None;
+    for _ in 0..arcount {
+        let (rtype, next, owner_is_root) = skip_record(raw, pos)?;
+        if rtype == TYPE_OPT {
+            // RFC 6891 6.1.1: one OPT, owned by the root; anything else is FORMERR.
+            if edns.is_some() || !owner_is_root {
+                return Err(ParseError::FormErr);
+            }
+            let fixed = pos + 1;
+            let udp_size = be16(raw, fixed + 2).ok_or(ParseError::FormErr)?;
+            let version = raw[fixed + 5];
+            let dnssec_ok = raw[fixed + 6] & 0x80 != 0;
+            edns = Some(Edns {
+                udp_size,
+                version,
+                dnssec_ok,
+            });
+        }
+        pos = next;
+    }
+    Ok(Request {
+        raw,
+        id,
+        flags: flag_word,
+        opcode: ((flag_word >> 11) & 0xf) as u8,
+        qdcount,
+        question,
+        edns,
+    })
+}
+
+/// The question name: plain labels only. A compression pointer here could only point back
+/// into the header, so it is malformed.
+fn question_name(raw: &[u8], mut pos: usize) -> Result<(QName, usize), ParseError> {
+    let mut name = QName {
+        buf: [0; MAX_NAME],
+        len: 0,
+    };
+    loop {
+        let len = usize::from(*raw.get(pos).ok_or(ParseError::FormErr)?);
+        if len & 0xc0 != 0 {
+            return Err(ParseError::FormErr);
+        }
+        if name.len + 1 + len > MAX_NAME {
+            return Err(ParseError::FormErr);
+        }
+        let label = raw.get(pos + 1..pos + 1 + len).ok_or(ParseError::FormErr)?;
+        name.buf[name.len] = len as u8;
+        for (d, s) in name.buf[name.len + 1..name.len + 1 + len]
+            .iter_mut()
+            .zip(label)
+        {
+            *d = s.to_ascii_lowercase();
+        }
+        name.len += 1 + len;
+        pos += 1 + len;
+        if len == 0 {
+            return Ok((name, pos));
+        }
+    }
+}
+
+/// Skips one resource record; returns its type, the offset after it, and whether its owner is
+/// the root name.
+fn skip_record(raw: &[u8], mut pos: usize) -> Result<(u16, usize, bool), ParseError> {
+    let start = pos;
+    loop {
+        let len = *raw.get(pos).ok_or(ParseError::FormErr)?;
+        match len & 0xc0 {
+            0x00 if len == 0 => {
+                pos += 1;
+                break;
+            }
+            0x00 => pos += 1 + usize::from(len),
+            0xc0 => {
+                pos += 2;
+                break;
+            }
+            _ => return Err(ParseError::FormErr),
+        }
+        if pos - start > MAX_NAME {
+            return Err(ParseError::FormErr);
+        }
+    }
+    let owner_is_root = pos == start + 1;
+    let rtype = be16(raw, pos).ok_or(ParseError::FormErr)?;
+    let rdlen = usize::from(be16(raw, pos + 8).ok_or(ParseError::FormErr)?);
+    let end = pos + 10 + rdlen;
+    if end > raw.len() {
+        return Err(ParseError::FormErr);
+    }
+    Ok((rtype, end, owner_is_root))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(name: &[u8], extra_ar: &[u8], arcount: u16) -> Vec<u8> {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0];
+        q.extend_from_slice(&arcount.to_be_bytes());
+        q.extend_from_slice(name);
+        q.extend_from_slice(&[0, 1, 0, 1]);
+        q.extend_from_slice(extra_ar);
+        q
+    }
+
+    const OPT: [u8; 11] = [0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 0];
+
+    #[test]
+    fn parses_question_and_edns() {
+        let q = query(b"\x02Db\x08BackHaul\x00", &OPT, 1);
+        let r = parse(&q).unwrap();
+        assert_eq!(r.id, 0x1234);
+        let question = r.question.unwrap();
+        assert_eq!(question.name.wire(), b"\x02db\x08backhaul\x00");
+        assert_eq!(question.qtype, 1);
+        assert_eq!(question.end, 12 + 13 + 4);
+        assert_eq!(
+            r.edns,
+            Some(Edns {
+                udp_size: 1232,
+                version: 0,
+                dnssec_ok: true
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_inputs() {
+        assert_eq!(parse(&[0; 5]).err(), Some(ParseError::Ignore));
+        let mut resp = query(b"\x00", &[], 0);
+        resp[2] |= 0x80;
+        assert_eq!(parse(&resp).err(), Some(ParseError::Ignore));
+        let truncated = query(b"\x05ab", &[], 0);
+        assert_eq!(parse(&truncated[..15]).err(), Some(ParseError::FormErr));
+        let pointer = query(b"\xc0\x0c", &[], 0);
+        assert_eq!(parse(&pointer).err(), Some(ParseError::FormErr));
+        let mut two_opt = OPT.to_vec();
+        two_opt.extend_from_slice(&OPT);
+        assert_eq!(
+            parse(&query(b"\x00", &two_opt, 2)).err(),
+            Some(ParseError::FormErr)
+        );
+        let long = [b"\x3f".as_slice(), &[b'a'; 63]].concat().repeat(5);
+        let name = [long.as_slice(), b"\x00"].concat();
+        assert_eq!(parse(&query(&name, &[], 0)).err(), Some(ParseError::FormErr));
+    }
+
+    #[test]
+    fn never_panics_on_prefixes() {
+        let q = query(b"\x02db\x08backhaul\x00", &OPT, 1);
+        for n in 0..q.len() {
+            let _ = parse(&q[..n]);
+        }
+    }
+}

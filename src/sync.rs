@@ -1,0 +1,250 @@
+//! Where a sync happens: poll each network, rebuild the zone from complete fetches only, swap it.
+//!
+//! One poller task per network fetches on its interval (backing off on failure) and hands
+//! whole snapshots to a single builder thread. The builder keeps the latest snapshot of every
+//! network, rebuilds all zones when one changes, stamps serials, compiles the index and swaps
+//! it in with one atomic store. A failed fetch sends nothing, so the last good zone keeps
+//! answering; building off the async runtime keeps a large rebuild from delaying queries.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+use tokio::sync::mpsc;
+
+use crate::config::{self, Config};
+use crate::dns::{SharedZone, ZoneIndex};
+use crate::zerotier::{FetchError, NetworkSnapshot, Source};
+use crate::zone::{self, SerialBook, Settings, Zones};
+
+/// Longest wait between attempts while a network keeps failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+const SERIALS_FILE: &str = "serials.json";
+
+/// Rebuilds zones from the latest snapshot of every network.
+pub struct Builder {
+    networks: Vec<config::Network>,
+    snapshots: Vec<Option<NetworkSnapshot>>,
+    settings: Settings,
+    book: SerialBook,
+    state_dir: PathBuf,
+    warned_state: bool,
+}
+
+impl Builder {
+    pub fn new(config: &Config) -> Builder {
+        Builder {
+            networks: config.networks.clone(),
+            snapshots: vec![None; config.networks.len()],
+            settings: Settings::new(config),
+            book: load_serials(&config.state_dir),
+            state_dir: config.state_dir.clone(),
+            warned_state: false,
+        }
+    }
+
+    /// Records a snapshot; returns whether it differed from the one held.
+    pub fn set(&mut self, index: usize, snapshot: NetworkSnapshot) -> bool {
+        let slot = &mut self.snapshots[index];
+        if slot.as_ref() == Some(&snapshot) {
+            return false;
+        }
+        *slot = Some(snapshot);
+        true
+    }
+
+    /// Builds every zone from what is held now, with serials stamped.
+    pub fn build(&mut self) -> Zones {
+        let inputs: Vec<zone::Input<'_>> = self
+            .networks
+            .iter()
+            .zip(&self.snapshots)
+            .map(|(network, snapshot)| zone::Input {
+                network,
+                snapshot: snapshot.as_ref(),
+            })
+            .collect();
+        let mut zones = zone::build(&inputs, &self.settings);
+        if self.book.stamp(&mut zones, unix_now(), &self.settings) {
+            self.save_serials();
+        }
+        zones
+    }
+
+    fn save_serials(&mut self) {
+        let result = serde_json::to_vec_pretty(&self.book)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| write_atomically(&self.state_dir.join(SERIALS_FILE), &bytes));
+        match result {
+            Ok(()) => self.warned_state = false,
+            // Serials still move forward in this process; only a restart could reuse one.
+            Err(e) if !self.warned_state => {
+                self.warned_state = true;
+                tracing::warn!(state_dir = %self.state_dir.display(), error = %e,
+                    "cannot save zone serials: make state_dir writable by this user");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+fn unix_now() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+fn load_serials(state_dir: &Path) -> SerialBook {
+    let path = state_dir.join(SERIALS_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!(file = %path.display(), error = %e, "ignoring unreadable serials file");
+            SerialBook::default()
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => SerialBook::default(),
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "cannot read serials file");
+            SerialBook::default()
+        }
+    }
+}
+
+/// Temp file, fsync, rename: a crash leaves the old file or the new one, never half of one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Compiles and publishes a zone; queries see the old one or this one, never a mix.
+fn publish(zone: &SharedZone, zones: &Zones) {
+    zone.store(Arc::new(ZoneIndex::compile(zones)));
+}
+
+/// Builds the first (empty, not yet complete) zone, then starts the pollers and the builder.
+pub fn start(config: &Config, zone: SharedZone) -> anyhow::Result<()> {
+    let mut builder = Builder::new(config);
+    publish(&zone, &builder.build());
+
+    let (tx, mut rx) = mpsc::channel::<(usize, NetworkSnapshot)>(16);
+    for (i, net) in config.networks.iter().enumerate() {
+        let source = Source::new(net).map_err(|e| anyhow::anyhow!("network {}: {e}", net.id))?;
+        tokio::spawn(poll(i, net.clone(), source, tx.clone()));
+    }
+    drop(tx);
+
+    std::thread::Builder::new()
+        .name("zone-builder".into())
+        .spawn(move || {
+            while let Some((i, snapshot)) = rx.blocking_recv() {
+                let network = snapshot.id;
+                let members = snapshot.members.len();
+                if !builder.set(i, snapshot) {
+                    tracing::debug!(network = %network, "sync: no change");
+                    continue;
+                }
+                let started = std::time::Instant::now();
+                let zones = builder.build();
+                publish(&zone, &zones);
+                let serial = zones.zones.iter().map(|z| z.serial).max().unwrap_or(0);
+                tracing::info!(network = %network, members, names = zones.members.values().sum::<usize>(),
+                    records = zones.record_count(), conflicts = zones.conflicts.len(), serial,
+                    took_ms = started.elapsed().as_millis() as u64, "zone updated");
+            }
+        })?;
+    Ok(())
+}
+
+/// Fetches one network forever: on its interval when healthy, backing off when not.
+async fn poll(
+    index: usize,
+    net: config::Network,
+    source: Source,
+    tx: mpsc::Sender<(usize, NetworkSnapshot)>,
+) {
+    let mut failures: u32 = 0;
+    loop {
+        let wait = match source.fetch().await {
+            Ok(snapshot) => {
+                if failures > 0 {
+                    tracing::info!(network = %net.id, after_failures = failures, "sync recovered");
+                }
+                failures = 0;
+                if tx.send((index, snapshot)).await.is_err() {
+                    return;
+                }
+                net.poll_interval
+            }
+            Err(e) => {
+                failures += 1;
+                let wait = retry_delay(net.poll_interval, failures, &e);
+                tracing::warn!(network = %net.id, reason = e.kind(), retry_in = ?wait,
+                    "sync failed, still serving the last good zone: {e}");
+                wait
+            }
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Exponential backoff from the poll interval, capped, with ±10% jitter so that several
+/// servers (or networks) do not retry in step; a rate-limit hint is always respected.
+fn retry_delay(interval: Duration, failures: u32, error: &FetchError) -> Duration {
+    let exp = interval.saturating_mul(1 << failures.saturating_sub(1).min(16));
+    let capped = exp.min(MAX_BACKOFF.max(interval));
+    let jitter = rand::rng().random_range(0.9..1.1);
+    let wait = capped.mul_f64(jitter);
+    match error {
+        FetchError::RateLimited { retry_after } => wait.max(*retry_after),
+        _ => wait,
+    }
+}
+
+/// Fetches every network once (the `zone` command). Fails if any network fails.
+pub async fn fetch_all(config: &Config) -> anyhow::Result<Builder> {
+    let mut builder = Builder::new(config);
+    for (i, net) in config.networks.iter().enumerate() {
+        let source = Source::new(net).map_err(|e| anyhow::anyhow!("network {}: {e}", net.id))?;
+        let snapshot = source
+            .fetch()
+            .await
+            .map_err(|e| anyhow::anyhow!("network {}: {e}", net.id))?;
+        builder.set(i, snapshot);
+    }
+    Ok(builder)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_honours_rate_limits() {
+        let other = FetchError::Status {
+            url: String::new(),
+            status: 503,
+        };
+        let i = Duration::from_secs(10);
+        let d1 = retry_delay(i, 1, &other);
+        assert!(d1 >= Duration::from_secs(9) && d1 <= Duration::from_secs(11));
+        let d3 = retry_delay(i, 3, &other);
+        assert!(d3 >= Duration::from_secs(36) && d3 <= Duration::from_secs(44));
+        let d20 = retry_delay(i, 20, &other);
+        assert!(d20 <= Duration::from_secs(330));
+        let limited = FetchError::RateLimited {
+            retry_after: Duration::from_secs(60),
+        };
+        assert!(retry_delay(i, 1, &limited) >= Duration::from_secs(60));
+    }
+}
