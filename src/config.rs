@@ -91,7 +91,12 @@ pub struct Network {
 #[derive(Debug, Clone)]
 pub enum Source {
     /// ZeroTier Central (or anything that speaks its API v1).
-    Central { api_url: String, token: Secret },
+    Central {
+        api_url: String,
+        token: Secret,
+        /// Whole-request limit, body included.
+        timeout: Duration,
+    },
     /// A Central member-list JSON file on disk.
     File { members_file: PathBuf },
 }
@@ -112,7 +117,13 @@ impl Config {
             path: path.to_owned(),
             line: e
                 .span()
-                .map(|s| text.as_bytes()[..s.start.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1)
+                .map(|s| {
+                    text.as_bytes()[..s.start.min(text.len())]
+                        .iter()
+                        .filter(|b| **b == b'\n')
+                        .count()
+                        + 1
+                })
                 .unwrap_or(1),
             message: e.message().trim().to_owned(),
         })?;
@@ -159,6 +170,8 @@ struct RawNetwork {
     token_file: Option<PathBuf>,
     #[serde(default = "default_poll_interval")]
     poll_interval: String,
+    #[serde(default = "default_request_timeout")]
+    request_timeout: String,
     members_file: Option<PathBuf>,
     domain: Option<String>,
     #[serde(default)]
@@ -196,6 +209,9 @@ fn default_api_url() -> String {
 fn default_poll_interval() -> String {
     "30s".into()
 }
+fn default_request_timeout() -> String {
+    "20s".into()
+}
 
 /// Central allows 20 requests/s on free accounts and a poll costs two; stay far below that.
 const MIN_CENTRAL_POLL: Duration = Duration::from_secs(1);
@@ -221,10 +237,7 @@ impl Validator<'_> {
         if p.is_absolute() {
             p.to_owned()
         } else {
-            self.path
-                .parent()
-                .unwrap_or_else(|| Path::new("."))
-                .join(p)
+            self.path.parent().unwrap_or_else(|| Path::new(".")).join(p)
         }
     }
 
@@ -342,7 +355,10 @@ impl Validator<'_> {
         let id: NetworkId = raw.id.parse().map_err(|_| {
             self.err(
                 key("id"),
-                format!("\"{}\" is not a ZeroTier network id (16 hex digits)", raw.id),
+                format!(
+                    "\"{}\" is not a ZeroTier network id (16 hex digits)",
+                    raw.id
+                ),
             )
         })?;
         let domain = match &raw.domain {
@@ -353,10 +369,7 @@ impl Validator<'_> {
         let source = match raw.source {
             RawSource::Central => {
                 if raw.members_file.is_some() {
-                    return Err(self.err(
-                        key("members_file"),
-                        "only applies to source = \"file\"",
-                    ));
+                    return Err(self.err(key("members_file"), "only applies to source = \"file\""));
                 }
                 if poll_interval < MIN_CENTRAL_POLL {
                     return Err(self.err(
@@ -371,9 +384,14 @@ impl Validator<'_> {
                         format!("\"{}\" is not an http(s) URL", raw.api_url),
                     ));
                 }
+                let timeout = self.duration(&key("request_timeout"), &raw.request_timeout)?;
+                if timeout.is_zero() {
+                    return Err(self.err(key("request_timeout"), "must be more than 0s"));
+                }
                 Source::Central {
                     api_url,
                     token: self.token(&key("token_file"), raw.token_file.as_deref())?,
+                    timeout,
                 }
             }
             RawSource::File => {
@@ -467,7 +485,7 @@ mod tests {
         assert_eq!(n.id.to_string(), "8056c2e21c000001");
         assert_eq!(n.poll_interval, Duration::from_secs(30));
         match &n.source {
-            Source::Central { api_url, token } => {
+            Source::Central { api_url, token, .. } => {
                 assert_eq!(api_url, "https://api.zerotier.com/api/v1");
                 assert_eq!(token.expose(), "tok");
                 assert!(!format!("{token:?}").contains("tok"));
@@ -495,7 +513,10 @@ mod tests {
     #[test]
     fn wildcard_listen_refused() {
         let e = err("[listen]\naddresses=[\"0.0.0.0\"]\n[[network]]\nid=\"8056c2e21c000001\"\n");
-        assert!(e.contains("listen.addresses[0]") && e.contains("open resolver"), "{e}");
+        assert!(
+            e.contains("listen.addresses[0]") && e.contains("open resolver"),
+            "{e}"
+        );
         let e = err("[listen]\naddresses=[\"::\"]\n[[network]]\nid=\"8056c2e21c000001\"\n");
         assert!(e.contains("every interface"), "{e}");
     }
@@ -508,8 +529,13 @@ mod tests {
 
     #[test]
     fn missing_token_file() {
-        let e = err(&format!("{MINIMAL}token_file = \"/nonexistent/central.token\"\n"));
-        assert!(e.contains("network[0].token_file") && e.contains("cannot read"), "{e}");
+        let e = err(&format!(
+            "{MINIMAL}token_file = \"/nonexistent/central.token\"\n"
+        ));
+        assert!(
+            e.contains("network[0].token_file") && e.contains("cannot read"),
+            "{e}"
+        );
     }
 
     #[test]

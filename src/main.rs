@@ -55,8 +55,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// `zone` output on stdout stays a clean master file.
 fn init_logging(args: &CommonArgs) -> anyhow::Result<()> {
     let filter = match &args.log_level {
-        Some(level) => EnvFilter::try_new(level)
-            .map_err(|e| anyhow::anyhow!("--log-level {level}: {e}"))?,
+        Some(level) => {
+            EnvFilter::try_new(level).map_err(|e| anyhow::anyhow!("--log-level {level}: {e}"))?
+        }
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
     let builder = tracing_subscriber::fmt()

@@ -22,7 +22,11 @@ fn label(part: &str) -> String {
     let mut out = String::with_capacity(part.len());
     for c in part.chars() {
         let c = c.to_ascii_lowercase();
-        let c = if c.is_whitespace() || c == '_' { '-' } else { c };
+        let c = if c.is_whitespace() || c == '_' {
+            '-'
+        } else {
+            c
+        };
         match c {
             'a'..='z' | '0'..='9' => out.push(c),
             '-' if !out.is_empty() && !out.ends_with('-') => out.push('-'),
@@ -90,7 +94,10 @@ mod tests {
             name("my-chain_bootstrap").as_deref(),
             Some("my-chain-bootstrap.backhaul.")
         );
-        assert_eq!(name("  lots   of\tspace ").as_deref(), Some("lots-of-space.backhaul."));
+        assert_eq!(
+            name("  lots   of\tspace ").as_deref(),
+            Some("lots-of-space.backhaul.")
+        );
         assert_eq!(name("--a--b--").as_deref(), Some("a-b.backhaul."));
         assert_eq!(name("web.prod").as_deref(), Some("web.prod.backhaul."));
         assert_eq!(name("db.backhaul").as_deref(), Some("db.backhaul."));
@@ -111,7 +118,10 @@ mod tests {
         assert_eq!(n, format!("{}.backhaul.", "a".repeat(63)));
         // a cut that ends on '-' does not leave a trailing '-'
         let long = "a".repeat(62) + "-bc";
-        assert_eq!(name(&long).unwrap(), format!("{}.backhaul.", "a".repeat(62)));
+        assert_eq!(
+            name(&long).unwrap(),
+            format!("{}.backhaul.", "a".repeat(62))
+        );
     }
 
     #[test]

@@ -65,7 +65,9 @@ pub fn apexes(net: IpNet) -> Vec<Name> {
     let subnets: Vec<IpNet> = if aligned == len {
         vec![net]
     } else {
-        net.subnets(aligned).map(|s| s.collect()).unwrap_or_default()
+        net.subnets(aligned)
+            .map(|s| s.collect())
+            .unwrap_or_default()
     };
     subnets
         .into_iter()

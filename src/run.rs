@@ -14,13 +14,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let zone: SharedZone = Arc::new(ArcSwap::from_pointee(ZoneIndex::default()));
     sync::start(&config, zone.clone())?;
     for ip in &config.listen.addresses {
-        let bound = listen::bind(*ip, config.listen.port).await.with_context(|| {
-            format!(
+        let bound = listen::bind(*ip, config.listen.port)
+            .await
+            .with_context(|| {
+                format!(
                 "cannot listen on {ip} port {}: is another DNS server using it, is the address \
                  on this host, and may this user bind the port (CAP_NET_BIND_SERVICE below 1024)?",
                 config.listen.port
             )
-        })?;
+            })?;
         tracing::info!(address = %bound.local_addr()?, "listening (udp and tcp)");
         listen::spawn(bound, zone.clone());
     }

@@ -157,7 +157,11 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings) -> Zones {
     let mut members: BTreeMap<NetworkId, HashSet<NodeId>> = BTreeMap::new();
     for e in &entries {
         members.entry(e.network).or_default().insert(e.member.node);
-        let preferred = if e.custom_won { e.custom.as_ref() } else { None };
+        let preferred = if e.custom_won {
+            e.custom.as_ref()
+        } else {
+            None
+        };
         for owner in std::iter::once(&e.zt).chain(preferred) {
             for ip in &e.addresses {
                 records.push(address_record(owner, *ip, settings.ttl));
@@ -212,7 +216,9 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings) -> Zones {
                 RData::NS(NS(settings.nameserver.clone())),
             ));
             sort_records(&mut records);
-            let complete = !incomplete.iter().any(|d| apex.zone_of(d) || d.zone_of(&apex));
+            let complete = !incomplete
+                .iter()
+                .any(|d| apex.zone_of(d) || d.zone_of(&apex));
             ZoneContent {
                 hash: content_hash(&records),
                 apex,
@@ -319,7 +325,10 @@ fn sort_records(records: &mut Vec<Record>) {
 
 fn content_hash(records: &[Record]) -> [u8; 32] {
     let mut h = Sha256::new();
-    for r in records.iter().filter(|r| r.record_type() != RecordType::SOA) {
+    for r in records
+        .iter()
+        .filter(|r| r.record_type() != RecordType::SOA)
+    {
         h.update(r.name.to_lowercase().to_ascii().as_bytes());
         h.update(u16::from(r.record_type()).to_be_bytes());
         h.update(r.ttl.to_be_bytes());
@@ -381,8 +390,10 @@ impl SerialBook {
                 settings.negative_ttl,
             );
             z.records.retain(|r| r.record_type() != RecordType::SOA);
-            z.records
-                .insert(0, Record::from_rdata(z.apex.clone(), settings.ttl, RData::SOA(soa)));
+            z.records.insert(
+                0,
+                Record::from_rdata(z.apex.clone(), settings.ttl, RData::SOA(soa)),
+            );
             next.insert(key, SerialEntry { hash, serial });
         }
         self.zones = next;
@@ -398,7 +409,11 @@ pub fn master_file(zones: &Zones) -> String {
             "; zone {} serial {}{}\n$ORIGIN {}\n",
             z.apex,
             z.serial,
-            if z.complete { "" } else { " (incomplete: a network has not synced yet)" },
+            if z.complete {
+                ""
+            } else {
+                " (incomplete: a network has not synced yet)"
+            },
             z.apex
         ));
         for r in &z.records {
@@ -515,7 +530,10 @@ mod tests {
         let web: Vec<&String> = l.iter().filter(|x| x.starts_with("web.")).collect();
         assert_eq!(web, ["web.backhaul. 60 IN A 10.147.17.4"]);
         assert_eq!(zones.conflicts.len(), 2);
-        assert!(zones.conflicts.iter().all(|c| c.winner.to_string() == "00000000cc"));
+        assert!(zones
+            .conflicts
+            .iter()
+            .all(|c| c.winner.to_string() == "00000000cc"));
     }
 
     #[test]

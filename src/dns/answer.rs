@@ -46,7 +46,10 @@ pub enum Transport {
 pub enum Outcome {
     /// Nothing to send (not a query, or too short to answer).
     Drop,
-    Reply { rcode: Rcode, truncated: bool },
+    Reply {
+        rcode: Rcode,
+        truncated: bool,
+    },
 }
 
 /// Answers one request. On `Outcome::Reply`, `out` holds the whole response message.
@@ -59,7 +62,8 @@ pub fn respond(zone: &ZoneIndex, query: &[u8], transport: Transport, out: &mut V
             // Header only: the rest could not be trusted enough to echo.
             let flag_word = u16::from_be_bytes([query[2], query[3]]);
             out.extend_from_slice(&query[0..2]);
-            let f = flags::QR | (flag_word & (0x7800 | flags::RD | flags::CD)) | Rcode::FormErr as u16;
+            let f =
+                flags::QR | (flag_word & (0x7800 | flags::RD | flags::CD)) | Rcode::FormErr as u16;
             out.extend_from_slice(&f.to_be_bytes());
             out.extend_from_slice(&[0; 8]);
             return Outcome::Reply {

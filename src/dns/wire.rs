@@ -249,7 +249,10 @@ mod tests {
         );
         let long = [b"\x3f".as_slice(), &[b'a'; 63]].concat().repeat(5);
         let name = [long.as_slice(), b"\x00"].concat();
-        assert_eq!(parse(&query(&name, &[], 0)).err(), Some(ParseError::FormErr));
+        assert_eq!(
+            parse(&query(&name, &[], 0)).err(),
+            Some(ParseError::FormErr)
+        );
     }
 
     #[test]

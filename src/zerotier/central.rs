@@ -11,8 +11,6 @@ use super::models::{self, Network};
 use super::{FetchError, NetworkId, NetworkSnapshot};
 use crate::config::Secret;
 
-/// A whole request, body included; a slow API must not hold a sync forever.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Used when a 429 carries no usable hint.
 const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(10);
@@ -21,15 +19,23 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     network: NetworkId,
+    timeout: Duration,
 }
 
 impl Client {
-    pub fn new(api_url: &str, token: Secret, network: NetworkId) -> Result<Client, FetchError> {
-        let mut auth = HeaderValue::from_str(&format!("token {}", token.expose())).map_err(|_| {
-            FetchError::Unauthorized {
-                url: api_url.to_owned(),
-            }
-        })?;
+    /// `timeout` bounds a whole request, body included: a slow API must not hold a sync forever.
+    pub fn new(
+        api_url: &str,
+        token: Secret,
+        network: NetworkId,
+        timeout: Duration,
+    ) -> Result<Client, FetchError> {
+        let mut auth =
+            HeaderValue::from_str(&format!("token {}", token.expose())).map_err(|_| {
+                FetchError::Unauthorized {
+                    url: api_url.to_owned(),
+                }
+            })?;
         auth.set_sensitive(true);
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, auth);
@@ -37,7 +43,7 @@ impl Client {
             .default_headers(headers)
             .user_agent(concat!("backhaul-dns/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(timeout)
             .build()
             .map_err(|e| FetchError::Connect {
                 url: api_url.to_owned(),
@@ -47,6 +53,7 @@ impl Client {
             http,
             base: api_url.trim_end_matches('/').to_owned(),
             network,
+            timeout,
         })
     }
 
@@ -68,7 +75,12 @@ impl Client {
         what: &'static str,
     ) -> Result<T, FetchError> {
         let url = format!("{}{}", self.base, path);
-        let resp = self.http.get(&url).send().await.map_err(|e| self.transport_error(&url, e))?;
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&url, e))?;
         let status = resp.status();
         match status {
             s if s.is_success() => {}
@@ -91,7 +103,10 @@ impl Client {
                 })
             }
         }
-        let body = resp.bytes().await.map_err(|e| self.transport_error(&url, e))?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(&url, e))?;
         serde_json::from_slice(&body).map_err(|e| FetchError::BadResponse {
             url,
             what,
@@ -103,7 +118,7 @@ impl Client {
         if e.is_timeout() {
             return FetchError::Timeout {
                 url: url.to_owned(),
-                timeout: REQUEST_TIMEOUT,
+                timeout: self.timeout,
             };
         }
         // The full source chain says *why* (refused, DNS, TLS); reqwest never includes headers.
@@ -122,10 +137,13 @@ impl Client {
 
 /// `Retry-After` in seconds or as an HTTP date, else Central's `X-Ratelimit-Reset` HTTP date.
 fn retry_hint(headers: &HeaderMap) -> Option<Duration> {
-    let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     let until = |date: &str| {
-        httpdate_to_system(date)
-            .and_then(|t| t.duration_since(std::time::SystemTime::now()).ok())
+        httpdate_to_system(date).and_then(|t| t.duration_since(std::time::SystemTime::now()).ok())
     };
     if let Some(v) = text(RETRY_AFTER.as_str()) {
         if let Ok(secs) = v.trim().parse::<u64>() {
@@ -193,6 +211,9 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-ratelimit-reset", HeaderValue::from_str(&http).unwrap());
         let got = retry_hint(&h).unwrap();
-        assert!(got > Duration::from_secs(100) && got <= Duration::from_secs(120), "{got:?}");
+        assert!(
+            got > Duration::from_secs(100) && got <= Duration::from_secs(120),
+            "{got:?}"
+        );
     }
 }

@@ -112,7 +112,9 @@ impl NetworkSnapshot {
 /// Why a sync failed. Each message says what the operator can do about it; none contain the token.
 #[derive(Debug, Error)]
 pub enum FetchError {
-    #[error("cannot reach the ZeroTier API at {url}: {reason}; check api_url and this host's network")]
+    #[error(
+        "cannot reach the ZeroTier API at {url}: {reason}; check api_url and this host's network"
+    )]
     Connect { url: String, reason: String },
     #[error("the ZeroTier API at {url} did not answer within {timeout:?}; will retry")]
     Timeout { url: String, timeout: Duration },
@@ -159,9 +161,16 @@ pub enum Source {
 impl Source {
     pub fn new(net: &config::Network) -> Result<Source, FetchError> {
         Ok(match &net.source {
-            config::Source::Central { api_url, token } => {
-                Source::Central(central::Client::new(api_url, token.clone(), net.id)?)
-            }
+            config::Source::Central {
+                api_url,
+                token,
+                timeout,
+            } => Source::Central(central::Client::new(
+                api_url,
+                token.clone(),
+                net.id,
+                *timeout,
+            )?),
             config::Source::File { members_file } => {
                 Source::File(file::MembersFile::new(members_file.clone(), net.id))
             }

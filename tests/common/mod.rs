@@ -1,0 +1,481 @@
+//! Test harness: a fake ZeroTier Central, the real `backhaul-dns` binary, and a DNS client.
+//!
+//! The fake follows shared/zerotier-api.md §1: `/api/v1/network/{id}` and `.../member`,
+//! `Authorization: token <T>` (or legacy `bearer`), 401/403/404 bodies shaped
+//! `{"type","message"}`, 429 with `Retry-After` and `X-Ratelimit-*` headers.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RData, RecordType};
+use serde_json::{json, Value};
+
+pub const NETWORK: &str = "8056c2e21c000001";
+pub const TOKEN: &str = "s3cr3t-T0KEN-for-tests";
+
+// ---------------------------------------------------------------------------------------------
+// Fake Central
+
+#[derive(Clone, Debug)]
+pub enum Fault {
+    Status(u16),
+    /// 429 with `Retry-After: <secs>`.
+    RateLimited(u64),
+    /// The member list cut off mid-document.
+    TruncatedJson,
+    /// A body that is not JSON at all.
+    NotJson,
+    /// Valid JSON of the wrong shape (an object instead of a member list).
+    WrongShape,
+    /// Answer only after this long.
+    Hang(Duration),
+}
+
+#[derive(Clone, Debug)]
+pub struct Logged {
+    pub at: Instant,
+    pub path: String,
+    pub authorization: Option<String>,
+}
+
+pub struct CentralState {
+    pub network: Value,
+    pub members: Vec<Value>,
+    pub fault: Option<Fault>,
+    pub log: Vec<Logged>,
+}
+
+pub struct FakeCentral {
+    pub addr: SocketAddr,
+    pub state: Arc<Mutex<CentralState>>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl FakeCentral {
+    pub fn start(network: Value, members: Vec<Value>) -> FakeCentral {
+        let state = Arc::new(Mutex::new(CentralState {
+            network,
+            members,
+            fault: None,
+            log: Vec::new(),
+        }));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(state.clone());
+        runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakeCentral {
+            addr,
+            state,
+            runtime: Some(runtime),
+        }
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("http://{}/api/v1", self.addr)
+    }
+
+    pub fn set_members(&self, members: Vec<Value>) {
+        self.state.lock().unwrap().members = members;
+    }
+
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        self.state.lock().unwrap().fault = fault;
+    }
+
+    pub fn requests(&self) -> Vec<Logged> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    /// Stops answering: later connections are refused.
+    pub fn stop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+impl Drop for FakeCentral {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn json_response(status: u16, body: impl Into<Body>) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(body.into())
+        .unwrap()
+}
+
+fn error_body(kind: &str, message: &str) -> String {
+    json!({"type": kind, "message": message}).to_string()
+}
+
+async fn handle(
+    State(state): State<Arc<Mutex<CentralState>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (fault, network, members) = {
+        let mut s = state.lock().unwrap();
+        s.log.push(Logged {
+            at: Instant::now(),
+            path: uri.path().to_owned(),
+            authorization: authorization.clone(),
+        });
+        (s.fault.clone(), s.network.clone(), s.members.clone())
+    };
+    let authorized = authorization
+        .as_deref()
+        .and_then(|a| a.split_once(' '))
+        .is_some_and(|(scheme, tok)| {
+            (scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer"))
+                && tok == TOKEN
+        });
+    if !authorized {
+        return json_response(401, error_body("unauthorized", "Authorization required"));
+    }
+    match fault {
+        Some(Fault::Status(code)) => {
+            return json_response(code, error_body("internal", "injected fault"))
+        }
+        Some(Fault::RateLimited(secs)) => {
+            return Response::builder()
+                .status(StatusCode::TOO_MANY_REQUESTS)
+                .header("retry-after", secs.to_string())
+                .header("x-ratelimit-limit", "20")
+                .header("x-ratelimit-remaining", "0")
+                .body(Body::from(error_body("rate_limited", "Too Many Requests")))
+                .unwrap()
+        }
+        Some(Fault::Hang(d)) => tokio::time::sleep(d).await,
+        _ => {}
+    }
+    if method != Method::GET {
+        return json_response(405, error_body("method", "not allowed"));
+    }
+    let own = format!("/api/v1/network/{NETWORK}");
+    let path = uri.path().trim_end_matches('/');
+    if path == own {
+        return json_response(200, network.to_string());
+    }
+    if path == format!("{own}/member") {
+        let body = serde_json::to_string(&members).unwrap();
+        let body = match fault {
+            Some(Fault::TruncatedJson) => body[..body.len() * 2 / 3].to_owned(),
+            Some(Fault::NotJson) => "<html>Bad Gateway</html>".to_owned(),
+            Some(Fault::WrongShape) => json!({"members": members}).to_string(),
+            _ => body,
+        };
+        return json_response(200, body);
+    }
+    if path.starts_with("/api/v1/network/") {
+        // Another account's network: Central says 403 (zeronsd #107).
+        return json_response(403, error_body("forbidden", "Access denied"));
+    }
+    json_response(404, error_body("not_found", "Item not found"))
+}
+
+/// A Central `Network` object (after the REAL23 capture), with our routes and IPv6 modes.
+pub fn network_json(routes: &[&str], rfc4193: bool, sixplane: bool) -> Value {
+    let routes: Vec<Value> = routes
+        .iter()
+        .map(|r| json!({"target": r, "via": null}))
+        .collect();
+    json!({
+        "id": NETWORK, "type": "Network", "clock": 1691129592607i64,
+        "config": {
+            "authTokens": null, "creationTime": 1609407652789i64, "capabilities": [],
+            "enableBroadcast": true, "id": NETWORK,
+            "ipAssignmentPools": [{"ipRangeStart": "10.147.17.1", "ipRangeEnd": "10.147.17.254"}],
+            "lastModified": 1691088265669i64, "mtu": 2800, "multicastLimit": 32,
+            "name": "test backhaul", "private": true, "remoteTraceLevel": 0,
+            "remoteTraceTarget": null, "routes": routes,
+            "rules": [{"type": "ACTION_ACCEPT"}], "tags": [],
+            "v4AssignMode": {"zt": true},
+            "v6AssignMode": {"6plane": sixplane, "rfc4193": rfc4193, "zt": false},
+            "dns": {"domain": "", "servers": null},
+            "ssoConfig": {"enabled": false, "mode": ""}
+        },
+        "description": "", "rulesSource": "accept;\n", "permissions": null,
+        "ownerId": "327cadab-2a2a-4c48-b592-a2ffe7883856",
+        "onlineMemberCount": 0, "authorizedMemberCount": 3, "totalMemberCount": 5,
+        "capabilitiesByName": {}, "tagsByName": {}, "ui": null
+    })
+}
+
+/// A Central `Member` object shaped like the REAL23 capture.
+pub fn member(node: &str, name: &str, authorized: bool, created: i64, ips: &[&str]) -> Value {
+    json!({
+        "id": format!("{NETWORK}-{node}"), "type": "Member", "clock": 1691078748727i64,
+        "networkId": NETWORK, "nodeId": node, "controllerId": &NETWORK[..10],
+        "hidden": false, "name": name, "description": "",
+        "config": {
+            "activeBridge": false, "address": node, "authorized": authorized,
+            "capabilities": [], "creationTime": created, "id": node,
+            "identity": format!("{node}:0:0152e4bb"), "ipAssignments": ips,
+            "lastAuthorizedTime": created, "lastDeauthorizedTime": 0,
+            "noAutoAssignIps": false, "nwid": NETWORK, "objtype": "member",
+            "remoteTraceLevel": 0, "remoteTraceTarget": null, "revision": 3, "tags": [],
+            "vMajor": 1, "vMinor": 14, "vRev": 1, "vProto": 12, "ssoExempt": false
+        },
+        "lastOnline": 1691078701874i64, "lastSeen": 1691078701874i64,
+        "physicalAddress": "198.51.100.7", "physicalLocation": null,
+        "clientVersion": "1.14.1", "protocolVersion": 12, "supportsRulesEngine": true
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real binary
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_backhaul-dns")
+}
+
+pub struct Server {
+    child: Child,
+    pub dns: SocketAddr,
+    pub logs: Arc<Mutex<Vec<String>>>,
+    pub dir: tempfile::TempDir,
+}
+
+/// Config text for one Central network served by `fake`, polled every `poll`.
+pub fn central_network(fake: &FakeCentral, poll: &str) -> String {
+    format!(
+        "[[network]]\nid = \"{NETWORK}\"\nsource = \"central\"\napi_url = \"{}\"\n\
+         token_file = \"central.token\"\npoll_interval = \"{poll}\"\nrequest_timeout = \"2s\"\n",
+        fake.api_url()
+    )
+}
+
+impl Server {
+    /// Writes a config (`top` keys, then `[listen]` on 127.0.0.1 port 0, then `tables`) into a
+    /// fresh temp dir with `central.token`, starts the binary and waits until it listens.
+    pub fn start(top: &str, tables: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, top, tables)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, top: &str, tables: &str) -> Server {
+        std::fs::write(dir.path().join("central.token"), format!("{TOKEN}\n")).unwrap();
+        let config = format!(
+            "state_dir = \"state\"\n{top}\n[listen]\naddresses = [\"127.0.0.1\"]\nport = 0\n\n{tables}"
+        );
+        let path = dir.path().join("backhaul-dns.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut child = Command::new(binary())
+            .args(["run", "--config"])
+            .arg(&path)
+            .args(["--log-format", "json", "--log-level", "debug"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start backhaul-dns");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut server = Server {
+            child,
+            dns: "127.0.0.1:0".parse().unwrap(),
+            logs,
+            dir,
+        };
+        let line = server
+            .wait_log(Duration::from_secs(15), |l| {
+                l["message"] == "listening (udp and tcp)"
+            })
+            .unwrap_or_else(|| panic!("server did not start; logs:\n{}", server.log_text()));
+        server.dns = line["address"].as_str().unwrap().parse().unwrap();
+        server
+    }
+
+    pub fn log_text(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// The first JSON log line matching `pred`, waiting up to `limit`.
+    pub fn wait_log(&self, limit: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        wait_for(limit, || {
+            self.logs
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|v| pred(v))
+        })
+    }
+
+    pub fn count_logs(&self, pred: impl Fn(&Value) -> bool) -> usize {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| pred(v))
+            .count()
+    }
+
+    /// Waits until `name` answers with NOERROR and at least one record of `rtype`.
+    pub fn wait_answer(&self, name: &str, rtype: RecordType) -> Message {
+        wait_for(Duration::from_secs(15), || {
+            let mut m = query(self.dns, name, rtype);
+            if m.metadata.truncation {
+                m = exchange_tcp(self.dns, &request(name, rtype));
+            }
+            (m.metadata.response_code == hickory_proto::op::ResponseCode::NoError
+                && !m.answers.is_empty())
+            .then_some(m)
+        })
+        .unwrap_or_else(|| panic!("{name} {rtype} never answered; logs:\n{}", self.log_text()))
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.path().join(file)
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs the binary with `args`, returning (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str], config: &Path) -> (i32, String, String) {
+    let out = Command::new(binary())
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// DNS client
+
+/// A query with EDNS (1232 bytes, DO clear), as a stub resolver sends it.
+pub fn request(name: &str, rtype: RecordType) -> Message {
+    let mut m = Message::new(rand_id(), MessageType::Query, OpCode::Query);
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    m.set_edns(edns);
+    m
+}
+
+fn rand_id() -> u16 {
+    (Instant::now().elapsed().as_nanos() as u16) ^ (std::process::id() as u16)
+}
+
+pub fn query(addr: SocketAddr, name: &str, rtype: RecordType) -> Message {
+    exchange_udp(addr, &request(name, rtype))
+}
+
+pub fn exchange_udp(addr: SocketAddr, m: &Message) -> Message {
+    let bytes = udp_raw(addr, &m.to_vec().unwrap()).expect("no UDP answer");
+    let resp = Message::from_vec(&bytes).expect("answer parses");
+    assert_eq!(resp.metadata.id, m.metadata.id, "answer id matches");
+    resp
+}
+
+pub fn exchange_tcp(addr: SocketAddr, m: &Message) -> Message {
+    let bytes = tcp_raw(addr, &m.to_vec().unwrap());
+    let resp = Message::from_vec(&bytes).expect("answer parses");
+    assert_eq!(resp.metadata.id, m.metadata.id, "answer id matches");
+    resp
+}
+
+/// One datagram out, one back (or `None` after 2 s).
+pub fn udp_raw(addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    sock.send_to(bytes, addr).unwrap();
+    let mut buf = vec![0u8; 65535];
+    match sock.recv_from(&mut buf) {
+        Ok((n, _)) => Some(buf[..n].to_vec()),
+        Err(_) => None,
+    }
+}
+
+pub fn tcp_raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut frame = (bytes.len() as u16).to_be_bytes().to_vec();
+    frame.extend_from_slice(bytes);
+    s.write_all(&frame).unwrap();
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).unwrap();
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf).unwrap();
+    buf
+}
+
+/// Answer RDATA as text, sorted: `["10.147.17.5"]`, `["db.backhaul."]`.
+pub fn rdatas(m: &Message) -> Vec<String> {
+    let mut v: Vec<String> = m.answers.iter().map(|r| r.data.to_string()).collect();
+    v.sort();
+    v
+}
+
+pub fn is_a(m: &Message, ip: &str) -> bool {
+    m.answers
+        .iter()
+        .any(|r| matches!(&r.data, RData::A(a) if a.0.to_string() == ip))
+}
