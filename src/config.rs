@@ -125,7 +125,13 @@ impl Config {
                         + 1
                 })
                 .unwrap_or(1),
-            message: e.message().trim().to_owned(),
+            message: e
+                .message()
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join("; "),
         })?;
         Validator { path }.config(raw)
     }

@@ -363,19 +363,27 @@ fn hex(bytes: &[u8]) -> String {
 impl SerialBook {
     /// Gives every zone its serial and SOA. A zone whose content hash is unchanged keeps its
     /// serial; a changed or new zone gets the current Unix time, or last serial + 1 if that is
-    /// not later (several changes in one second). Returns whether the book changed.
+    /// not later (several changes in one second). A zone still waiting for its first sync
+    /// shows its last serial and is not recorded: its content is not the real content yet.
+    /// Returns whether the book changed.
     pub fn stamp(&mut self, zones: &mut Zones, now_unix: u32, settings: &Settings) -> bool {
         let before = self.clone();
-        let mut next = BTreeMap::new();
+        let all_complete = zones.zones.iter().all(|z| z.complete);
+        let mut seen = BTreeSet::new();
         for z in &mut zones.zones {
             let key = z.apex.to_ascii();
             let hash = hex(&z.hash);
-            let serial = match self.zones.get(&key) {
-                Some(e) if e.hash == hash => e.serial,
+            let previous = self.zones.get(&key);
+            let serial = match previous {
+                Some(e) if e.hash == hash || !z.complete => e.serial,
                 Some(e) if serial_after(now_unix, e.serial) => now_unix,
                 Some(e) => e.serial.wrapping_add(1),
                 None => now_unix,
             };
+            if z.complete {
+                self.zones.insert(key.clone(), SerialEntry { hash, serial });
+            }
+            seen.insert(key);
             z.serial = serial;
             let rname = Name::from_ascii("hostmaster")
                 .and_then(|n| n.append_domain(&settings.nameserver))
@@ -394,9 +402,12 @@ impl SerialBook {
                 0,
                 Record::from_rdata(z.apex.clone(), settings.ttl, RData::SOA(soa)),
             );
-            next.insert(key, SerialEntry { hash, serial });
         }
-        self.zones = next;
+        // Forget zones that are gone, but only once the picture is whole: before the first
+        // sync the reverse zones are not built yet and must keep their serials.
+        if all_complete {
+            self.zones.retain(|k, _| seen.contains(k));
+        }
         *self != before
     }
 }
@@ -597,5 +608,22 @@ mod tests {
         let mut z4 = make("10.147.17.10");
         book.stamp(&mut z4, 2000, &settings()); // same second: +1
         assert_eq!(z4.zones[0].serial, 2001);
+        // A restart: the not-yet-synced zone shows the old serial and does not disturb the
+        // book, so the first real build keeps the serial too.
+        let mut empty = build(
+            &[Input {
+                network: &net,
+                snapshot: None,
+            }],
+            &settings(),
+        );
+        assert!(!book.stamp(&mut empty, 3000, &settings()));
+        assert_eq!(empty.zones[0].serial, 2001);
+        let mut z5 = make("10.147.17.10");
+        assert!(!book.stamp(&mut z5, 3000, &settings()));
+        assert!(z5
+            .zones
+            .iter()
+            .all(|z| z.serial == 2001 || z.apex.to_ascii() != "backhaul."));
     }
 }
