@@ -22,6 +22,9 @@ const TCP_IDLE: Duration = Duration::from_secs(10);
 const TCP_MAX_CONNECTIONS: usize = 512;
 /// Largest query we read over UDP; larger datagrams are cut and then fail to parse.
 const UDP_RECV_BUFFER: usize = 4096;
+/// Kernel socket buffers: absorb bursts instead of dropping them (the kernel caps this at
+/// net.core.rmem_max / wmem_max).
+const UDP_SOCKET_BUFFER: usize = 4 << 20;
 
 /// One address's sockets, bound and ready to serve.
 pub struct Bound {
@@ -40,7 +43,7 @@ impl Bound {
 pub async fn bind(ip: IpAddr, port: u16) -> io::Result<Bound> {
     let mut last_err = None;
     for _ in 0..20 {
-        let udp = UdpSocket::bind(SocketAddr::new(ip, port)).await?;
+        let udp = udp_socket(SocketAddr::new(ip, port))?;
         let chosen = udp.local_addr()?.port();
         match TcpListener::bind(SocketAddr::new(ip, chosen)).await {
             Ok(tcp) => return Ok(Bound { udp, tcp }),
@@ -50,6 +53,20 @@ pub async fn bind(ip: IpAddr, port: u16) -> io::Result<Bound> {
         }
     }
     Err(last_err.unwrap_or_else(|| io::Error::other("no free port")))
+}
+
+fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    // Best effort: a smaller buffer still works, it just drops sooner under a flood.
+    let _ = sock.set_recv_buffer_size(UDP_SOCKET_BUFFER);
+    let _ = sock.set_send_buffer_size(UDP_SOCKET_BUFFER);
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    UdpSocket::from_std(sock.into())
 }
 
 /// Serves one address until the process ends.

@@ -1,0 +1,24 @@
+#!/usr/bin/env python3
+"""Splits `backhaul-dns zone` output into one file per zone plus an nsd.conf fragment.
+
+Usage: split_zones.py ZONE_TEXT OUTDIR   (prints the nsd.conf zone: clauses)
+"""
+import sys
+
+text = open(sys.argv[1]).read()
+out = sys.argv[2]
+origin, lines, zones = None, [], []
+for line in text.splitlines() + ["$ORIGIN end."]:
+    if line.startswith("$ORIGIN "):
+        if origin:
+            zones.append((origin, lines))
+        origin, lines = line.split()[1], [line]
+    elif line and not line.startswith(";"):
+        lines.append(line)
+for i, (origin, zl) in enumerate(zones):
+    if origin == "end.":
+        continue
+    path = f"{out}/zone{i}.zone"
+    with open(path, "w") as f:
+        f.write("\n".join(zl) + "\n")
+    print(f"zone:\n\tname: \"{origin}\"\n\tzonefile: \"{path}\"\n")
