@@ -147,3 +147,18 @@ fn zone_fails_clearly_when_the_api_does() {
     assert!(err.contains("the API token was rejected"), "{err}");
     assert!(!err.contains("wrong-token"));
 }
+
+#[test]
+fn example_config_parses() {
+    // The example documents every key; it must stay valid. Its token file does not exist
+    // here, so point that one key at a real file and keep everything else as written.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/backhaul-dns.example.toml");
+    let text = std::fs::read_to_string(&example).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = text.replace("/etc/backhaul-dns/central.token", "central.token");
+    assert!(text.contains("token_file = \"central.token\""));
+    let path = write_config(dir.path(), &text);
+    let (code, out, err) = run_cli(&["check"], &path);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("listening on 10.147.17.1 port 53"), "{out}");
+}

@@ -77,6 +77,9 @@ pub fn parent(wire: &[u8]) -> Option<&[u8]> {
     }
 }
 
+/// An RRset while compiling: type, record count, wire.
+type PendingSet = (u16, u16, Vec<u8>);
+
 fn rr_tail(rtype: u16, ttl: u32, rdata: &[u8]) -> Vec<u8> {
     let mut w = Vec::with_capacity(10 + rdata.len());
     w.extend_from_slice(&rtype.to_be_bytes());
@@ -90,8 +93,8 @@ fn rr_tail(rtype: u16, ttl: u32, rdata: &[u8]) -> Vec<u8> {
 impl ZoneIndex {
     pub fn compile(zones: &Zones) -> ZoneIndex {
         let mut index = ZoneIndex::default();
-        // Owner -> type -> (count, wire); records arrive sorted, so RRsets are contiguous.
-        let mut building: HashMap<Vec<u8>, (u32, Vec<(u16, u16, Vec<u8>)>)> = HashMap::new();
+        // Records arrive sorted, so each owner's RRsets are contiguous.
+        let mut building: HashMap<Vec<u8>, (u32, Vec<PendingSet>)> = HashMap::new();
         for (zi, z) in zones.zones.iter().enumerate() {
             let apex = name_wire(&z.apex);
             let mut negative_soa = Vec::new();
