@@ -44,6 +44,18 @@ fn label(part: &str) -> String {
 ///
 /// Dots split labels (`web.prod` -> `web.prod.<domain>`), and a name that already ends in the
 /// domain is not doubled (`db.backhaul` -> `db.backhaul.`).
+///
+/// ```
+/// use backhaul_dns::names::member_name;
+/// use hickory_proto::rr::Name;
+///
+/// let domain = Name::from_ascii("backhaul.").unwrap();
+/// let name = |raw| member_name(raw, &domain).map(|n| n.to_ascii());
+/// assert_eq!(name("Joe Sixpack's iMac").as_deref(), Some("joe-sixpacks-imac.backhaul."));
+/// assert_eq!(name("web.prod").as_deref(), Some("web.prod.backhaul."));
+/// assert_eq!(name("db.backhaul").as_deref(), Some("db.backhaul."));
+/// assert_eq!(name("☕"), None);
+/// ```
 pub fn member_name(raw: &str, domain: &Name) -> Option<Name> {
     let mut labels: Vec<String> = raw
         .split('.')
