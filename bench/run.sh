@@ -77,7 +77,7 @@ taskset -c 0 nsd -d -c "$OUT/nsd.conf" &
 PIDS+=($!); NSD_PID=$!
 
 wait_up() {
-  for _ in $(seq 100); do
+  for _ in $(seq 600); do
     if dig +short +time=1 +tries=1 @127.0.0.1 -p "$1" host0.backhaul A | grep -q .; then return 0; fi
     sleep 0.1
   done

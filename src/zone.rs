@@ -4,6 +4,8 @@
 //! zone's SOA with a serial that moves when, and only when, that zone's content changed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use crate::dns::wire::{name_wire, parent};
 use std::net::IpAddr;
 
 use hickory_proto::rr::rdata::{A, AAAA, NS, PTR, SOA};
@@ -71,7 +73,27 @@ pub struct ZoneContent {
     /// Set by [`SerialBook::stamp`], which also puts the SOA first in `records`.
     pub serial: u32,
     /// Sorted by owner (DNSSEC canonical order), type, RDATA; no duplicates.
-    pub records: Vec<Record>,
+    pub records: Vec<ZoneRecord>,
+}
+
+/// A record with its owner and RDATA already in wire form: encoded once, then used for
+/// sorting, hashing and the compiled index.
+#[derive(Debug, Clone)]
+pub struct ZoneRecord {
+    pub record: Record,
+    /// Lowercase, uncompressed wire form of the owner name.
+    pub owner: Box<[u8]>,
+    pub rdata: Box<[u8]>,
+}
+
+impl ZoneRecord {
+    pub fn new(record: Record) -> ZoneRecord {
+        ZoneRecord {
+            owner: name_wire(&record.name).into_boxed_slice(),
+            rdata: rdata_wire(&record.data).into_boxed_slice(),
+            record,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -153,7 +175,7 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings) -> Zones {
 
     let conflicts = resolve_names(&mut entries, &apexes);
 
-    let mut records: Vec<Record> = Vec::new();
+    let mut records: Vec<ZoneRecord> = Vec::new();
     let mut members: BTreeMap<NetworkId, HashSet<NodeId>> = BTreeMap::new();
     for e in &entries {
         members.entry(e.network).or_default().insert(e.member.node);
@@ -169,52 +191,56 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings) -> Zones {
         }
         let target = preferred.unwrap_or(&e.zt);
         for ip in &e.addresses {
-            records.push(Record::from_rdata(
+            records.push(ZoneRecord::new(Record::from_rdata(
                 reverse::ptr_name(*ip),
                 settings.ttl,
                 RData::PTR(PTR(target.clone())),
-            ));
+            )));
         }
     }
     for ip in &settings.nameserver_addresses {
         records.push(address_record(&settings.nameserver, *ip, settings.ttl));
     }
 
+    // From here on names are compared as lowercase wire bytes: hashing beats Name ordering
+    // by a wide margin at 100,000 members.
+    let mut apex_names: HashMap<Vec<u8>, Name> =
+        apexes.into_iter().map(|a| (name_wire(&a), a)).collect();
     // A PTR outside every reverse zone (an address no managed route covers) gets a zone of
     // its own: authoritative for exactly that name and nothing around it.
     for r in &records {
-        if r.record_type() == RecordType::PTR && closest_apex(&r.name, &apexes).is_none() {
-            apexes.insert(r.name.clone());
+        if r.record.record_type() == RecordType::PTR
+            && closest_apex(&r.owner, &apex_names).is_none()
+        {
+            apex_names.insert(r.owner.to_vec(), r.record.name.clone());
         }
     }
     // Nested apexes would need delegations; the outer zone simply holds the inner names.
-    let apexes: BTreeSet<Name> = {
-        let mut by_depth: Vec<&Name> = apexes.iter().collect();
-        by_depth.sort_by_key(|n| n.num_labels());
-        let mut kept: BTreeSet<Name> = BTreeSet::new();
-        for a in by_depth {
-            if closest_apex(a, &kept).is_none() {
-                kept.insert(a.clone());
-            }
+    let mut by_depth: Vec<(Vec<u8>, Name)> = apex_names.into_iter().collect();
+    by_depth.sort_by_key(|(_, n)| n.num_labels());
+    let mut apex_names: HashMap<Vec<u8>, Name> = HashMap::new();
+    for (wire, name) in by_depth {
+        if closest_apex(&wire, &apex_names).is_none() {
+            apex_names.insert(wire, name);
         }
-        kept
-    };
-
-    let mut grouped: BTreeMap<Name, Vec<Record>> =
-        apexes.iter().map(|a| (a.clone(), Vec::new())).collect();
-    for r in records {
-        let apex = closest_apex(&r.name, &apexes).expect("every owner is under an apex");
-        grouped.get_mut(&apex).expect("apex was inserted").push(r);
     }
 
-    let zones = grouped
+    let mut grouped: HashMap<Vec<u8>, Vec<ZoneRecord>> =
+        apex_names.keys().map(|a| (a.clone(), Vec::new())).collect();
+    for r in records {
+        let apex = closest_apex(&r.owner, &apex_names).expect("every owner is under an apex");
+        grouped.get_mut(apex).expect("apex was inserted").push(r);
+    }
+
+    let mut zones: Vec<ZoneContent> = grouped
         .into_iter()
-        .map(|(apex, mut records)| {
-            records.push(Record::from_rdata(
+        .map(|(wire, mut records)| {
+            let apex = apex_names[&wire].clone();
+            records.push(ZoneRecord::new(Record::from_rdata(
                 apex.clone(),
                 settings.ttl,
                 RData::NS(NS(settings.nameserver.clone())),
-            ));
+            )));
             sort_records(&mut records);
             let complete = !incomplete
                 .iter()
@@ -228,6 +254,7 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings) -> Zones {
             }
         })
         .collect();
+    zones.sort_by_cached_key(|z| canonical_key(&name_wire(&z.apex)));
 
     Zones {
         zones,
@@ -275,26 +302,24 @@ fn resolve_names(entries: &mut [Entry<'_>], apexes: &BTreeSet<Name>) -> Vec<Conf
     conflicts
 }
 
-fn address_record(owner: &Name, ip: IpAddr, ttl: u32) -> Record {
+fn address_record(owner: &Name, ip: IpAddr, ttl: u32) -> ZoneRecord {
     let rdata = match ip {
         IpAddr::V4(v4) => RData::A(A(v4)),
         IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
     };
-    Record::from_rdata(owner.clone(), ttl, rdata)
+    ZoneRecord::new(Record::from_rdata(owner.clone(), ttl, rdata))
 }
 
-/// The apex a name belongs to: itself or its nearest ancestor in `apexes`.
-fn closest_apex(name: &Name, apexes: &BTreeSet<Name>) -> Option<Name> {
-    let mut n = name.clone();
-    loop {
-        if apexes.contains(&n) {
-            return Some(n);
+/// The apex a wire name belongs to: itself or its nearest ancestor among `apexes`.
+fn closest_apex<'a, V>(wire: &'a [u8], apexes: &HashMap<Vec<u8>, V>) -> Option<&'a [u8]> {
+    let mut n = Some(wire);
+    while let Some(w) = n {
+        if apexes.contains_key(w) {
+            return Some(w);
         }
-        if n.is_root() {
-            return None;
-        }
-        n = n.base_name();
+        n = parent(w);
     }
+    None
 }
 
 /// RDATA in wire form with no compression (pointers would be relative to the wrong message).
@@ -308,33 +333,49 @@ pub fn rdata_wire(rdata: &RData) -> Vec<u8> {
     buf
 }
 
-/// Owner names compare in DNSSEC canonical order (case-insensitive), then type, then RDATA.
-fn sort_records(records: &mut Vec<Record>) {
-    let mut keyed: Vec<(Vec<u8>, Record)> = records
-        .drain(..)
-        .map(|r| (rdata_wire(&r.data), r))
-        .collect();
-    keyed.sort_by(|(wa, a), (wb, b)| {
-        (&a.name, u16::from(a.record_type()), wa).cmp(&(&b.name, u16::from(b.record_type()), wb))
-    });
-    keyed.dedup_by(|(wa, a), (wb, b)| {
-        a.name == b.name && a.record_type() == b.record_type() && wa == wb
-    });
-    records.extend(keyed.into_iter().map(|(_, r)| r));
+/// Sort key giving DNSSEC canonical name order (RFC 4034 6.1) with plain byte comparison:
+/// labels from the root down, each followed by a 0 byte so that a label sorts before its
+/// extensions (`a` < `ab`).
+fn canonical_key(wire: &[u8]) -> Vec<u8> {
+    let mut labels = Vec::new();
+    let mut rest = wire;
+    while let Some(&len) = rest.first().filter(|l| **l != 0) {
+        labels.push(&rest[1..1 + usize::from(len)]);
+        rest = &rest[1 + usize::from(len)..];
+    }
+    let mut key = Vec::with_capacity(wire.len());
+    for l in labels.iter().rev() {
+        key.extend_from_slice(l);
+        key.push(0);
+    }
+    key
 }
 
-fn content_hash(records: &[Record]) -> [u8; 32] {
+/// Owner (canonical order), then type, then RDATA; duplicates removed.
+fn sort_records(records: &mut Vec<ZoneRecord>) {
+    records.sort_by_cached_key(|r| {
+        (
+            canonical_key(&r.owner),
+            u16::from(r.record.record_type()),
+            r.rdata.clone(),
+        )
+    });
+    records.dedup_by(|a, b| {
+        a.owner == b.owner && a.record.record_type() == b.record.record_type() && a.rdata == b.rdata
+    });
+}
+
+fn content_hash(records: &[ZoneRecord]) -> [u8; 32] {
     let mut h = Sha256::new();
     for r in records
         .iter()
-        .filter(|r| r.record_type() != RecordType::SOA)
+        .filter(|r| r.record.record_type() != RecordType::SOA)
     {
-        h.update(r.name.to_lowercase().to_ascii().as_bytes());
-        h.update(u16::from(r.record_type()).to_be_bytes());
-        h.update(r.ttl.to_be_bytes());
-        let w = rdata_wire(&r.data);
-        h.update((w.len() as u16).to_be_bytes());
-        h.update(&w);
+        h.update(&r.owner);
+        h.update(u16::from(r.record.record_type()).to_be_bytes());
+        h.update(r.record.ttl.to_be_bytes());
+        h.update((r.rdata.len() as u16).to_be_bytes());
+        h.update(&r.rdata);
     }
     h.finalize().into()
 }
@@ -397,10 +438,15 @@ impl SerialBook {
                 SOA_EXPIRE,
                 settings.negative_ttl,
             );
-            z.records.retain(|r| r.record_type() != RecordType::SOA);
+            z.records
+                .retain(|r| r.record.record_type() != RecordType::SOA);
             z.records.insert(
                 0,
-                Record::from_rdata(z.apex.clone(), settings.ttl, RData::SOA(soa)),
+                ZoneRecord::new(Record::from_rdata(
+                    z.apex.clone(),
+                    settings.ttl,
+                    RData::SOA(soa),
+                )),
             );
         }
         // Forget zones that are gone, but only once the picture is whole: before the first
@@ -428,7 +474,7 @@ pub fn master_file(zones: &Zones) -> String {
             z.apex
         ));
         for r in &z.records {
-            out.push_str(&format!("{r}\n"));
+            out.push_str(&format!("{}\n", r.record));
         }
         out.push('\n');
     }
@@ -486,7 +532,7 @@ mod tests {
         zones
             .zones
             .iter()
-            .flat_map(|z| z.records.iter().map(|r| r.to_string()))
+            .flat_map(|z| z.records.iter().map(|r| r.record.to_string()))
             .collect()
     }
 
@@ -598,7 +644,7 @@ mod tests {
         let mut z1 = make("10.147.17.5");
         assert!(book.stamp(&mut z1, 1000, &settings()));
         assert_eq!(z1.zones[0].serial, 1000);
-        assert_eq!(z1.zones[0].records[0].record_type(), RecordType::SOA);
+        assert_eq!(z1.zones[0].records[0].record.record_type(), RecordType::SOA);
         let mut z2 = make("10.147.17.5");
         assert!(!book.stamp(&mut z2, 2000, &settings()));
         assert_eq!(z2.zones[0].serial, 1000);

@@ -8,9 +8,10 @@
 
 use std::collections::HashMap;
 
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::RecordType;
 
-use crate::zone::{rdata_wire, Zones};
+use super::wire::parent;
+use crate::zone::Zones;
 
 /// Class IN on the wire.
 const CLASS_IN: u16 = 1;
@@ -58,25 +59,6 @@ pub struct ZoneIndex {
     zones: Vec<ZoneMeta>,
 }
 
-/// Lowercase uncompressed wire form of a name.
-pub fn name_wire(name: &Name) -> Vec<u8> {
-    let mut out = Vec::with_capacity(name.len() + 2);
-    for label in name.iter() {
-        out.push(label.len() as u8);
-        out.extend(label.iter().map(u8::to_ascii_lowercase));
-    }
-    out.push(0);
-    out
-}
-
-/// The wire name with its first label removed; `None` for the root.
-pub fn parent(wire: &[u8]) -> Option<&[u8]> {
-    match wire.first() {
-        Some(0) | None => None,
-        Some(&len) => wire.get(1 + usize::from(len)..),
-    }
-}
-
 /// An RRset while compiling: type, record count, wire.
 type PendingSet = (u16, u16, Vec<u8>);
 
@@ -96,18 +78,18 @@ impl ZoneIndex {
         // Records arrive sorted, so each owner's RRsets are contiguous.
         let mut building: HashMap<Vec<u8>, (u32, Vec<PendingSet>)> = HashMap::new();
         for (zi, z) in zones.zones.iter().enumerate() {
-            let apex = name_wire(&z.apex);
+            let apex = crate::dns::wire::name_wire(&z.apex);
             let mut negative_soa = Vec::new();
-            for r in &z.records {
-                let owner = name_wire(&r.name);
+            for zr in &z.records {
+                let (r, rdata) = (&zr.record, &zr.rdata);
+                let owner = zr.owner.to_vec();
                 let rtype = u16::from(r.record_type());
-                let rdata = rdata_wire(&r.data);
                 if r.record_type() == RecordType::SOA {
                     let minimum = match &r.data {
                         hickory_proto::rr::RData::SOA(soa) => soa.minimum,
                         _ => r.ttl,
                     };
-                    negative_soa = rr_tail(rtype, r.ttl.min(minimum), &rdata);
+                    negative_soa = rr_tail(rtype, r.ttl.min(minimum), rdata);
                 }
                 // Empty non-terminals between the owner and the apex.
                 let mut up = parent(&owner);
@@ -115,9 +97,9 @@ impl ZoneIndex {
                     if p.len() < apex.len() || p == apex.as_slice() {
                         break;
                     }
-                    building
-                        .entry(p.to_vec())
-                        .or_insert_with(|| (zi as u32, Vec::new()));
+                    if !building.contains_key(p) {
+                        building.insert(p.to_vec(), (zi as u32, Vec::new()));
+                    }
                     up = parent(p);
                 }
                 let (_, sets) = building
@@ -127,11 +109,11 @@ impl ZoneIndex {
                     Some((t, count, wire)) if *t == rtype => {
                         *count += 1;
                         wire.extend_from_slice(&POINTER_TO_QNAME);
-                        wire.extend_from_slice(&rr_tail(rtype, r.ttl, &rdata));
+                        wire.extend_from_slice(&rr_tail(rtype, r.ttl, rdata));
                     }
                     _ => {
                         let mut wire = POINTER_TO_QNAME.to_vec();
-                        wire.extend_from_slice(&rr_tail(rtype, r.ttl, &rdata));
+                        wire.extend_from_slice(&rr_tail(rtype, r.ttl, rdata));
                         sets.push((rtype, 1, wire));
                     }
                 }

@@ -1,5 +1,24 @@
 //! DNS request parsing (RFC 1035 4.1, RFC 6891 OPT): just what answering needs, no allocation.
 
+/// Lowercase uncompressed wire form of a name.
+pub fn name_wire(name: &hickory_proto::rr::Name) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len() + 2);
+    for label in name.iter() {
+        out.push(label.len() as u8);
+        out.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    out.push(0);
+    out
+}
+
+/// The wire name with its first label removed; `None` for the root.
+pub fn parent(wire: &[u8]) -> Option<&[u8]> {
+    match wire.first() {
+        Some(0) | None => None,
+        Some(&len) => wire.get(1 + usize::from(len)..),
+    }
+}
+
 /// Fixed DNS header size.
 pub const HEADER_LEN: usize = 12;
 /// Longest name in wire form (RFC 1035 2.3.4).
