@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hickory_proto::rr::Name;
+use ipnet::IpNet;
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -73,9 +74,27 @@ pub struct Config {
 
 #[derive(Debug, Clone)]
 pub struct Listen {
-    pub addresses: Vec<IpAddr>,
+    /// Where the addresses to answer on come from; they are followed while running.
+    pub from: ListenOn,
     /// 0 asks the OS for a free port (UDP first, TCP then takes the same number); useful in tests.
     pub port: u16,
+    /// Client networks allowed besides the listening interfaces' own subnets.
+    pub allow: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ListenOn {
+    /// Every address of the interfaces whose name matches this glob (`zt*`).
+    Interface(String),
+    /// The interface and addresses the local zerotier-one service reports for this network.
+    Network {
+        id: NetworkId,
+        local_api_url: String,
+        authtoken_file: PathBuf,
+        token: Secret,
+    },
+    /// These addresses exactly.
+    Addresses(Vec<IpAddr>),
 }
 
 #[derive(Debug, Clone)]
@@ -156,13 +175,18 @@ struct RawConfig {
     networks: Vec<RawNetwork>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawListen {
-    #[serde(default)]
-    addresses: Vec<String>,
+    interface: Option<String>,
+    network: Option<String>,
+    addresses: Option<Vec<String>>,
+    authtoken_file: Option<PathBuf>,
+    local_api_url: Option<String>,
     #[serde(default = "default_port")]
     port: u16,
+    #[serde(default)]
+    allow: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,6 +229,15 @@ fn default_state_dir() -> PathBuf {
 }
 fn default_port() -> u16 {
     53
+}
+fn default_interface() -> String {
+    "zt*".into()
+}
+fn default_authtoken_file() -> PathBuf {
+    "/var/lib/zerotier-one/authtoken.secret".into()
+}
+fn default_local_api_url() -> String {
+    "http://127.0.0.1:9993".into()
 }
 fn default_source() -> RawSource {
     RawSource::Central
@@ -318,20 +351,74 @@ impl Validator<'_> {
     }
 
     fn listen(&self, raw: Option<RawListen>) -> Result<Listen, ConfigError> {
-        let raw = raw.ok_or_else(|| {
-            self.err(
-                "listen",
-                "missing [listen] table: set addresses = [\"<your ZeroTier IP>\"]",
-            )
-        })?;
-        if raw.addresses.is_empty() {
+        let mut raw = raw.unwrap_or_else(|| RawListen {
+            port: default_port(),
+            ..RawListen::default()
+        });
+        let given = [
+            raw.interface.is_some(),
+            raw.network.is_some(),
+            raw.addresses.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() > 1 {
+            return Err(self.err("listen", "set only one of interface, network and addresses"));
+        }
+        if raw.network.is_none() {
+            for (key, set) in [
+                ("listen.authtoken_file", raw.authtoken_file.is_some()),
+                ("listen.local_api_url", raw.local_api_url.is_some()),
+            ] {
+                if set {
+                    return Err(self.err(key, "only applies with listen.network"));
+                }
+            }
+        }
+        let from = if let Some(id) = raw.network.take() {
+            self.listen_network(&id, raw.authtoken_file.take(), raw.local_api_url.take())?
+        } else if let Some(list) = raw.addresses.take() {
+            ListenOn::Addresses(self.listen_addresses(&list)?)
+        } else {
+            let glob = raw.interface.take().unwrap_or_else(default_interface);
+            if glob.trim().is_empty() || glob::Pattern::new(&glob).is_err() {
+                return Err(self.err(
+                    "listen.interface",
+                    format!("\"{glob}\" is not an interface name or glob like \"zt*\""),
+                ));
+            }
+            ListenOn::Interface(glob)
+        };
+        let mut allow = Vec::new();
+        for (i, a) in raw.allow.iter().enumerate() {
+            let key = format!("listen.allow[{i}]");
+            let net = a
+                .trim()
+                .parse::<IpNet>()
+                .or_else(|_| a.trim().parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| self.err(&key, format!("\"{a}\" is not an address or CIDR")))?;
+            if net.prefix_len() == 0 {
+                return Err(self.err(
+                    &key,
+                    format!("{net} allows everyone and would make this an open resolver"),
+                ));
+            }
+            allow.push(net.trunc());
+        }
+        Ok(Listen {
+            from,
+            port: raw.port,
+            allow,
+        })
+    }
+
+    fn listen_addresses(&self, list: &[String]) -> Result<Vec<IpAddr>, ConfigError> {
+        if list.is_empty() {
             return Err(self.err(
                 "listen.addresses",
                 "is empty: list the ZeroTier addresses to answer on, e.g. [\"10.147.17.1\"]",
             ));
         }
         let mut addresses = Vec::new();
-        for (i, a) in raw.addresses.iter().enumerate() {
+        for (i, a) in list.iter().enumerate() {
             let key = format!("listen.addresses[{i}]");
             let ip: IpAddr = a
                 .trim()
@@ -350,9 +437,54 @@ impl Validator<'_> {
                 addresses.push(ip);
             }
         }
-        Ok(Listen {
-            addresses,
-            port: raw.port,
+        Ok(addresses)
+    }
+
+    fn listen_network(
+        &self,
+        id: &str,
+        authtoken_file: Option<PathBuf>,
+        local_api_url: Option<String>,
+    ) -> Result<ListenOn, ConfigError> {
+        let id: NetworkId = id.parse().map_err(|_| {
+            self.err(
+                "listen.network",
+                format!("\"{id}\" is not a ZeroTier network id (16 hex digits)"),
+            )
+        })?;
+        let url = local_api_url.unwrap_or_else(default_local_api_url);
+        let url = url.trim().trim_end_matches('/').to_owned();
+        if !url.starts_with("http://") && !url.starts_with("https://") {
+            return Err(self.err(
+                "listen.local_api_url",
+                format!("\"{url}\" is not an http URL"),
+            ));
+        }
+        let file = self.resolve(&authtoken_file.unwrap_or_else(default_authtoken_file));
+        let token = std::fs::read_to_string(&file).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                "it is readable by root only: run as root, or give this user read access \
+                 (for example through the zerotier-one group)"
+            } else {
+                "it is written by zerotier-one; is zerotier-one installed?"
+            };
+            self.err(
+                "listen.authtoken_file",
+                format!("cannot read {}: {e}; {hint}", file.display()),
+            )
+        })?;
+        let token = token.trim().to_owned();
+        if token.is_empty() {
+            return Err(self.err(
+                "listen.authtoken_file",
+                format!("{} is empty", file.display()),
+            ));
+        }
+        Ok(ListenOn::Network {
+            id,
+            local_api_url: url,
+            authtoken_file: file,
+            token: Secret(token),
         })
     }
 
@@ -487,6 +619,7 @@ mod tests {
         assert_eq!(c.ttl, 60);
         assert_eq!(c.negative_ttl, 60);
         assert_eq!(c.listen.port, 53);
+        assert!(matches!(&c.listen.from, ListenOn::Addresses(a) if a.len() == 1));
         let n = &c.networks[0];
         assert_eq!(n.id.to_string(), "8056c2e21c000001");
         assert_eq!(n.poll_interval, Duration::from_secs(30));
@@ -525,6 +658,29 @@ mod tests {
         );
         let e = err("[listen]\naddresses=[\"::\"]\n[[network]]\nid=\"8056c2e21c000001\"\n");
         assert!(e.contains("every interface"), "{e}");
+    }
+
+    #[test]
+    fn listen_defaults_to_zerotier_interfaces_and_takes_one_source() {
+        std::env::set_var(TOKEN_ENV, "tok");
+        let c = parse("[[network]]\nid = \"8056c2e21c000001\"\n").unwrap();
+        assert!(matches!(&c.listen.from, ListenOn::Interface(g) if g == "zt*"));
+        let e = err("[listen]\ninterface=\"zt*\"\naddresses=[\"10.0.0.1\"]\n[[network]]\nid=\"8056c2e21c000001\"\n");
+        assert!(e.contains("only one of"), "{e}");
+        let e = err("[listen]\nauthtoken_file=\"x\"\n[[network]]\nid=\"8056c2e21c000001\"\n");
+        assert!(
+            e.contains("listen.authtoken_file") && e.contains("listen.network"),
+            "{e}"
+        );
+        let e = err("[listen]\nnetwork=\"8056c2e21c000001\"\nauthtoken_file=\"/nonexistent/authtoken.secret\"\n[[network]]\nid=\"8056c2e21c000001\"\n");
+        assert!(
+            e.contains("cannot read /nonexistent/authtoken.secret"),
+            "{e}"
+        );
+        let e = err("[listen]\nallow=[\"0.0.0.0/0\"]\n[[network]]\nid=\"8056c2e21c000001\"\n");
+        assert!(e.contains("open resolver"), "{e}");
+        let c = parse("[listen]\nallow=[\"192.0.2.7\", \"10.1.0.0/16\"]\n[[network]]\nid=\"8056c2e21c000001\"\n").unwrap();
+        assert_eq!(c.listen.allow.len(), 2);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! backhaul-dns: authoritative DNS for a ZeroTier backhaul network.
 //!
 //! ZeroTier members (names and addresses, from Central or a file) become an in-memory zone
-//! that is answered over UDP and TCP on the addresses the operator lists.
+//! that is answered over UDP and TCP on this host's ZeroTier addresses only.
 //!
 //! # Layout
 //!
@@ -13,6 +13,8 @@
 //! - [`reverse`]: PTR owner names and reverse-zone apexes.
 //! - [`zone`]: snapshots -> records per zone (pure), SOA serials.
 //! - [`sync`]: **where a sync happens**: poll each network, rebuild, swap the zone atomically.
+//! - [`interfaces`]: which addresses to answer on (interface glob, local zerotier-one service,
+//!   or a fixed list), asked again every few seconds.
 //! - [`dns`]: **where a query is answered**: the compiled zone index, the answer logic and the
 //!   UDP/TCP listeners.
 //! - [`run`]: wires the pieces together for each subcommand.
@@ -29,6 +31,7 @@
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod interfaces;
 pub mod names;
 pub mod reverse;
 pub mod run;

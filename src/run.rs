@@ -2,33 +2,116 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use arc_swap::ArcSwap;
 
-use crate::config::Config;
-use crate::dns::{listen, SharedZone, ZoneIndex};
-use crate::{sync, zone};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use crate::config::{Config, ListenOn};
+use crate::dns::access::{Acl, SharedAcl};
+use crate::dns::listen::{BindError, Listeners};
+use crate::dns::{SharedZone, ZoneIndex};
+use crate::interfaces::Finder;
+use crate::sync::{self, SyncHandle};
+use crate::zone;
+
+/// How often the listening addresses are looked up again: reading the interface list is one
+/// small netlink dump, so following changes within seconds costs next to nothing.
+const FOLLOW_INTERFACES: Duration = Duration::from_secs(1);
+/// The local zerotier-one service is an HTTP request: ask a little less often.
+const FOLLOW_LOCAL_SERVICE: Duration = Duration::from_secs(3);
 
 /// `backhaul-dns run`: serve until SIGTERM or Ctrl-C.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let zone: SharedZone = Arc::new(ArcSwap::from_pointee(ZoneIndex::default()));
-    sync::start(&config, zone.clone())?;
-    for ip in &config.listen.addresses {
-        let bound = listen::bind(*ip, config.listen.port)
-            .await
-            .with_context(|| {
-                format!(
-                "cannot listen on {ip} port {}: is another DNS server using it, is the address \
-                 on this host, and may this user bind the port (CAP_NET_BIND_SERVICE below 1024)?",
-                config.listen.port
-            )
-            })?;
-        tracing::info!(address = %bound.local_addr()?, "listening (udp and tcp)");
-        listen::spawn(bound, zone.clone());
+    let acl: SharedAcl = Arc::new(ArcSwap::from_pointee(Acl::default()));
+    let sync = sync::start(&config, zone.clone())?;
+    let finder = Finder::new(&config.listen);
+    let mut listeners = Listeners::new(config.listen.port, zone, acl.clone());
+    let period = match config.listen.from {
+        ListenOn::Network { .. } => FOLLOW_LOCAL_SERVICE,
+        _ => FOLLOW_INTERFACES,
+    };
+    let mut follower = Follower::default();
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                follower.step(&finder, &mut listeners, &acl, &config, &sync).await?;
+            }
+            _ = &mut shutdown => break,
+        }
     }
-    shutdown_signal().await;
     tracing::info!("shutting down");
     Ok(())
+}
+
+/// Follows the listening addresses, logging each change of state once rather than every tick.
+#[derive(Default)]
+struct Follower {
+    waiting: Option<String>,
+    failing: BTreeMap<SocketAddr, String>,
+    published: Option<Vec<IpAddr>>,
+}
+
+impl Follower {
+    async fn step(
+        &mut self,
+        finder: &Finder,
+        listeners: &mut Listeners,
+        acl: &SharedAcl,
+        config: &Config,
+        sync: &SyncHandle,
+    ) -> anyhow::Result<()> {
+        match finder.find().await {
+            Ok(nets) => {
+                if self.waiting.take().is_some() {
+                    tracing::info!("listening addresses found");
+                }
+                let ips: Vec<IpAddr> = nets.iter().map(|n| n.addr()).collect();
+                acl.store(Arc::new(Acl::new(&nets, &config.listen.allow)));
+                let mut failing = BTreeMap::new();
+                for e in listeners.set(&ips).await {
+                    match e {
+                        BindError::Permission { address, source } => anyhow::bail!(
+                            "cannot listen on {address}: {source}; ports below 1024 need root \
+                             or CAP_NET_BIND_SERVICE (the systemd unit and the container grant it)"
+                        ),
+                        BindError::Other { address, source } => {
+                            let text = source.to_string();
+                            if self.failing.get(&address) != Some(&text) {
+                                tracing::warn!(%address, error = %text,
+                                    "cannot listen on this address yet (is another DNS server using \
+                                     the port?); retrying");
+                            }
+                            failing.insert(address, text);
+                        }
+                    }
+                }
+                self.failing = failing;
+            }
+            Err(why) => {
+                let text = why.to_string();
+                if self.waiting.as_ref() != Some(&text) {
+                    tracing::warn!(reason = %text, "not answering yet: {text}");
+                }
+                self.waiting = Some(text);
+                if finder.absence_is_final() {
+                    listeners.set(&[]).await;
+                }
+            }
+        }
+        let served = listeners.addresses();
+        if self.published.as_ref() != Some(&served) {
+            sync.nameserver_addresses(served.clone()).await;
+            self.published = Some(served);
+        }
+        Ok(())
+    }
 }
 
 async fn shutdown_signal() {
@@ -57,22 +140,29 @@ async fn shutdown_signal() {
 /// `backhaul-dns zone`: sync every network once and return the zones as master-file text.
 pub async fn zone_text(config: &Config) -> anyhow::Result<String> {
     let mut builder = sync::fetch_all(config).await?;
+    // The NS name's addresses, as `run` would find them now (none if it would be waiting).
+    if let Ok(nets) = Finder::new(&config.listen).find().await {
+        builder.set_nameserver_addresses(nets.iter().map(|n| n.addr()).collect());
+    }
     Ok(zone::master_file(&builder.build()))
 }
 
 /// `backhaul-dns check`: one line describing what the config will do.
 pub fn summary(config: &Config) -> String {
-    let addrs: Vec<String> = config
-        .listen
-        .addresses
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
+    let on = match &config.listen.from {
+        ListenOn::Addresses(a) => a
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        ListenOn::Interface(glob) => format!("the addresses of interface(s) {glob}"),
+        ListenOn::Network { id, .. } => format!("this host's addresses on network {id}"),
+    };
     format!(
         "config OK: {} network(s), domain {}, listening on {} port {}",
         config.networks.len(),
         config.domain,
-        addrs.join(", "),
+        on,
         config.listen.port
     )
 }

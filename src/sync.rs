@@ -54,6 +54,16 @@ impl Builder {
         true
     }
 
+    /// Records the server's own addresses (the NS name's records); returns whether they changed.
+    pub fn set_nameserver_addresses(&mut self, mut addresses: Vec<std::net::IpAddr>) -> bool {
+        addresses.sort();
+        if self.settings.nameserver_addresses == addresses {
+            return false;
+        }
+        self.settings.nameserver_addresses = addresses;
+        true
+    }
+
     /// Builds every zone from what is held now, with serials stamped.
     pub fn build(&mut self) -> Zones {
         let inputs: Vec<zone::Input<'_>> = self
@@ -132,47 +142,75 @@ fn publish(zone: &SharedZone, zones: &Zones) {
     zone.store(Arc::new(ZoneIndex::compile(zones)));
 }
 
+/// What the builder is told.
+enum Update {
+    Snapshot(usize, NetworkSnapshot),
+    /// The addresses this server answers on changed.
+    Nameservers(Vec<std::net::IpAddr>),
+}
+
+/// Lets the rest of the server tell the builder about changes it sees.
+#[derive(Clone)]
+pub struct SyncHandle {
+    tx: mpsc::Sender<Update>,
+}
+
+impl SyncHandle {
+    pub async fn nameserver_addresses(&self, addresses: Vec<std::net::IpAddr>) {
+        let _ = self.tx.send(Update::Nameservers(addresses)).await;
+    }
+}
+
 /// Builds the first (empty, not yet complete) zone, then starts the pollers and the builder.
-pub fn start(config: &Config, zone: SharedZone) -> anyhow::Result<()> {
+pub fn start(config: &Config, zone: SharedZone) -> anyhow::Result<SyncHandle> {
     let mut builder = Builder::new(config);
     publish(&zone, &builder.build());
 
-    let (tx, mut rx) = mpsc::channel::<(usize, NetworkSnapshot)>(16);
+    let (tx, mut rx) = mpsc::channel::<Update>(16);
     for (i, net) in config.networks.iter().enumerate() {
         let source = Source::new(net).map_err(|e| anyhow::anyhow!("network {}: {e}", net.id))?;
         tokio::spawn(poll(i, net.clone(), source, tx.clone()));
     }
-    drop(tx);
+    let handle = SyncHandle { tx };
 
     std::thread::Builder::new()
         .name("zone-builder".into())
         .spawn(move || {
-            while let Some((i, snapshot)) = rx.blocking_recv() {
-                let network = snapshot.id;
-                let members = snapshot.members.len();
-                if !builder.set(i, snapshot) {
-                    tracing::debug!(network = %network, "sync: no change");
+            while let Some(update) = rx.blocking_recv() {
+                let (cause, changed) = match update {
+                    Update::Snapshot(i, snapshot) => {
+                        let network = snapshot.id;
+                        (format!("network {network}"), builder.set(i, snapshot))
+                    }
+                    Update::Nameservers(addresses) => (
+                        "listen addresses".to_owned(),
+                        builder.set_nameserver_addresses(addresses),
+                    ),
+                };
+                if !changed {
+                    tracing::debug!(cause, "sync: no change");
                     continue;
                 }
                 let started = std::time::Instant::now();
                 let zones = builder.build();
                 publish(&zone, &zones);
                 let serial = zones.zones.iter().map(|z| z.serial).max().unwrap_or(0);
-                tracing::info!(network = %network, members, names = zones.members.values().sum::<usize>(),
-                    records = zones.record_count(), conflicts = zones.conflicts.len(), serial,
-                    took_ms = started.elapsed().as_millis() as u64, "zone updated");
+                tracing::info!(
+                    cause,
+                    names = zones.members.values().sum::<usize>(),
+                    records = zones.record_count(),
+                    conflicts = zones.conflicts.len(),
+                    serial,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "zone updated"
+                );
             }
         })?;
-    Ok(())
+    Ok(handle)
 }
 
 /// Fetches one network forever: on its interval when healthy, backing off when not.
-async fn poll(
-    index: usize,
-    net: config::Network,
-    source: Source,
-    tx: mpsc::Sender<(usize, NetworkSnapshot)>,
-) {
+async fn poll(index: usize, net: config::Network, source: Source, tx: mpsc::Sender<Update>) {
     let mut failures: u32 = 0;
     loop {
         let wait = match source.fetch().await {
@@ -181,7 +219,7 @@ async fn poll(
                     tracing::info!(network = %net.id, after_failures = failures, "sync recovered");
                 }
                 failures = 0;
-                if tx.send((index, snapshot)).await.is_err() {
+                if tx.send(Update::Snapshot(index, snapshot)).await.is_err() {
                     return;
                 }
                 net.poll_interval

@@ -31,7 +31,8 @@ pub struct Settings {
     pub negative_ttl: u32,
     /// The server's own name: NS target of every zone, and SOA MNAME.
     pub nameserver: Name,
-    /// Addresses published for `nameserver`, so the NS name resolves.
+    /// Addresses published for `nameserver`, so the NS name resolves: the addresses the
+    /// server answers on, which it learns while running.
     pub nameserver_addresses: Vec<IpAddr>,
 }
 
@@ -41,7 +42,7 @@ impl Settings {
             ttl: config.ttl,
             negative_ttl: config.negative_ttl,
             nameserver: config.domain.clone(),
-            nameserver_addresses: config.listen.addresses.clone(),
+            nameserver_addresses: Vec::new(),
         }
     }
 }

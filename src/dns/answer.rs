@@ -53,7 +53,14 @@ pub enum Outcome {
 }
 
 /// Answers one request. On `Outcome::Reply`, `out` holds the whole response message.
-pub fn respond(zone: &ZoneIndex, query: &[u8], transport: Transport, out: &mut Vec<u8>) -> Outcome {
+/// A client that is not `allowed` gets REFUSED for everything.
+pub fn respond(
+    zone: &ZoneIndex,
+    query: &[u8],
+    transport: Transport,
+    allowed: bool,
+    out: &mut Vec<u8>,
+) -> Outcome {
     out.clear();
     let req = match wire::parse(query) {
         Ok(r) => r,
@@ -78,7 +85,11 @@ pub fn respond(zone: &ZoneIndex, query: &[u8], transport: Transport, out: &mut V
         (Transport::Udp, Some(e)) => usize::from(e.udp_size.clamp(512, MAX_UDP_PAYLOAD)),
     };
     let mut w = Writer::start(out, &req);
-    let rcode = decide(zone, &req, &mut w);
+    let rcode = if allowed {
+        decide(zone, &req, &mut w)
+    } else {
+        Rcode::Refused
+    };
     w.finish(&req, rcode, limit)
 }
 

@@ -1,8 +1,10 @@
 //! UDP and TCP listeners: read a query, answer it from the current zone, write the response.
 //!
 //! Answers come from memory, so each socket answers in its own loop with no task per query;
-//! TCP connections get a task each, capped in number and idle time.
+//! TCP connections get a task each, capped in number and idle time. [`Listeners`] keeps one
+//! pair of sockets per address and follows the wanted set as addresses come and go.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -13,6 +15,9 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
 
+use tokio::task::JoinHandle;
+
+use super::access::SharedAcl;
 use super::answer::{respond, Outcome, Transport};
 use super::SharedZone;
 
@@ -69,14 +74,105 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     UdpSocket::from_std(sock.into())
 }
 
-/// Serves one address until the process ends.
-pub fn spawn(bound: Bound, zone: SharedZone) {
-    let Bound { udp, tcp } = bound;
-    tokio::spawn(serve_udp(udp, zone.clone()));
-    tokio::spawn(serve_tcp(tcp, zone));
+/// Why an address could not be served.
+#[derive(Debug)]
+pub enum BindError {
+    /// Will not fix itself: the process may not bind this port.
+    Permission {
+        address: SocketAddr,
+        source: io::Error,
+    },
+    /// May fix itself (address not there yet, port busy): retried on the next check.
+    Other {
+        address: SocketAddr,
+        source: io::Error,
+    },
 }
 
-async fn serve_udp(sock: UdpSocket, zone: SharedZone) {
+/// The sockets being served, one UDP and one TCP per address.
+pub struct Listeners {
+    port: u16,
+    zone: SharedZone,
+    acl: SharedAcl,
+    active: BTreeMap<IpAddr, Active>,
+}
+
+struct Active {
+    local: SocketAddr,
+    tasks: [JoinHandle<()>; 2],
+}
+
+impl Drop for Active {
+    /// Ending the tasks drops their sockets: the address is closed at once.
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Listeners {
+    pub fn new(port: u16, zone: SharedZone, acl: SharedAcl) -> Listeners {
+        Listeners {
+            port,
+            zone,
+            acl,
+            active: BTreeMap::new(),
+        }
+    }
+
+    /// Serves exactly `want`: binds what is new, closes what is gone. Addresses that fail to
+    /// bind are returned (and left for the next call to retry).
+    pub async fn set(&mut self, want: &[IpAddr]) -> Vec<BindError> {
+        let gone: Vec<IpAddr> = self
+            .active
+            .keys()
+            .filter(|ip| !want.contains(ip))
+            .copied()
+            .collect();
+        for ip in gone {
+            if let Some(a) = self.active.remove(&ip) {
+                tracing::info!(address = %a.local, "stopped listening (address gone)");
+            }
+        }
+        let mut errors = Vec::new();
+        for ip in want {
+            if self.active.contains_key(ip) {
+                continue;
+            }
+            match bind(*ip, self.port).await {
+                Ok(bound) => {
+                    let local = bound
+                        .local_addr()
+                        .unwrap_or(SocketAddr::new(*ip, self.port));
+                    tracing::info!(address = %local, "listening (udp and tcp)");
+                    let Bound { udp, tcp } = bound;
+                    let tasks = [
+                        tokio::spawn(serve_udp(udp, self.zone.clone(), self.acl.clone())),
+                        tokio::spawn(serve_tcp(tcp, self.zone.clone(), self.acl.clone())),
+                    ];
+                    self.active.insert(*ip, Active { local, tasks });
+                }
+                Err(source) => {
+                    let address = SocketAddr::new(*ip, self.port);
+                    errors.push(if source.kind() == io::ErrorKind::PermissionDenied {
+                        BindError::Permission { address, source }
+                    } else {
+                        BindError::Other { address, source }
+                    });
+                }
+            }
+        }
+        errors
+    }
+
+    /// Addresses served right now.
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        self.active.keys().copied().collect()
+    }
+}
+
+async fn serve_udp(sock: UdpSocket, zone: SharedZone, acl: SharedAcl) {
     let mut buf = vec![0u8; UDP_RECV_BUFFER];
     let mut out = Vec::with_capacity(2048);
     loop {
@@ -87,7 +183,8 @@ async fn serve_udp(sock: UdpSocket, zone: SharedZone) {
                 continue;
             }
         };
-        let outcome = respond(&zone.load(), &buf[..n], Transport::Udp, &mut out);
+        let allowed = acl.load().allows(peer.ip());
+        let outcome = respond(&zone.load(), &buf[..n], Transport::Udp, allowed, &mut out);
         if let Outcome::Reply { .. } = outcome {
             if let Err(e) = sock.send_to(&out, peer).await {
                 tracing::debug!(client = %peer, error = %e, "udp send failed");
@@ -96,7 +193,7 @@ async fn serve_udp(sock: UdpSocket, zone: SharedZone) {
     }
 }
 
-async fn serve_tcp(listener: TcpListener, zone: SharedZone) {
+async fn serve_tcp(listener: TcpListener, zone: SharedZone, acl: SharedAcl) {
     let slots = Arc::new(Semaphore::new(TCP_MAX_CONNECTIONS));
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -113,8 +210,9 @@ async fn serve_tcp(listener: TcpListener, zone: SharedZone) {
             continue;
         };
         let zone = zone.clone();
+        let allowed = acl.load().allows(peer.ip());
         tokio::spawn(async move {
-            if let Err(e) = serve_connection(stream, zone).await {
+            if let Err(e) = serve_connection(stream, zone, allowed).await {
                 tracing::debug!(client = %peer, error = %e, "tcp connection ended");
             }
             drop(permit);
@@ -123,7 +221,11 @@ async fn serve_tcp(listener: TcpListener, zone: SharedZone) {
 }
 
 /// RFC 1035 4.2.2 framing: a 2-byte length before each message; several queries per connection.
-async fn serve_connection(mut stream: TcpStream, zone: SharedZone) -> io::Result<()> {
+async fn serve_connection(
+    mut stream: TcpStream,
+    zone: SharedZone,
+    allowed: bool,
+) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut query = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(2048);
@@ -138,7 +240,7 @@ async fn serve_connection(mut stream: TcpStream, zone: SharedZone) -> io::Result
         timeout(TCP_IDLE, stream.read_exact(&mut query))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "query body timed out"))??;
-        match respond(&zone.load(), &query, Transport::Tcp, &mut out) {
+        match respond(&zone.load(), &query, Transport::Tcp, allowed, &mut out) {
             Outcome::Drop => return Ok(()),
             Outcome::Reply { .. } => {
                 frame.clear();

@@ -1,6 +1,7 @@
 //! DNS serving: the compiled zone ([`index`]), request parsing ([`wire`]), the answer logic
-//! ([`answer`]) and the UDP/TCP listeners ([`listen`]).
+//! ([`answer`]), who may ask ([`access`]) and the UDP/TCP listeners ([`listen`]).
 
+pub mod access;
 pub mod answer;
 pub mod index;
 pub mod listen;

@@ -6,6 +6,7 @@
 pub mod addresses;
 pub mod central;
 pub mod file;
+pub mod local;
 pub mod models;
 
 use std::fmt;
