@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod netns;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -283,13 +285,28 @@ impl Server {
     }
 
     pub fn start_in(dir: tempfile::TempDir, top: &str, tables: &str) -> Server {
-        std::fs::write(dir.path().join("central.token"), format!("{TOKEN}\n")).unwrap();
         let config = format!(
             "state_dir = \"state\"\n{top}\n[listen]\naddresses = [\"127.0.0.1\"]\nport = 0\n\n{tables}"
         );
+        let server = Server::launch(dir, &config, &[]);
+        server.wait_listening()
+    }
+
+    /// Writes `config` (plus `central.token`) into `dir` and starts `PREFIX... backhaul-dns run`
+    /// without waiting for anything.
+    pub fn launch(dir: tempfile::TempDir, config: &str, prefix: &[&str]) -> Server {
+        std::fs::write(dir.path().join("central.token"), format!("{TOKEN}\n")).unwrap();
         let path = dir.path().join("backhaul-dns.toml");
         std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(binary())
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(binary());
+                c
+            }
+            None => Command::new(binary()),
+        };
+        let mut child = cmd
             .args(["run", "--config"])
             .arg(&path)
             .args(["--log-format", "json", "--log-level", "debug"])
@@ -306,19 +323,33 @@ impl Server {
                 sink.lock().unwrap().push(line);
             }
         });
-        let mut server = Server {
+        Server {
             child,
             dns: "127.0.0.1:0".parse().unwrap(),
             logs,
             dir,
-        };
-        let line = server
+        }
+    }
+
+    /// Waits for the first "listening" line and takes its address as `dns`.
+    pub fn wait_listening(mut self) -> Server {
+        let line = self
             .wait_log(Duration::from_secs(15), |l| {
                 l["message"] == "listening (udp and tcp)"
             })
-            .unwrap_or_else(|| panic!("server did not start; logs:\n{}", server.log_text()));
-        server.dns = line["address"].as_str().unwrap().parse().unwrap();
-        server
+            .unwrap_or_else(|| panic!("server did not start; logs:\n{}", self.log_text()));
+        self.dns = line["address"].as_str().unwrap().parse().unwrap();
+        self
+    }
+
+    /// Exit code once the process has ended (waiting up to `limit`).
+    pub fn exit_code(&mut self, limit: Duration) -> Option<i32> {
+        wait_for(limit, || {
+            self.child
+                .try_wait()
+                .unwrap()
+                .map(|s| s.code().unwrap_or(-1))
+        })
     }
 
     pub fn log_text(&self) -> String {
@@ -371,6 +402,10 @@ impl Server {
         let _ = self.child.wait();
         let dir = tempfile::tempdir().unwrap();
         std::mem::replace(&mut self.dir, dir)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether the process is still running.
@@ -452,7 +487,17 @@ pub fn exchange_tcp(addr: SocketAddr, m: &Message) -> Message {
 
 /// One datagram out, one back (or `None` after 2 s).
 pub fn udp_raw(addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let any: SocketAddr = if addr.is_ipv4() {
+        "0.0.0.0:0".parse().unwrap()
+    } else {
+        "[::]:0".parse().unwrap()
+    };
+    udp_raw_from(any, addr, bytes)
+}
+
+/// Like [`udp_raw`], from a chosen source address.
+pub fn udp_raw_from(from: SocketAddr, addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+    let sock = UdpSocket::bind(from).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     sock.send_to(bytes, addr).unwrap();
     let mut buf = vec![0u8; 65535];

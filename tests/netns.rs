@@ -1,0 +1,495 @@
+//! Answering only on the ZeroTier interface, in network namespaces this test builds.
+//!
+//! A server host with a ZeroTier-like interface (`ztmjfmfyq5`, 10.147.17.1/24, fd00:5a::1/64)
+//! and a public-like one (198.51.100.1/24); a client host on the other ends. Needs root: CI
+//! runs as root, and these tests fail (never skip) when they cannot build their network.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use common::netns::*;
+use common::*;
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RecordType;
+
+const MEMBERS: &str = r#"[
+  {"nodeId": "a45dc9d260", "name": "db", "config": {"authorized": true, "creationTime": 1, "ipAssignments": ["10.147.17.20"]}},
+  {"nodeId": "e610b78bf1", "name": "web", "config": {"authorized": true, "creationTime": 2, "ipAssignments": ["10.147.17.21"]}}
+]"#;
+
+/// Starts the server inside `lab.srv` with `listen` as its `[listen]` table body.
+fn serve(lab: &Lab, listen: &str, prefix: &[&str]) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("members.json"), MEMBERS).unwrap();
+    let config = format!(
+        "state_dir = \"state\"\n[listen]\n{listen}\n\n[[network]]\nid = \"{NETWORK}\"\n\
+         source = \"file\"\nmembers_file = \"members.json\"\npoll_interval = \"1s\"\n"
+    );
+    let mut full = vec!["ip", "netns", "exec", lab.srv.name.as_str()];
+    full.extend_from_slice(prefix);
+    Server::launch(dir, &config, &full)
+}
+
+fn ask(lab: &Lab, server: SocketAddr, name: &str) -> Option<Message> {
+    let q = request(name, RecordType::A).to_vec().unwrap();
+    in_netns(&lab.cli.name, || udp_raw(server, &q)).map(|b| Message::from_vec(&b).unwrap())
+}
+
+fn ask_from(lab: &Lab, from: &str, server: SocketAddr, name: &str) -> Option<Message> {
+    let q = request(name, RecordType::A).to_vec().unwrap();
+    let from: SocketAddr = format!("{from}:0").parse().unwrap();
+    in_netns(&lab.cli.name, || udp_raw_from(from, server, &q))
+        .map(|b| Message::from_vec(&b).unwrap())
+}
+
+/// Waits (up to 10 s, the issue's bound) until `server` answers `name` with an address.
+fn answered_within_10s(lab: &Lab, server: SocketAddr, name: &str, logs: &Server) -> Message {
+    wait_for(Duration::from_secs(10), || {
+        ask(lab, server, name).filter(|m| !m.answers.is_empty())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{name} not answered on {server} within 10 s; logs:\n{}",
+            logs.log_text()
+        )
+    })
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn answers_on_the_zerotier_interface_only() {
+    let lab = Lab::new(true);
+    let server = serve(&lab, "interface = \"zt*\"\nport = 53", &[]);
+    let m = answered_within_10s(&lab, addr("10.147.17.1:53"), "db.backhaul.", &server);
+    assert!(is_a(&m, "10.147.17.20"));
+    // IPv6 on the same interface.
+    let q = request("web.backhaul.", RecordType::A).to_vec().unwrap();
+    let v6 =
+        in_netns(&lab.cli.name, || udp_raw(addr("[fd00:5a::1]:53"), &q)).expect("answer over IPv6");
+    assert!(is_a(&Message::from_vec(&v6).unwrap(), "10.147.17.21"));
+    // Nothing at all on the public address: not even a REFUSED.
+    assert!(ask(&lab, addr("198.51.100.1:53"), "db.backhaul.").is_none());
+    let sockets = exec_in(&lab.srv.name, &["ss", "-lnu"]);
+    assert!(
+        !sockets.contains("198.51.100.1") && !sockets.contains("0.0.0.0:53"),
+        "{sockets}"
+    );
+    // The NS name resolves to the interface's addresses, learnt while running.
+    let m = wait_for(Duration::from_secs(10), || {
+        ask(&lab, addr("10.147.17.1:53"), "backhaul.").filter(|m| is_a(m, "10.147.17.1"))
+    });
+    assert!(
+        m.is_some(),
+        "NS name lacks the zt address; logs:\n{}",
+        server.log_text()
+    );
+}
+
+#[test]
+fn follows_addresses_added_and_removed() {
+    let lab = Lab::new(true);
+    let server = serve(&lab, "interface = \"zt*\"\nport = 53", &[]);
+    answered_within_10s(&lab, addr("10.147.17.1:53"), "db.backhaul.", &server);
+
+    ip(&[
+        "-n",
+        &lab.srv.name,
+        "addr",
+        "add",
+        "10.147.18.1/24",
+        "dev",
+        ZT_IF,
+    ]);
+    ip(&[
+        "-n",
+        &lab.cli.name,
+        "addr",
+        "add",
+        "10.147.18.2/24",
+        "dev",
+        "czt",
+    ]);
+    let m = answered_within_10s(&lab, addr("10.147.18.1:53"), "db.backhaul.", &server);
+    assert!(is_a(&m, "10.147.17.20"));
+    // The new subnet's clients are allowed too.
+    let m = ask_from(&lab, "10.147.18.2", addr("10.147.18.1:53"), "db.backhaul.").unwrap();
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+
+    ip(&[
+        "-n",
+        &lab.srv.name,
+        "addr",
+        "del",
+        "10.147.18.1/24",
+        "dev",
+        ZT_IF,
+    ]);
+    server
+        .wait_log(Duration::from_secs(10), |l| {
+            l["message"] == "stopped listening (address gone)" && l["address"] == "10.147.18.1:53"
+        })
+        .unwrap_or_else(|| panic!("removed address still served; logs:\n{}", server.log_text()));
+    let sockets = exec_in(&lab.srv.name, &["ss", "-lnu"]);
+    assert!(!sockets.contains("10.147.18.1:53"), "{sockets}");
+    // The rest keeps working.
+    answered_within_10s(&lab, addr("10.147.17.1:53"), "web.backhaul.", &server);
+}
+
+#[test]
+fn picks_up_an_interface_that_appears_after_start() {
+    let lab = Lab::new(false);
+    let mut server = serve(&lab, "interface = \"zt*\"\nport = 53", &[]);
+    server
+        .wait_log(Duration::from_secs(10), |l| {
+            l["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("waiting for an interface matching \"zt*\"")
+        })
+        .unwrap_or_else(|| panic!("no waiting message; logs:\n{}", server.log_text()));
+    assert!(server.alive());
+    assert!(ask(&lab, addr("198.51.100.1:53"), "db.backhaul.").is_none());
+    lab.add_zt(); // zerotier-one comes up after us
+    answered_within_10s(&lab, addr("10.147.17.1:53"), "db.backhaul.", &server);
+}
+
+#[test]
+fn clients_outside_the_subnets_are_refused_unless_allowed() {
+    let lab = Lab::new(true);
+    // A client address that is neither in 10.147.17.0/24 nor fd00:5a::/64, routed over zt.
+    ip(&[
+        "-n",
+        &lab.cli.name,
+        "addr",
+        "add",
+        "192.0.2.2/24",
+        "dev",
+        "czt",
+    ]);
+    ip(&[
+        "-n",
+        &lab.srv.name,
+        "route",
+        "add",
+        "192.0.2.0/24",
+        "dev",
+        ZT_IF,
+    ]);
+    let server = serve(&lab, "interface = \"zt*\"\nport = 53", &[]);
+    answered_within_10s(&lab, addr("10.147.17.1:53"), "db.backhaul.", &server);
+    let m = ask_from(&lab, "192.0.2.2", addr("10.147.17.1:53"), "db.backhaul.").expect("an answer");
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    assert!(m.answers.is_empty() && !m.metadata.authoritative);
+    // TCP too.
+    let q = request("db.backhaul.", RecordType::A);
+    let tcp = in_netns(&lab.cli.name, || {
+        use std::io::{Read, Write};
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.bind(&addr("192.0.2.2:0").into()).unwrap();
+        sock.connect(&addr("10.147.17.1:53").into()).unwrap();
+        let mut s: std::net::TcpStream = sock.into();
+        let bytes = q.to_vec().unwrap();
+        s.write_all(&[&(bytes.len() as u16).to_be_bytes()[..], &bytes].concat())
+            .unwrap();
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).unwrap();
+        let mut buf = vec![0; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut buf).unwrap();
+        Message::from_vec(&buf).unwrap()
+    });
+    assert_eq!(tcp.metadata.response_code, ResponseCode::Refused);
+
+    // `allow` lets that network in.
+    let allowed = serve(
+        &lab,
+        "interface = \"zt*\"\nport = 5353\nallow = [\"192.0.2.0/24\"]",
+        &[],
+    );
+    let m = wait_for(Duration::from_secs(10), || {
+        ask_from(&lab, "192.0.2.2", addr("10.147.17.1:5353"), "db.backhaul.")
+            .filter(|m| !m.answers.is_empty())
+    })
+    .unwrap_or_else(|| panic!("allowed client not answered; logs:\n{}", allowed.log_text()));
+    assert!(is_a(&m, "10.147.17.20"));
+}
+
+#[test]
+fn binds_port_53_with_cap_net_bind_service_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let lab = Lab::new(true);
+    let nobody = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ];
+    let with_cap = [
+        &nobody[..],
+        &[
+            "--inh-caps=+net_bind_service",
+            "--ambient-caps=+net_bind_service",
+        ],
+    ]
+    .concat();
+    let readable = |s: &Server| {
+        std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    // The unit's AmbientCapabilities=CAP_NET_BIND_SERVICE, as user nobody.
+    let server = serve(&lab, "interface = \"zt*\"\nport = 53", &with_cap);
+    readable(&server);
+    let m = answered_within_10s(&lab, addr("10.147.17.1:53"), "db.backhaul.", &server);
+    assert!(is_a(&m, "10.147.17.20"));
+    // `ip netns exec` and setpriv both exec, so the child is the server itself.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid.split_whitespace().skip(1).all(|u| u == "65534"),
+        "{uid}"
+    );
+    let caps = status.lines().find(|l| l.starts_with("CapEff:")).unwrap();
+    // Only CAP_NET_BIND_SERVICE (bit 10) is effective.
+    assert_eq!(
+        caps.split_whitespace().nth(1),
+        Some("0000000000000400"),
+        "{caps}"
+    );
+
+    // Without the capability: a clear error and exit 1, not a silent retry loop.
+    let mut denied = serve(&lab, "interface = \"zt*\"\nport = 53", &nobody);
+    readable(&denied);
+    let code = denied.exit_code(Duration::from_secs(10));
+    assert_eq!(code, Some(1), "logs:\n{}", denied.log_text());
+    assert!(
+        denied.log_text().contains("CAP_NET_BIND_SERVICE"),
+        "{}",
+        denied.log_text()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// `[listen] network = ...`: a fake local zerotier-one service (zerotier-api.md §2) inside the
+// server's namespace.
+
+const AUTHTOKEN: &str = "abcdefghijklmnopqrstuvwx";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum LocalMode {
+    Joined,
+    NotJoined,
+    AccessDenied,
+}
+
+struct FakeLocal {
+    port: u16,
+    mode: Arc<Mutex<LocalMode>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeLocal {
+    fn start(ns: &str) -> FakeLocal {
+        let mode = Arc::new(Mutex::new(LocalMode::Joined));
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let state = mode.clone();
+        let ns = ns.to_owned();
+        let thread = std::thread::spawn(move || {
+            let file = std::fs::File::open(format!("/var/run/netns/{ns}")).unwrap();
+            use std::os::fd::AsRawFd;
+            // SAFETY: this thread only; valid fd.
+            assert_eq!(
+                unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) },
+                0
+            );
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                port_tx.send(listener.local_addr().unwrap().port()).unwrap();
+                let app = axum::Router::new()
+                    .fallback(local_handler)
+                    .with_state(state);
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop_rx.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        FakeLocal {
+            port: port_rx.recv().unwrap(),
+            mode,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn set(&self, m: LocalMode) {
+        *self.mode.lock().unwrap() = m;
+    }
+
+    fn stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for FakeLocal {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn empty(status: u16) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body("{}".into())
+        .unwrap()
+}
+
+async fn local_handler(
+    State(mode): State<Arc<Mutex<LocalMode>>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    // Token forms in the order the service checks them: X-ZT1-Auth, ?auth=, Bearer.
+    let header = headers
+        .get("x-zt1-auth")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let query = uri
+        .query()
+        .and_then(|q| q.strip_prefix("auth="))
+        .map(str::to_owned);
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.to_owned());
+    if header.or(query).or(bearer).as_deref() != Some(AUTHTOKEN) {
+        return empty(401);
+    }
+    let mode = *mode.lock().unwrap();
+    if uri.path() != format!("/network/{NETWORK}") || mode == LocalMode::NotJoined {
+        return empty(404);
+    }
+    let status = if mode == LocalMode::AccessDenied {
+        "ACCESS_DENIED"
+    } else {
+        "OK"
+    };
+    let body = serde_json::json!({
+        "allowDNS": false, "allowDefault": false, "allowGlobal": false, "allowManaged": true,
+        "assignedAddresses": ["10.147.17.1/24", "fd00:5a:0:0:0:0:0:1/64"],
+        "bridge": false, "broadcastEnabled": true, "dhcp": false,
+        "dns": {"domain": "", "servers": []},
+        "id": NETWORK, "mac": "02:a4:5d:d5:30:a2", "mtu": 2800,
+        "multicastSubscriptions": [{"adi": 0, "mac": "ff:ff:ff:ff:ff:ff"}],
+        "name": "test backhaul", "netconfRevision": 12, "nwid": NETWORK,
+        "portDeviceName": ZT_IF, "portError": 0,
+        "routes": [{"flags": 0, "metric": 0, "target": "10.147.17.0/24", "via": null}],
+        "status": status, "type": "PRIVATE"
+    });
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(body.to_string().into())
+        .unwrap()
+}
+
+fn local_listen(fake: &FakeLocal, token_file: &str) -> String {
+    format!(
+        "network = \"{NETWORK}\"\nauthtoken_file = \"{token_file}\"\n\
+         local_api_url = \"http://127.0.0.1:{}\"\nport = 53",
+        fake.port
+    )
+}
+
+fn waits_saying(server: &Server, says: &str) {
+    server
+        .wait_log(Duration::from_secs(10), |l| {
+            l["level"] == "WARN" && l["message"].as_str().unwrap_or("").contains(says)
+        })
+        .unwrap_or_else(|| panic!("no warning saying {says:?}; logs:\n{}", server.log_text()));
+}
+
+#[test]
+fn network_mode_asks_the_local_zerotier_service() {
+    let lab = Lab::new(true);
+    let mut fake = FakeLocal::start(&lab.srv.name);
+    let token_dir = tempfile::tempdir().unwrap();
+    let token_file = token_dir.path().join("authtoken.secret");
+    std::fs::write(&token_file, format!("{AUTHTOKEN}\n")).unwrap();
+    let token_path = token_file.to_str().unwrap();
+
+    // Not joined yet: the server starts, says what to do, and waits.
+    fake.set(LocalMode::NotJoined);
+    let server = serve(&lab, &local_listen(&fake, token_path), &[]);
+    waits_saying(
+        &server,
+        &format!("has not joined network {NETWORK}: run `zerotier-cli join {NETWORK}`"),
+    );
+    fake.set(LocalMode::AccessDenied);
+    waits_saying(
+        &server,
+        "is ACCESS_DENIED on this host; authorize this member",
+    );
+    // Joined and authorized: answered on the assigned addresses, IPv4 and IPv6.
+    fake.set(LocalMode::Joined);
+    answered_within_10s(&lab, addr("10.147.17.1:53"), "db.backhaul.", &server);
+    let q = request("db.backhaul.", RecordType::A).to_vec().unwrap();
+    assert!(in_netns(&lab.cli.name, || udp_raw(addr("[fd00:5a::1]:53"), &q)).is_some());
+    assert!(ask(&lab, addr("198.51.100.1:53"), "db.backhaul.").is_none());
+    // zerotier-one stops: a clear message, and the addresses we have keep answering.
+    fake.stop();
+    waits_saying(&server, "zerotier-one is not running");
+    assert!(ask(&lab, addr("10.147.17.1:53"), "db.backhaul.").is_some());
+
+    // A wrong token is named as such.
+    let fake2 = FakeLocal::start(&lab.srv.name);
+    let wrong = token_dir.path().join("wrong.secret");
+    std::fs::write(&wrong, "not-the-token").unwrap();
+    let rejected = serve(
+        &lab,
+        &local_listen(&fake2, wrong.to_str().unwrap()).replace("port = 53", "port = 5300"),
+        &[],
+    );
+    waits_saying(&rejected, "rejected the token from");
+    assert!(!rejected.log_text().contains("not-the-token"));
+}
+
+#[test]
+fn unreadable_authtoken_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!("[listen]\nnetwork = \"{NETWORK}\"\nauthtoken_file = \"/nonexistent/authtoken.secret\"\n[[network]]\nid = \"{NETWORK}\"\nsource = \"file\"\nmembers_file = \"c.toml\"\n"),
+    )
+    .unwrap();
+    let (code, _, err) = run_cli(&["check"], &config);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("listen.authtoken_file") && err.contains("zerotier-one"),
+        "{err}"
+    );
+}
