@@ -12,6 +12,7 @@
 //! - [`names`]: **where a member becomes a name**: label rules and the collision rule.
 //! - [`reverse`]: PTR owner names and reverse-zone apexes.
 //! - [`zone`]: snapshots -> records per zone (pure), SOA serials.
+//! - [`snapshot`]: the last good member data per network, so restarts survive API outages.
 //! - [`sync`]: **where a sync happens**: poll each network, rebuild, swap the zone atomically.
 //! - [`interfaces`]: which addresses to answer on (interface glob, local zerotier-one service,
 //!   or a fixed list), asked again every few seconds.
@@ -35,6 +36,7 @@ pub mod interfaces;
 pub mod names;
 pub mod reverse;
 pub mod run;
+pub mod snapshot;
 pub mod sync;
 pub mod zerotier;
 pub mod zone;

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{self, Config};
 use crate::dns::{SharedZone, ZoneIndex};
+use crate::snapshot;
 use crate::zerotier::{FetchError, NetworkSnapshot, Source};
 use crate::zone::{self, SerialBook, Settings, Zones};
 
@@ -30,6 +31,7 @@ pub struct Builder {
     book: SerialBook,
     state_dir: PathBuf,
     warned_state: bool,
+    store: snapshot::Store,
 }
 
 impl Builder {
@@ -41,17 +43,33 @@ impl Builder {
             book: load_serials(&config.state_dir),
             state_dir: config.state_dir.clone(),
             warned_state: false,
+            store: snapshot::Store::new(&config.state_dir),
         }
     }
 
-    /// Records a snapshot; returns whether it differed from the one held.
-    pub fn set(&mut self, index: usize, snapshot: NetworkSnapshot) -> bool {
-        let slot = &mut self.snapshots[index];
-        if slot.as_ref() == Some(&snapshot) {
-            return false;
+    /// Starts every network from its last good snapshot, if one was saved: served at once,
+    /// whether or not the API answers.
+    pub fn load_snapshots(&mut self) {
+        for (i, net) in self.networks.iter().enumerate() {
+            if let Some(loaded) = self.store.load(net.id) {
+                tracing::info!(network = %net.id, members = loaded.snapshot.members.len(),
+                    age = %humantime::format_duration(Duration::from_secs(loaded.age.as_secs())),
+                    "serving the last good snapshot until the first sync");
+                self.snapshots[i] = Some(loaded.snapshot);
+            } else {
+                tracing::info!(network = %net.id, "no snapshot: names in this network get SERVFAIL until the first sync");
+            }
         }
-        *slot = Some(snapshot);
-        true
+    }
+
+    /// Records a successful sync's snapshot (and saves it); returns whether it changed.
+    pub fn set(&mut self, index: usize, snapshot: NetworkSnapshot) -> bool {
+        let changed = self.snapshots[index].as_ref() != Some(&snapshot);
+        self.store.save(&snapshot, changed);
+        if changed {
+            self.snapshots[index] = Some(snapshot);
+        }
+        changed
     }
 
     /// Records the server's own addresses (the NS name's records); returns whether they changed.
@@ -164,6 +182,7 @@ impl SyncHandle {
 /// Builds the first (empty, not yet complete) zone, then starts the pollers and the builder.
 pub fn start(config: &Config, zone: SharedZone) -> anyhow::Result<SyncHandle> {
     let mut builder = Builder::new(config);
+    builder.load_snapshots();
     publish(&zone, &builder.build());
 
     let (tx, mut rx) = mpsc::channel::<Update>(16);

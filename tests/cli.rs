@@ -160,5 +160,8 @@ fn example_config_parses() {
     let path = write_config(dir.path(), &text);
     let (code, out, err) = run_cli(&["check"], &path);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("listening on the addresses of interface(s) zt* port 53"), "{out}");
+    assert!(
+        out.contains("listening on the addresses of interface(s) zt* port 53"),
+        "{out}"
+    );
 }

@@ -15,6 +15,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
 use crate::config;
@@ -48,6 +49,26 @@ impl FromStr for NodeId {
     }
 }
 
+/// Ids travel as hex strings in snapshots, as in the API.
+macro_rules! hex_serde {
+    ($t:ty, $what:literal) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                text.parse()
+                    .map_err(|_| serde::de::Error::custom(format!("\"{text}\" is not a {}", $what)))
+            }
+        }
+    };
+}
+hex_serde!(NetworkId, "network id");
+hex_serde!(NodeId, "node id");
+
 impl fmt::Display for NetworkId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:016x}", self.0)
@@ -61,7 +82,7 @@ impl fmt::Display for NodeId {
 }
 
 /// One network member as the zone needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     pub node: NodeId,
     /// Free-form name from the API; may be empty.
@@ -75,8 +96,9 @@ pub struct Member {
     pub no_auto_assign_ips: bool,
 }
 
-/// Everything one successful sync learned about one network.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Everything one successful sync learned about one network. Also the format of the last-good
+/// snapshot in `state_dir`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkSnapshot {
     pub id: NetworkId,
     /// `v6AssignMode.rfc4193`: members get `fd<nwid>9993<node>`.

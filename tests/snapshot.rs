@@ -1,0 +1,115 @@
+//! Last good snapshot: a restart during an API outage still serves.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+fn relaunch(dir: tempfile::TempDir) -> Server {
+    let config = std::fs::read_to_string(dir.path().join("backhaul-dns.toml")).unwrap();
+    Server::launch(dir, &config, &[]).wait_listening()
+}
+
+fn snapshot_path(server: &Server) -> std::path::PathBuf {
+    server.path(&format!("state/snapshots/{NETWORK}.json"))
+}
+
+fn members() -> Vec<serde_json::Value> {
+    vec![member("a45dc9d260", "db", true, 1, &["10.147.17.2"])]
+}
+
+#[test]
+fn restart_with_the_api_down_serves_the_snapshot() {
+    let mut fake = FakeCentral::start(network_json(&["10.147.17.0/24"], false, false), members());
+    let server = Server::start("", &central_network(&fake, "1s"));
+    server.wait_answer("db.backhaul.", RecordType::A);
+    assert!(snapshot_path(&server).exists());
+    let dir = server.stop();
+    fake.stop();
+
+    let server = relaunch(dir);
+    // Served from the snapshot at once, as a complete zone: NXDOMAIN, not SERVFAIL.
+    let m = query(server.dns, "db.backhaul.", RecordType::A);
+    assert!(is_a(&m, "10.147.17.2"), "{m:?}\n{}", server.log_text());
+    let m = query(server.dns, "2.17.147.10.in-addr.arpa.", RecordType::PTR);
+    assert_eq!(rdatas(&m), ["db.backhaul."]);
+    assert_eq!(
+        query(server.dns, "nope.backhaul.", RecordType::A)
+            .metadata
+            .response_code,
+        ResponseCode::NXDomain
+    );
+    let line = server
+        .wait_log(Duration::from_secs(5), |l| {
+            l["message"] == "serving the last good snapshot until the first sync"
+        })
+        .expect("snapshot use is logged");
+    assert!(line["age"].as_str().unwrap().ends_with('s'), "{line}");
+    // ...while it keeps trying the API.
+    server
+        .wait_log(Duration::from_secs(5), |l| l["reason"] == "connect")
+        .expect("keeps trying");
+}
+
+#[test]
+fn a_corrupt_snapshot_is_reported_and_ignored() {
+    let fake = FakeCentral::start(network_json(&["10.147.17.0/24"], false, false), members());
+    fake.set_fault(Some(Fault::Status(503)));
+    let dir = tempfile::tempdir().unwrap();
+    let snaps = dir.path().join("state/snapshots");
+    std::fs::create_dir_all(&snaps).unwrap();
+    std::fs::write(
+        snaps.join(format!("{NETWORK}.json")),
+        b"{\"format\": 1, \"snapshot\": {\"id\": ",
+    )
+    .unwrap();
+    let mut server = Server::start_in(dir, "", &central_network(&fake, "1s"));
+    server
+        .wait_log(Duration::from_secs(5), |l| {
+            l["level"] == "WARN"
+                && l["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("snapshot is corrupt")
+        })
+        .unwrap_or_else(|| panic!("{}", server.log_text()));
+    assert!(server.alive());
+    assert_eq!(
+        query(server.dns, "db.backhaul.", RecordType::A)
+            .metadata
+            .response_code,
+        ResponseCode::ServFail
+    );
+    fake.set_fault(None);
+    server.wait_answer("db.backhaul.", RecordType::A);
+    // The next good sync rewrote it.
+    let text = std::fs::read_to_string(snapshot_path(&server)).unwrap();
+    assert!(serde_json::from_str::<serde_json::Value>(&text).is_ok());
+}
+
+#[test]
+fn no_snapshot_and_no_api_starts_and_keeps_trying() {
+    let fake = FakeCentral::start(network_json(&["10.147.17.0/24"], false, false), members());
+    fake.set_fault(Some(Fault::Status(502)));
+    let mut server = Server::start("", &central_network(&fake, "1s"));
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(server.alive(), "no crash loop");
+    assert_eq!(
+        query(server.dns, "db.backhaul.", RecordType::A)
+            .metadata
+            .response_code,
+        ResponseCode::ServFail
+    );
+    // Backoff: 1 s, 2 s, ... so at most 3 attempts (6 requests incl. the network GET) in 4 s.
+    let attempts = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with(NETWORK))
+        .count();
+    assert!((2..=4).contains(&attempts), "{attempts} attempts");
+    fake.set_fault(None);
+    server.wait_answer("db.backhaul.", RecordType::A);
+}
