@@ -116,6 +116,12 @@ pub enum Source {
         /// Whole-request limit, body included.
         timeout: Duration,
     },
+    /// A self-hosted zerotier-one controller (its `/controller` API).
+    Controller {
+        api_url: String,
+        token: Secret,
+        timeout: Duration,
+    },
     /// A Central member-list JSON file on disk.
     File { members_file: PathBuf },
 }
@@ -195,8 +201,7 @@ struct RawNetwork {
     id: String,
     #[serde(default = "default_source")]
     source: RawSource,
-    #[serde(default = "default_api_url")]
-    api_url: String,
+    api_url: Option<String>,
     token_file: Option<PathBuf>,
     #[serde(default = "default_poll_interval")]
     poll_interval: String,
@@ -212,6 +217,7 @@ struct RawNetwork {
 #[serde(rename_all = "lowercase")]
 enum RawSource {
     Central,
+    Controller,
     File,
 }
 
@@ -244,6 +250,9 @@ fn default_source() -> RawSource {
 }
 fn default_api_url() -> String {
     "https://api.zerotier.com/api/v1".into()
+}
+fn default_controller_url() -> String {
+    "http://127.0.0.1:9993".into()
 }
 fn default_poll_interval() -> String {
     "30s".into()
@@ -505,36 +514,54 @@ impl Validator<'_> {
         };
         let poll_interval = self.duration(&key("poll_interval"), &raw.poll_interval)?;
         let source = match raw.source {
-            RawSource::Central => {
+            RawSource::Central | RawSource::Controller => {
                 if raw.members_file.is_some() {
                     return Err(self.err(key("members_file"), "only applies to source = \"file\""));
                 }
                 if poll_interval < MIN_CENTRAL_POLL {
                     return Err(self.err(
                         key("poll_interval"),
-                        "must be at least 1s: ZeroTier Central rate-limits API clients",
+                        "must be at least 1s: API servers rate-limit their clients",
                     ));
                 }
-                let api_url = raw.api_url.trim().trim_end_matches('/').to_owned();
+                let controller = raw.source == RawSource::Controller;
+                let default_url = if controller {
+                    default_controller_url()
+                } else {
+                    default_api_url()
+                };
+                let text = raw.api_url.unwrap_or(default_url);
+                let api_url = text.trim().trim_end_matches('/').to_owned();
                 if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
-                    return Err(self.err(
-                        key("api_url"),
-                        format!("\"{}\" is not an http(s) URL", raw.api_url),
-                    ));
+                    return Err(
+                        self.err(key("api_url"), format!("\"{text}\" is not an http(s) URL"))
+                    );
                 }
                 let timeout = self.duration(&key("request_timeout"), &raw.request_timeout)?;
                 if timeout.is_zero() {
                     return Err(self.err(key("request_timeout"), "must be more than 0s"));
                 }
-                Source::Central {
-                    api_url,
-                    token: self.token(&key("token_file"), raw.token_file.as_deref())?,
-                    timeout,
+                if controller {
+                    let file = raw.token_file.unwrap_or_else(default_authtoken_file);
+                    Source::Controller {
+                        api_url,
+                        token: self.token(&key("token_file"), Some(&file))?,
+                        timeout,
+                    }
+                } else {
+                    Source::Central {
+                        api_url,
+                        token: self.token(&key("token_file"), raw.token_file.as_deref())?,
+                        timeout,
+                    }
                 }
             }
             RawSource::File => {
-                if raw.token_file.is_some() {
-                    return Err(self.err(key("token_file"), "only applies to source = \"central\""));
+                if raw.token_file.is_some() || raw.api_url.is_some() {
+                    return Err(self.err(
+                        key("token_file"),
+                        "token_file and api_url only apply to source = \"central\" or \"controller\"",
+                    ));
                 }
                 let file = raw.members_file.ok_or_else(|| {
                     self.err(

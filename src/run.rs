@@ -13,7 +13,7 @@ use crate::dns::access::{Acl, SharedAcl};
 use crate::dns::listen::{BindError, Listeners};
 use crate::dns::{SharedZone, ZoneIndex};
 use crate::interfaces::Finder;
-use crate::sync::{self, SyncHandle};
+use crate::sync;
 use crate::zone;
 
 /// How often the listening addresses are looked up again: reading the interface list is one
@@ -26,22 +26,32 @@ const FOLLOW_LOCAL_SERVICE: Duration = Duration::from_secs(3);
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let zone: SharedZone = Arc::new(ArcSwap::from_pointee(ZoneIndex::default()));
     let acl: SharedAcl = Arc::new(ArcSwap::from_pointee(Acl::default()));
-    let sync = sync::start(&config, zone.clone())?;
     let finder = Finder::new(&config.listen);
-    let mut listeners = Listeners::new(config.listen.port, zone, acl.clone());
+    let mut listeners = Listeners::new(config.listen.port, zone.clone(), acl.clone());
+    let mut follower = Follower::default();
+    // Bind first, so the first zone already carries the addresses we answer on (the NS name's
+    // records); the builder publishes it before any query can arrive in earnest.
+    let mut published = follower
+        .step(&finder, &mut listeners, &acl, &config)
+        .await?;
+    let sync = sync::start(&config, zone, published.clone())?;
     let period = match config.listen.from {
         ListenOn::Network { .. } => FOLLOW_LOCAL_SERVICE,
         _ => FOLLOW_INTERFACES,
     };
-    let mut follower = Follower::default();
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate; that check was just done
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                follower.step(&finder, &mut listeners, &acl, &config, &sync).await?;
+                let served = follower.step(&finder, &mut listeners, &acl, &config).await?;
+                if served != published {
+                    sync.nameserver_addresses(served.clone()).await;
+                    published = served;
+                }
             }
             _ = &mut shutdown => break,
         }
@@ -55,18 +65,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 struct Follower {
     waiting: Option<String>,
     failing: BTreeMap<SocketAddr, String>,
-    published: Option<Vec<IpAddr>>,
 }
 
 impl Follower {
+    /// Looks the addresses up, binds and closes to match, updates the ACL; returns the
+    /// addresses served now.
     async fn step(
         &mut self,
         finder: &Finder,
         listeners: &mut Listeners,
         acl: &SharedAcl,
         config: &Config,
-        sync: &SyncHandle,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Vec<IpAddr>> {
         match finder.find().await {
             Ok(nets) => {
                 if self.waiting.take().is_some() {
@@ -105,12 +115,7 @@ impl Follower {
                 }
             }
         }
-        let served = listeners.addresses();
-        if self.published.as_ref() != Some(&served) {
-            sync.nameserver_addresses(served.clone()).await;
-            self.published = Some(served);
-        }
-        Ok(())
+        Ok(listeners.addresses())
     }
 }
 

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use crate::config::{self, Config};
 use crate::dns::{SharedZone, ZoneIndex};
 use crate::snapshot;
-use crate::zerotier::{FetchError, NetworkSnapshot, Source};
+use crate::zerotier::{self, FetchError, NetworkSnapshot, Source};
 use crate::zone::{self, SerialBook, Settings, Zones};
 
 /// Longest wait between attempts while a network keeps failing.
@@ -179,15 +179,22 @@ impl SyncHandle {
     }
 }
 
-/// Builds the first (empty, not yet complete) zone, then starts the pollers and the builder.
-pub fn start(config: &Config, zone: SharedZone) -> anyhow::Result<SyncHandle> {
+/// Builds the first zone (from snapshots, or empty and not yet complete), then starts the
+/// pollers and the builder. `nameservers`: the addresses served right now.
+pub fn start(
+    config: &Config,
+    zone: SharedZone,
+    nameservers: Vec<std::net::IpAddr>,
+) -> anyhow::Result<SyncHandle> {
     let mut builder = Builder::new(config);
     builder.load_snapshots();
+    builder.set_nameserver_addresses(nameservers);
     publish(&zone, &builder.build());
 
     let (tx, mut rx) = mpsc::channel::<Update>(16);
-    for (i, net) in config.networks.iter().enumerate() {
-        let source = Source::new(net).map_err(|e| anyhow::anyhow!("network {}: {e}", net.id))?;
+    let sources = zerotier::sources(&config.networks)
+        .map_err(|(id, e)| anyhow::anyhow!("network {id}: {e}"))?;
+    for (i, (net, source)) in config.networks.iter().zip(sources).enumerate() {
         tokio::spawn(poll(i, net.clone(), source, tx.clone()));
     }
     let handle = SyncHandle { tx };
@@ -271,8 +278,9 @@ fn retry_delay(interval: Duration, failures: u32, error: &FetchError) -> Duratio
 /// Fetches every network once (the `zone` command). Fails if any network fails.
 pub async fn fetch_all(config: &Config) -> anyhow::Result<Builder> {
     let mut builder = Builder::new(config);
-    for (i, net) in config.networks.iter().enumerate() {
-        let source = Source::new(net).map_err(|e| anyhow::anyhow!("network {}: {e}", net.id))?;
+    let sources = zerotier::sources(&config.networks)
+        .map_err(|(id, e)| anyhow::anyhow!("network {id}: {e}"))?;
+    for (i, (net, source)) in config.networks.iter().zip(sources).enumerate() {
         let snapshot = source
             .fetch()
             .await

@@ -4,7 +4,9 @@
 //! in it. Everything after that (names, zone building) is pure.
 
 pub mod addresses;
+pub mod api;
 pub mod central;
+pub mod controller;
 pub mod file;
 pub mod local;
 pub mod models;
@@ -141,8 +143,8 @@ pub enum FetchError {
     Connect { url: String, reason: String },
     #[error("the ZeroTier API at {url} did not answer within {timeout:?}; will retry")]
     Timeout { url: String, timeout: Duration },
-    #[error("the API token was rejected (HTTP 401 from {url}); check token_file or {env}", env = config::TOKEN_ENV)]
-    Unauthorized { url: String },
+    #[error("the API token was rejected (HTTP 401 from {url}); check {hint}")]
+    Unauthorized { url: String, hint: &'static str },
     #[error("the token cannot see network {network} (HTTP {status}); check the network id and that the token's account can access it")]
     NoAccess { network: NetworkId, status: u16 },
     #[error("the ZeroTier API is rate-limiting us (HTTP 429); waiting {retry_after:?} before the next request")]
@@ -178,32 +180,55 @@ impl FetchError {
 /// Where one network's members come from.
 pub enum Source {
     Central(central::Client),
+    Controller(controller::ControllerClient),
     File(file::MembersFile),
 }
 
-impl Source {
-    pub fn new(net: &config::Network) -> Result<Source, FetchError> {
-        Ok(match &net.source {
-            config::Source::Central {
-                api_url,
-                token,
-                timeout,
-            } => Source::Central(central::Client::new(
-                api_url,
-                token.clone(),
-                net.id,
-                *timeout,
-            )?),
-            config::Source::File { members_file } => {
-                Source::File(file::MembersFile::new(members_file.clone(), net.id))
-            }
-        })
-    }
+/// One request per 100 ms to each API, across all networks (Central allows 20/s).
+const API_GAP: Duration = Duration::from_millis(100);
 
+/// Builds every network's source; networks on the same Central URL share one pacer.
+pub fn sources(networks: &[config::Network]) -> Result<Vec<Source>, (NetworkId, FetchError)> {
+    let mut pacers: std::collections::HashMap<String, std::sync::Arc<api::Pacer>> =
+        std::collections::HashMap::new();
+    networks
+        .iter()
+        .map(|net| {
+            let source = match &net.source {
+                config::Source::Central {
+                    api_url,
+                    token,
+                    timeout,
+                } => {
+                    let pacer = pacers
+                        .entry(api_url.clone())
+                        .or_insert_with(|| api::Pacer::new(API_GAP))
+                        .clone();
+                    central::Client::new(api_url, token.clone(), net.id, *timeout, pacer)
+                        .map(Source::Central)
+                }
+                config::Source::Controller {
+                    api_url,
+                    token,
+                    timeout,
+                } => controller::ControllerClient::new(api_url, token.clone(), net.id, *timeout)
+                    .map(Source::Controller),
+                config::Source::File { members_file } => Ok(Source::File(file::MembersFile::new(
+                    members_file.clone(),
+                    net.id,
+                ))),
+            };
+            source.map_err(|e| (net.id, e))
+        })
+        .collect()
+}
+
+impl Source {
     /// One complete fetch; an error means nothing of this attempt may be used.
     pub async fn fetch(&self) -> Result<NetworkSnapshot, FetchError> {
         match self {
             Source::Central(c) => c.fetch().await,
+            Source::Controller(c) => c.fetch().await,
             Source::File(f) => f.fetch().await,
         }
     }

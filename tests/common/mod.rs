@@ -52,6 +52,8 @@ pub struct Logged {
 }
 
 pub struct CentralState {
+    /// Other network ids answered with the same network object and members.
+    pub also: Vec<String>,
     pub network: Value,
     pub members: Vec<Value>,
     pub fault: Option<Fault>,
@@ -67,6 +69,7 @@ pub struct FakeCentral {
 impl FakeCentral {
     pub fn start(network: Value, members: Vec<Value>) -> FakeCentral {
         let state = Arc::new(Mutex::new(CentralState {
+            also: Vec::new(),
             network,
             members,
             fault: None,
@@ -98,6 +101,10 @@ impl FakeCentral {
 
     pub fn set_members(&self, members: Vec<Value>) {
         self.state.lock().unwrap().members = members;
+    }
+
+    pub fn serve_also(&self, id: &str) {
+        self.state.lock().unwrap().also.push(id.to_owned());
     }
 
     pub fn set_fault(&self, fault: Option<Fault>) {
@@ -144,14 +151,19 @@ async fn handle(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let (fault, network, members) = {
+    let (fault, network, members, also) = {
         let mut s = state.lock().unwrap();
         s.log.push(Logged {
             at: Instant::now(),
             path: uri.path().to_owned(),
             authorization: authorization.clone(),
         });
-        (s.fault.clone(), s.network.clone(), s.members.clone())
+        (
+            s.fault.clone(),
+            s.network.clone(),
+            s.members.clone(),
+            s.also.clone(),
+        )
     };
     let authorized = authorization
         .as_deref()
@@ -182,8 +194,12 @@ async fn handle(
     if method != Method::GET {
         return json_response(405, error_body("method", "not allowed"));
     }
-    let own = format!("/api/v1/network/{NETWORK}");
     let path = uri.path().trim_end_matches('/');
+    let own = std::iter::once(NETWORK.to_owned())
+        .chain(also)
+        .map(|id| format!("/api/v1/network/{id}"))
+        .find(|p| path == p || path.starts_with(&format!("{p}/")))
+        .unwrap_or_else(|| format!("/api/v1/network/{NETWORK}"));
     if path == own {
         return json_response(200, network.to_string());
     }
