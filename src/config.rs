@@ -70,6 +70,15 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub listen: Listen,
     pub networks: Vec<Network>,
+    pub webhook: Option<Webhook>,
+}
+
+/// `[webhook]`: Central webhooks trigger an immediate sync.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub listen: std::net::SocketAddr,
+    /// Hex-decoded signing secrets (one per line in the file, so a secret can be rotated).
+    pub secrets: Vec<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]
@@ -179,6 +188,15 @@ struct RawConfig {
     listen: Option<RawListen>,
     #[serde(default, rename = "network")]
     networks: Vec<RawNetwork>,
+    webhook: Option<RawWebhook>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    #[serde(default = "default_webhook_listen")]
+    listen: String,
+    secret_file: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -235,6 +253,9 @@ fn default_state_dir() -> PathBuf {
 }
 fn default_port() -> u16 {
     53
+}
+fn default_webhook_listen() -> String {
+    "127.0.0.1:9154".into()
 }
 fn default_interface() -> String {
     "zt*".into()
@@ -311,7 +332,9 @@ impl Validator<'_> {
             }
             networks.push(net);
         }
+        let webhook = raw.webhook.map(|w| self.webhook(w)).transpose()?;
         Ok(Config {
+            webhook,
             path: self.path.to_owned(),
             domain,
             ttl,
@@ -589,6 +612,48 @@ impl Validator<'_> {
             poll_interval,
             include_unauthorized: raw.include_unauthorized,
         })
+    }
+
+    fn webhook(&self, raw: RawWebhook) -> Result<Webhook, ConfigError> {
+        let listen = raw.listen.trim().parse().map_err(|_| {
+            self.err(
+                "webhook.listen",
+                format!(
+                    "\"{}\" is not an address:port like \"127.0.0.1:9154\"",
+                    raw.listen
+                ),
+            )
+        })?;
+        let path = self.resolve(&raw.secret_file);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            self.err(
+                "webhook.secret_file",
+                format!(
+                    "cannot read {}: {e} (it must hold the webhook signing secret from Central)",
+                    path.display()
+                ),
+            )
+        })?;
+        let mut secrets = Vec::new();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let secret = hex::decode(line).map_err(|_| {
+                self.err(
+                    "webhook.secret_file",
+                    format!(
+                        "{}: a secret is not hex (Central shows it as a hex string)",
+                        path.display()
+                    ),
+                )
+            })?;
+            secrets.push(secret);
+        }
+        if secrets.is_empty() {
+            return Err(self.err(
+                "webhook.secret_file",
+                format!("{} is empty", path.display()),
+            ));
+        }
+        Ok(Webhook { listen, secrets })
     }
 
     fn token(&self, key: &str, file: Option<&Path>) -> Result<Secret, ConfigError> {

@@ -16,6 +16,7 @@
 //! - [`sync`]: **where a sync happens**: poll each network, rebuild, swap the zone atomically.
 //! - [`interfaces`]: which addresses to answer on (interface glob, local zerotier-one service,
 //!   or a fixed list), asked again every few seconds.
+//! - [`webhook`]: ZeroTier Central webhooks that trigger an immediate sync.
 //! - [`dns`]: **where a query is answered**: the compiled zone index, the answer logic and the
 //!   UDP/TCP listeners.
 //! - [`run`]: wires the pieces together for each subcommand.
@@ -38,5 +39,6 @@ pub mod reverse;
 pub mod run;
 pub mod snapshot;
 pub mod sync;
+pub mod webhook;
 pub mod zerotier;
 pub mod zone;

@@ -14,7 +14,7 @@ use crate::dns::listen::{BindError, Listeners};
 use crate::dns::{SharedZone, ZoneIndex};
 use crate::interfaces::Finder;
 use crate::sync;
-use crate::zone;
+use crate::{webhook, zone};
 
 /// How often the listening addresses are looked up again: reading the interface list is one
 /// small netlink dump, so following changes within seconds costs next to nothing.
@@ -35,6 +35,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .step(&finder, &mut listeners, &acl, &config)
         .await?;
     let sync = sync::start(&config, zone, published.clone())?;
+    if let Some(hook) = &config.webhook {
+        let (listen, secrets, triggers) =
+            (hook.listen, hook.secrets.clone(), sync.triggers.clone());
+        // Bind now so a busy port is a start-up error, not a silent failure later.
+        let serving = webhook::serve(listen, secrets, triggers);
+        tokio::spawn(async move {
+            if let Err(e) = serving.await {
+                tracing::error!(address = %listen, error = %e, "webhook endpoint failed; polling continues");
+            }
+        });
+    }
     let period = match config.listen.from {
         ListenOn::Network { .. } => FOLLOW_LOCAL_SERVICE,
         _ => FOLLOW_INTERFACES,

@@ -10,13 +10,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::collections::HashMap;
+
 use rand::Rng;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use crate::config::{self, Config};
 use crate::dns::{SharedZone, ZoneIndex};
 use crate::snapshot;
-use crate::zerotier::{self, FetchError, NetworkSnapshot, Source};
+use crate::zerotier::{self, FetchError, NetworkId, NetworkSnapshot, Source};
 use crate::zone::{self, SerialBook, Settings, Zones};
 
 /// Longest wait between attempts while a network keeps failing.
@@ -167,10 +169,12 @@ enum Update {
     Nameservers(Vec<std::net::IpAddr>),
 }
 
-/// Lets the rest of the server tell the builder about changes it sees.
+/// Lets the rest of the server tell the builder about changes it sees, and wake a poller.
 #[derive(Clone)]
 pub struct SyncHandle {
     tx: mpsc::Sender<Update>,
+    /// Notified to sync a network now instead of at its next interval (webhooks).
+    pub triggers: HashMap<NetworkId, Arc<Notify>>,
 }
 
 impl SyncHandle {
@@ -194,10 +198,13 @@ pub fn start(
     let (tx, mut rx) = mpsc::channel::<Update>(16);
     let sources = zerotier::sources(&config.networks)
         .map_err(|(id, e)| anyhow::anyhow!("network {id}: {e}"))?;
+    let mut triggers = HashMap::new();
     for (i, (net, source)) in config.networks.iter().zip(sources).enumerate() {
-        tokio::spawn(poll(i, net.clone(), source, tx.clone()));
+        let trigger = Arc::new(Notify::new());
+        triggers.insert(net.id, trigger.clone());
+        tokio::spawn(poll(i, net.clone(), source, tx.clone(), trigger));
     }
-    let handle = SyncHandle { tx };
+    let handle = SyncHandle { tx, triggers };
 
     std::thread::Builder::new()
         .name("zone-builder".into())
@@ -235,10 +242,18 @@ pub fn start(
     Ok(handle)
 }
 
-/// Fetches one network forever: on its interval when healthy, backing off when not.
-async fn poll(index: usize, net: config::Network, source: Source, tx: mpsc::Sender<Update>) {
+/// Fetches one network forever: on its interval when healthy, backing off when not, and at
+/// once when `trigger` is notified (a webhook).
+async fn poll(
+    index: usize,
+    net: config::Network,
+    source: Source,
+    tx: mpsc::Sender<Update>,
+    trigger: Arc<Notify>,
+) {
     let mut failures: u32 = 0;
     loop {
+        let mut rate_limited = false;
         let wait = match source.fetch().await {
             Ok(snapshot) => {
                 if failures > 0 {
@@ -252,13 +267,22 @@ async fn poll(index: usize, net: config::Network, source: Source, tx: mpsc::Send
             }
             Err(e) => {
                 failures += 1;
+                rate_limited = matches!(e, FetchError::RateLimited { .. });
                 let wait = retry_delay(net.poll_interval, failures, &e);
                 tracing::warn!(network = %net.id, reason = e.kind(), retry_in = ?wait,
                     "sync failed, still serving the last good zone: {e}");
                 wait
             }
         };
-        tokio::time::sleep(wait).await;
+        if rate_limited {
+            // The API asked us to wait: a webhook does not override that.
+            tokio::time::sleep(wait).await;
+        } else {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = trigger.notified() => {}
+            }
+        }
     }
 }
 

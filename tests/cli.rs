@@ -156,6 +156,8 @@ fn example_config_parses() {
     let text = std::fs::read_to_string(&example).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let text = text.replace("/etc/backhaul-dns/central.token", "central.token");
+    let text = text.replace("/etc/backhaul-dns/webhook.secret", "webhook.secret");
+    std::fs::write(dir.path().join("webhook.secret"), "778c6dab5feca625\n").unwrap();
     assert!(text.contains("token_file = \"central.token\""));
     let path = write_config(dir.path(), &text);
     let (code, out, err) = run_cli(&["check"], &path);

@@ -1,0 +1,203 @@
+//! ZeroTier Central webhooks (zerotier-api.md §4): a verified member or network event re-syncs
+//! that network at once. Polling stays the safety net.
+//!
+//! Central delivers only to a public HTTPS URL, so this endpoint sits behind a reverse proxy
+//! (nginx, Caddy) that terminates TLS and forwards to `[webhook] listen`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+use tokio::sync::Notify;
+
+use crate::zerotier::NetworkId;
+
+/// Signatures older (or newer) than this are replays or clock trouble: rejected.
+pub const TOLERANCE_SECS: u64 = 300;
+pub const SIGNATURE_HEADER: &str = "x-ztc-signature";
+
+/// Why a delivery was refused (all answered with 401).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reject {
+    Missing,
+    Malformed,
+    Stale,
+    BadSignature,
+}
+
+/// Checks `X-ZTC-Signature: t=<unix>,v1=<hex>[,v1=<hex>...]`: some `v*` value must equal
+/// HMAC-SHA256(hex_decode(secret), "<t>," + body) for some secret, and `t` must be within the
+/// tolerance of `now`. Comparison is constant-time.
+pub fn verify(
+    secrets: &[Vec<u8>],
+    header: Option<&str>,
+    body: &[u8],
+    now: u64,
+) -> Result<(), Reject> {
+    let header = header.ok_or(Reject::Missing)?;
+    let mut t = None;
+    let mut signatures = Vec::new();
+    for part in header.split(',') {
+        let (k, v) = part.trim().split_once('=').ok_or(Reject::Malformed)?;
+        if k == "t" {
+            t = Some(v);
+        } else if k.contains('v') {
+            signatures.push(hex::decode(v).map_err(|_| Reject::Malformed)?);
+        }
+    }
+    let t_text = t.ok_or(Reject::Malformed)?;
+    let t: u64 = t_text.parse().map_err(|_| Reject::Malformed)?;
+    if signatures.is_empty() {
+        return Err(Reject::Malformed);
+    }
+    if now.abs_diff(t) > TOLERANCE_SECS {
+        return Err(Reject::Stale);
+    }
+    for secret in secrets {
+        for sig in &signatures {
+            let mut mac =
+                Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+            mac.update(t_text.as_bytes());
+            mac.update(b",");
+            mac.update(body);
+            if mac.verify_slice(sig).is_ok() {
+                return Ok(());
+            }
+        }
+    }
+    Err(Reject::BadSignature)
+}
+
+/// The part of a hook payload we act on.
+#[derive(Deserialize)]
+struct Hook {
+    hook_type: String,
+    #[serde(default)]
+    network_id: Option<String>,
+}
+
+/// Events that can change names or addresses.
+fn changes_members(hook_type: &str) -> bool {
+    matches!(
+        hook_type,
+        "NETWORK_JOIN"
+            | "NETWORK_AUTH"
+            | "NETWORK_DEAUTH"
+            | "NETWORK_CONFIG_CHANGED"
+            | "MEMBER_CONFIG_CHANGED"
+            | "MEMBER_DELETED"
+    )
+}
+
+struct Shared {
+    secrets: Vec<Vec<u8>>,
+    triggers: HashMap<NetworkId, Arc<Notify>>,
+}
+
+/// Serves the webhook endpoint on `listen` until the process ends.
+pub async fn serve(
+    listen: SocketAddr,
+    secrets: Vec<Vec<u8>>,
+    triggers: HashMap<NetworkId, Arc<Notify>>,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    tracing::info!(address = %listener.local_addr()?, "webhook endpoint listening");
+    let app = axum::Router::new()
+        .fallback(axum::routing::post(receive))
+        .with_state(Arc::new(Shared { secrets, triggers }));
+    axum::serve(listener, app).await
+}
+
+async fn receive(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, &'static str) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    if let Err(why) = verify(&shared.secrets, header, &body, now) {
+        tracing::warn!(reason = ?why, "webhook rejected: unsigned, stale or wrong signature (check secret_file)");
+        return (StatusCode::UNAUTHORIZED, "bad signature\n");
+    }
+    let hook: Hook = match serde_json::from_slice(&body) {
+        Ok(h) => h,
+        Err(_) => return (StatusCode::BAD_REQUEST, "not a ZeroTier webhook payload\n"),
+    };
+    let network = hook
+        .network_id
+        .as_deref()
+        .and_then(|n| n.parse::<NetworkId>().ok());
+    match network.and_then(|n| shared.triggers.get(&n).map(|t| (n, t))) {
+        Some((network, trigger)) if changes_members(&hook.hook_type) => {
+            tracing::info!(%network, hook = %hook.hook_type, "webhook: syncing now");
+            trigger.notify_one();
+        }
+        _ => tracing::debug!(hook = %hook.hook_type, "webhook: nothing to do"),
+    }
+    // 2xx for everything verified, so Central does not retry events we do not act on.
+    (StatusCode::OK, "ok\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "778c6dab5feca625c7831644d18c4d0e4b3a337bff8a1e1c8f938f9cc20e6536";
+    const HEADER: &str =
+        "t=1694033429,v1=04d87956d1953f28ac04d441f139fc655109e9b5c64396fb55dbdf567c735f86";
+    const BODY: &str = r#"{"hook_id":"ae76d4c0-c94e-4025-a648-2c504eb90e3c","org_id":"1bb4dc96-f311-4c4a-ac93-551cbc0fa3da","hook_type":"NETWORK_JOIN","network_id":"19d9808567a17ccf","member_id":"a02505e545"}"#;
+
+    fn secrets() -> Vec<Vec<u8>> {
+        vec![hex::decode(SECRET).unwrap()]
+    }
+
+    #[test]
+    fn published_test_vector() {
+        assert_eq!(
+            verify(&secrets(), Some(HEADER), BODY.as_bytes(), 1694033429 + 10),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn rejections() {
+        let s = secrets();
+        let at = 1694033429;
+        assert_eq!(verify(&s, None, BODY.as_bytes(), at), Err(Reject::Missing));
+        let tampered = BODY.replace("a02505e545", "a02505e546");
+        assert_eq!(
+            verify(&s, Some(HEADER), tampered.as_bytes(), at),
+            Err(Reject::BadSignature)
+        );
+        assert_eq!(
+            verify(&s, Some(HEADER), BODY.as_bytes(), at + 301),
+            Err(Reject::Stale)
+        );
+        assert_eq!(
+            verify(&s, Some("t=1694033429"), BODY.as_bytes(), at),
+            Err(Reject::Malformed)
+        );
+        assert_eq!(
+            verify(&s, Some("garbage"), BODY.as_bytes(), at),
+            Err(Reject::Malformed)
+        );
+        let other = vec![vec![1u8; 32]];
+        assert_eq!(
+            verify(&other, Some(HEADER), BODY.as_bytes(), at),
+            Err(Reject::BadSignature)
+        );
+        // Several signatures (secret rotation): any match is enough.
+        let two = format!("t=1694033429,v1=00ff,{}", &HEADER[13..]);
+        assert_eq!(verify(&s, Some(&two), BODY.as_bytes(), at), Ok(()));
+    }
+}
