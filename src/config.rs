@@ -114,6 +114,8 @@ pub struct Network {
     pub source: Source,
     pub poll_interval: Duration,
     pub include_unauthorized: bool,
+    /// Opt-in: keep the network's DNS settings in Central pointing at this server.
+    pub push_dns: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -229,6 +231,8 @@ struct RawNetwork {
     domain: Option<String>,
     #[serde(default)]
     include_unauthorized: bool,
+    #[serde(default)]
+    push_dns: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -605,12 +609,16 @@ impl Validator<'_> {
                 Source::File { members_file }
             }
         };
+        if raw.push_dns && !matches!(source, Source::Central { .. }) {
+            return Err(self.err(key("push_dns"), "only works with source = \"central\""));
+        }
         Ok(Network {
             id,
             domain,
             source,
             poll_interval,
             include_unauthorized: raw.include_unauthorized,
+            push_dns: raw.push_dns,
         })
     }
 

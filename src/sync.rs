@@ -13,11 +13,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use std::collections::HashMap;
 
 use rand::Rng;
-use tokio::sync::{mpsc, Notify};
+use std::net::IpAddr;
+
+use tokio::sync::{mpsc, watch, Notify};
 
 use crate::config::{self, Config};
 use crate::dns::{SharedZone, ZoneIndex};
 use crate::snapshot;
+use crate::zerotier::models::DnsSettings;
 use crate::zerotier::{self, FetchError, NetworkId, NetworkSnapshot, Source};
 use crate::zone::{self, SerialBook, Settings, Zones};
 
@@ -173,12 +176,14 @@ enum Update {
 #[derive(Clone)]
 pub struct SyncHandle {
     tx: mpsc::Sender<Update>,
+    served: Arc<watch::Sender<Vec<IpAddr>>>,
     /// Notified to sync a network now instead of at its next interval (webhooks).
     pub triggers: HashMap<NetworkId, Arc<Notify>>,
 }
 
 impl SyncHandle {
-    pub async fn nameserver_addresses(&self, addresses: Vec<std::net::IpAddr>) {
+    pub async fn nameserver_addresses(&self, addresses: Vec<IpAddr>) {
+        self.served.send_replace(addresses.clone());
         let _ = self.tx.send(Update::Nameservers(addresses)).await;
     }
 }
@@ -188,10 +193,11 @@ impl SyncHandle {
 pub fn start(
     config: &Config,
     zone: SharedZone,
-    nameservers: Vec<std::net::IpAddr>,
+    nameservers: Vec<IpAddr>,
 ) -> anyhow::Result<SyncHandle> {
     let mut builder = Builder::new(config);
     builder.load_snapshots();
+    let served = Arc::new(watch::Sender::new(nameservers.clone()));
     builder.set_nameserver_addresses(nameservers);
     publish(&zone, &builder.build());
 
@@ -202,9 +208,21 @@ pub fn start(
     for (i, (net, source)) in config.networks.iter().zip(sources).enumerate() {
         let trigger = Arc::new(Notify::new());
         triggers.insert(net.id, trigger.clone());
-        tokio::spawn(poll(i, net.clone(), source, tx.clone(), trigger));
+        let poller = Poller {
+            index: i,
+            net: net.clone(),
+            source,
+            tx: tx.clone(),
+            trigger,
+            served: served.subscribe(),
+        };
+        tokio::spawn(poller.run());
     }
-    let handle = SyncHandle { tx, triggers };
+    let handle = SyncHandle {
+        tx,
+        served,
+        triggers,
+    };
 
     std::thread::Builder::new()
         .name("zone-builder".into())
@@ -242,46 +260,106 @@ pub fn start(
     Ok(handle)
 }
 
-/// Fetches one network forever: on its interval when healthy, backing off when not, and at
-/// once when `trigger` is notified (a webhook).
-async fn poll(
+/// One network's sync loop.
+struct Poller {
     index: usize,
     net: config::Network,
     source: Source,
     tx: mpsc::Sender<Update>,
+    /// Notified to sync now instead of at the next interval (webhooks).
     trigger: Arc<Notify>,
-) {
-    let mut failures: u32 = 0;
-    loop {
-        let mut rate_limited = false;
-        let wait = match source.fetch().await {
-            Ok(snapshot) => {
-                if failures > 0 {
-                    tracing::info!(network = %net.id, after_failures = failures, "sync recovered");
+    /// The addresses this server answers on, for `push_dns`.
+    served: watch::Receiver<Vec<IpAddr>>,
+}
+
+impl Poller {
+    /// Fetches forever: on the interval when healthy, backing off when not, at once when
+    /// triggered (except while the API asked us to wait).
+    async fn run(self) {
+        let mut failures: u32 = 0;
+        let mut push_warned = false;
+        loop {
+            let mut rate_limited = false;
+            let wait = match self.source.fetch().await {
+                Ok(snapshot) => {
+                    if failures > 0 {
+                        tracing::info!(network = %self.net.id, after_failures = failures, "sync recovered");
+                    }
+                    failures = 0;
+                    let wanted = self.net.push_dns.then(|| self.wanted_dns(&snapshot));
+                    if self
+                        .tx
+                        .send(Update::Snapshot(self.index, snapshot))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    if let Some(wanted) = wanted {
+                        self.push_dns(wanted, &mut push_warned).await;
+                    }
+                    self.net.poll_interval
                 }
-                failures = 0;
-                if tx.send(Update::Snapshot(index, snapshot)).await.is_err() {
-                    return;
+                Err(e) => {
+                    failures += 1;
+                    rate_limited = matches!(e, FetchError::RateLimited { .. });
+                    let wait = retry_delay(self.net.poll_interval, failures, &e);
+                    tracing::warn!(network = %self.net.id, reason = e.kind(), retry_in = ?wait,
+                        "sync failed, still serving the last good zone: {e}");
+                    wait
                 }
-                net.poll_interval
+            };
+            if rate_limited {
+                // The API asked us to wait: a webhook does not override that.
+                tokio::time::sleep(wait).await;
+            } else {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = self.trigger.notified() => {}
+                }
             }
-            Err(e) => {
-                failures += 1;
-                rate_limited = matches!(e, FetchError::RateLimited { .. });
-                let wait = retry_delay(net.poll_interval, failures, &e);
-                tracing::warn!(network = %net.id, reason = e.kind(), retry_in = ?wait,
-                    "sync failed, still serving the last good zone: {e}");
-                wait
-            }
+        }
+    }
+
+    /// `{domain, servers}` for ZeroTier clients: the addresses we answer on that belong to this
+    /// network (inside its managed routes or its RFC4193 prefix), never loopback or public ones.
+    fn wanted_dns(&self, snapshot: &NetworkSnapshot) -> Option<DnsSettings> {
+        let mut nets = snapshot.routes.clone();
+        if snapshot.rfc4193 {
+            nets.push(zerotier::addresses::rfc4193_prefix(snapshot.id).into());
+        }
+        let servers: Vec<String> = self
+            .served
+            .borrow()
+            .iter()
+            .filter(|ip| nets.iter().any(|n| n.contains(*ip)))
+            .map(|ip| ip.to_string())
+            .collect();
+        (!servers.is_empty()).then(|| DnsSettings {
+            domain: self.net.domain.to_ascii().trim_end_matches('.').to_owned(),
+            servers,
+        })
+    }
+
+    async fn push_dns(&self, wanted: Option<DnsSettings>, warned: &mut bool) {
+        let Source::Central(client) = &self.source else {
+            return;
         };
-        if rate_limited {
-            // The API asked us to wait: a webhook does not override that.
-            tokio::time::sleep(wait).await;
-        } else {
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = trigger.notified() => {}
+        let Some(wanted) = wanted else {
+            if !*warned {
+                *warned = true;
+                tracing::warn!(network = %self.net.id,
+                    "push_dns: none of the addresses this server answers on is inside the network's routes; not pushing");
             }
+            return;
+        };
+        *warned = false;
+        match client.push_dns(&wanted).await {
+            Ok(true) => tracing::info!(network = %self.net.id, domain = %wanted.domain,
+                servers = ?wanted.servers, "pushed DNS settings to the network"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(network = %self.net.id, reason = e.kind(),
+                "push_dns failed, will retry after the next sync: {e}"),
         }
     }
 }

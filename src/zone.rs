@@ -496,6 +496,7 @@ mod tests {
             },
             poll_interval: Duration::from_secs(30),
             include_unauthorized: false,
+            push_dns: false,
         }
     }
 

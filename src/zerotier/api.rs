@@ -105,13 +105,40 @@ impl Api {
         what: &'static str,
         missing_ok: bool,
     ) -> Result<Option<T>, FetchError> {
+        self.call(self.http.get(self.url(path)), path, what, missing_ok)
+            .await
+    }
+
+    /// POSTs a JSON body (a partial update) and parses the answer.
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        what: &'static str,
+    ) -> Result<T, FetchError> {
+        let request = self.http.post(self.url(path)).json(body);
+        Ok(self
+            .call(request, path, what, false)
+            .await?
+            .expect("404 is an error unless missing_ok"))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+        path: &str,
+        what: &'static str,
+        missing_ok: bool,
+    ) -> Result<Option<T>, FetchError> {
         if let Some(p) = &self.pacer {
             p.turn().await;
         }
-        let url = format!("{}{}", self.base, path);
-        let resp = self
-            .http
-            .get(&url)
+        let url = self.url(path);
+        let resp = request
             .send()
             .await
             .map_err(|e| self.transport_error(&url, e))?;

@@ -4,16 +4,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::AUTHORIZATION;
-use serde_json::Value;
+use std::sync::Mutex;
+
+use serde_json::{json, Value};
 
 use super::api::{Api, Auth, Pacer};
-use super::models::{self, Network};
+use super::models::{self, DnsSettings, Network};
 use super::{FetchError, NetworkId, NetworkSnapshot};
 use crate::config::Secret;
 
 pub struct Client {
     api: Api,
     network: NetworkId,
+    /// `config.dns` as last fetched, to push only when it differs.
+    dns: Mutex<Option<DnsSettings>>,
 }
 
 impl Client {
@@ -32,6 +36,7 @@ impl Client {
         Ok(Client {
             api: Api::new(api_url, auth, network, timeout, Some(pacer))?,
             network,
+            dns: Mutex::new(None),
         })
     }
 
@@ -39,11 +44,27 @@ impl Client {
     pub async fn fetch(&self) -> Result<NetworkSnapshot, FetchError> {
         let path = format!("/network/{}", self.network);
         let network: Network = self.required(&path, "network object").await?;
+        let dns = DnsSettings::from_json(network.config.as_ref().and_then(|c| c.dns.as_ref()));
+        *self.dns.lock().expect("dns lock") = Some(dns);
         let list: Vec<Value> = self
             .required(&format!("{path}/member"), "member list")
             .await?;
         let members = models::parse_members(self.network, list);
         Ok(network.into_snapshot(self.network, members))
+    }
+
+    /// Sets the network's DNS settings (`config.dns`) if they differ from what the last fetch
+    /// saw. Returns whether it wrote anything.
+    pub async fn push_dns(&self, wanted: &DnsSettings) -> Result<bool, FetchError> {
+        if self.dns.lock().expect("dns lock").as_ref() == Some(wanted) {
+            return Ok(false);
+        }
+        // A partial update: only config.dns changes.
+        let body = json!({"config": {"dns": {"domain": wanted.domain, "servers": wanted.servers}}});
+        let path = format!("/network/{}", self.network);
+        let _: serde_json::Value = self.api.post(&path, &body, "network object").await?;
+        *self.dns.lock().expect("dns lock") = Some(wanted.clone());
+        Ok(true)
     }
 
     async fn required<T: serde::de::DeserializeOwned>(

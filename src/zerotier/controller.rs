@@ -52,6 +52,7 @@ impl From<ControllerNetwork> for Network {
             config: Some(NetworkConfig {
                 v6_assign_mode: v6,
                 routes: c.routes,
+                dns: None,
             }),
         }
     }

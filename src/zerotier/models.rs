@@ -25,6 +25,37 @@ pub struct NetworkConfig {
     pub v6_assign_mode: Option<V6AssignMode>,
     #[serde(default)]
     pub routes: Option<Vec<Route>>,
+    /// `{"domain", "servers"}` on Central; a controller sends `[]` until it is set.
+    #[serde(default)]
+    pub dns: Option<serde_json::Value>,
+}
+
+/// A network's DNS settings as ZeroTier clients with allowDNS apply them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsSettings {
+    pub domain: String,
+    pub servers: Vec<String>,
+}
+
+impl DnsSettings {
+    /// Reads `config.dns`; anything unset or odd counts as empty.
+    pub fn from_json(v: Option<&serde_json::Value>) -> DnsSettings {
+        let domain = v
+            .and_then(|v| v.get("domain"))
+            .and_then(|d| d.as_str())
+            .unwrap_or("")
+            .to_owned();
+        let servers = v
+            .and_then(|v| v.get("servers"))
+            .and_then(|s| s.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        DnsSettings { domain, servers }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

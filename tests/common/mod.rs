@@ -47,6 +47,8 @@ pub enum Fault {
 #[derive(Clone, Debug)]
 pub struct Logged {
     pub at: Instant,
+    pub method: String,
+    pub body: String,
     pub path: String,
     pub authorization: Option<String>,
 }
@@ -146,6 +148,7 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> Response {
     let authorization = headers
         .get("authorization")
@@ -155,6 +158,8 @@ async fn handle(
         let mut s = state.lock().unwrap();
         s.log.push(Logged {
             at: Instant::now(),
+            method: method.to_string(),
+            body: String::from_utf8_lossy(&body).into_owned(),
             path: uri.path().to_owned(),
             authorization: authorization.clone(),
         });
@@ -190,6 +195,18 @@ async fn handle(
         }
         Some(Fault::Hang(d)) => tokio::time::sleep(d).await,
         _ => {}
+    }
+    if method == Method::POST && uri.path() == format!("/api/v1/network/{NETWORK}") {
+        // A partial update, as Central applies it: only the keys sent change.
+        let update: Value = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(_) => return json_response(400, error_body("bad_request", "Bad request")),
+        };
+        let mut s = state.lock().unwrap();
+        if let Some(dns) = update.pointer("/config/dns") {
+            s.network["config"]["dns"] = dns.clone();
+        }
+        return json_response(200, s.network.to_string());
     }
     if method != Method::GET {
         return json_response(405, error_body("method", "not allowed"));
