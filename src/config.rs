@@ -71,6 +71,16 @@ pub struct Config {
     pub listen: Listen,
     pub networks: Vec<Network>,
     pub webhook: Option<Webhook>,
+    pub transfer: Transfer,
+}
+
+/// `[transfer]`: zone transfers to standard secondaries (NSD, Knot, BIND).
+#[derive(Debug, Clone, Default)]
+pub struct Transfer {
+    /// Who may AXFR/IXFR (over TCP).
+    pub allow: Vec<IpNet>,
+    /// Secondaries to NOTIFY when a zone's serial changes.
+    pub notify: Vec<std::net::SocketAddr>,
 }
 
 /// `[webhook]`: Central webhooks trigger an immediate sync.
@@ -191,6 +201,17 @@ struct RawConfig {
     #[serde(default, rename = "network")]
     networks: Vec<RawNetwork>,
     webhook: Option<RawWebhook>,
+    #[serde(default)]
+    transfer: RawTransfer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTransfer {
+    #[serde(default)]
+    allow: Vec<String>,
+    #[serde(default)]
+    notify: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -337,8 +358,10 @@ impl Validator<'_> {
             networks.push(net);
         }
         let webhook = raw.webhook.map(|w| self.webhook(w)).transpose()?;
+        let transfer = self.transfer(raw.transfer)?;
         Ok(Config {
             webhook,
+            transfer,
             path: self.path.to_owned(),
             domain,
             ttl,
@@ -620,6 +643,44 @@ impl Validator<'_> {
             include_unauthorized: raw.include_unauthorized,
             push_dns: raw.push_dns,
         })
+    }
+
+    fn transfer(&self, raw: RawTransfer) -> Result<Transfer, ConfigError> {
+        let mut allow = Vec::new();
+        for (i, a) in raw.allow.iter().enumerate() {
+            allow.push(self.cidr(&format!("transfer.allow[{i}]"), a)?);
+        }
+        let mut notify = Vec::new();
+        for (i, a) in raw.notify.iter().enumerate() {
+            let text = a.trim();
+            let addr = text
+                .parse::<std::net::SocketAddr>()
+                .or_else(|_| {
+                    text.parse::<IpAddr>()
+                        .map(|ip| std::net::SocketAddr::new(ip, 53))
+                })
+                .map_err(|_| {
+                    self.err(
+                        format!("transfer.notify[{i}]"),
+                        format!("\"{a}\" is not an address or address:port"),
+                    )
+                })?;
+            notify.push(addr);
+        }
+        Ok(Transfer { allow, notify })
+    }
+
+    /// An address or CIDR; /0 (everyone) is refused.
+    fn cidr(&self, key: &str, text: &str) -> Result<IpNet, ConfigError> {
+        let net = text
+            .trim()
+            .parse::<IpNet>()
+            .or_else(|_| text.trim().parse::<IpAddr>().map(IpNet::from))
+            .map_err(|_| self.err(key, format!("\"{text}\" is not an address or CIDR")))?;
+        if net.prefix_len() == 0 {
+            return Err(self.err(key, format!("{net} would allow everyone")));
+        }
+        Ok(net.trunc())
     }
 
     fn webhook(&self, raw: RawWebhook) -> Result<Webhook, ConfigError> {

@@ -27,7 +27,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let zone: SharedZone = Arc::new(ArcSwap::from_pointee(ZoneIndex::default()));
     let acl: SharedAcl = Arc::new(ArcSwap::from_pointee(Acl::default()));
     let finder = Finder::new(&config.listen);
-    let mut listeners = Listeners::new(config.listen.port, zone.clone(), acl.clone());
+    let mut listeners = Listeners::new(
+        config.listen.port,
+        zone.clone(),
+        acl.clone(),
+        config.transfer.allow.clone(),
+    );
     let mut follower = Follower::default();
     // Bind first, so the first zone already carries the addresses we answer on (the NS name's
     // records); the builder publishes it before any query can arrive in earnest.

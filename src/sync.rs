@@ -224,6 +224,9 @@ pub fn start(
         triggers,
     };
 
+    let notify_targets = config.transfer.notify.clone();
+    let runtime = tokio::runtime::Handle::current();
+    let mut serials: HashMap<String, u32> = HashMap::new();
     std::thread::Builder::new()
         .name("zone-builder".into())
         .spawn(move || {
@@ -245,6 +248,18 @@ pub fn start(
                 let started = std::time::Instant::now();
                 let zones = builder.build();
                 publish(&zone, &zones);
+                // Tell secondaries about every complete zone whose serial moved.
+                for z in zones.zones.iter().filter(|z| z.complete) {
+                    let apex = z.apex.to_ascii();
+                    if serials.insert(apex, z.serial) != Some(z.serial)
+                        && !notify_targets.is_empty()
+                    {
+                        runtime.spawn(crate::dns::transfer::notify(
+                            crate::dns::wire::name_wire(&z.apex),
+                            notify_targets.clone(),
+                        ));
+                    }
+                }
                 let serial = zones.zones.iter().map(|z| z.serial).max().unwrap_or(0);
                 tracing::info!(
                     cause,

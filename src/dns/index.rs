@@ -59,6 +59,22 @@ pub struct ZoneIndex {
     zones: Vec<ZoneMeta>,
 }
 
+/// `db.backhaul.` from wire form, for logs.
+pub fn wire_to_text(wire: &[u8]) -> String {
+    let mut out = String::new();
+    let mut rest = wire;
+    while let Some(&len) = rest.first().filter(|l| **l != 0) {
+        let label = rest.get(1..1 + usize::from(len)).unwrap_or_default();
+        out.push_str(&String::from_utf8_lossy(label));
+        out.push('.');
+        rest = rest.get(1 + usize::from(len)..).unwrap_or_default();
+    }
+    if out.is_empty() {
+        out.push('.');
+    }
+    out
+}
+
 /// An RRset while compiling: type, record count, wire.
 type PendingSet = (u16, u16, Vec<u8>);
 
@@ -155,6 +171,21 @@ impl ZoneIndex {
             up = parent(p);
         }
         Lookup::NotOurs
+    }
+
+    /// The zone whose apex is exactly `qname`, if we serve one.
+    pub fn zone_at_apex(&self, qname: &[u8]) -> Option<(u32, &Node, &ZoneMeta)> {
+        let node = self.nodes.get(qname)?;
+        let meta = &self.zones[node.zone as usize];
+        (meta.apex_len == qname.len()).then_some((node.zone, node, meta))
+    }
+
+    /// Every name of one zone, in no particular order (zone transfers).
+    pub fn names_in(&self, zone: u32) -> impl Iterator<Item = (&[u8], &Node)> {
+        self.nodes
+            .iter()
+            .filter(move |(_, n)| n.zone == zone)
+            .map(|(k, n)| (&k[..], n))
     }
 
     pub fn names(&self) -> usize {

@@ -17,9 +17,11 @@ use tokio::time::timeout;
 
 use tokio::task::JoinHandle;
 
+use ipnet::IpNet;
+
 use super::access::SharedAcl;
 use super::answer::{respond, Outcome, Transport};
-use super::SharedZone;
+use super::{transfer, SharedZone};
 
 /// A TCP client that sends nothing for this long is disconnected (RFC 7766 6.2.3).
 const TCP_IDLE: Duration = Duration::from_secs(10);
@@ -94,6 +96,7 @@ pub struct Listeners {
     port: u16,
     zone: SharedZone,
     acl: SharedAcl,
+    transfer: Arc<Vec<IpNet>>,
     active: BTreeMap<IpAddr, Active>,
 }
 
@@ -112,11 +115,13 @@ impl Drop for Active {
 }
 
 impl Listeners {
-    pub fn new(port: u16, zone: SharedZone, acl: SharedAcl) -> Listeners {
+    /// `transfer`: the networks allowed to AXFR (over TCP).
+    pub fn new(port: u16, zone: SharedZone, acl: SharedAcl, transfer: Vec<IpNet>) -> Listeners {
         Listeners {
             port,
             zone,
             acl,
+            transfer: Arc::new(transfer),
             active: BTreeMap::new(),
         }
     }
@@ -149,7 +154,12 @@ impl Listeners {
                     let Bound { udp, tcp } = bound;
                     let tasks = [
                         tokio::spawn(serve_udp(udp, self.zone.clone(), self.acl.clone())),
-                        tokio::spawn(serve_tcp(tcp, self.zone.clone(), self.acl.clone())),
+                        tokio::spawn(serve_tcp(
+                            tcp,
+                            self.zone.clone(),
+                            self.acl.clone(),
+                            self.transfer.clone(),
+                        )),
                     ];
                     self.active.insert(*ip, Active { local, tasks });
                 }
@@ -193,7 +203,12 @@ async fn serve_udp(sock: UdpSocket, zone: SharedZone, acl: SharedAcl) {
     }
 }
 
-async fn serve_tcp(listener: TcpListener, zone: SharedZone, acl: SharedAcl) {
+async fn serve_tcp(
+    listener: TcpListener,
+    zone: SharedZone,
+    acl: SharedAcl,
+    transfer: Arc<Vec<IpNet>>,
+) {
     let slots = Arc::new(Semaphore::new(TCP_MAX_CONNECTIONS));
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -210,9 +225,12 @@ async fn serve_tcp(listener: TcpListener, zone: SharedZone, acl: SharedAcl) {
             continue;
         };
         let zone = zone.clone();
-        let allowed = acl.load().allows(peer.ip());
+        let client = Client {
+            allowed: acl.load().allows(peer.ip()),
+            may_transfer: transfer.iter().any(|n| n.contains(&peer.ip())),
+        };
         tokio::spawn(async move {
-            if let Err(e) = serve_connection(stream, zone, allowed).await {
+            if let Err(e) = serve_connection(stream, zone, client).await {
                 tracing::debug!(client = %peer, error = %e, "tcp connection ended");
             }
             drop(permit);
@@ -221,10 +239,17 @@ async fn serve_tcp(listener: TcpListener, zone: SharedZone, acl: SharedAcl) {
 }
 
 /// RFC 1035 4.2.2 framing: a 2-byte length before each message; several queries per connection.
+/// What one TCP client may do, decided once at accept.
+#[derive(Clone, Copy)]
+struct Client {
+    allowed: bool,
+    may_transfer: bool,
+}
+
 async fn serve_connection(
     mut stream: TcpStream,
     zone: SharedZone,
-    allowed: bool,
+    client: Client,
 ) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut query = Vec::with_capacity(512);
@@ -240,7 +265,26 @@ async fn serve_connection(
         timeout(TCP_IDLE, stream.read_exact(&mut query))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "query body timed out"))??;
-        match respond(&zone.load(), &query, Transport::Tcp, allowed, &mut out) {
+        if client.may_transfer && transfer::is_transfer(&query) {
+            // Hold one zone for the whole transfer: a swap mid-way must not mix two serials.
+            let current = zone.load_full();
+            if let Some(messages) = transfer::axfr(&current, &query) {
+                for m in messages {
+                    frame.clear();
+                    frame.extend_from_slice(&(m.len() as u16).to_be_bytes());
+                    frame.extend_from_slice(&m);
+                    stream.write_all(&frame).await?;
+                }
+                continue;
+            }
+        }
+        match respond(
+            &zone.load(),
+            &query,
+            Transport::Tcp,
+            client.allowed,
+            &mut out,
+        ) {
             Outcome::Drop => return Ok(()),
             Outcome::Reply { .. } => {
                 frame.clear();

@@ -1,10 +1,12 @@
 //! DNS serving: the compiled zone ([`index`]), request parsing ([`wire`]), the answer logic
-//! ([`answer`]), who may ask ([`access`]) and the UDP/TCP listeners ([`listen`]).
+//! ([`answer`]), who may ask ([`access`]), the UDP/TCP listeners ([`listen`]) and zone transfers
+//! ([`transfer`]).
 
 pub mod access;
 pub mod answer;
 pub mod index;
 pub mod listen;
+pub mod transfer;
 pub mod wire;
 
 use std::sync::Arc;

@@ -1,0 +1,160 @@
+//! Zone transfers (AXFR, RFC 5936) to the secondaries in `[transfer] allow`, and NOTIFY
+//! (RFC 1996) to `[transfer] notify` when a zone's serial changes.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::index::{RrSet, ZoneIndex};
+use super::wire::{self, flags, HEADER_LEN};
+
+const TYPE_SOA: u16 = 6;
+pub const TYPE_IXFR: u16 = 251;
+pub const TYPE_AXFR: u16 = 252;
+const OPCODE_NOTIFY: u16 = 4;
+/// Messages of a transfer stay well under the 64 KiB TCP limit.
+const MESSAGE_TARGET: usize = 16 * 1024;
+
+/// Whether `query` asks for a zone transfer (AXFR, or IXFR, which is answered with the whole
+/// zone as RFC 1995 section 4 allows).
+pub fn is_transfer(query: &[u8]) -> bool {
+    wire::parse(query)
+        .ok()
+        .and_then(|r| r.question)
+        .is_some_and(|q| q.qtype == TYPE_AXFR || q.qtype == TYPE_IXFR)
+}
+
+/// The messages of a full transfer: SOA, every other record, SOA. `None` when the question is
+/// not the apex of a complete zone we serve (the caller answers it the normal way: REFUSED).
+pub fn axfr(zone: &ZoneIndex, query: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let req = wire::parse(query).ok()?;
+    let q = req.question.as_ref()?;
+    let (z, apex_node, meta) = zone.zone_at_apex(q.name.wire())?;
+    if !meta.complete {
+        return None; // never hand out a zone we have not synced yet
+    }
+    let soa = apex_node.rrsets.iter().find(|s| s.rtype == TYPE_SOA)?;
+    let mut header = Vec::with_capacity(HEADER_LEN + q.end);
+    header.extend_from_slice(&req.id.to_be_bytes());
+    let f = flags::QR | flags::AA | (req.flags & flags::RD);
+    header.extend_from_slice(&f.to_be_bytes());
+    header.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+    // The question is repeated in every message, so owners can point at the apex in it.
+    header.extend_from_slice(&query[HEADER_LEN..q.end]);
+    let mut out = Stream {
+        header,
+        messages: Vec::new(),
+        current: Vec::new(),
+        count: 0,
+    };
+    out.rrset(&[], soa);
+    let apex_len = meta.apex_len;
+    for (name, node) in zone.names_in(z) {
+        let prefix = &name[..name.len() - apex_len];
+        for set in node.rrsets.iter() {
+            if !(prefix.is_empty() && set.rtype == TYPE_SOA) {
+                out.rrset(prefix, set);
+            }
+        }
+    }
+    out.rrset(&[], soa);
+    Some(out.finish())
+}
+
+struct Stream {
+    header: Vec<u8>,
+    messages: Vec<Vec<u8>>,
+    current: Vec<u8>,
+    count: u16,
+}
+
+impl Stream {
+    /// Appends every record of `set`, owned by `prefix` labels + the apex.
+    fn rrset(&mut self, prefix: &[u8], set: &RrSet) {
+        // Each record in `set.wire`: C0 0C | TYPE CLASS TTL RDLENGTH | RDATA.
+        let mut pos = 0;
+        while pos + 12 <= set.wire.len() {
+            let rdlen = usize::from(u16::from_be_bytes([set.wire[pos + 10], set.wire[pos + 11]]));
+            let tail = &set.wire[pos + 2..pos + 12 + rdlen];
+            self.record(prefix, tail);
+            pos += 12 + rdlen;
+        }
+    }
+
+    fn record(&mut self, prefix: &[u8], tail: &[u8]) {
+        if self.current.is_empty() {
+            self.current.extend_from_slice(&self.header);
+        }
+        if self.current.len() + prefix.len() + 2 + tail.len() > MESSAGE_TARGET && self.count > 0 {
+            self.flush();
+            self.current.extend_from_slice(&self.header);
+        }
+        self.current.extend_from_slice(prefix);
+        self.current.extend_from_slice(&[0xc0, 0x0c]);
+        self.current.extend_from_slice(tail);
+        self.count += 1;
+    }
+
+    fn flush(&mut self) {
+        let mut m = std::mem::take(&mut self.current);
+        m[6..8].copy_from_slice(&self.count.to_be_bytes());
+        self.messages.push(m);
+        self.count = 0;
+    }
+
+    fn finish(mut self) -> Vec<Vec<u8>> {
+        if self.count > 0 {
+            self.flush();
+        }
+        self.messages
+    }
+}
+
+/// Sends NOTIFY for the zone `apex` (lowercase wire name) to every target, retrying each up to
+/// three times until it answers (RFC 1996 4.7).
+pub async fn notify(apex: Vec<u8>, targets: Vec<SocketAddr>) {
+    for target in targets {
+        let apex = apex.clone();
+        tokio::spawn(async move {
+            let id: u16 = rand::random();
+            let mut msg = id.to_be_bytes().to_vec();
+            msg.extend_from_slice(&((OPCODE_NOTIFY << 11) | flags::AA).to_be_bytes());
+            msg.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+            msg.extend_from_slice(&apex);
+            msg.extend_from_slice(&TYPE_SOA.to_be_bytes());
+            msg.extend_from_slice(&1u16.to_be_bytes());
+            let name = super::index::wire_to_text(&apex);
+            for attempt in 1..=3 {
+                match notify_once(&msg, id, target).await {
+                    Ok(()) => {
+                        tracing::debug!(zone = %name, %target, "NOTIFY acknowledged");
+                        return;
+                    }
+                    Err(e) if attempt == 3 => tracing::warn!(zone = %name, %target, error = %e,
+                        "secondary did not acknowledge NOTIFY; it will still refresh on its SOA timer"),
+                    Err(_) => {}
+                }
+            }
+        });
+    }
+}
+
+async fn notify_once(msg: &[u8], id: u16, target: SocketAddr) -> std::io::Result<()> {
+    let bind: SocketAddr = if target.is_ipv4() {
+        "0.0.0.0:0".parse().expect("valid")
+    } else {
+        "[::]:0".parse().expect("valid")
+    };
+    let sock = tokio::net::UdpSocket::bind(bind).await?;
+    sock.connect(target).await?;
+    sock.send(msg).await?;
+    let mut buf = [0u8; 512];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let n = tokio::time::timeout_at(deadline, sock.recv(&mut buf))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer"))??;
+        if n >= HEADER_LEN && buf[..2] == id.to_be_bytes() && buf[2] & 0x80 != 0 {
+            return Ok(());
+        }
+    }
+}

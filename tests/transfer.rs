@@ -1,0 +1,230 @@
+//! Zone transfers and NOTIFY, including a real NSD secondary pulling the zone over loopback.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RecordType};
+
+fn members(ip: &str) -> Vec<serde_json::Value> {
+    vec![
+        member("a45dc9d260", "db", true, 1, &[ip]),
+        member("e610b78bf1", "web.prod", true, 2, &["10.147.17.3"]),
+    ]
+}
+
+/// AXFR over TCP: every record until the closing SOA, or the rcode of a refusal.
+fn axfr(addr: SocketAddr, zone: &str) -> Result<Vec<String>, ResponseCode> {
+    let mut q = Message::new(4242, MessageType::Query, OpCode::Query);
+    q.add_query(Query::query(
+        Name::from_ascii(zone).unwrap(),
+        RecordType::AXFR,
+    ));
+    let bytes = q.to_vec().unwrap();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&[&(bytes.len() as u16).to_be_bytes()[..], &bytes].concat())
+        .unwrap();
+    let mut records = Vec::new();
+    let mut soas = 0;
+    while soas < 2 {
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).unwrap();
+        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut buf).unwrap();
+        let m = Message::from_vec(&buf).unwrap();
+        if m.metadata.response_code != ResponseCode::NoError {
+            return Err(m.metadata.response_code);
+        }
+        assert!(m.metadata.authoritative);
+        for r in m.answers {
+            soas += usize::from(r.record_type() == RecordType::SOA);
+            records.push(r.to_string());
+        }
+    }
+    Ok(records)
+}
+
+fn transfer_config(fake: &FakeCentral, allow: &str, notify: &str) -> String {
+    format!(
+        "[transfer]\nallow = [{allow}]\nnotify = [{notify}]\n\n{}",
+        central_network(fake, "1s")
+    )
+}
+
+#[test]
+fn axfr_equals_the_served_zone_and_is_refused_to_others() {
+    let fake = FakeCentral::start(
+        network_json(&["10.147.17.0/24"], false, false),
+        members("10.147.17.2"),
+    );
+    let server = Server::start("", &transfer_config(&fake, "\"127.0.0.1\"", ""));
+    server.wait_answer("db.backhaul.", RecordType::A);
+    let records = axfr(server.dns, "backhaul.").expect("transfer allowed");
+    assert!(
+        records.first().unwrap().contains(" SOA ") && records.last().unwrap().contains(" SOA ")
+    );
+    // Same records as `backhaul-dns zone` prints for that zone (same data, same serial).
+    let (code, text, err) = run_cli(&["zone"], &server.path("backhaul-dns.toml"));
+    assert_eq!(code, 0, "{err}");
+    let printed: BTreeSet<String> = text
+        .split("\n\n")
+        .find(|block| block.contains("$ORIGIN backhaul.\n"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.starts_with('$'))
+        .map(str::to_owned)
+        .collect();
+    let transferred: BTreeSet<String> = records.into_iter().collect();
+    assert_eq!(transferred, printed);
+    assert!(transferred.contains("db.backhaul. 60 IN A 10.147.17.2"));
+    // A reverse zone transfers too.
+    assert!(axfr(server.dns, "17.147.10.in-addr.arpa.")
+        .unwrap()
+        .iter()
+        .any(|r| r.contains("PTR db.backhaul.")));
+    // Not an apex of ours: refused.
+    assert_eq!(axfr(server.dns, "db.backhaul."), Err(ResponseCode::Refused));
+    // Over UDP: refused.
+    let mut q = Message::new(7, MessageType::Query, OpCode::Query);
+    q.add_query(Query::query(
+        Name::from_ascii("backhaul.").unwrap(),
+        RecordType::AXFR,
+    ));
+    assert_eq!(
+        exchange_udp(server.dns, &q).metadata.response_code,
+        ResponseCode::Refused
+    );
+
+    // A server that allows only another address refuses us.
+    let other = Server::start("", &transfer_config(&fake, "\"127.0.0.2\"", ""));
+    other.wait_answer("db.backhaul.", RecordType::A);
+    assert_eq!(axfr(other.dns, "backhaul."), Err(ResponseCode::Refused));
+}
+
+#[test]
+fn notify_is_sent_when_the_serial_changes() {
+    let listener = UdpSocket::bind("127.0.0.1:0").unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let fake = FakeCentral::start(
+        network_json(&["10.147.17.0/24"], false, false),
+        members("10.147.17.2"),
+    );
+    let server = Server::start(
+        "",
+        &transfer_config(&fake, "", &format!("\"127.0.0.1:{port}\"")),
+    );
+    server.wait_answer("db.backhaul.", RecordType::A);
+    // Receives NOTIFYs, acknowledges them, returns the zone names.
+    let mut receive = |expect: usize| -> Vec<String> {
+        let mut zones = Vec::new();
+        while zones.len() < expect {
+            let mut buf = [0u8; 512];
+            let (n, from) = listener.recv_from(&mut buf).expect("NOTIFY arrives");
+            let m = Message::from_vec(&buf[..n]).unwrap();
+            assert_eq!(m.metadata.op_code, OpCode::Notify);
+            assert!(m.metadata.authoritative);
+            assert_eq!(m.queries[0].query_type(), RecordType::SOA);
+            let mut ack = m.clone();
+            ack.metadata.message_type = MessageType::Response;
+            listener.send_to(&ack.to_vec().unwrap(), from).unwrap();
+            let zone = m.queries[0].name().to_string();
+            if !zones.contains(&zone) {
+                zones.push(zone);
+            }
+        }
+        zones
+    };
+    let first = receive(2);
+    assert!(
+        first.contains(&"backhaul.".to_owned())
+            && first.contains(&"17.147.10.in-addr.arpa.".to_owned())
+    );
+    // db moves to another address: both the forward and the reverse zone change.
+    fake.set_members(members("10.147.17.9"));
+    let again = receive(2);
+    assert!(again.contains(&"backhaul.".to_owned()), "{again:?}");
+}
+
+/// A free loopback port for NSD (UDP and TCP).
+fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+struct Nsd(Child);
+
+impl Drop for Nsd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_real_nsd_secondary_follows_the_zone() {
+    assert!(
+        std::path::Path::new("/usr/sbin/nsd").exists(),
+        "this test needs NSD: apt-get install nsd (.ci/run installs it)"
+    );
+    let nsd_port = free_port();
+    let fake = FakeCentral::start(
+        network_json(&["10.147.17.0/24"], false, false),
+        members("10.147.17.2"),
+    );
+    let server = Server::start(
+        "",
+        &transfer_config(&fake, "\"127.0.0.1\"", &format!("\"127.0.0.1:{nsd_port}\"")),
+    );
+    server.wait_answer("db.backhaul.", RecordType::A);
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let conf = format!(
+        "server:\n\tip-address: 127.0.0.1@{nsd_port}\n\tserver-count: 1\n\tusername: \"\"\n\tchroot: \"\"\n\
+         \tzonesdir: \"{d}\"\n\tdatabase: \"\"\n\tzonelistfile: \"{d}/zone.list\"\n\txfrdfile: \"{d}/xfrd.state\"\n\
+         \txfrdir: \"{d}\"\n\tpidfile: \"{d}/nsd.pid\"\n\tlogfile: \"{d}/nsd.log\"\n\tverbosity: 2\n\trrl-ratelimit: 0\n\
+         remote-control:\n\tcontrol-enable: no\n\
+         zone:\n\tname: \"backhaul\"\n\tzonefile: \"backhaul.zone\"\n\trequest-xfr: AXFR 127.0.0.1@{} NOKEY\n\
+         \tallow-notify: 127.0.0.1 NOKEY\n",
+        server.dns.port()
+    );
+    std::fs::write(dir.path().join("nsd.conf"), conf).unwrap();
+    let _nsd = Nsd(Command::new("/usr/sbin/nsd")
+        .args(["-d", "-c"])
+        .arg(dir.path().join("nsd.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    let nsd: SocketAddr = format!("127.0.0.1:{nsd_port}").parse().unwrap();
+    let nsd_log = || std::fs::read_to_string(dir.path().join("nsd.log")).unwrap_or_default();
+    let served_by_nsd = |ip: &str| {
+        wait_for(Duration::from_secs(20), || {
+            let q = request("db.backhaul.", RecordType::A).to_vec().unwrap();
+            udp_raw(nsd, &q)
+                .map(|b| Message::from_vec(&b).unwrap())
+                .filter(|m| is_a(m, ip) && m.metadata.authoritative)
+        })
+    };
+    served_by_nsd("10.147.17.2")
+        .unwrap_or_else(|| panic!("NSD did not load the zone; nsd.log:\n{}", nsd_log()));
+    // A change reaches the secondary through NOTIFY and a new transfer, well before SOA refresh.
+    fake.set_members(members("10.147.17.9"));
+    served_by_nsd("10.147.17.9")
+        .unwrap_or_else(|| panic!("NSD did not follow; nsd.log:\n{}", nsd_log()));
+}
