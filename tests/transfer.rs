@@ -125,7 +125,7 @@ fn notify_is_sent_when_the_serial_changes() {
     );
     server.wait_answer("db.backhaul.", RecordType::A);
     // Receives NOTIFYs, acknowledges them, returns the zone names.
-    let mut receive = |expect: usize| -> Vec<String> {
+    let receive = |expect: usize| -> Vec<String> {
         let mut zones = Vec::new();
         while zones.len() < expect {
             let mut buf = [0u8; 512];
