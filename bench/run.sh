@@ -37,6 +37,8 @@ state_dir = "state"
 [listen]
 addresses = ["127.0.0.1"]
 port = $BH_PORT
+[forward]
+upstreams = []
 [[network]]
 id = "8056c2e21c000001"
 source = "file"

@@ -72,6 +72,18 @@ pub struct Config {
     pub networks: Vec<Network>,
     pub webhook: Option<Webhook>,
     pub transfer: Transfer,
+    pub forward: Forward,
+}
+
+/// `[forward]`: where names outside our zones are resolved, for allowed clients only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Forward {
+    /// `upstreams = []`: names outside our zones get REFUSED.
+    Off,
+    /// Configured upstreams.
+    To(Vec<std::net::SocketAddr>),
+    /// No `upstreams` key: the nameservers in /etc/resolv.conf that are not this server.
+    ResolvConf,
 }
 
 /// `[transfer]`: zone transfers to standard secondaries (NSD, Knot, BIND).
@@ -203,6 +215,14 @@ struct RawConfig {
     webhook: Option<RawWebhook>,
     #[serde(default)]
     transfer: RawTransfer,
+    #[serde(default)]
+    forward: RawForward,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawForward {
+    upstreams: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -359,7 +379,19 @@ impl Validator<'_> {
         }
         let webhook = raw.webhook.map(|w| self.webhook(w)).transpose()?;
         let transfer = self.transfer(raw.transfer)?;
+        let forward = match raw.forward.upstreams {
+            None => Forward::ResolvConf,
+            Some(list) if list.is_empty() => Forward::Off,
+            Some(list) => {
+                let mut ups = Vec::new();
+                for (i, a) in list.iter().enumerate() {
+                    ups.push(self.socket_addr(&format!("forward.upstreams[{i}]"), a)?);
+                }
+                Forward::To(ups)
+            }
+        };
         Ok(Config {
+            forward,
             webhook,
             transfer,
             path: self.path.to_owned(),
@@ -652,22 +684,25 @@ impl Validator<'_> {
         }
         let mut notify = Vec::new();
         for (i, a) in raw.notify.iter().enumerate() {
-            let text = a.trim();
-            let addr = text
-                .parse::<std::net::SocketAddr>()
-                .or_else(|_| {
-                    text.parse::<IpAddr>()
-                        .map(|ip| std::net::SocketAddr::new(ip, 53))
-                })
-                .map_err(|_| {
-                    self.err(
-                        format!("transfer.notify[{i}]"),
-                        format!("\"{a}\" is not an address or address:port"),
-                    )
-                })?;
-            notify.push(addr);
+            notify.push(self.socket_addr(&format!("transfer.notify[{i}]"), a)?);
         }
         Ok(Transfer { allow, notify })
+    }
+
+    /// `ip` or `ip:port` (`[v6]:port`); port 53 when absent. Wildcards are refused.
+    fn socket_addr(&self, key: &str, text: &str) -> Result<std::net::SocketAddr, ConfigError> {
+        let t = text.trim();
+        let addr = t
+            .parse::<std::net::SocketAddr>()
+            .or_else(|_| {
+                t.parse::<IpAddr>()
+                    .map(|ip| std::net::SocketAddr::new(ip, 53))
+            })
+            .map_err(|_| self.err(key, format!("\"{text}\" is not an address or address:port")))?;
+        if addr.ip().is_unspecified() || addr.port() == 0 {
+            return Err(self.err(key, format!("\"{text}\" is not a usable address")));
+        }
+        Ok(addr)
     }
 
     /// An address or CIDR; /0 (everyone) is refused.

@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use crate::config::{Config, ListenOn};
+use crate::config::{Config, Forward, ListenOn};
 use crate::dns::access::{Acl, SharedAcl};
-use crate::dns::listen::{BindError, Listeners};
+use crate::dns::forward::{self, Forwarder};
+use crate::dns::listen::{BindError, Context, Listeners};
 use crate::dns::{SharedZone, ZoneIndex};
 use crate::interfaces::Finder;
 use crate::sync;
@@ -27,12 +28,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let zone: SharedZone = Arc::new(ArcSwap::from_pointee(ZoneIndex::default()));
     let acl: SharedAcl = Arc::new(ArcSwap::from_pointee(Acl::default()));
     let finder = Finder::new(&config.listen);
-    let mut listeners = Listeners::new(
-        config.listen.port,
+    // Where the listening addresses are known before binding, loop protection can use them.
+    let own: Vec<IpAddr> = finder
+        .find()
+        .await
+        .map(|nets| nets.iter().map(|n| n.addr()).collect())
+        .unwrap_or_default();
+    let forwarder = forwarder(&config, &own)?;
+    let ctx = Context::new(
         zone.clone(),
         acl.clone(),
         config.transfer.allow.clone(),
+        forwarder,
     );
+    let mut listeners = Listeners::new(config.listen.port, Arc::new(ctx));
     let mut follower = Follower::default();
     // Bind first, so the first zone already carries the addresses we answer on (the NS name's
     // records); the builder publishes it before any query can arrive in earnest.
@@ -75,6 +84,38 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     Ok(())
 }
+
+/// The forwarder for `[forward]`, or `None` when forwarding is off (other names: REFUSED).
+fn forwarder(config: &Config, own: &[IpAddr]) -> anyhow::Result<Option<Forwarder>> {
+    let upstreams = match &config.forward {
+        Forward::Off => {
+            tracing::info!(
+                "forwarding is off (upstreams = []): names outside our zones get REFUSED"
+            );
+            return Ok(None);
+        }
+        Forward::To(list) => list.clone(),
+        Forward::ResolvConf => {
+            let text = std::fs::read_to_string(RESOLV_CONF).unwrap_or_default();
+            let (kept, skipped) = forward::from_resolv_conf(&text, own);
+            for ip in skipped {
+                tracing::info!(nameserver = %ip, "not forwarding to {ip} from {RESOLV_CONF}: that is this server (it would loop)");
+            }
+            if kept.is_empty() {
+                tracing::warn!("no usable nameserver in {RESOLV_CONF}: set [forward] upstreams; names outside our zones get REFUSED");
+                return Ok(None);
+            }
+            kept
+        }
+    };
+    let list: Vec<String> = upstreams.iter().map(|u| u.to_string()).collect();
+    tracing::info!(upstreams = %list.join(", "), "forwarding other names for allowed clients");
+    Ok(Some(Forwarder::new(&upstreams).map_err(|e| {
+        anyhow::anyhow!("cannot set up forwarding: {e}")
+    })?))
+}
+
+const RESOLV_CONF: &str = "/etc/resolv.conf";
 
 /// Follows the listening addresses, logging each change of state once rather than every tick.
 #[derive(Default)]

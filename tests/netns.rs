@@ -25,10 +25,15 @@ const MEMBERS: &str = r#"[
 
 /// Starts the server inside `lab.srv` with `listen` as its `[listen]` table body.
 fn serve(lab: &Lab, listen: &str, prefix: &[&str]) -> Server {
+    serve_forwarding(lab, listen, "", prefix)
+}
+
+/// Like [`serve`], forwarding other names to `upstreams` (a TOML list body).
+fn serve_forwarding(lab: &Lab, listen: &str, upstreams: &str, prefix: &[&str]) -> Server {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("members.json"), MEMBERS).unwrap();
     let config = format!(
-        "state_dir = \"state\"\n[listen]\n{listen}\n\n[[network]]\nid = \"{NETWORK}\"\n\
+        "state_dir = \"state\"\n[listen]\n{listen}\n\n[forward]\nupstreams = [{upstreams}]\n\n[[network]]\nid = \"{NETWORK}\"\n\
          source = \"file\"\nmembers_file = \"members.json\"\npoll_interval = \"1s\"\n"
     );
     let mut full = vec!["ip", "netns", "exec", lab.srv.name.as_str()];
@@ -221,6 +226,56 @@ fn clients_outside_the_subnets_are_refused_unless_allowed() {
     })
     .unwrap_or_else(|| panic!("allowed client not answered; logs:\n{}", allowed.log_text()));
     assert!(is_a(&m, "10.147.17.20"));
+}
+
+#[test]
+fn forwarding_only_for_allowed_clients() {
+    let lab = Lab::new(true);
+    ip(&[
+        "-n",
+        &lab.cli.name,
+        "addr",
+        "add",
+        "192.0.2.2/24",
+        "dev",
+        "czt",
+    ]);
+    ip(&[
+        "-n",
+        &lab.srv.name,
+        "route",
+        "add",
+        "192.0.2.0/24",
+        "dev",
+        ZT_IF,
+    ]);
+    // The upstream lives on the server host's loopback.
+    let up = FakeUpstream::start_in(Some(&lab.srv.name));
+    let server = serve_forwarding(
+        &lab,
+        "interface = \"zt*\"\nport = 53",
+        &format!("\"{}\"", up.addr),
+        &[],
+    );
+    answered_within_10s(&lab, addr("10.147.17.1:53"), "db.backhaul.", &server);
+    // A ZeroTier client gets any name resolved.
+    let m = ask(&lab, addr("10.147.17.1:53"), "example.com.").expect("answer");
+    assert!(
+        is_a(&m, "192.0.2.10") && m.metadata.recursion_available,
+        "{m:?}"
+    );
+    // An outside client gets REFUSED, and nothing reaches the upstream for it.
+    let m = ask_from(
+        &lab,
+        "192.0.2.2",
+        addr("10.147.17.1:53"),
+        "www.example.com.",
+    )
+    .expect("answer");
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    assert_eq!(up.count("www.example.com."), 0);
+    // Nor on the public side, where nothing listens at all.
+    assert!(ask(&lab, addr("198.51.100.1:53"), "example.com.").is_none());
 }
 
 #[test]

@@ -50,15 +50,26 @@ pub enum Outcome {
         rcode: Rcode,
         truncated: bool,
     },
+    /// Not our name, and the client may have it resolved: hand it to the forwarder.
+    Forward,
+}
+
+/// What this client may have done for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Inside the listening interfaces' subnets or `allow`; otherwise everything is REFUSED.
+    pub allowed: bool,
+    /// Forwarding is configured: other names are resolved instead of REFUSED.
+    pub forward: bool,
 }
 
 /// Answers one request. On `Outcome::Reply`, `out` holds the whole response message.
-/// A client that is not `allowed` gets REFUSED for everything.
+/// A client that is not allowed gets REFUSED for everything, and is never forwarded for.
 pub fn respond(
     zone: &ZoneIndex,
     query: &[u8],
     transport: Transport,
-    allowed: bool,
+    policy: Policy,
     out: &mut Vec<u8>,
 ) -> Outcome {
     out.clear();
@@ -85,46 +96,65 @@ pub fn respond(
         (Transport::Udp, Some(e)) => usize::from(e.udp_size.clamp(512, MAX_UDP_PAYLOAD)),
     };
     let mut w = Writer::start(out, &req);
-    let rcode = if allowed {
-        decide(zone, &req, &mut w)
-    } else {
+    let rcode = if !policy.allowed {
         Rcode::Refused
+    } else {
+        match decide(zone, &req, &mut w) {
+            // Recursion only for those who ask for it (RD), as a resolver would.
+            Decision::NotOurs if policy.forward && req.flags & flags::RD != 0 => {
+                return Outcome::Forward
+            }
+            Decision::NotOurs => Rcode::Refused,
+            Decision::Answer(rcode) => rcode,
+        }
     };
     w.finish(&req, rcode, limit)
 }
 
+enum Decision {
+    Answer(Rcode),
+    /// Outside every zone we serve.
+    NotOurs,
+}
+
+impl From<Rcode> for Decision {
+    fn from(r: Rcode) -> Decision {
+        Decision::Answer(r)
+    }
+}
+
 /// Chooses the answer and writes its answer and authority sections.
-fn decide(zone: &ZoneIndex, req: &Request<'_>, w: &mut Writer<'_>) -> Rcode {
+fn decide(zone: &ZoneIndex, req: &Request<'_>, w: &mut Writer<'_>) -> Decision {
     // RFC 6891 6.1.3: we speak EDNS version 0 only.
     if req.edns.is_some_and(|e| e.version > 0) {
-        return Rcode::BadVers;
+        return Rcode::BadVers.into();
     }
     if req.opcode != OPCODE_QUERY {
-        return Rcode::NotImp;
+        return Rcode::NotImp.into();
     }
     let Some(q) = &req.question else {
-        return Rcode::FormErr;
+        return Rcode::FormErr.into();
     };
     if q.qclass != CLASS_IN && q.qclass != CLASS_ANY {
-        return Rcode::Refused;
+        return Rcode::Refused.into();
     }
     match q.qtype {
-        TYPE_OPT => return Rcode::FormErr,
+        TYPE_OPT => return Rcode::FormErr.into(),
         // Zone transfers are not offered (yet): say no rather than pretend.
-        TYPE_AXFR | TYPE_IXFR => return Rcode::Refused,
-        TYPE_MAILA | TYPE_MAILB => return Rcode::NotImp,
+        TYPE_AXFR | TYPE_IXFR => return Rcode::Refused.into(),
+        TYPE_MAILA | TYPE_MAILB => return Rcode::NotImp.into(),
         _ => {}
     }
     let qname = q.name.wire();
     match zone.lookup(qname) {
-        Lookup::NotOurs => Rcode::Refused,
+        Lookup::NotOurs => Decision::NotOurs,
         Lookup::NxDomain(meta) => {
             if !meta.complete {
-                return Rcode::ServFail;
+                return Rcode::ServFail.into();
             }
             w.authoritative = true;
             w.negative_soa(qname.len(), meta.apex_len, &meta.negative_soa);
-            Rcode::NxDomain
+            Rcode::NxDomain.into()
         }
         Lookup::Found(node, meta) => {
             w.authoritative = true;
@@ -138,12 +168,12 @@ fn decide(zone: &ZoneIndex, req: &Request<'_>, w: &mut Writer<'_>) -> Rcode {
             if !answered {
                 if !meta.complete {
                     w.authoritative = false;
-                    return Rcode::ServFail;
+                    return Rcode::ServFail.into();
                 }
                 // NODATA (RFC 2308 2.2): NOERROR, empty answer, SOA in authority.
                 w.negative_soa(qname.len(), meta.apex_len, &meta.negative_soa);
             }
-            Rcode::NoError
+            Rcode::NoError.into()
         }
     }
 }

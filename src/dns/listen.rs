@@ -20,7 +20,8 @@ use tokio::task::JoinHandle;
 use ipnet::IpNet;
 
 use super::access::SharedAcl;
-use super::answer::{respond, Outcome, Transport};
+use super::answer::{respond, Outcome, Policy, Transport};
+use super::forward::Forwarder;
 use super::{transfer, SharedZone};
 
 /// A TCP client that sends nothing for this long is disconnected (RFC 7766 6.2.3).
@@ -91,12 +92,49 @@ pub enum BindError {
     },
 }
 
+/// What every listener shares: the zone, who may ask, who may transfer, the forwarder.
+pub struct Context {
+    pub zone: SharedZone,
+    pub acl: SharedAcl,
+    /// Networks allowed to AXFR (over TCP).
+    pub transfer: Vec<IpNet>,
+    /// `None` when forwarding is off: other names get REFUSED.
+    pub forwarder: Option<Forwarder>,
+    /// Bounds forwarded UDP queries in flight, so a flood cannot pile up tasks.
+    pub forward_slots: Semaphore,
+}
+
+impl Context {
+    pub fn new(
+        zone: SharedZone,
+        acl: SharedAcl,
+        transfer: Vec<IpNet>,
+        forwarder: Option<Forwarder>,
+    ) -> Context {
+        Context {
+            zone,
+            acl,
+            transfer,
+            forwarder,
+            forward_slots: Semaphore::new(FORWARD_MAX_IN_FLIGHT),
+        }
+    }
+
+    fn policy(&self, client: IpAddr) -> Policy {
+        Policy {
+            allowed: self.acl.load().allows(client),
+            forward: self.forwarder.is_some(),
+        }
+    }
+}
+
+/// Forwarded UDP queries waiting for upstreams at once; beyond this, SERVFAIL at once.
+const FORWARD_MAX_IN_FLIGHT: usize = 1024;
+
 /// The sockets being served, one UDP and one TCP per address.
 pub struct Listeners {
     port: u16,
-    zone: SharedZone,
-    acl: SharedAcl,
-    transfer: Arc<Vec<IpNet>>,
+    ctx: Arc<Context>,
     active: BTreeMap<IpAddr, Active>,
 }
 
@@ -115,13 +153,10 @@ impl Drop for Active {
 }
 
 impl Listeners {
-    /// `transfer`: the networks allowed to AXFR (over TCP).
-    pub fn new(port: u16, zone: SharedZone, acl: SharedAcl, transfer: Vec<IpNet>) -> Listeners {
+    pub fn new(port: u16, ctx: Arc<Context>) -> Listeners {
         Listeners {
             port,
-            zone,
-            acl,
-            transfer: Arc::new(transfer),
+            ctx,
             active: BTreeMap::new(),
         }
     }
@@ -153,13 +188,8 @@ impl Listeners {
                     tracing::info!(address = %local, "listening (udp and tcp)");
                     let Bound { udp, tcp } = bound;
                     let tasks = [
-                        tokio::spawn(serve_udp(udp, self.zone.clone(), self.acl.clone())),
-                        tokio::spawn(serve_tcp(
-                            tcp,
-                            self.zone.clone(),
-                            self.acl.clone(),
-                            self.transfer.clone(),
-                        )),
+                        tokio::spawn(serve_udp(Arc::new(udp), self.ctx.clone())),
+                        tokio::spawn(serve_tcp(tcp, self.ctx.clone())),
                     ];
                     self.active.insert(*ip, Active { local, tasks });
                 }
@@ -182,7 +212,7 @@ impl Listeners {
     }
 }
 
-async fn serve_udp(sock: UdpSocket, zone: SharedZone, acl: SharedAcl) {
+async fn serve_udp(sock: Arc<UdpSocket>, ctx: Arc<Context>) {
     let mut buf = vec![0u8; UDP_RECV_BUFFER];
     let mut out = Vec::with_capacity(2048);
     loop {
@@ -193,22 +223,45 @@ async fn serve_udp(sock: UdpSocket, zone: SharedZone, acl: SharedAcl) {
                 continue;
             }
         };
-        let allowed = acl.load().allows(peer.ip());
-        let outcome = respond(&zone.load(), &buf[..n], Transport::Udp, allowed, &mut out);
-        if let Outcome::Reply { .. } = outcome {
-            if let Err(e) = sock.send_to(&out, peer).await {
-                tracing::debug!(client = %peer, error = %e, "udp send failed");
+        let policy = ctx.policy(peer.ip());
+        match respond(
+            &ctx.zone.load(),
+            &buf[..n],
+            Transport::Udp,
+            policy,
+            &mut out,
+        ) {
+            Outcome::Reply { .. } => {
+                if let Err(e) = sock.send_to(&out, peer).await {
+                    tracing::debug!(client = %peer, error = %e, "udp send failed");
+                }
             }
+            Outcome::Forward => forward_udp(&sock, &ctx, &buf[..n], peer),
+            Outcome::Drop => {}
         }
     }
 }
 
-async fn serve_tcp(
-    listener: TcpListener,
-    zone: SharedZone,
-    acl: SharedAcl,
-    transfer: Arc<Vec<IpNet>>,
-) {
+/// Upstreams take milliseconds: resolve in a task so the socket keeps answering meanwhile.
+fn forward_udp(sock: &Arc<UdpSocket>, ctx: &Arc<Context>, query: &[u8], peer: SocketAddr) {
+    let (sock, ctx, query) = (sock.clone(), ctx.clone(), query.to_vec());
+    tokio::spawn(async move {
+        let Ok(_slot) = ctx.forward_slots.try_acquire() else {
+            tracing::debug!(client = %peer, "too many forwarded queries in flight: dropped");
+            return;
+        };
+        let Some(forwarder) = &ctx.forwarder else {
+            return;
+        };
+        let mut out = Vec::with_capacity(512);
+        forwarder.answer(&query, Transport::Udp, &mut out).await;
+        if !out.is_empty() {
+            let _ = sock.send_to(&out, peer).await;
+        }
+    });
+}
+
+async fn serve_tcp(listener: TcpListener, ctx: Arc<Context>) {
     let slots = Arc::new(Semaphore::new(TCP_MAX_CONNECTIONS));
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -224,13 +277,9 @@ async fn serve_tcp(
             tracing::debug!(client = %peer, "too many tcp connections: closing");
             continue;
         };
-        let zone = zone.clone();
-        let client = Client {
-            allowed: acl.load().allows(peer.ip()),
-            may_transfer: transfer.iter().any(|n| n.contains(&peer.ip())),
-        };
+        let ctx = ctx.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_connection(stream, zone, client).await {
+            if let Err(e) = serve_connection(stream, &ctx, peer.ip()).await {
                 tracing::debug!(client = %peer, error = %e, "tcp connection ended");
             }
             drop(permit);
@@ -239,22 +288,12 @@ async fn serve_tcp(
 }
 
 /// RFC 1035 4.2.2 framing: a 2-byte length before each message; several queries per connection.
-/// What one TCP client may do, decided once at accept.
-#[derive(Clone, Copy)]
-struct Client {
-    allowed: bool,
-    may_transfer: bool,
-}
-
-async fn serve_connection(
-    mut stream: TcpStream,
-    zone: SharedZone,
-    client: Client,
-) -> io::Result<()> {
+async fn serve_connection(mut stream: TcpStream, ctx: &Context, client: IpAddr) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
+    let policy = ctx.policy(client);
+    let may_transfer = ctx.transfer.iter().any(|n| n.contains(&client));
     let mut query = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(2048);
-    let mut frame = Vec::with_capacity(2048);
     loop {
         let len = match timeout(TCP_IDLE, stream.read_u16()).await {
             Err(_) => return Ok(()),
@@ -265,33 +304,35 @@ async fn serve_connection(
         timeout(TCP_IDLE, stream.read_exact(&mut query))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "query body timed out"))??;
-        if client.may_transfer && transfer::is_transfer(&query) {
+        if may_transfer && transfer::is_transfer(&query) {
             // Hold one zone for the whole transfer: a swap mid-way must not mix two serials.
-            let current = zone.load_full();
+            let current = ctx.zone.load_full();
             if let Some(messages) = transfer::axfr(&current, &query) {
                 for m in messages {
-                    frame.clear();
-                    frame.extend_from_slice(&(m.len() as u16).to_be_bytes());
-                    frame.extend_from_slice(&m);
-                    stream.write_all(&frame).await?;
+                    write_frame(&mut stream, &m).await?;
                 }
                 continue;
             }
         }
-        match respond(
-            &zone.load(),
-            &query,
-            Transport::Tcp,
-            client.allowed,
-            &mut out,
-        ) {
+        match respond(&ctx.zone.load(), &query, Transport::Tcp, policy, &mut out) {
             Outcome::Drop => return Ok(()),
-            Outcome::Reply { .. } => {
-                frame.clear();
-                frame.extend_from_slice(&(out.len() as u16).to_be_bytes());
-                frame.extend_from_slice(&out);
-                stream.write_all(&frame).await?;
+            Outcome::Reply { .. } => write_frame(&mut stream, &out).await?,
+            Outcome::Forward => {
+                if let Some(f) = &ctx.forwarder {
+                    f.answer(&query, Transport::Tcp, &mut out).await;
+                    if !out.is_empty() {
+                        write_frame(&mut stream, &out).await?;
+                    }
+                }
             }
         }
     }
+}
+
+/// One length-prefixed message, in a single write.
+async fn write_frame(stream: &mut TcpStream, message: &[u8]) -> io::Result<()> {
+    let mut frame = Vec::with_capacity(2 + message.len());
+    frame.extend_from_slice(&(message.len() as u16).to_be_bytes());
+    frame.extend_from_slice(message);
+    stream.write_all(&frame).await
 }

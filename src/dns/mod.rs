@@ -1,9 +1,10 @@
 //! DNS serving: the compiled zone ([`index`]), request parsing ([`wire`]), the answer logic
 //! ([`answer`]), who may ask ([`access`]), the UDP/TCP listeners ([`listen`]) and zone transfers
-//! ([`transfer`]).
+//! ([`transfer`]) and forwarding of other names ([`forward`]).
 
 pub mod access;
 pub mod answer;
+pub mod forward;
 pub mod index;
 pub mod listen;
 pub mod transfer;

@@ -319,10 +319,21 @@ impl Server {
 
     pub fn start_in(dir: tempfile::TempDir, top: &str, tables: &str) -> Server {
         let config = format!(
-            "state_dir = \"state\"\n{top}\n[listen]\naddresses = [\"127.0.0.1\"]\nport = 0\n\n{tables}"
+            "state_dir = \"state\"\n{top}\n[listen]\naddresses = [\"127.0.0.1\"]\nport = 0\n\n{}{tables}",
+            Self::no_forwarding_unless_set(tables)
         );
         let server = Server::launch(dir, &config, &[]);
         server.wait_listening()
+    }
+
+    /// This machine's resolv.conf names a resolver outside loopback: a test must never forward to
+    /// it, so every test config disables forwarding unless the test points it at a fake.
+    pub fn no_forwarding_unless_set(tables: &str) -> &'static str {
+        if tables.contains("[forward]") {
+            ""
+        } else {
+            "[forward]\nupstreams = []\n\n"
+        }
     }
 
     /// Writes `config` (plus `central.token`) into `dir` and starts `PREFIX... backhaul-dns run`
@@ -564,4 +575,120 @@ pub fn is_a(m: &Message, ip: &str) -> bool {
     m.answers
         .iter()
         .any(|r| matches!(&r.data, RData::A(a) if a.0.to_string() == ip))
+}
+
+// ---------------------------------------------------------------------------------------------
+// A fake upstream resolver: the only place forwarded queries may go in tests.
+
+pub struct FakeUpstream {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl FakeUpstream {
+    /// On 127.0.0.1 of this process's namespace.
+    pub fn start() -> FakeUpstream {
+        Self::start_in(None)
+    }
+
+    /// On 127.0.0.1 inside network namespace `ns` (when given).
+    pub fn start_in(ns: Option<&str>) -> FakeUpstream {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = seen.clone();
+        let ns = ns.map(str::to_owned);
+        std::thread::spawn(move || {
+            if let Some(ns) = ns {
+                use std::os::fd::AsRawFd;
+                let f = std::fs::File::open(format!("/var/run/netns/{ns}")).unwrap();
+                // SAFETY: this thread only; valid fd.
+                assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+            }
+            let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+            tx.send(sock.local_addr().unwrap()).unwrap();
+            let mut buf = [0u8; 4096];
+            while let Ok((n, peer)) = sock.recv_from(&mut buf) {
+                let Ok(q) = Message::from_vec(&buf[..n]) else {
+                    continue;
+                };
+                let Some(query) = q.queries.first().cloned() else {
+                    continue;
+                };
+                log.lock()
+                    .unwrap()
+                    .push(format!("{} {}", query.name(), query.query_type()));
+                let resp = upstream_answer(&q, &query);
+                let _ = sock.send_to(&resp.to_vec().unwrap(), peer);
+            }
+        });
+        FakeUpstream {
+            addr: rx.recv().unwrap(),
+            seen,
+        }
+    }
+
+    pub fn count(&self, name: &str) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.starts_with(name))
+            .count()
+    }
+}
+
+/// example.com A 192.0.2.10; www.example.com CNAME example.com; nx.example.com NXDOMAIN.
+fn upstream_answer(q: &Message, query: &Query) -> Message {
+    use hickory_proto::op::ResponseCode;
+    use hickory_proto::rr::rdata::{A, CNAME, SOA};
+    use hickory_proto::rr::Record;
+    let mut r = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
+    r.metadata.recursion_desired = q.metadata.recursion_desired;
+    r.metadata.recursion_available = true;
+    r.add_query(query.clone());
+    if let Some(e) = &q.edns {
+        let mut edns = Edns::new();
+        edns.set_max_payload(1232);
+        edns.set_dnssec_ok(e.flags().dnssec_ok);
+        r.set_edns(edns);
+    }
+    let name = query.name().to_lowercase().to_string();
+    let example = Name::from_ascii("example.com.").unwrap();
+    let a = Record::from_rdata(
+        example.clone(),
+        300,
+        RData::A(A("192.0.2.10".parse().unwrap())),
+    );
+    match (name.as_str(), query.query_type()) {
+        ("example.com.", RecordType::A) => {
+            r.add_answer(a);
+        }
+        ("www.example.com.", RecordType::A) => {
+            r.add_answer(Record::from_rdata(
+                Name::from_ascii("www.example.com.").unwrap(),
+                300,
+                RData::CNAME(CNAME(example.clone())),
+            ));
+            r.add_answer(a);
+        }
+        _ if name.ends_with("example.com.") => {
+            r.metadata.response_code = if name == "example.com." {
+                ResponseCode::NoError
+            } else {
+                ResponseCode::NXDomain
+            };
+            let soa = SOA::new(
+                Name::from_ascii("ns.example.com.").unwrap(),
+                Name::from_ascii("hostmaster.example.com.").unwrap(),
+                1,
+                3600,
+                600,
+                86400,
+                120,
+            );
+            r.add_authority(Record::from_rdata(example, 120, RData::SOA(soa)));
+        }
+        _ => r.metadata.response_code = ResponseCode::Refused,
+    }
+    r
 }

@@ -1,0 +1,159 @@
+//! Forwarding: names outside our zones, for allowed clients, are resolved by hickory-resolver
+//! (with its cache) through the configured upstreams.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Message, MessageType, ResponseCode};
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::Resolver;
+
+use super::answer::{Transport, MAX_UDP_PAYLOAD};
+
+/// Per-attempt upstream timeout: a stub resolver gives up after about 5 s, so answer
+/// SERVFAIL before that rather than never.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_millis(1500);
+const CACHE_ENTRIES: u64 = 10_000;
+/// Whatever the upstreams do, the client hears from us by then (SERVFAIL if need be).
+const DEADLINE: Duration = Duration::from_secs(3);
+
+pub struct Forwarder {
+    resolver: Resolver<TokioRuntimeProvider>,
+}
+
+/// The `nameserver` lines of a resolv.conf, minus addresses of this server (forwarding to
+/// ourselves would loop). Returns (kept, skipped).
+pub fn from_resolv_conf(text: &str, own: &[IpAddr]) -> (Vec<SocketAddr>, Vec<IpAddr>) {
+    let mut kept = Vec::new();
+    let mut skipped = Vec::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() != Some("nameserver") {
+            continue;
+        }
+        // A scoped IPv6 (`fe80::1%eth0`) cannot be used without its scope: skip it.
+        let Some(ip) = words.next().and_then(|w| w.parse::<IpAddr>().ok()) else {
+            continue;
+        };
+        if own.contains(&ip) || ip.is_unspecified() {
+            skipped.push(ip);
+        } else {
+            kept.push(SocketAddr::new(ip, 53));
+        }
+    }
+    (kept, skipped)
+}
+
+impl Forwarder {
+    pub fn new(upstreams: &[SocketAddr]) -> Result<Forwarder, NetError> {
+        let servers = upstreams
+            .iter()
+            .map(|a| {
+                let conn = |protocol| {
+                    let mut c = ConnectionConfig::new(protocol);
+                    c.port = a.port();
+                    c
+                };
+                NameServerConfig::new(
+                    a.ip(),
+                    true,
+                    vec![conn(ProtocolConfig::Udp), conn(ProtocolConfig::Tcp)],
+                )
+            })
+            .collect();
+        let config = ResolverConfig::from_parts(None, vec![], servers);
+        let mut builder = Resolver::builder_with_config(config, TokioRuntimeProvider::default());
+        let opts = builder.options_mut();
+        opts.timeout = UPSTREAM_TIMEOUT;
+        opts.attempts = 2;
+        opts.cache_size = CACHE_ENTRIES;
+        opts.ndots = 0; // names arrive fully qualified: never append a search domain
+        opts.preserve_intermediates = true; // keep CNAME chains in the answer
+        Ok(Forwarder {
+            resolver: builder.build()?,
+        })
+    }
+
+    /// Resolves the query and writes the response into `out`. Never fails: upstream trouble is
+    /// SERVFAIL, as a resolver's client expects.
+    pub async fn answer(&self, query: &[u8], transport: Transport, out: &mut Vec<u8>) {
+        out.clear();
+        let Ok(req) = Message::from_vec(query) else {
+            return;
+        };
+        let Some(q) = req.queries.first().cloned() else {
+            return;
+        };
+        let mut resp = Message::new(req.metadata.id, MessageType::Response, req.metadata.op_code);
+        resp.metadata.recursion_desired = req.metadata.recursion_desired;
+        resp.metadata.recursion_available = true;
+        resp.metadata.checking_disabled = req.metadata.checking_disabled;
+        resp.add_query(q.clone());
+        let name = q.name().clone();
+        let lookup =
+            tokio::time::timeout(DEADLINE, self.resolver.lookup(name.clone(), q.query_type()));
+        match lookup.await.unwrap_or(Err(NetError::Timeout)) {
+            Ok(lookup) => {
+                // The resolver answers in lowercase; the client sees its own spelling again.
+                for r in lookup.answers() {
+                    let mut r = r.clone();
+                    if r.name == name {
+                        r.name = name.clone();
+                    }
+                    resp.add_answer(r);
+                }
+            }
+            Err(NetError::Dns(DnsError::NoRecordsFound(nr))) => {
+                resp.metadata.response_code = nr.response_code;
+                if let Some(soa) = nr.soa {
+                    resp.add_authority(soa.into_record_of_rdata());
+                }
+            }
+            Err(e) => {
+                tracing::debug!(name = %name, error = %e, "forwarding failed: SERVFAIL");
+                resp.metadata.response_code = ResponseCode::ServFail;
+            }
+        }
+        let limit = match (transport, &req.edns) {
+            (Transport::Tcp, _) => usize::from(u16::MAX),
+            (Transport::Udp, None) => 512,
+            (Transport::Udp, Some(e)) => usize::from(e.max_payload().clamp(512, MAX_UDP_PAYLOAD)),
+        };
+        if let Some(client) = &req.edns {
+            let mut edns = Edns::new();
+            edns.set_max_payload(MAX_UDP_PAYLOAD);
+            edns.set_dnssec_ok(client.flags().dnssec_ok);
+            resp.set_edns(edns);
+        }
+        let mut bytes = resp.to_vec().unwrap_or_default();
+        if bytes.len() > limit {
+            resp.answers.clear();
+            resp.authorities.clear();
+            resp.metadata.truncation = true;
+            bytes = resp.to_vec().unwrap_or_default();
+        }
+        out.extend_from_slice(&bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_without_ourselves() {
+        let text = "# generated\nsearch example\nnameserver 10.147.17.1\nnameserver 9.9.9.9\n\
+                    nameserver fe80::1%eth0\nnameserver ::1\noptions edns0\n";
+        let own: Vec<IpAddr> = vec!["10.147.17.1".parse().unwrap()];
+        let (kept, skipped) = from_resolv_conf(text, &own);
+        assert_eq!(
+            kept,
+            ["9.9.9.9:53".parse().unwrap(), "[::1]:53".parse().unwrap()]
+        );
+        assert_eq!(skipped, own);
+    }
+}

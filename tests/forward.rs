@@ -1,0 +1,120 @@
+//! Forwarding: other names are resolved for allowed clients through the configured upstreams
+//! (an in-process fake here; never this machine's real resolver).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{RData, RecordType};
+
+fn start_with(upstreams: &str) -> (FakeCentral, Server) {
+    let fake = FakeCentral::start(
+        network_json(&["10.147.17.0/24"], false, false),
+        vec![member("a45dc9d260", "db", true, 1, &["10.147.17.2"])],
+    );
+    let tables = format!(
+        "[forward]\nupstreams = [{upstreams}]\n\n{}",
+        central_network(&fake, "1s")
+    );
+    let server = Server::start("", &tables);
+    server.wait_answer("db.backhaul.", RecordType::A);
+    (fake, server)
+}
+
+#[test]
+fn forwards_other_names_with_a_cache() {
+    let up = FakeUpstream::start();
+    let (_fake, server) = start_with(&format!("\"{}\"", up.addr));
+    for (proto, ex) in [
+        ("udp", exchange_udp as fn(_, &_) -> _),
+        ("tcp", exchange_tcp),
+    ] {
+        let m = ex(server.dns, &request("example.com.", RecordType::A));
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{proto}");
+        assert!(is_a(&m, "192.0.2.10"), "{proto}: {m:?}");
+        assert!(
+            m.metadata.recursion_available && !m.metadata.authoritative,
+            "{proto}: RA, not AA"
+        );
+    }
+    // Answered from the cache after the first time.
+    assert_eq!(
+        up.count("example.com. A"),
+        1,
+        "{:?}",
+        up.seen.lock().unwrap()
+    );
+    // The client's spelling comes back.
+    let m = query(server.dns, "ExAmple.COM.", RecordType::A);
+    assert_eq!(m.answers[0].name.to_string(), "ExAmple.COM.");
+    // CNAME chains are kept.
+    let m = query(server.dns, "www.example.com.", RecordType::A);
+    assert!(m.answers.iter().any(|r| matches!(r.data, RData::CNAME(_))));
+    assert!(is_a(&m, "192.0.2.10"));
+    // Negative answers keep their rcode and SOA.
+    let m = query(server.dns, "nx.example.com.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(m.authorities[0].record_type(), RecordType::SOA);
+    // Our own names are still ours: never forwarded.
+    assert!(is_a(
+        &query(server.dns, "db.backhaul.", RecordType::A),
+        "10.147.17.2"
+    ));
+    assert_eq!(up.count("db.backhaul"), 0);
+    // DO is echoed on forwarded answers too.
+    let mut q = request("example.com.", RecordType::A);
+    q.edns.as_mut().unwrap().set_dnssec_ok(true);
+    assert!(exchange_udp(server.dns, &q).edns.unwrap().flags().dnssec_ok);
+}
+
+#[test]
+fn servfail_when_every_upstream_is_dead() {
+    // Nothing listens there: the port of a socket we bound and closed.
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (_fake, server) = start_with(&format!("\"{dead}\""));
+    let started = Instant::now();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+    let q = request("example.com.", RecordType::A);
+    sock.send_to(&q.to_vec().unwrap(), server.dns).unwrap();
+    let mut buf = [0u8; 1500];
+    let n = sock.recv(&mut buf).expect("an answer, not silence");
+    let m = hickory_proto::op::Message::from_vec(&buf[..n]).unwrap();
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    assert!(m.metadata.recursion_available);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "before a stub gives up"
+    );
+    // Our own zone is unaffected.
+    assert!(is_a(
+        &query(server.dns, "db.backhaul.", RecordType::A),
+        "10.147.17.2"
+    ));
+}
+
+#[test]
+fn no_upstreams_means_refused() {
+    let (_fake, server) = start_with("");
+    let m = query(server.dns, "example.com.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    assert!(!m.metadata.recursion_available);
+}
+
+#[test]
+fn queries_without_rd_are_not_forwarded() {
+    let up = FakeUpstream::start();
+    let (_fake, server) = start_with(&format!("\"{}\"", up.addr));
+    let mut q = request("example.com.", RecordType::A);
+    q.metadata.recursion_desired = false;
+    assert_eq!(
+        exchange_udp(server.dns, &q).metadata.response_code,
+        ResponseCode::Refused
+    );
+    assert_eq!(up.count("example.com."), 0);
+}
