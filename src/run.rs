@@ -1,12 +1,12 @@
 //! Wires the pieces together for each subcommand.
 
-use std::sync::Arc;
-
-use arc_swap::ArcSwap;
-
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
+
+use anyhow::Context as _;
+use arc_swap::ArcSwap;
 
 use crate::config::{Config, Forward, ListenOn};
 use crate::dns::access::{Acl, SharedAcl};
@@ -50,13 +50,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await?;
     let sync = sync::start(&config, zone, published.clone())?;
     if let Some(hook) = &config.webhook {
-        let (listen, secrets, triggers) =
-            (hook.listen, hook.secrets.clone(), sync.triggers.clone());
-        // Bind now so a busy port is a start-up error, not a silent failure later.
-        let serving = webhook::serve(listen, secrets, triggers);
+        let listener = webhook::bind(hook.listen)
+            .await
+            .with_context(|| format!("cannot listen for webhooks on {}", hook.listen))?;
+        let serving = webhook::serve(listener, hook.secrets.clone(), sync.triggers.clone());
         tokio::spawn(async move {
             if let Err(e) = serving.await {
-                tracing::error!(address = %listen, error = %e, "webhook endpoint failed; polling continues");
+                tracing::error!(error = %e, "webhook endpoint failed; polling continues");
             }
         });
     }

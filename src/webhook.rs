@@ -101,14 +101,19 @@ struct Shared {
     triggers: HashMap<NetworkId, Arc<Notify>>,
 }
 
-/// Serves the webhook endpoint on `listen` until the process ends.
+/// Binds the webhook endpoint (a busy port is a start-up error, not a silent one later).
+pub async fn bind(listen: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    tracing::info!(address = %listener.local_addr()?, "webhook endpoint listening");
+    Ok(listener)
+}
+
+/// Serves the webhook endpoint until the process ends.
 pub async fn serve(
-    listen: SocketAddr,
+    listener: tokio::net::TcpListener,
     secrets: Vec<Vec<u8>>,
     triggers: HashMap<NetworkId, Arc<Notify>>,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    tracing::info!(address = %listener.local_addr()?, "webhook endpoint listening");
     let app = axum::Router::new()
         .fallback(axum::routing::post(receive))
         .with_state(Arc::new(Shared { secrets, triggers }));

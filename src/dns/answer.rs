@@ -140,7 +140,8 @@ fn decide(zone: &ZoneIndex, req: &Request<'_>, w: &mut Writer<'_>) -> Decision {
     }
     match q.qtype {
         TYPE_OPT => return Rcode::FormErr.into(),
-        // Zone transfers are not offered (yet): say no rather than pretend.
+        // Transfers for `[transfer] allow` are served over TCP before this (dns::transfer);
+        // everyone else, and UDP, is refused.
         TYPE_AXFR | TYPE_IXFR => return Rcode::Refused.into(),
         TYPE_MAILA | TYPE_MAILB => return Rcode::NotImp.into(),
         _ => {}
