@@ -170,25 +170,7 @@ fn picks_up_an_interface_that_appears_after_start() {
 #[test]
 fn clients_outside_the_subnets_are_refused_unless_allowed() {
     let lab = Lab::new(true);
-    // A client address that is neither in 10.147.17.0/24 nor fd00:5a::/64, routed over zt.
-    ip(&[
-        "-n",
-        &lab.cli.name,
-        "addr",
-        "add",
-        "192.0.2.2/24",
-        "dev",
-        "czt",
-    ]);
-    ip(&[
-        "-n",
-        &lab.srv.name,
-        "route",
-        "add",
-        "192.0.2.0/24",
-        "dev",
-        ZT_IF,
-    ]);
+    lab.add_outside_client();
     let server = serve(&lab, "interface = \"zt*\"\nport = 53", &[]);
     answered_within_10s(&lab, addr("10.147.17.1:53"), "db.backhaul.", &server);
     let m = ask_from(&lab, "192.0.2.2", addr("10.147.17.1:53"), "db.backhaul.").expect("an answer");
@@ -231,24 +213,7 @@ fn clients_outside_the_subnets_are_refused_unless_allowed() {
 #[test]
 fn forwarding_only_for_allowed_clients() {
     let lab = Lab::new(true);
-    ip(&[
-        "-n",
-        &lab.cli.name,
-        "addr",
-        "add",
-        "192.0.2.2/24",
-        "dev",
-        "czt",
-    ]);
-    ip(&[
-        "-n",
-        &lab.srv.name,
-        "route",
-        "add",
-        "192.0.2.0/24",
-        "dev",
-        ZT_IF,
-    ]);
+    lab.add_outside_client();
     // The upstream lives on the server host's loopback.
     let up = FakeUpstream::start_in(Some(&lab.srv.name));
     let server = serve_forwarding(

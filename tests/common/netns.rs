@@ -104,6 +104,29 @@ impl Lab {
         lab
     }
 
+    /// Gives the client 192.0.2.2, an address outside every subnet of the server's interfaces,
+    /// routed over the ZeroTier-like link (the client must call `ask_from` with it).
+    pub fn add_outside_client(&self) {
+        ip(&[
+            "-n",
+            &self.cli.name,
+            "addr",
+            "add",
+            "192.0.2.2/24",
+            "dev",
+            "czt",
+        ]);
+        ip(&[
+            "-n",
+            &self.srv.name,
+            "route",
+            "add",
+            "192.0.2.0/24",
+            "dev",
+            ZT_IF,
+        ]);
+    }
+
     /// Creates the ZeroTier-like link, as zerotier-one does when it joins a network.
     pub fn add_zt(&self) {
         let (s, c) = (self.srv.name.as_str(), self.cli.name.as_str());
