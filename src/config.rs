@@ -73,6 +73,18 @@ pub struct Config {
     pub webhook: Option<Webhook>,
     pub transfer: Transfer,
     pub forward: Forward,
+    /// `[records] zone_file`: extra records for the backhaul view.
+    pub records_file: Option<PathBuf>,
+    /// `[public]`: the second view, answered on public addresses.
+    pub public: Option<Public>,
+}
+
+/// `[public]`: a split-horizon view of `domain` for everyone else. It answers from its zone
+/// file only: never a member record, never forwarding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Public {
+    pub addresses: Vec<IpAddr>,
+    pub zone_file: PathBuf,
 }
 
 /// `[forward]`: where names outside our zones are resolved, for allowed clients only.
@@ -87,7 +99,7 @@ pub enum Forward {
 }
 
 /// `[transfer]`: zone transfers to standard secondaries (NSD, Knot, BIND).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Transfer {
     /// Who may AXFR/IXFR (over TCP).
     pub allow: Vec<IpNet>,
@@ -96,14 +108,14 @@ pub struct Transfer {
 }
 
 /// `[webhook]`: Central webhooks trigger an immediate sync.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {
     pub listen: std::net::SocketAddr,
     /// Hex-decoded signing secrets (one per line in the file, so a secret can be rotated).
     pub secrets: Vec<Vec<u8>>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listen {
     /// Where the addresses to answer on come from; they are followed while running.
     pub from: ListenOn,
@@ -113,7 +125,7 @@ pub struct Listen {
     pub allow: Vec<IpNet>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenOn {
     /// Every address of the interfaces whose name matches this glob (`zt*`).
     Interface(String),
@@ -128,7 +140,7 @@ pub enum ListenOn {
     Addresses(Vec<IpAddr>),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Network {
     pub id: NetworkId,
     /// Domain this network's members live under (lowercase, fully qualified).
@@ -140,7 +152,7 @@ pub struct Network {
     pub push_dns: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     /// ZeroTier Central (or anything that speaks its API v1).
     Central {
@@ -217,6 +229,21 @@ struct RawConfig {
     transfer: RawTransfer,
     #[serde(default)]
     forward: RawForward,
+    records: Option<RawRecords>,
+    public: Option<RawPublic>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecords {
+    zone_file: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPublic {
+    addresses: Vec<String>,
+    zone_file: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -390,7 +417,11 @@ impl Validator<'_> {
                 Forward::To(ups)
             }
         };
+        let records_file = raw.records.map(|r| self.resolve(&r.zone_file));
+        let public = raw.public.map(|p| self.public(p, &listen)).transpose()?;
         Ok(Config {
+            records_file,
+            public,
             forward,
             webhook,
             transfer,
@@ -674,6 +705,42 @@ impl Validator<'_> {
             poll_interval,
             include_unauthorized: raw.include_unauthorized,
             push_dns: raw.push_dns,
+        })
+    }
+
+    fn public(&self, raw: RawPublic, listen: &Listen) -> Result<Public, ConfigError> {
+        if raw.addresses.is_empty() {
+            return Err(self.err(
+                "public.addresses",
+                "is empty: list the public addresses that answer for the public view",
+            ));
+        }
+        let mut addresses = Vec::new();
+        for (i, a) in raw.addresses.iter().enumerate() {
+            let key = format!("public.addresses[{i}]");
+            let ip: IpAddr = a
+                .trim()
+                .parse()
+                .map_err(|_| self.err(&key, format!("\"{a}\" is not an IP address")))?;
+            if ip.is_unspecified() {
+                return Err(self.err(
+                    &key,
+                    format!("{ip} would also answer on the ZeroTier interface: list the public addresses"),
+                ));
+            }
+            if matches!(&listen.from, ListenOn::Addresses(l) if l.contains(&ip)) {
+                return Err(self.err(
+                    &key,
+                    format!("{ip} is also in listen.addresses: one address serves one view"),
+                ));
+            }
+            if !addresses.contains(&ip) {
+                addresses.push(ip);
+            }
+        }
+        Ok(Public {
+            addresses,
+            zone_file: self.resolve(&raw.zone_file),
         })
     }
 

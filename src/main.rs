@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use backhaul_dns::cli::{Cli, Command, CommonArgs, LogFormat};
 use backhaul_dns::config::Config;
-use backhaul_dns::run;
+use backhaul_dns::{run, sync};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -25,14 +25,23 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    // Records files are part of the configuration: a mistake in one stops start-up here,
+    // while a running server rejects it and keeps its previous records.
+    let files = match sync::load_files(&config) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("backhaul-dns: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let result = match cli.command {
         Command::Check(_) => {
             println!("{}", run::summary(&config));
             Ok(())
         }
-        Command::Run(_) => runtime().and_then(|rt| rt.block_on(run::serve(config))),
+        Command::Run(_) => runtime().and_then(|rt| rt.block_on(run::serve(config, files))),
         Command::Zone(_) => runtime()
-            .and_then(|rt| rt.block_on(run::zone_text(&config)))
+            .and_then(|rt| rt.block_on(run::zone_text(&config, files)))
             .map(|text| print!("{text}")),
     };
     match result {

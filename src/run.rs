@@ -8,13 +8,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
 
-use crate::config::{Config, Forward, ListenOn};
+use crate::config::{Config, Forward, ListenOn, Source};
 use crate::dns::access::{Acl, SharedAcl};
 use crate::dns::forward::{self, Forwarder};
-use crate::dns::listen::{BindError, Context, Listeners};
-use crate::dns::{SharedZone, ZoneIndex};
+use crate::dns::listen::{BindError, Context, Listeners, View};
 use crate::interfaces::Finder;
-use crate::sync;
+use crate::sync::{self, SyncHandle, Views};
+use crate::watch::{self, Change, FileWatch};
+use crate::zone::FileRecords;
 use crate::{webhook, zone};
 
 /// How often the listening addresses are looked up again: reading the interface list is one
@@ -23,9 +24,9 @@ const FOLLOW_INTERFACES: Duration = Duration::from_secs(1);
 /// The local zerotier-one service is an HTTP request: ask a little less often.
 const FOLLOW_LOCAL_SERVICE: Duration = Duration::from_secs(3);
 
-/// `backhaul-dns run`: serve until SIGTERM or Ctrl-C.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let zone: SharedZone = Arc::new(ArcSwap::from_pointee(ZoneIndex::default()));
+/// `backhaul-dns run`: serve until SIGTERM or Ctrl-C; reload on SIGHUP or a changed file.
+pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
+    let views = Views::new();
     let acl: SharedAcl = Arc::new(ArcSwap::from_pointee(Acl::default()));
     let finder = Finder::new(&config.listen);
     // Where the listening addresses are known before binding, loop protection can use them.
@@ -34,22 +35,33 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .map(|nets| nets.iter().map(|n| n.addr()).collect())
         .unwrap_or_default();
-    let forwarder = forwarder(&config, &own)?;
-    let ctx = Context::new(
-        zone.clone(),
+    let ctx = Arc::new(Context::new(
+        View::Backhaul,
+        views.private.clone(),
         acl.clone(),
         config.transfer.allow.clone(),
-        forwarder,
-    );
-    let mut listeners = Listeners::new(config.listen.port, Arc::new(ctx));
-    let mut follower = Follower::default();
+        forwarder(&config, &own)?,
+    ));
+    let public_ctx = Arc::new(Context::new(
+        View::Public,
+        views.public.clone(),
+        Arc::default(),
+        Vec::new(),
+        None,
+    ));
+    let mut server = Server {
+        listeners: Listeners::new(config.listen.port, ctx.clone()),
+        public: Listeners::new(config.listen.port, public_ctx),
+        ctx,
+        follower: Follower::default(),
+        acl,
+        config,
+    };
     // Bind first, so the first zone already carries the addresses we answer on (the NS name's
     // records); the builder publishes it before any query can arrive in earnest.
-    let mut published = follower
-        .step(&finder, &mut listeners, &acl, &config)
-        .await?;
-    let sync = sync::start(&config, zone, published.clone())?;
-    if let Some(hook) = &config.webhook {
+    let mut published = server.follow(&finder).await?;
+    let sync = sync::start(&server.config, files, views, published.clone()).await?;
+    if let Some(hook) = &server.config.webhook {
         let listener = webhook::bind(hook.listen)
             .await
             .with_context(|| format!("cannot listen for webhooks on {}", hook.listen))?;
@@ -60,22 +72,47 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             }
         });
     }
-    let period = match config.listen.from {
+    let (changes_tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    let mut files_watch = FileWatch::new(changes_tx).context("cannot watch files for changes")?;
+    files_watch.follow(&server.config);
+    let period = match server.config.listen.from {
         ListenOn::Network { .. } => FOLLOW_LOCAL_SERVICE,
         _ => FOLLOW_INTERFACES,
     };
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await; // the first tick is immediate; that check was just done
+    let mut hangup = hangup_signal()?;
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let served = follower.step(&finder, &mut listeners, &acl, &config).await?;
+                let served = server.follow(&finder).await?;
                 if served != published {
                     sync.nameserver_addresses(served.clone()).await;
                     published = served;
+                }
+            }
+            Some(batch) = watch::next(&mut changes) => {
+                for change in batch {
+                    match change {
+                        Change::Reload => {
+                            server.reload("a watched file changed", &sync, &mut files_watch).await;
+                        }
+                        Change::Members(id) => {
+                            tracing::info!(network = %id, "members file changed: syncing");
+                            sync.trigger(id);
+                        }
+                    }
+                }
+            }
+            _ = hangup.recv() => {
+                server.reload("SIGHUP", &sync, &mut files_watch).await;
+                for net in &server.config.networks {
+                    if matches!(net.source, Source::File { .. }) {
+                        sync.trigger(net.id);
+                    }
                 }
             }
             _ = &mut shutdown => break,
@@ -83,6 +120,96 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("shutting down");
     Ok(())
+}
+
+/// The running server's parts that a tick or a reload acts on.
+struct Server {
+    /// The configuration in effect (settings that need a restart keep their start-up value).
+    config: Config,
+    ctx: Arc<Context>,
+    acl: SharedAcl,
+    listeners: Listeners,
+    /// `[public]` addresses.
+    public: Listeners,
+    follower: Follower,
+}
+
+impl Server {
+    /// Follows the listening addresses of both views; returns the backhaul addresses served.
+    async fn follow(&mut self, finder: &Finder) -> anyhow::Result<Vec<IpAddr>> {
+        let served = self
+            .follower
+            .step(finder, &mut self.listeners, &self.acl, &self.config)
+            .await?;
+        let public = self
+            .config
+            .public
+            .as_ref()
+            .map(|p| p.addresses.clone())
+            .unwrap_or_default();
+        let errors = self.public.set(&public).await;
+        self.follower.report(errors, "public")?;
+        Ok(served)
+    }
+
+    /// Reads the configuration and records files again and applies what can change while
+    /// running. Anything invalid rejects the whole reload: the running configuration stays.
+    async fn reload(&mut self, why: &str, sync: &SyncHandle, files_watch: &mut FileWatch) {
+        let reject = |e: &dyn std::fmt::Display| {
+            tracing::error!(
+                cause = why,
+                "reload rejected, still serving the previous configuration: {e}"
+            );
+        };
+        let new = match Config::load(&self.config.path) {
+            Ok(c) => c,
+            Err(e) => return reject(&e),
+        };
+        let files = match sync::load_files(&new) {
+            Ok(f) => f,
+            Err(e) => return reject(&e),
+        };
+        let new = self.keep_restart_only(new);
+        if new.forward != self.config.forward {
+            match forwarder(&new, &self.listeners.addresses()) {
+                Ok(f) => self.ctx.forwarder.store(f.map(Arc::new)),
+                Err(e) => return reject(&format!("{e:#}")),
+            }
+        }
+        self.ctx
+            .transfer
+            .store(Arc::new(new.transfer.allow.clone()));
+        if let Err(e) = sync.reconfigure(&new, files).await {
+            return reject(&format!("{e:#}"));
+        }
+        files_watch.follow(&new);
+        self.config = new;
+        tracing::info!(cause = why, "configuration reloaded");
+    }
+
+    /// Settings bound at start-up keep their running value; the log says they need a restart.
+    fn keep_restart_only(&self, mut new: Config) -> Config {
+        let old = &self.config;
+        let mut restart = Vec::new();
+        if new.listen.from != old.listen.from || new.listen.port != old.listen.port {
+            restart.push("[listen] interface/network/addresses/port");
+            new.listen.from = old.listen.from.clone();
+            new.listen.port = old.listen.port;
+        }
+        if new.state_dir != old.state_dir {
+            restart.push("state_dir");
+            new.state_dir = old.state_dir.clone();
+        }
+        if new.webhook != old.webhook {
+            restart.push("[webhook]");
+            new.webhook = old.webhook.clone();
+        }
+        if !restart.is_empty() {
+            tracing::warn!(settings = %restart.join(", "),
+                "changed in the config file: takes effect after a restart");
+        }
+        new
+    }
 }
 
 /// The forwarder for `[forward]`, or `None` when forwarding is off (other names: REFUSED).
@@ -121,7 +248,8 @@ const RESOLV_CONF: &str = "/etc/resolv.conf";
 #[derive(Default)]
 struct Follower {
     waiting: Option<String>,
-    failing: BTreeMap<SocketAddr, String>,
+    /// Per view, the addresses that failed to bind and why.
+    failing: BTreeMap<&'static str, BTreeMap<SocketAddr, String>>,
 }
 
 impl Follower {
@@ -141,25 +269,8 @@ impl Follower {
                 }
                 let ips: Vec<IpAddr> = nets.iter().map(|n| n.addr()).collect();
                 acl.store(Arc::new(Acl::new(&nets, &config.listen.allow)));
-                let mut failing = BTreeMap::new();
-                for e in listeners.set(&ips).await {
-                    match e {
-                        BindError::Permission { address, source } => anyhow::bail!(
-                            "cannot listen on {address}: {source}; ports below 1024 need root \
-                             or CAP_NET_BIND_SERVICE (the systemd unit and the container grant it)"
-                        ),
-                        BindError::Other { address, source } => {
-                            let text = source.to_string();
-                            if self.failing.get(&address) != Some(&text) {
-                                tracing::warn!(%address, error = %text,
-                                    "cannot listen on this address yet (is another DNS server using \
-                                     the port?); retrying");
-                            }
-                            failing.insert(address, text);
-                        }
-                    }
-                }
-                self.failing = failing;
+                let errors = listeners.set(&ips).await;
+                self.report(errors, "backhaul")?;
             }
             Err(why) => {
                 let text = why.to_string();
@@ -174,6 +285,38 @@ impl Follower {
         }
         Ok(listeners.addresses())
     }
+
+    /// Bind errors of one view: lack of permission is fatal, anything else is retried on the
+    /// next check (and logged when it first happens or changes).
+    fn report(&mut self, errors: Vec<BindError>, view: &'static str) -> anyhow::Result<()> {
+        let failing = self.failing.entry(view).or_default();
+        let mut now = BTreeMap::new();
+        for e in errors {
+            match e {
+                BindError::Permission { address, source } => anyhow::bail!(
+                    "cannot listen on {address}: {source}; ports below 1024 need root \
+                     or CAP_NET_BIND_SERVICE (the systemd unit and the container grant it)"
+                ),
+                BindError::Other { address, source } => {
+                    let text = source.to_string();
+                    if failing.get(&address) != Some(&text) {
+                        tracing::warn!(%address, view, error = %text,
+                            "cannot listen on this address yet (is it configured on this host? \
+                             is another DNS server using the port?); retrying");
+                    }
+                    now.insert(address, text);
+                }
+            }
+        }
+        *failing = now;
+        Ok(())
+    }
+}
+
+/// SIGHUP: reload, as daemons do.
+fn hangup_signal() -> anyhow::Result<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{signal, SignalKind};
+    signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")
 }
 
 async fn shutdown_signal() {
@@ -200,13 +343,19 @@ async fn shutdown_signal() {
 }
 
 /// `backhaul-dns zone`: sync every network once and return the zones as master-file text.
-pub async fn zone_text(config: &Config) -> anyhow::Result<String> {
-    let mut builder = sync::fetch_all(config).await?;
+pub async fn zone_text(config: &Config, files: FileRecords) -> anyhow::Result<String> {
+    let mut builder = sync::fetch_all(config, files).await?;
     // The NS name's addresses, as `run` would find them now (none if it would be waiting).
     if let Ok(nets) = Finder::new(&config.listen).find().await {
         builder.set_nameserver_addresses(nets.iter().map(|n| n.addr()).collect());
     }
-    Ok(zone::master_file(&builder.build()))
+    let built = builder.build();
+    let mut text = zone::master_file(&built.private);
+    if let Some(public) = &built.public {
+        text.push_str("; ---- public view ----\n");
+        text.push_str(&zone::master_file(public));
+    }
+    Ok(text)
 }
 
 /// `backhaul-dns check`: one line describing what the config will do.

@@ -10,71 +10,123 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use std::collections::HashMap;
-
-use rand::Rng;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
 
+use arc_swap::ArcSwap;
+use hickory_proto::rr::Name;
+use rand::Rng;
 use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinHandle;
 
 use crate::config::{self, Config};
 use crate::dns::{SharedZone, ZoneIndex};
+use crate::records::{self, RecordsError};
 use crate::snapshot;
 use crate::zerotier::models::DnsSettings;
 use crate::zerotier::{self, FetchError, NetworkId, NetworkSnapshot, Source};
-use crate::zone::{self, SerialBook, Settings, Zones};
+use crate::zone::{self, FileRecords, SerialBook, Settings, Zones};
 
 /// Longest wait between attempts while a network keeps failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 const SERIALS_FILE: &str = "serials.json";
+/// The public view has zones of the same names: its serials are kept apart.
+const PUBLIC_SERIALS_FILE: &str = "serials-public.json";
 
-/// Rebuilds zones from the latest snapshot of every network.
+/// Rebuilds zones from the latest snapshot of every network and the records files.
 pub struct Builder {
     networks: Vec<config::Network>,
-    snapshots: Vec<Option<NetworkSnapshot>>,
+    snapshots: HashMap<NetworkId, NetworkSnapshot>,
     settings: Settings,
+    files: FileRecords,
+    /// The public view's addresses (its NS name's records), when it is configured.
+    public_addresses: Vec<IpAddr>,
     book: SerialBook,
+    public_book: SerialBook,
     state_dir: PathBuf,
     warned_state: bool,
     store: snapshot::Store,
+    /// Member names already reported as taken over by a records file (logged once each).
+    overrides_seen: HashSet<zone::Override>,
+}
+
+/// Both views, built together from the same data.
+pub struct Built {
+    pub private: Zones,
+    pub public: Option<Zones>,
 }
 
 impl Builder {
-    pub fn new(config: &Config) -> Builder {
+    pub fn new(config: &Config, files: FileRecords) -> Builder {
         Builder {
             networks: config.networks.clone(),
-            snapshots: vec![None; config.networks.len()],
+            snapshots: HashMap::new(),
             settings: Settings::new(config),
-            book: load_serials(&config.state_dir),
+            files,
+            public_addresses: public_addresses(config),
+            book: load_serials(&config.state_dir, SERIALS_FILE),
+            public_book: load_serials(&config.state_dir, PUBLIC_SERIALS_FILE),
             state_dir: config.state_dir.clone(),
             warned_state: false,
             store: snapshot::Store::new(&config.state_dir),
+            overrides_seen: HashSet::new(),
         }
     }
 
     /// Starts every network from its last good snapshot, if one was saved: served at once,
     /// whether or not the API answers.
     pub fn load_snapshots(&mut self) {
-        for (i, net) in self.networks.iter().enumerate() {
-            if let Some(loaded) = self.store.load(net.id) {
-                tracing::info!(network = %net.id, members = loaded.snapshot.members.len(),
+        let ids: Vec<NetworkId> = self.networks.iter().map(|n| n.id).collect();
+        self.load_snapshots_of(&ids);
+    }
+
+    fn load_snapshots_of(&mut self, ids: &[NetworkId]) {
+        for id in ids {
+            if self.snapshots.contains_key(id) {
+                continue;
+            }
+            if let Some(loaded) = self.store.load(*id) {
+                tracing::info!(network = %id, members = loaded.snapshot.members.len(),
                     age = %humantime::format_duration(Duration::from_secs(loaded.age.as_secs())),
                     "serving the last good snapshot until the first sync");
-                self.snapshots[i] = Some(loaded.snapshot);
+                self.snapshots.insert(*id, loaded.snapshot);
             } else {
-                tracing::info!(network = %net.id, "no snapshot: names in this network get SERVFAIL until the first sync");
+                tracing::info!(network = %id, "no snapshot: names in this network get SERVFAIL until the first sync");
             }
         }
     }
 
     /// Records a successful sync's snapshot (and saves it); returns whether it changed.
-    pub fn set(&mut self, index: usize, snapshot: NetworkSnapshot) -> bool {
-        let changed = self.snapshots[index].as_ref() != Some(&snapshot);
+    pub fn set(&mut self, snapshot: NetworkSnapshot) -> bool {
+        if !self.networks.iter().any(|n| n.id == snapshot.id) {
+            return false; // removed from the config while it was being fetched
+        }
+        let changed = self.snapshots.get(&snapshot.id) != Some(&snapshot);
         self.store.save(&snapshot, changed);
         if changed {
-            self.snapshots[index] = Some(snapshot);
+            self.snapshots.insert(snapshot.id, snapshot);
         }
         changed
+    }
+
+    /// Takes a reloaded configuration and records files; snapshots of networks still
+    /// configured are kept, so nothing disappears while the pollers start again.
+    pub fn reconfigure(&mut self, config: &Config, files: FileRecords) {
+        let added: Vec<NetworkId> = (config.networks.iter())
+            .filter(|n| !self.networks.iter().any(|o| o.id == n.id))
+            .map(|n| n.id)
+            .collect();
+        self.networks = config.networks.clone();
+        let ids: HashSet<NetworkId> = self.networks.iter().map(|n| n.id).collect();
+        self.snapshots.retain(|id, _| ids.contains(id));
+        self.load_snapshots_of(&added);
+        let addresses = std::mem::take(&mut self.settings.nameserver_addresses);
+        self.settings = Settings::new(config);
+        self.settings.nameserver_addresses = addresses;
+        self.files = files;
+        self.public_addresses = public_addresses(config);
     }
 
     /// Records the server's own addresses (the NS name's records); returns whether they changed.
@@ -87,28 +139,50 @@ impl Builder {
         true
     }
 
-    /// Builds every zone from what is held now, with serials stamped.
-    pub fn build(&mut self) -> Zones {
+    /// Builds every zone of both views from what is held now, with serials stamped.
+    pub fn build(&mut self) -> Built {
         let inputs: Vec<zone::Input<'_>> = self
             .networks
             .iter()
-            .zip(&self.snapshots)
-            .map(|(network, snapshot)| zone::Input {
+            .map(|network| zone::Input {
                 network,
-                snapshot: snapshot.as_ref(),
+                snapshot: self.snapshots.get(&network.id),
             })
             .collect();
-        let mut zones = zone::build(&inputs, &self.settings);
-        if self.book.stamp(&mut zones, unix_now(), &self.settings) {
-            self.save_serials();
+        let mut private = zone::build(&inputs, &self.settings, &self.files);
+        let now = unix_now();
+        if self.book.stamp(&mut private, now, &self.settings) {
+            self.save_serials(SERIALS_FILE);
         }
-        zones
+        for o in &private.overridden {
+            if !self.overrides_seen.contains(o) {
+                tracing::info!(name = %o.name, member = %o.member, network = %o.network,
+                    "the records file defines this name: the member keeps only its zt- name");
+            }
+        }
+        self.overrides_seen = private.overridden.iter().cloned().collect();
+        let settings = Settings {
+            nameserver_addresses: self.public_addresses.clone(),
+            ..self.settings.clone()
+        };
+        let mut public = (self.files.public.as_ref()).map(|r| zone::build_public(r, &settings));
+        if let Some(zones) = &mut public {
+            if self.public_book.stamp(zones, now, &settings) {
+                self.save_serials(PUBLIC_SERIALS_FILE);
+            }
+        }
+        Built { private, public }
     }
 
-    fn save_serials(&mut self) {
-        let result = serde_json::to_vec_pretty(&self.book)
+    fn save_serials(&mut self, file: &str) {
+        let book = if file == SERIALS_FILE {
+            &self.book
+        } else {
+            &self.public_book
+        };
+        let result = serde_json::to_vec_pretty(book)
             .map_err(std::io::Error::other)
-            .and_then(|bytes| write_atomically(&self.state_dir.join(SERIALS_FILE), &bytes));
+            .and_then(|bytes| write_atomically(&self.state_dir.join(file), &bytes));
         match result {
             Ok(()) => self.warned_state = false,
             // Serials still move forward in this process; only a restart could reuse one.
@@ -122,6 +196,36 @@ impl Builder {
     }
 }
 
+fn public_addresses(config: &Config) -> Vec<IpAddr> {
+    config
+        .public
+        .as_ref()
+        .map(|p| p.addresses.clone())
+        .unwrap_or_default()
+}
+
+/// Reads and checks the records files a configuration names. Any error rejects them all.
+pub fn load_files(config: &Config) -> Result<FileRecords, RecordsError> {
+    let domains: Vec<Name> = config.networks.iter().map(|n| n.domain.clone()).collect();
+    let private = match &config.records_file {
+        Some(path) => records::load(path, &config.domain, &domains, config.ttl)?,
+        None => Vec::new(),
+    };
+    let public = match &config.public {
+        Some(p) => Some(records::load(
+            &p.zone_file,
+            &config.domain,
+            &[],
+            config.ttl,
+        )?),
+        None => None,
+    };
+    Ok(FileRecords {
+        private: private.into_iter().map(|r| r.record).collect(),
+        public: public.map(|p| p.into_iter().map(|r| r.record).collect()),
+    })
+}
+
 fn unix_now() -> u32 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -129,8 +233,8 @@ fn unix_now() -> u32 {
         .unwrap_or(0)
 }
 
-fn load_serials(state_dir: &Path) -> SerialBook {
-    let path = state_dir.join(SERIALS_FILE);
+fn load_serials(state_dir: &Path, file: &str) -> SerialBook {
+    let path = state_dir.join(file);
     match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
             tracing::warn!(file = %path.display(), error = %e, "ignoring unreadable serials file");
@@ -160,25 +264,70 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Compiles and publishes a zone; queries see the old one or this one, never a mix.
-fn publish(zone: &SharedZone, zones: &Zones) {
-    zone.store(Arc::new(ZoneIndex::compile(zones)));
+/// The zones every listener reads, one per view; a sync replaces each whole with one atomic
+/// pointer swap, so a query sees the old zone or the new one, never a mix.
+#[derive(Clone)]
+pub struct Views {
+    pub private: SharedZone,
+    /// Empty (every name REFUSED) unless `[public]` is configured.
+    pub public: SharedZone,
+}
+
+impl Views {
+    pub fn new() -> Views {
+        Views {
+            private: Arc::new(ArcSwap::from_pointee(ZoneIndex::default())),
+            public: Arc::new(ArcSwap::from_pointee(ZoneIndex::default())),
+        }
+    }
+
+    fn publish(&self, built: &Built) {
+        self.private
+            .store(Arc::new(ZoneIndex::compile(&built.private)));
+        let public = built
+            .public
+            .as_ref()
+            .map(ZoneIndex::compile)
+            .unwrap_or_default();
+        self.public.store(Arc::new(public));
+    }
+}
+
+impl Default for Views {
+    fn default() -> Views {
+        Views::new()
+    }
 }
 
 /// What the builder is told.
 enum Update {
-    Snapshot(usize, NetworkSnapshot),
+    /// A successful fetch by the poller of this generation.
+    Snapshot(u64, NetworkSnapshot),
     /// The addresses this server answers on changed.
-    Nameservers(Vec<std::net::IpAddr>),
+    Nameservers(Vec<IpAddr>),
+    /// A reloaded configuration with its records files, and the poller generation per network.
+    Reconfigure(Box<Config>, FileRecords, HashMap<NetworkId, u64>),
 }
 
-/// Lets the rest of the server tell the builder about changes it sees, and wake a poller.
+/// One Notify per network id, stable across reloads: a webhook or a watched members file
+/// wakes the network's poller through it.
+pub type Triggers = Arc<RwLock<HashMap<NetworkId, Arc<Notify>>>>;
+
+/// A running poller.
+struct Running {
+    network: config::Network,
+    generation: u64,
+    task: JoinHandle<()>,
+}
+
+/// Lets the rest of the server tell the builder about changes, wake pollers and reload.
 #[derive(Clone)]
 pub struct SyncHandle {
     tx: mpsc::Sender<Update>,
     served: Arc<watch::Sender<Vec<IpAddr>>>,
-    /// Notified to sync a network now instead of at its next interval (webhooks).
-    pub triggers: HashMap<NetworkId, Arc<Notify>>,
+    pub triggers: Triggers,
+    pollers: Arc<Mutex<HashMap<NetworkId, Running>>>,
+    generation: Arc<AtomicU64>,
 }
 
 impl SyncHandle {
@@ -186,70 +335,143 @@ impl SyncHandle {
         self.served.send_replace(addresses.clone());
         let _ = self.tx.send(Update::Nameservers(addresses)).await;
     }
+
+    /// Syncs a network now instead of at its next interval.
+    pub fn trigger(&self, id: NetworkId) {
+        if let Some(t) = self.triggers.read().expect("triggers lock").get(&id) {
+            t.notify_one();
+        }
+    }
+
+    /// Applies a reloaded configuration: pollers of removed or changed networks stop, new
+    /// and changed ones start (and fetch at once), unchanged ones keep their rhythm; the zone
+    /// is rebuilt with the new records files.
+    pub async fn reconfigure(&self, config: &Config, files: FileRecords) -> anyhow::Result<()> {
+        let changed: Vec<config::Network> = {
+            let mut pollers = self.pollers.lock().expect("pollers lock");
+            pollers.retain(|id, running| {
+                let keep = config
+                    .networks
+                    .iter()
+                    .any(|n| n.id == *id && *n == running.network);
+                if !keep {
+                    running.task.abort();
+                }
+                keep
+            });
+            config
+                .networks
+                .iter()
+                .filter(|n| !pollers.contains_key(&n.id))
+                .cloned()
+                .collect()
+        };
+        let sources =
+            zerotier::sources(&changed).map_err(|(id, e)| anyhow::anyhow!("network {id}: {e}"))?;
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        {
+            let mut triggers = self.triggers.write().expect("triggers lock");
+            triggers.retain(|id, _| config.networks.iter().any(|n| n.id == *id));
+            for net in &changed {
+                triggers.entry(net.id).or_default();
+            }
+        }
+        let generations: HashMap<NetworkId, u64> = {
+            let mut pollers = self.pollers.lock().expect("pollers lock");
+            for (net, source) in changed.into_iter().zip(sources) {
+                let trigger = self.triggers.read().expect("triggers lock")[&net.id].clone();
+                let poller = Poller {
+                    generation,
+                    net: net.clone(),
+                    source,
+                    tx: self.tx.clone(),
+                    trigger,
+                    served: self.served.subscribe(),
+                };
+                let task = tokio::spawn(poller.run());
+                pollers.insert(
+                    net.id,
+                    Running {
+                        network: net,
+                        generation,
+                        task,
+                    },
+                );
+            }
+            pollers.iter().map(|(id, r)| (*id, r.generation)).collect()
+        };
+        self.tx
+            .send(Update::Reconfigure(
+                Box::new(config.clone()),
+                files,
+                generations,
+            ))
+            .await
+            .map_err(|_| anyhow::anyhow!("the zone builder has stopped"))
+    }
 }
 
 /// Builds the first zone (from snapshots, or empty and not yet complete), then starts the
 /// pollers and the builder. `nameservers`: the addresses served right now.
-pub fn start(
+pub async fn start(
     config: &Config,
-    zone: SharedZone,
+    files: FileRecords,
+    views: Views,
     nameservers: Vec<IpAddr>,
 ) -> anyhow::Result<SyncHandle> {
-    let mut builder = Builder::new(config);
+    let mut builder = Builder::new(config, files.clone());
     builder.load_snapshots();
     let served = Arc::new(watch::Sender::new(nameservers.clone()));
     builder.set_nameserver_addresses(nameservers);
-    publish(&zone, &builder.build());
+    views.publish(&builder.build());
 
     let (tx, mut rx) = mpsc::channel::<Update>(16);
-    let sources = zerotier::sources(&config.networks)
-        .map_err(|(id, e)| anyhow::anyhow!("network {id}: {e}"))?;
-    let mut triggers = HashMap::new();
-    for (i, (net, source)) in config.networks.iter().zip(sources).enumerate() {
-        let trigger = Arc::new(Notify::new());
-        triggers.insert(net.id, trigger.clone());
-        let poller = Poller {
-            index: i,
-            net: net.clone(),
-            source,
-            tx: tx.clone(),
-            trigger,
-            served: served.subscribe(),
-        };
-        tokio::spawn(poller.run());
-    }
     let handle = SyncHandle {
         tx,
         served,
-        triggers,
+        triggers: Triggers::default(),
+        pollers: Arc::default(),
+        generation: Arc::default(),
     };
 
-    let notify_targets = config.transfer.notify.clone();
+    let mut notify_targets = config.transfer.notify.clone();
     let runtime = tokio::runtime::Handle::current();
     let mut serials: HashMap<String, u32> = HashMap::new();
+    let mut generations: HashMap<NetworkId, u64> = HashMap::new();
     std::thread::Builder::new()
         .name("zone-builder".into())
         .spawn(move || {
             while let Some(update) = rx.blocking_recv() {
                 let (cause, changed) = match update {
-                    Update::Snapshot(i, snapshot) => {
+                    Update::Snapshot(generation, snapshot) => {
                         let network = snapshot.id;
-                        (format!("network {network}"), builder.set(i, snapshot))
+                        // A poller stopped by a reload may still deliver one last fetch.
+                        let current = generations.get(&network) == Some(&generation);
+                        (
+                            format!("network {network}"),
+                            current && builder.set(snapshot),
+                        )
                     }
                     Update::Nameservers(addresses) => (
                         "listen addresses".to_owned(),
                         builder.set_nameserver_addresses(addresses),
                     ),
+                    Update::Reconfigure(config, files, gens) => {
+                        generations = gens;
+                        notify_targets = config.transfer.notify.clone();
+                        builder.reconfigure(&config, files);
+                        ("reload".to_owned(), true)
+                    }
                 };
                 if !changed {
                     tracing::debug!(cause, "sync: no change");
                     continue;
                 }
                 let started = std::time::Instant::now();
-                let zones = builder.build();
-                publish(&zone, &zones);
+                let built = builder.build();
+                views.publish(&built);
                 // Tell secondaries about every complete zone whose serial moved.
-                for z in zones.zones.iter().filter(|z| z.complete) {
+                for z in built.private.zones.iter().filter(|z| z.complete) {
                     let apex = z.apex.to_ascii();
                     if serials.insert(apex, z.serial) != Some(z.serial)
                         && !notify_targets.is_empty()
@@ -260,6 +482,7 @@ pub fn start(
                         ));
                     }
                 }
+                let zones = &built.private;
                 let serial = zones.zones.iter().map(|z| z.serial).max().unwrap_or(0);
                 tracing::info!(
                     cause,
@@ -272,12 +495,13 @@ pub fn start(
                 );
             }
         })?;
+    handle.reconfigure(config, files).await?;
     Ok(handle)
 }
 
 /// One network's sync loop.
 struct Poller {
-    index: usize,
+    generation: u64,
     net: config::Network,
     source: Source,
     tx: mpsc::Sender<Update>,
@@ -304,7 +528,7 @@ impl Poller {
                     let wanted = self.net.push_dns.then(|| self.wanted_dns(&snapshot));
                     if self
                         .tx
-                        .send(Update::Snapshot(self.index, snapshot))
+                        .send(Update::Snapshot(self.generation, snapshot))
                         .await
                         .is_err()
                     {
@@ -393,16 +617,16 @@ fn retry_delay(interval: Duration, failures: u32, error: &FetchError) -> Duratio
 }
 
 /// Fetches every network once (the `zone` command). Fails if any network fails.
-pub async fn fetch_all(config: &Config) -> anyhow::Result<Builder> {
-    let mut builder = Builder::new(config);
+pub async fn fetch_all(config: &Config, files: FileRecords) -> anyhow::Result<Builder> {
+    let mut builder = Builder::new(config, files);
     let sources = zerotier::sources(&config.networks)
         .map_err(|(id, e)| anyhow::anyhow!("network {id}: {e}"))?;
-    for (i, (net, source)) in config.networks.iter().zip(sources).enumerate() {
+    for (net, source) in config.networks.iter().zip(sources) {
         let snapshot = source
             .fetch()
             .await
             .map_err(|e| anyhow::anyhow!("network {}: {e}", net.id))?;
-        builder.set(i, snapshot);
+        builder.set(snapshot);
     }
     Ok(builder)
 }

@@ -4,18 +4,17 @@
 //! Central delivers only to a public HTTPS URL, so this endpoint sits behind a reverse proxy
 //! (nginx, Caddy) that terminates TLS and forwards to `[webhook] listen`.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::sync::Triggers;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
-use tokio::sync::Notify;
 
 use crate::zerotier::NetworkId;
 
@@ -98,7 +97,7 @@ fn changes_members(hook_type: &str) -> bool {
 
 struct Shared {
     secrets: Vec<Vec<u8>>,
-    triggers: HashMap<NetworkId, Arc<Notify>>,
+    triggers: Triggers,
 }
 
 /// Binds the webhook endpoint (a busy port is a start-up error, not a silent one later).
@@ -112,7 +111,7 @@ pub async fn bind(listen: SocketAddr) -> std::io::Result<tokio::net::TcpListener
 pub async fn serve(
     listener: tokio::net::TcpListener,
     secrets: Vec<Vec<u8>>,
-    triggers: HashMap<NetworkId, Arc<Notify>>,
+    triggers: Triggers,
 ) -> std::io::Result<()> {
     let app = axum::Router::new()
         .fallback(axum::routing::post(receive))
@@ -142,7 +141,11 @@ async fn receive(
         .network_id
         .as_deref()
         .and_then(|n| n.parse::<NetworkId>().ok());
-    match network.and_then(|n| shared.triggers.get(&n).map(|t| (n, t))) {
+    let trigger = network.and_then(|n| {
+        let t = shared.triggers.read().ok()?.get(&n).cloned()?;
+        Some((n, t))
+    });
+    match trigger {
         Some((network, trigger)) if changes_members(&hook.hook_type) => {
             tracing::info!(%network, hook = %hook.hook_type, "webhook: syncing now");
             trigger.notify_one();

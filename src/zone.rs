@@ -62,6 +62,24 @@ pub struct Conflict {
     pub network: NetworkId,
 }
 
+/// Records from the records files, already checked ([`crate::records`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileRecords {
+    /// `[records] zone_file`: merged into the backhaul view; wins over member names.
+    pub private: Vec<Record>,
+    /// `[public] zone_file`: the public view, and the fallback for names the backhaul view
+    /// lacks. `None` when no public view is configured.
+    pub public: Option<Vec<Record>>,
+}
+
+/// A member name that a records-file record took over: the member keeps its zt- name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Override {
+    pub name: Name,
+    pub member: NodeId,
+    pub network: NetworkId,
+}
+
 /// One zone: an apex and every record at or below it (down to the next apex).
 #[derive(Debug, Clone)]
 pub struct ZoneContent {
@@ -103,6 +121,8 @@ pub struct Zones {
     /// Members that got at least their zt- name, per network.
     pub members: BTreeMap<NetworkId, usize>,
     pub conflicts: Vec<Conflict>,
+    /// Member names taken over by a records-file record of the same owner.
+    pub overridden: Vec<Override>,
 }
 
 impl Zones {
@@ -121,8 +141,9 @@ struct Entry<'a> {
     custom_won: bool,
 }
 
-/// Builds every zone from the networks' snapshots. Pure and deterministic.
-pub fn build(inputs: &[Input<'_>], settings: &Settings) -> Zones {
+/// Builds every zone of the backhaul view from the networks' snapshots and the records files.
+/// Pure and deterministic.
+pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> Zones {
     let mut apexes: BTreeSet<Name> = BTreeSet::new();
     let mut incomplete: HashSet<Name> = HashSet::new();
     apexes.insert(settings.nameserver.clone());
@@ -174,7 +195,9 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings) -> Zones {
         }
     }
 
-    let conflicts = resolve_names(&mut entries, &apexes);
+    // A deliberate record in the records file wins over a member-derived name.
+    let file_owners: HashSet<Vec<u8>> = files.private.iter().map(|r| name_wire(&r.name)).collect();
+    let (conflicts, overridden) = resolve_names(&mut entries, &apexes, &file_owners);
 
     let mut records: Vec<ZoneRecord> = Vec::new();
     let mut members: BTreeMap<NetworkId, HashSet<NodeId>> = BTreeMap::new();
@@ -186,6 +209,9 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings) -> Zones {
             None
         };
         for owner in std::iter::once(&e.zt).chain(preferred) {
+            if file_owners.contains(&name_wire(owner)) {
+                continue;
+            }
             for ip in &e.addresses {
                 records.push(address_record(owner, *ip, settings.ttl));
             }
@@ -202,6 +228,7 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings) -> Zones {
     for ip in &settings.nameserver_addresses {
         records.push(address_record(&settings.nameserver, *ip, settings.ttl));
     }
+    records.extend(files.private.iter().cloned().map(ZoneRecord::new));
 
     // From here on names are compared as lowercase wire bytes: hashing beats Name ordering
     // by a wide margin at 100,000 members.
@@ -226,6 +253,35 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings) -> Zones {
         }
     }
 
+    // Names the backhaul view lacks fall back to the public view's records: a whole name at a
+    // time, except at an apex, which always holds our SOA and NS, where it goes type by type.
+    if let Some(public) = &files.public {
+        let owners: HashSet<(Vec<u8>, u16)> = records
+            .iter()
+            .map(|r| (r.owner.to_vec(), u16::from(r.record.record_type())))
+            .collect();
+        let names: HashSet<&[u8]> = owners.iter().map(|(o, _)| o.as_slice()).collect();
+        let fallback: Vec<ZoneRecord> = public
+            .iter()
+            .filter(|r| r.record_type() != RecordType::NS)
+            .map(|r| ZoneRecord::new(r.clone()))
+            .filter(|r| {
+                if apex_names.contains_key(&r.owner[..]) {
+                    !owners.contains(&(r.owner.to_vec(), u16::from(r.record.record_type())))
+                } else {
+                    !names.contains(&r.owner[..])
+                }
+            })
+            .collect();
+        records.extend(fallback);
+    }
+    let file_ns: HashSet<Vec<u8>> = files
+        .private
+        .iter()
+        .filter(|r| r.record_type() == RecordType::NS)
+        .map(|r| name_wire(&r.name))
+        .collect();
+
     let mut grouped: HashMap<Vec<u8>, Vec<ZoneRecord>> =
         apex_names.keys().map(|a| (a.clone(), Vec::new())).collect();
     for r in records {
@@ -237,11 +293,14 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings) -> Zones {
         .into_iter()
         .map(|(wire, mut records)| {
             let apex = apex_names[&wire].clone();
-            records.push(ZoneRecord::new(Record::from_rdata(
-                apex.clone(),
-                settings.ttl,
-                RData::NS(NS(settings.nameserver.clone())),
-            )));
+            // NS records at the apex in the records file replace ours (to list secondaries).
+            if !file_ns.contains(&wire) {
+                records.push(ZoneRecord::new(Record::from_rdata(
+                    apex.clone(),
+                    settings.ttl,
+                    RData::NS(NS(settings.nameserver.clone())),
+                )));
+            }
             sort_records(&mut records);
             let complete = !incomplete
                 .iter()
@@ -261,11 +320,51 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings) -> Zones {
         zones,
         members: members.into_iter().map(|(k, v)| (k, v.len())).collect(),
         conflicts,
+        overridden,
     }
 }
 
-/// Applies the collision rule; returns the conflicts (one per losing member).
-fn resolve_names(entries: &mut [Entry<'_>], apexes: &BTreeSet<Name>) -> Vec<Conflict> {
+/// The public view: one zone at the domain holding the public records file only (never a
+/// member record), with our SOA, and our NS unless the file lists its own.
+/// `settings.nameserver_addresses` are the public addresses.
+pub fn build_public(records: &[Record], settings: &Settings) -> Zones {
+    let apex = settings.nameserver.clone();
+    let mut out: Vec<ZoneRecord> = records.iter().cloned().map(ZoneRecord::new).collect();
+    let apex_wire = name_wire(&apex);
+    let has_ns = out
+        .iter()
+        .any(|r| r.record.record_type() == RecordType::NS && r.owner[..] == apex_wire[..]);
+    if !has_ns {
+        out.push(ZoneRecord::new(Record::from_rdata(
+            apex.clone(),
+            settings.ttl,
+            RData::NS(NS(apex.clone())),
+        )));
+        for ip in &settings.nameserver_addresses {
+            out.push(address_record(&apex, *ip, settings.ttl));
+        }
+    }
+    sort_records(&mut out);
+    Zones {
+        zones: vec![ZoneContent {
+            hash: content_hash(&out),
+            apex,
+            complete: true,
+            serial: 0,
+            records: out,
+        }],
+        ..Zones::default()
+    }
+}
+
+/// Applies the collision rule; returns the conflicts (one per losing member) and the member
+/// names that a records-file name took over.
+fn resolve_names(
+    entries: &mut [Entry<'_>],
+    apexes: &BTreeSet<Name>,
+    file_owners: &HashSet<Vec<u8>>,
+) -> (Vec<Conflict>, Vec<Override>) {
+    let mut overridden = Vec::new();
     let zt_names: HashSet<Name> = entries.iter().map(|e| e.zt.clone()).collect();
     let mut wanted: HashMap<Name, Vec<usize>> = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
@@ -273,6 +372,14 @@ fn resolve_names(entries: &mut [Entry<'_>], apexes: &BTreeSet<Name>) -> Vec<Conf
             if zt_names.contains(name) || apexes.contains(name) {
                 tracing::warn!(network = %e.network, member = %e.member.node, name = %name,
                     "name is reserved (a zt- name or a zone apex): zt- name only");
+                continue;
+            }
+            if file_owners.contains(&name_wire(name)) {
+                overridden.push(Override {
+                    name: name.clone(),
+                    member: e.member.node,
+                    network: e.network,
+                });
                 continue;
             }
             wanted.entry(name.clone()).or_default().push(i);
@@ -300,7 +407,8 @@ fn resolve_names(entries: &mut [Entry<'_>], apexes: &BTreeSet<Name>) -> Vec<Conf
         }
     }
     conflicts.sort_by(|a, b| (&a.name, a.loser).cmp(&(&b.name, b.loser)));
-    conflicts
+    overridden.sort_by(|a, b| (&a.name, a.member).cmp(&(&b.name, b.member)));
+    (conflicts, overridden)
 }
 
 fn address_record(owner: &Name, ip: IpAddr, ttl: u32) -> ZoneRecord {
@@ -551,6 +659,7 @@ mod tests {
                 snapshot: Some(&snap),
             }],
             &settings(),
+            &FileRecords::default(),
         );
         let l = lines(&zones);
         for want in [
@@ -584,6 +693,7 @@ mod tests {
                 snapshot: Some(&snap),
             }],
             &settings(),
+            &FileRecords::default(),
         );
         let l = lines(&zones);
         let web: Vec<&String> = l.iter().filter(|x| x.starts_with("web.")).collect();
@@ -607,6 +717,7 @@ mod tests {
                 snapshot: Some(&snap),
             }],
             &settings(),
+            &FileRecords::default(),
         );
         let l = lines(&zones);
         assert!(l.contains(&"db.backhaul. 60 IN AAAA fd80:56c2:e21c:0:199:93a4:5dc9:d260".into()));
@@ -624,6 +735,7 @@ mod tests {
                 snapshot: None,
             }],
             &settings(),
+            &FileRecords::default(),
         );
         assert_eq!(zones.zones.len(), 1);
         assert!(!zones.zones[0].complete);
@@ -640,6 +752,7 @@ mod tests {
                     snapshot: Some(&snap),
                 }],
                 &settings(),
+                &FileRecords::default(),
             )
         };
         let mut book = SerialBook::default();
@@ -664,6 +777,7 @@ mod tests {
                 snapshot: None,
             }],
             &settings(),
+            &FileRecords::default(),
         );
         assert!(!book.stamp(&mut empty, 3000, &settings()));
         assert_eq!(empty.zones[0].serial, 2001);

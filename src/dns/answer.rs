@@ -4,7 +4,7 @@
 //! (so its case is echoed), pre-encoded RRsets copied behind it, owner names compressed to the
 //! question. Nothing here allocates once the buffer has grown.
 
-use super::index::{Lookup, ZoneIndex};
+use super::index::{Lookup, RrSet, ZoneIndex};
 use super::wire::{self, flags, ParseError, Request, HEADER_LEN, TYPE_OPT};
 
 /// The largest UDP response we send, whatever the client offers (DNS Flag Day 2020: avoids
@@ -29,6 +29,7 @@ pub enum Rcode {
 const OPCODE_QUERY: u8 = 0;
 const CLASS_IN: u16 = 1;
 const CLASS_ANY: u16 = 255;
+const TYPE_CNAME: u16 = 5;
 const TYPE_IXFR: u16 = 251;
 const TYPE_AXFR: u16 = 252;
 const TYPE_MAILB: u16 = 253;
@@ -146,38 +147,77 @@ fn decide(zone: &ZoneIndex, req: &Request<'_>, w: &mut Writer<'_>) -> Decision {
         TYPE_MAILA | TYPE_MAILB => return Rcode::NotImp.into(),
         _ => {}
     }
-    let qname = q.name.wire();
-    match zone.lookup(qname) {
-        Lookup::NotOurs => Decision::NotOurs,
-        Lookup::NxDomain(meta) => {
-            if !meta.complete {
-                return Rcode::ServFail.into();
-            }
-            w.authoritative = true;
-            w.negative_soa(qname.len(), meta.apex_len, &meta.negative_soa);
-            Rcode::NxDomain.into()
-        }
-        Lookup::Found(node, meta) => {
-            w.authoritative = true;
-            let mut answered = false;
-            for set in node.rrsets.iter() {
-                if set.rtype == q.qtype || q.qtype == TYPE_ANY {
-                    w.answer(set.count, &set.wire);
-                    answered = true;
-                }
-            }
-            if !answered {
-                if !meta.complete {
-                    w.authoritative = false;
-                    return Rcode::ServFail.into();
-                }
-                // NODATA (RFC 2308 2.2): NOERROR, empty answer, SOA in authority.
-                w.negative_soa(qname.len(), meta.apex_len, &meta.negative_soa);
-            }
-            Rcode::NoError.into()
-        }
-    }
+    answer_name(zone, q.name.wire(), q.qtype, w)
 }
+
+/// Longest CNAME chain followed inside our zones (BIND uses 16; real chains are 1 or 2 long).
+const MAX_CHAIN: usize = 8;
+
+/// Answers `qtype` at `qname`, following CNAMEs while they stay inside our zones (RFC 1034
+/// 4.3.2): each CNAME goes into the answer and the chase goes on at its target, whose records
+/// are written with the CNAME's RDATA as their (compressed) owner. The RCODE is that of the
+/// last name of the chain (RFC 6604): a CNAME to a missing in-zone name is NXDOMAIN.
+fn answer_name(zone: &ZoneIndex, qname: &[u8], qtype: u16, w: &mut Writer<'_>) -> Decision {
+    let mut name = [0u8; wire::MAX_NAME];
+    let mut len = qname.len();
+    name[..len].copy_from_slice(qname);
+    // Where the current name sits in the response: the question, then each CNAME's RDATA.
+    let mut owner_at = HEADER_LEN;
+    for hop in 0..=MAX_CHAIN {
+        let found = match zone.lookup(&name[..len]) {
+            Lookup::NotOurs if hop == 0 => return Decision::NotOurs,
+            // The chain leaves our zones: the client's resolver follows it from here.
+            Lookup::NotOurs => return Rcode::NoError.into(),
+            Lookup::NxDomain(meta) => {
+                if !meta.complete {
+                    return w.server_failure();
+                }
+                w.authoritative |= hop == 0;
+                w.negative_soa(owner_at, len, meta.apex_len, &meta.negative_soa);
+                return Rcode::NxDomain.into();
+            }
+            Lookup::Found(node, meta) => (node, meta),
+        };
+        let (node, meta) = found;
+        w.authoritative |= hop == 0;
+        let mut answered = false;
+        for set in node.rrsets.iter() {
+            if set.rtype == qtype || qtype == TYPE_ANY {
+                w.answer(set, owner_at);
+                answered = true;
+            }
+        }
+        if answered {
+            return Rcode::NoError.into();
+        }
+        if let Some(cname) = node.rrsets.iter().find(|s| s.rtype == TYPE_CNAME) {
+            let start = w.answer(cname, owner_at);
+            // The record is `owner(2) TYPE CLASS TTL RDLENGTH(10) target`.
+            let target = &cname.wire[12..];
+            owner_at = start + 12;
+            if owner_at > MAX_POINTER || target.len() > wire::MAX_NAME {
+                return Rcode::NoError.into();
+            }
+            len = target.len();
+            for (d, s) in name.iter_mut().zip(target) {
+                // Length octets are below 64, so lowercasing leaves them alone.
+                *d = s.to_ascii_lowercase();
+            }
+            continue;
+        }
+        if !meta.complete {
+            return w.server_failure();
+        }
+        // NODATA (RFC 2308 2.2): NOERROR, empty answer, SOA in authority.
+        w.negative_soa(owner_at, len, meta.apex_len, &meta.negative_soa);
+        return Rcode::NoError.into();
+    }
+    // A chain this long is a loop or a mistake: what was found so far is the answer.
+    Rcode::NoError.into()
+}
+
+/// The largest offset a compression pointer can hold.
+const MAX_POINTER: usize = 0x3fff;
 
 /// Builds a response in place: header, echoed question, sections, OPT.
 struct Writer<'a> {
@@ -204,15 +244,40 @@ impl<'a> Writer<'a> {
         }
     }
 
-    fn answer(&mut self, count: u16, wire: &[u8]) {
-        self.out.extend_from_slice(wire);
-        self.ancount += count;
+    /// Copies an RRset into the answer with its owner compressed to the name at `owner_at`;
+    /// returns where it starts. At the question (offset 12) the stored wire is copied whole.
+    fn answer(&mut self, set: &RrSet, owner_at: usize) -> usize {
+        let start = self.out.len();
+        self.ancount += set.count;
+        if owner_at == HEADER_LEN {
+            self.out.extend_from_slice(&set.wire);
+            return start;
+        }
+        let pointer = (0xc000 | owner_at as u16).to_be_bytes();
+        let mut rest = &set.wire[..];
+        while rest.len() >= 12 {
+            let rdlength = usize::from(u16::from_be_bytes([rest[10], rest[11]]));
+            let end = (12 + rdlength).min(rest.len());
+            self.out.extend_from_slice(&pointer);
+            self.out.extend_from_slice(&rest[2..end]);
+            rest = &rest[end..];
+        }
+        start
     }
 
-    /// The zone's SOA in the authority section; its owner (the apex) is a suffix of the
-    /// question name, so it is a pointer into the question.
-    fn negative_soa(&mut self, qname_len: usize, apex_len: usize, soa_tail: &[u8]) {
-        let offset = (HEADER_LEN + qname_len - apex_len) as u16;
+    /// SERVFAIL with nothing in the sections (a zone not synced yet cannot vouch for a miss).
+    fn server_failure(&mut self) -> Decision {
+        self.out.truncate(self.question_end);
+        self.ancount = 0;
+        self.nscount = 0;
+        self.authoritative = false;
+        Rcode::ServFail.into()
+    }
+
+    /// The zone's SOA in the authority section; its owner (the apex) is a suffix of the name
+    /// at `name_at` (the question or a CNAME target), so it is a pointer into that name.
+    fn negative_soa(&mut self, name_at: usize, name_len: usize, apex_len: usize, soa_tail: &[u8]) {
+        let offset = (name_at + name_len - apex_len) as u16;
         self.out.extend_from_slice(&(0xc000 | offset).to_be_bytes());
         self.out.extend_from_slice(soa_tail);
         self.nscount += 1;

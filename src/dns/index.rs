@@ -15,6 +15,8 @@ use crate::zone::Zones;
 
 /// Class IN on the wire.
 const CLASS_IN: u16 = 1;
+/// The `*` label in wire form.
+const WILDCARD_LABEL: &[u8] = b"\x01*";
 /// Compression pointer to the question name, which always sits at offset 12.
 const POINTER_TO_QNAME: [u8; 2] = [0xc0, 0x0c];
 
@@ -29,6 +31,8 @@ pub struct RrSet {
 
 pub struct Node {
     pub zone: u32,
+    /// `*.<this name>` exists: a miss right below this name is answered from it (RFC 4592).
+    pub wildcard_child: bool,
     /// Empty for an empty non-terminal. Few per node: a linear scan beats hashing.
     pub rrsets: Box<[RrSet]>,
 }
@@ -45,7 +49,7 @@ pub struct ZoneMeta {
 
 /// Where a name lands.
 pub enum Lookup<'a> {
-    /// The name exists (possibly as an empty non-terminal).
+    /// The name exists (possibly as an empty non-terminal), or a wildcard covers it.
     Found(&'a Node, &'a ZoneMeta),
     /// Inside one of our zones, but no such name.
     NxDomain(&'a ZoneMeta),
@@ -152,9 +156,25 @@ impl ZoneIndex {
                         wire: wire.into_boxed_slice(),
                     })
                     .collect();
-                (owner.into_boxed_slice(), Node { zone, rrsets })
+                let node = Node {
+                    zone,
+                    wildcard_child: false,
+                    rrsets,
+                };
+                (owner.into_boxed_slice(), node)
             })
             .collect();
+        let parents: Vec<Box<[u8]>> = index
+            .nodes
+            .keys()
+            .filter(|k| k.starts_with(WILDCARD_LABEL))
+            .filter_map(|k| parent(k).map(Box::from))
+            .collect();
+        for p in parents {
+            if let Some(node) = index.nodes.get_mut(&p) {
+                node.wildcard_child = true;
+            }
+        }
         index
     }
 
@@ -163,9 +183,19 @@ impl ZoneIndex {
         if let Some(node) = self.nodes.get(qname) {
             return Lookup::Found(node, &self.zones[node.zone as usize]);
         }
+        // The nearest existing ancestor is the closest encloser (RFC 4592 3.3.1): only its
+        // wildcard child may answer; below an existing name no other wildcard applies.
         let mut up = parent(qname);
         while let Some(p) = up {
             if let Some(node) = self.nodes.get(p) {
+                if node.wildcard_child {
+                    let mut key = [0u8; 256];
+                    key[..2].copy_from_slice(WILDCARD_LABEL);
+                    key[2..2 + p.len()].copy_from_slice(p);
+                    if let Some(source) = self.nodes.get(&key[..2 + p.len()]) {
+                        return Lookup::Found(source, &self.zones[source.zone as usize]);
+                    }
+                }
                 return Lookup::NxDomain(&self.zones[node.zone as usize]);
             }
             up = parent(p);

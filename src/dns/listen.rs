@@ -17,6 +17,7 @@ use tokio::time::timeout;
 
 use tokio::task::JoinHandle;
 
+use arc_swap::{ArcSwap, ArcSwapOption};
 use ipnet::IpNet;
 
 use super::access::SharedAcl;
@@ -92,39 +93,62 @@ pub enum BindError {
     },
 }
 
-/// What every listener shares: the zone, who may ask, who may transfer, the forwarder.
+/// Which view a listener answers from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// The ZeroTier side: members, private records, forwarding, for allowed clients only.
+    Backhaul,
+    /// `[public]` addresses: the public zone for everyone; never forwards, never transfers.
+    Public,
+}
+
+/// What every listener of one view shares: the zone, who may ask, who may transfer, the
+/// forwarder. The parts a reload may change are swapped in place.
 pub struct Context {
+    pub view: View,
     pub zone: SharedZone,
     pub acl: SharedAcl,
     /// Networks allowed to AXFR (over TCP).
-    pub transfer: Vec<IpNet>,
+    pub transfer: ArcSwap<Vec<IpNet>>,
     /// `None` when forwarding is off: other names get REFUSED.
-    pub forwarder: Option<Forwarder>,
+    pub forwarder: ArcSwapOption<Forwarder>,
     /// Bounds forwarded UDP queries in flight, so a flood cannot pile up tasks.
     pub forward_slots: Semaphore,
 }
 
 impl Context {
     pub fn new(
+        view: View,
         zone: SharedZone,
         acl: SharedAcl,
         transfer: Vec<IpNet>,
         forwarder: Option<Forwarder>,
     ) -> Context {
         Context {
+            view,
             zone,
             acl,
-            transfer,
-            forwarder,
+            transfer: ArcSwap::from_pointee(transfer),
+            forwarder: ArcSwapOption::from(forwarder.map(Arc::new)),
             forward_slots: Semaphore::new(FORWARD_MAX_IN_FLIGHT),
         }
     }
 
     fn policy(&self, client: IpAddr) -> Policy {
-        Policy {
-            allowed: self.acl.load().allows(client),
-            forward: self.forwarder.is_some(),
+        match self.view {
+            View::Public => Policy {
+                allowed: true,
+                forward: false,
+            },
+            View::Backhaul => Policy {
+                allowed: self.acl.load().allows(client),
+                forward: self.forwarder.load().is_some(),
+            },
         }
+    }
+
+    fn may_transfer(&self, client: IpAddr) -> bool {
+        self.view == View::Backhaul && self.transfer.load().iter().any(|n| n.contains(&client))
     }
 }
 
@@ -250,7 +274,7 @@ fn forward_udp(sock: &Arc<UdpSocket>, ctx: &Arc<Context>, query: &[u8], peer: So
             tracing::debug!(client = %peer, "too many forwarded queries in flight: dropped");
             return;
         };
-        let Some(forwarder) = &ctx.forwarder else {
+        let Some(forwarder) = ctx.forwarder.load_full() else {
             return;
         };
         let mut out = Vec::with_capacity(512);
@@ -291,7 +315,7 @@ async fn serve_tcp(listener: TcpListener, ctx: Arc<Context>) {
 async fn serve_connection(mut stream: TcpStream, ctx: &Context, client: IpAddr) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let policy = ctx.policy(client);
-    let may_transfer = ctx.transfer.iter().any(|n| n.contains(&client));
+    let may_transfer = ctx.may_transfer(client);
     let mut query = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(2048);
     loop {
@@ -318,7 +342,7 @@ async fn serve_connection(mut stream: TcpStream, ctx: &Context, client: IpAddr) 
             Outcome::Drop => return Ok(()),
             Outcome::Reply { .. } => write_frame(&mut stream, &out).await?,
             Outcome::Forward => {
-                if let Some(f) = &ctx.forwarder {
+                if let Some(f) = ctx.forwarder.load_full() {
                     f.answer(&query, Transport::Tcp, &mut out).await;
                     if !out.is_empty() {
                         write_frame(&mut stream, &out).await?;
