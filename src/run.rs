@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
+use tokio::time::{sleep_until, Instant};
 
 use crate::config::{Config, Forward, ListenOn, Source};
 use crate::dns::access::{Acl, SharedAcl};
@@ -14,7 +15,7 @@ use crate::dns::forward::{self, Forwarder};
 use crate::dns::listen::{BindError, Context, Listeners, View};
 use crate::interfaces::Finder;
 use crate::sync::{self, SyncHandle, Views};
-use crate::watch::{self, Change, FileWatch};
+use crate::watch::{Change, FileWatch, Pending};
 use crate::zone::FileRecords;
 use crate::{webhook, zone};
 
@@ -85,7 +86,9 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
     let mut hangup = hangup_signal()?;
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
+    let mut pending = Pending::default();
     loop {
+        let due = pending.due();
         tokio::select! {
             _ = tick.tick() => {
                 let served = server.follow(&finder).await?;
@@ -94,8 +97,9 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
                     published = served;
                 }
             }
-            Some(batch) = watch::next(&mut changes) => {
-                for change in batch {
+            Some(change) = changes.recv() => pending.add(change),
+            _ = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                for change in pending.take() {
                     match change {
                         Change::Reload => {
                             server.reload("a watched file changed", &sync, &mut files_watch).await;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::config::{Config, Source};
 use crate::zerotier::NetworkId;
@@ -36,7 +37,7 @@ pub struct FileWatch {
 }
 
 impl FileWatch {
-    /// Starts the watcher thread; changes arrive on `tx` (undebounced: see [`next`]).
+    /// Starts the watcher thread; changes arrive on `tx` as they happen (see [`Pending`]).
     pub fn new(tx: mpsc::UnboundedSender<Change>) -> notify::Result<FileWatch> {
         let targets: Arc<Mutex<HashMap<PathBuf, Change>>> = Arc::default();
         let seen = targets.clone();
@@ -95,17 +96,28 @@ impl FileWatch {
     }
 }
 
-/// The next batch of changes, once the files have been quiet for [`DEBOUNCE`]; `None` when
-/// the watcher is gone.
-pub async fn next(rx: &mut mpsc::UnboundedReceiver<Change>) -> Option<BTreeSet<Change>> {
-    let mut batch = BTreeSet::from([rx.recv().await?]);
-    loop {
-        match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
-            Ok(Some(change)) => {
-                batch.insert(change);
-            }
-            Ok(None) | Err(_) => return Some(batch),
-        }
+/// Changes gathered until the files have been quiet for [`DEBOUNCE`]. Plain state, so the
+/// serve loop can wait for it in a `select!` without losing a half-gathered batch.
+#[derive(Default)]
+pub struct Pending {
+    changes: BTreeSet<Change>,
+    due: Option<Instant>,
+}
+
+impl Pending {
+    pub fn add(&mut self, change: Change) {
+        self.changes.insert(change);
+        self.due = Some(Instant::now() + DEBOUNCE);
+    }
+
+    /// When the gathered changes are to be acted on; `None` while there are none.
+    pub fn due(&self) -> Option<Instant> {
+        self.due
+    }
+
+    pub fn take(&mut self) -> BTreeSet<Change> {
+        self.due = None;
+        std::mem::take(&mut self.changes)
     }
 }
 

@@ -209,7 +209,11 @@ impl Listeners {
                     let local = bound
                         .local_addr()
                         .unwrap_or(SocketAddr::new(*ip, self.port));
-                    tracing::info!(address = %local, "listening (udp and tcp)");
+                    let view = match self.ctx.view {
+                        View::Backhaul => "backhaul",
+                        View::Public => "public",
+                    };
+                    tracing::info!(address = %local, view, "listening (udp and tcp)");
                     let Bound { udp, tcp } = bound;
                     let tasks = [
                         tokio::spawn(serve_udp(Arc::new(udp), self.ctx.clone())),

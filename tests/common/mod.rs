@@ -379,7 +379,7 @@ impl Server {
     pub fn wait_listening(mut self) -> Server {
         let line = self
             .wait_log(Duration::from_secs(15), |l| {
-                l["message"] == "listening (udp and tcp)"
+                l["message"] == "listening (udp and tcp)" && l["view"] == "backhaul"
             })
             .unwrap_or_else(|| panic!("server did not start; logs:\n{}", self.log_text()));
         self.dns = line["address"].as_str().unwrap().parse().unwrap();

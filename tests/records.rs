@@ -1,0 +1,235 @@
+//! `[records] zone_file`: extra records merged with the members, CNAME chasing, RFC 4592
+//! wildcards, overrides of member names, and bad files that keep the old records.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
+use serde_json::json;
+
+const RECORDS: &str = "\
+; extra names for the backhaul
+db2      CNAME db
+_pg._tcp SRV 0 0 5432 db
+@        TXT \"v=spf1 -all\"
+@        MX 10 mail
+mail     A 10.147.17.50
+         AAAA fd00::50
+*.dev    A 10.147.17.60
+web      A 10.147.17.99  ; takes the name from the member called web
+gone     CNAME nothere
+out      CNAME www.example.com.
+loop1    CNAME loop2
+loop2    CNAME loop1
+";
+
+fn write_members(dir: &Path) {
+    let members = json!({
+        "network": network_json(&["10.147.17.0/24"], false, false),
+        "members": [
+            member("a45dc9d260", "db", true, 1, &["10.147.17.2"]),
+            member("e610b78bf1", "web", true, 2, &["10.147.17.3"]),
+        ],
+    });
+    std::fs::write(dir.join("members.json"), members.to_string()).unwrap();
+}
+
+const TABLES: &str =
+    "[records]\nzone_file = \"records.zone\"\n\n[[network]]\nid = \"8056c2e21c000001\"\n\
+                      source = \"file\"\nmembers_file = \"members.json\"\npoll_interval = \"1h\"\n";
+
+fn start(records: &str) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    write_members(dir.path());
+    std::fs::write(dir.path().join("records.zone"), records).unwrap();
+    let server = Server::start_in(dir, "", TABLES);
+    server.wait_answer("db.backhaul.", RecordType::A);
+    server
+}
+
+fn types(m: &Message) -> Vec<(String, RecordType)> {
+    m.answers
+        .iter()
+        .map(|r| (r.name.to_string(), r.record_type()))
+        .collect()
+}
+
+#[test]
+fn every_type_cname_chase_wildcards_and_override() {
+    let server = start(RECORDS);
+    let dns = server.dns;
+    for (proto, ex) in [
+        ("udp", exchange_udp as fn(_, &_) -> _),
+        ("tcp", exchange_tcp),
+    ] {
+        // A CNAME to a member name is chased: CNAME first, then the member's address.
+        let m = ex(dns, &request("DB2.backhaul.", RecordType::A));
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{proto}");
+        assert!(m.metadata.authoritative, "{proto}");
+        assert_eq!(
+            types(&m),
+            [
+                ("DB2.backhaul.".into(), RecordType::CNAME),
+                ("db.backhaul.".into(), RecordType::A)
+            ],
+            "{proto}: {m:?}"
+        );
+        assert!(is_a(&m, "10.147.17.2"), "{proto}");
+    }
+    // Asking for the CNAME itself gives just the CNAME.
+    let m = query(dns, "db2.backhaul.", RecordType::CNAME);
+    assert_eq!(rdatas(&m), ["db.backhaul."]);
+    // Each type the file holds.
+    let srv = query(dns, "_pg._tcp.backhaul.", RecordType::SRV);
+    assert_eq!(rdatas(&srv), ["0 0 5432 db.backhaul."]);
+    let txt = query(dns, "backhaul.", RecordType::TXT);
+    assert!(matches!(&txt.answers[0].data, RData::TXT(t) if t.to_string() == "v=spf1 -all"));
+    assert_eq!(
+        rdatas(&query(dns, "backhaul.", RecordType::MX)),
+        ["10 mail.backhaul."]
+    );
+    assert_eq!(
+        rdatas(&query(dns, "mail.backhaul.", RecordType::AAAA)),
+        ["fd00::50"]
+    );
+    // RFC 4592: the wildcard answers for names below `dev` that do not exist, with the
+    // question's name as owner; other types there are NODATA; existing names are not touched.
+    for name in ["x.dev.backhaul.", "a.b.dev.backhaul."] {
+        let m = query(dns, name, RecordType::A);
+        assert_eq!(rdatas(&m), ["10.147.17.60"], "{name}");
+        assert_eq!(m.answers[0].name.to_string(), name);
+        assert!(m.metadata.authoritative);
+    }
+    let nodata = query(dns, "x.dev.backhaul.", RecordType::AAAA);
+    assert_eq!(nodata.metadata.response_code, ResponseCode::NoError);
+    assert!(nodata.answers.is_empty());
+    assert_eq!(nodata.authorities[0].record_type(), RecordType::SOA);
+    // `dev` itself is an empty non-terminal: NODATA, not the wildcard.
+    let ent = query(dns, "dev.backhaul.", RecordType::A);
+    assert_eq!(ent.metadata.response_code, ResponseCode::NoError);
+    assert!(ent.answers.is_empty());
+    // No wildcard at the apex: other names are NXDOMAIN.
+    let nx = query(dns, "nx.backhaul.", RecordType::A);
+    assert_eq!(nx.metadata.response_code, ResponseCode::NXDomain);
+
+    // A CNAME to a missing in-zone name: NXDOMAIN with the CNAME in the answer and the SOA
+    // of the target's zone in authority (RFC 6604).
+    let m = query(dns, "gone.backhaul.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(types(&m), [("gone.backhaul.".into(), RecordType::CNAME)]);
+    assert_eq!(m.authorities[0].name.to_string(), "backhaul.");
+    // A CNAME out of our zones is returned as is (forwarding is off in this test).
+    let m = query(dns, "out.backhaul.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(rdatas(&m), ["www.example.com."]);
+    // A loop ends, with an answer.
+    let m = query(dns, "loop1.backhaul.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(!m.answers.is_empty() && m.answers.len() <= 9);
+
+    // The file's `web` wins over the member named web, which keeps its zt- name (and its PTR
+    // points there); said once in the log.
+    assert_eq!(
+        rdatas(&query(dns, "web.backhaul.", RecordType::A)),
+        ["10.147.17.99"]
+    );
+    assert_eq!(
+        rdatas(&query(dns, "zt-e610b78bf1.backhaul.", RecordType::A)),
+        ["10.147.17.3"]
+    );
+    assert_eq!(
+        rdatas(&query(dns, "3.17.147.10.in-addr.arpa.", RecordType::PTR)),
+        ["zt-e610b78bf1.backhaul."]
+    );
+    let overridden = |l: &serde_json::Value| {
+        l["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("the records file defines this name")
+    };
+    assert_eq!(server.count_logs(overridden), 1, "{}", server.log_text());
+    // Another rebuild (a members change) does not repeat it.
+    let mut more = std::fs::read_to_string(server.path("records.zone")).unwrap();
+    more.push_str("extra A 10.147.17.70\n");
+    replace_by_rename(&server.path("records.zone"), &more);
+    server.wait_answer("extra.backhaul.", RecordType::A);
+    assert_eq!(server.count_logs(overridden), 1, "{}", server.log_text());
+}
+
+/// How editors save: write a new file, rename it over the old one.
+fn replace_by_rename(path: &Path, text: &str) {
+    let tmp = path.with_extension("swp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn a_bad_file_names_its_line_and_keeps_the_old_records() {
+    // At start-up (and for `check`): refused with the line, exit code 2.
+    let dir = tempfile::tempdir().unwrap();
+    write_members(dir.path());
+    std::fs::write(
+        dir.path().join("records.zone"),
+        "ok A 10.147.17.9\n; comment\nbad A 10.147.17\n",
+    )
+    .unwrap();
+    let config = dir.path().join("backhaul-dns.toml");
+    std::fs::write(
+        &config,
+        format!("[listen]\naddresses = [\"127.0.0.1\"]\n[forward]\nupstreams = []\n{TABLES}"),
+    )
+    .unwrap();
+    let (code, _, err) = run_cli(&["check"], &config);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("records.zone, line 3"), "{err}");
+
+    // While running: the edit is rejected with its line and the previous records keep serving.
+    let server = start(RECORDS);
+    server.wait_answer("db2.backhaul.", RecordType::CNAME);
+    replace_by_rename(
+        &server.path("records.zone"),
+        "db2 CNAME db\nweb A 10.147.17.99\nnew A 10.147.17.80\nx CNAME db\nx TXT \"no\"\n",
+    );
+    let rejected = server
+        .wait_log(Duration::from_secs(10), |l| {
+            l["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("reload rejected")
+        })
+        .unwrap_or_else(|| panic!("{}", server.log_text()));
+    let text = rejected["message"].as_str().unwrap();
+    assert!(text.contains("records.zone, line 5"), "{text}");
+    for (name, rtype) in [
+        ("mail.backhaul.", RecordType::A),
+        ("_pg._tcp.backhaul.", RecordType::SRV),
+    ] {
+        assert_eq!(
+            query(server.dns, name, rtype).answers.len(),
+            1,
+            "{name} still served"
+        );
+    }
+    assert_eq!(
+        query(server.dns, "new.backhaul.", RecordType::A)
+            .metadata
+            .response_code,
+        ResponseCode::NXDomain
+    );
+    // Fixed: served.
+    replace_by_rename(
+        &server.path("records.zone"),
+        "db2 CNAME db\nnew A 10.147.17.80\n",
+    );
+    server.wait_answer("new.backhaul.", RecordType::A);
+    assert_eq!(
+        query(server.dns, "mail.backhaul.", RecordType::A)
+            .metadata
+            .response_code,
+        ResponseCode::NXDomain
+    );
+}

@@ -1,0 +1,242 @@
+//! Live reload: the config file, records files (replaced by rename) and members files are
+//! watched; SIGHUP reloads too; an invalid edit is rejected and the running setup stays. No
+//! query is dropped meanwhile.
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use serde_json::{json, Value};
+
+fn members(extra: Option<Value>) -> String {
+    let mut list = vec![member("a45dc9d260", "db", true, 1, &["10.147.17.2"])];
+    list.extend(extra);
+    json!({"network": network_json(&["10.147.17.0/24"], false, false), "members": list}).to_string()
+}
+
+/// The config: listen on 127.0.0.1 with a fixed port (so the rewritten file says the same).
+fn config(port: u16, top: &str, tables: &str) -> String {
+    format!(
+        "state_dir = \"state\"\n{top}\n[listen]\naddresses = [\"127.0.0.1\"]\nport = {port}\n\n\
+         [forward]\nupstreams = []\n\n{tables}\
+         [[network]]\nid = \"{NETWORK}\"\nsource = \"file\"\nmembers_file = \"members.json\"\npoll_interval = \"1h\"\n"
+    )
+}
+
+fn free_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = s.local_addr().unwrap().port();
+    drop(s);
+    port
+}
+
+/// Starts the server after `prepare` has set up its directory.
+fn start(top: &str, tables: &str, prepare: impl FnOnce(&Path)) -> (Server, u16) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("members.json"), members(None)).unwrap();
+    prepare(dir.path());
+    let port = free_port();
+    let server = Server::launch(dir, &config(port, top, tables), &[]).wait_listening();
+    server.wait_answer("db.backhaul.", RecordType::A);
+    (server, port)
+}
+
+fn replace_by_rename(path: &Path, text: &str) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn reloaded(server: &Server, n: usize) {
+    wait_for(Duration::from_secs(10), || {
+        (server.count_logs(|l| l["message"] == "configuration reloaded") >= n).then_some(())
+    })
+    .unwrap_or_else(|| panic!("no reload #{n}; logs:\n{}", server.log_text()));
+}
+
+/// Queries `db.backhaul.` without pause until stopped; counts answers and misses.
+struct Load {
+    stop: Arc<AtomicBool>,
+    answered: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(addr: std::net::SocketAddr) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(AtomicUsize::new(0));
+        let (s, a, f) = (stop.clone(), answered.clone(), failed.clone());
+        let thread = std::thread::spawn(move || {
+            // Bounded: at most 200,000 queries or until stopped.
+            for _ in 0..200_000 {
+                if s.load(Ordering::Relaxed) {
+                    break;
+                }
+                let bytes = request("db.backhaul.", RecordType::A).to_vec().unwrap();
+                match udp_raw(addr, &bytes) {
+                    Some(r) if r.len() > 12 && r[3] & 0x0f == 0 => {
+                        a.fetch_add(1, Ordering::Relaxed)
+                    }
+                    _ => f.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        });
+        Load {
+            stop,
+            answered,
+            failed,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> (usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap();
+        (
+            self.answered.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+}
+
+#[test]
+fn config_edits_apply_live_without_dropping_a_query() {
+    let (server, port) = start("ttl = \"60s\"", "", |dir| {
+        std::fs::write(dir.join("records.zone"), "extra A 10.147.17.77\n").unwrap()
+    });
+    let load = Load::start(server.dns);
+    // In-place edit of the config: new TTL, and a records file.
+    std::fs::write(
+        server.path("backhaul-dns.toml"),
+        config(
+            port,
+            "ttl = \"120s\"",
+            "[records]\nzone_file = \"records.zone\"\n\n",
+        ),
+    )
+    .unwrap();
+    reloaded(&server, 1);
+    let m = server.wait_answer("extra.backhaul.", RecordType::A);
+    assert_eq!(m.answers[0].ttl, 120);
+    assert_eq!(
+        query(server.dns, "db.backhaul.", RecordType::A).answers[0].ttl,
+        120
+    );
+    // Records file replaced by rename, as editors do.
+    replace_by_rename(&server.path("records.zone"), "later A 10.147.17.78\n");
+    server.wait_answer("later.backhaul.", RecordType::A);
+    // A setting that needs a restart: said so; the rest of the edit still applies.
+    std::fs::write(
+        server.path("backhaul-dns.toml"),
+        config(
+            port + 1,
+            "ttl = \"90s\"",
+            "[records]\nzone_file = \"records.zone\"\n\n",
+        ),
+    )
+    .unwrap();
+    server
+        .wait_log(Duration::from_secs(10), |l| {
+            l["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("takes effect after a restart")
+                && l["settings"].as_str().unwrap_or("").contains("port")
+        })
+        .unwrap_or_else(|| panic!("{}", server.log_text()));
+    wait_for(Duration::from_secs(10), || {
+        (query(server.dns, "db.backhaul.", RecordType::A).answers[0].ttl == 90).then_some(())
+    })
+    .expect("ttl 90 applied");
+    let (answered, failed) = load.finish();
+    assert!(answered > 100, "{answered} answered");
+    assert_eq!(failed, 0, "queries lost or failed during reloads");
+}
+
+#[test]
+fn members_file_edit_syncs_at_once() {
+    // poll_interval is 1h: only the watch can make this quick.
+    let (server, _) = start("", "", |_| {});
+    replace_by_rename(
+        &server.path("members.json"),
+        &members(Some(member(
+            "e610b78bf1",
+            "cache",
+            true,
+            2,
+            &["10.147.17.4"],
+        ))),
+    );
+    server.wait_answer("cache.backhaul.", RecordType::A);
+}
+
+#[test]
+fn sighup_reloads() {
+    // The records file is a symlink into another directory: edits to its target make no event
+    // where the watch looks, so only SIGHUP can pick them up.
+    let (server, _) = start("", "[records]\nzone_file = \"records.zone\"\n\n", |dir| {
+        std::fs::create_dir(dir.join("real")).unwrap();
+        std::fs::write(dir.join("real/records.zone"), "one A 10.147.17.81\n").unwrap();
+        std::os::unix::fs::symlink(dir.join("real/records.zone"), dir.join("records.zone"))
+            .unwrap();
+    });
+    server.wait_answer("one.backhaul.", RecordType::A);
+    std::fs::write(server.path("real/records.zone"), "two A 10.147.17.82\n").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        query(server.dns, "two.backhaul.", RecordType::A)
+            .metadata
+            .response_code,
+        ResponseCode::NXDomain,
+        "not seen without SIGHUP"
+    );
+    unsafe {
+        libc::kill(server.pid() as i32, libc::SIGHUP);
+    }
+    server.wait_answer("two.backhaul.", RecordType::A);
+    assert!(server
+        .wait_log(Duration::from_secs(5), |l| l["message"]
+            == "configuration reloaded"
+            && l["cause"] == "SIGHUP")
+        .is_some());
+}
+
+#[test]
+fn an_invalid_edit_is_rejected_and_the_running_config_stays() {
+    let (server, port) = start("ttl = \"60s\"", "", |_| {});
+    std::fs::write(
+        server.path("backhaul-dns.toml"),
+        config(port, "ttl = \"forever\"", ""),
+    )
+    .unwrap();
+    let line = server
+        .wait_log(Duration::from_secs(10), |l| {
+            l["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("reload rejected")
+        })
+        .unwrap_or_else(|| panic!("{}", server.log_text()));
+    assert!(line["message"].as_str().unwrap().contains("ttl"), "{line}");
+    let m = query(server.dns, "db.backhaul.", RecordType::A);
+    assert_eq!(m.answers[0].ttl, 60);
+    // Fixed: applied.
+    std::fs::write(
+        server.path("backhaul-dns.toml"),
+        config(port, "ttl = \"30s\"", ""),
+    )
+    .unwrap();
+    reloaded(&server, 1);
+    wait_for(Duration::from_secs(5), || {
+        (query(server.dns, "db.backhaul.", RecordType::A).answers[0].ttl == 30).then_some(())
+    })
+    .expect("ttl 30 applied");
+}
