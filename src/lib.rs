@@ -11,15 +11,17 @@
 //!   plain [`zerotier::NetworkSnapshot`].
 //! - [`names`]: **where a member becomes a name**: label rules and the collision rule.
 //! - [`reverse`]: PTR owner names and reverse-zone apexes.
-//! - [`zone`]: snapshots -> records per zone (pure), SOA serials.
+//! - [`records`]: the `[records]` and `[public]` zone files (RFC 1035), checked line by line.
+//! - [`zone`]: snapshots + records files -> zones of each view (pure), SOA serials.
 //! - [`snapshot`]: the last good member data per network, so restarts survive API outages.
-//! - [`sync`]: **where a sync happens**: poll each network, rebuild, swap the zone atomically.
+//! - [`sync`]: **where a sync happens**: poll each network, rebuild, swap the zones atomically.
+//! - [`watch`]: watched files (config, zone files, members files) -> reloads and syncs.
 //! - [`interfaces`]: which addresses to answer on (interface glob, local zerotier-one service,
 //!   or a fixed list), asked again every few seconds.
 //! - [`webhook`]: ZeroTier Central webhooks that trigger an immediate sync.
-//! - [`dns`]: **where a query is answered**: the compiled zone index, the answer logic and the
-//!   UDP/TCP listeners.
-//! - [`run`]: wires the pieces together for each subcommand.
+//! - [`dns`]: **where a query is answered**: the compiled zone index, the answer logic (CNAME
+//!   chains, wildcards), the UDP/TCP listeners of each view, transfers and forwarding.
+//! - [`run`]: wires the pieces together for each subcommand; reloads the configuration.
 //!
 //! # Why the query path is our own
 //!

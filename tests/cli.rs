@@ -158,6 +158,10 @@ fn example_config_parses() {
     let text = text.replace("/etc/backhaul-dns/central.token", "central.token");
     let text = text.replace("/etc/backhaul-dns/webhook.secret", "webhook.secret");
     std::fs::write(dir.path().join("webhook.secret"), "778c6dab5feca625\n").unwrap();
+    // The zone files it names are shipped next to it and must be valid too.
+    for zone in ["records.zone", "public.zone"] {
+        std::fs::copy(example.with_file_name(zone), dir.path().join(zone)).unwrap();
+    }
     assert!(text.contains("token_file = \"central.token\""));
     let path = write_config(dir.path(), &text);
     let (code, out, err) = run_cli(&["check"], &path);
