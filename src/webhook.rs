@@ -32,7 +32,7 @@ pub enum Reject {
 }
 
 /// Checks `X-ZTC-Signature: t=<unix>,v1=<hex>[,v1=<hex>...]`: some `v*` value must equal
-/// HMAC-SHA256(hex_decode(secret), "<t>," + body) for some secret, and `t` must be within the
+/// `HMAC-SHA256(hex_decode(secret), "<t>," + body)` for some secret, and `t` must be within the
 /// tolerance of `now`. Comparison is constant-time.
 pub fn verify(
     secrets: &[Vec<u8>],
