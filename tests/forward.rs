@@ -118,3 +118,51 @@ fn queries_without_rd_are_not_forwarded() {
     );
     assert_eq!(up.count("example.com."), 0);
 }
+
+#[test]
+fn a_cname_out_of_our_zones_is_completed_for_resolver_clients() {
+    // Stub resolvers do not chase CNAMEs: for them, this server finishes the chain.
+    let up = FakeUpstream::start();
+    let fake = FakeCentral::start(
+        network_json(&["10.147.17.0/24"], false, false),
+        vec![member("a45dc9d260", "db", true, 1, &["10.147.17.2"])],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("records.zone"),
+        "site CNAME www.example.com.\nbroken CNAME nx.example.com.\n",
+    )
+    .unwrap();
+    let tables = format!(
+        "[forward]\nupstreams = [\"{}\"]\n\n[records]\nzone_file = \"records.zone\"\n\n{}",
+        up.addr,
+        central_network(&fake, "1s")
+    );
+    let server = Server::start_in(dir, "", &tables);
+    server.wait_answer("db.backhaul.", RecordType::A);
+    for (proto, ex) in [
+        ("udp", exchange_udp as fn(_, &_) -> _),
+        ("tcp", exchange_tcp),
+    ] {
+        let m = ex(server.dns, &request("site.backhaul.", RecordType::A));
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{proto}");
+        let chain: Vec<String> = m.answers.iter().map(|r| r.name.to_string()).collect();
+        assert_eq!(
+            chain,
+            ["site.backhaul.", "www.example.com.", "example.com."],
+            "{proto}: {m:?}"
+        );
+        assert!(is_a(&m, "192.0.2.10"), "{proto}");
+        assert!(m.metadata.recursion_available && m.metadata.authoritative);
+        // The target does not exist: NXDOMAIN, CNAME kept (RFC 6604).
+        let m = ex(server.dns, &request("broken.backhaul.", RecordType::A));
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain, "{proto}");
+        assert_eq!(m.answers.len(), 1, "{proto}");
+    }
+    // Without RD (an iterating resolver), the chain is returned as is, not resolved.
+    let mut req = request("site.backhaul.", RecordType::A);
+    req.metadata.recursion_desired = false;
+    let m = exchange_udp(server.dns, &req);
+    assert_eq!(m.answers.len(), 1);
+    assert!(!m.metadata.recursion_available);
+}

@@ -53,6 +53,9 @@ pub enum Outcome {
     },
     /// Not our name, and the client may have it resolved: hand it to the forwarder.
     Forward,
+    /// `out` holds our answer, whose CNAME chain leads out of our zones; the client may have
+    /// the rest resolved: the forwarder completes it.
+    ForwardChain,
 }
 
 /// What this client may have done for it.
@@ -106,6 +109,16 @@ pub fn respond(
                 return Outcome::Forward
             }
             Decision::NotOurs => Rcode::Refused,
+            Decision::LeavesZones => {
+                let done = w.finish(&req, Rcode::NoError, limit);
+                let resolve = policy.forward && req.flags & flags::RD != 0;
+                return match done {
+                    Outcome::Reply {
+                        truncated: false, ..
+                    } if resolve => Outcome::ForwardChain,
+                    other => other,
+                };
+            }
             Decision::Answer(rcode) => rcode,
         }
     };
@@ -116,6 +129,8 @@ enum Decision {
     Answer(Rcode),
     /// Outside every zone we serve.
     NotOurs,
+    /// Answered with a CNAME chain whose last target is outside our zones.
+    LeavesZones,
 }
 
 impl From<Rcode> for Decision {
@@ -166,8 +181,9 @@ fn answer_name(zone: &ZoneIndex, qname: &[u8], qtype: u16, w: &mut Writer<'_>) -
     for hop in 0..=MAX_CHAIN {
         let found = match zone.lookup(&name[..len]) {
             Lookup::NotOurs if hop == 0 => return Decision::NotOurs,
-            // The chain leaves our zones: the client's resolver follows it from here.
-            Lookup::NotOurs => return Rcode::NoError.into(),
+            // The chain leaves our zones: the forwarder may complete it, else the client's
+            // resolver follows it from here.
+            Lookup::NotOurs => return Decision::LeavesZones,
             Lookup::NxDomain(meta) => {
                 if !meta.complete {
                     return w.server_failure();

@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, ResponseCode};
+use hickory_proto::rr::RData;
 use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig,
 };
@@ -118,26 +119,74 @@ impl Forwarder {
                 resp.metadata.response_code = ResponseCode::ServFail;
             }
         }
-        let limit = match (transport, &req.edns) {
-            (Transport::Tcp, _) => usize::from(u16::MAX),
-            (Transport::Udp, None) => 512,
-            (Transport::Udp, Some(e)) => usize::from(e.max_payload().clamp(512, MAX_UDP_PAYLOAD)),
-        };
         if let Some(client) = &req.edns {
             let mut edns = Edns::new();
             edns.set_max_payload(MAX_UDP_PAYLOAD);
             edns.set_dnssec_ok(client.flags().dnssec_ok);
             resp.set_edns(edns);
         }
-        let mut bytes = resp.to_vec().unwrap_or_default();
-        if bytes.len() > limit {
-            resp.answers.clear();
-            resp.authorities.clear();
-            resp.metadata.truncation = true;
-            bytes = resp.to_vec().unwrap_or_default();
-        }
-        out.extend_from_slice(&bytes);
+        encode(resp, limit(transport, &req), out);
     }
+
+    /// Completes our answer (`partial`) whose CNAME chain ends outside our zones: resolves the
+    /// last target and appends what the upstreams say, so a stub resolver, which does not
+    /// chase CNAMEs itself, gets addresses. The RCODE becomes that of the target (RFC 6604).
+    pub async fn complete_chain(
+        &self,
+        query: &[u8],
+        partial: &[u8],
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) {
+        out.clear();
+        let (Ok(req), Ok(mut resp)) = (Message::from_vec(query), Message::from_vec(partial)) else {
+            return;
+        };
+        let target = resp.answers.iter().rev().find_map(|r| match &r.data {
+            RData::CNAME(c) => Some(c.0.clone()),
+            _ => None,
+        });
+        let (Some(target), Some(q)) = (target, resp.queries.first()) else {
+            return;
+        };
+        let lookup = tokio::time::timeout(DEADLINE, self.resolver.lookup(target, q.query_type()));
+        match lookup.await.unwrap_or(Err(NetError::Timeout)) {
+            Ok(lookup) => resp.answers.extend(lookup.answers().iter().cloned()),
+            Err(NetError::Dns(DnsError::NoRecordsFound(nr))) => {
+                resp.metadata.response_code = nr.response_code;
+                if let Some(soa) = nr.soa {
+                    resp.add_authority(soa.into_record_of_rdata());
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "completing a CNAME chain failed: SERVFAIL");
+                resp.metadata.response_code = ResponseCode::ServFail;
+            }
+        }
+        resp.metadata.recursion_available = true;
+        encode(resp, limit(transport, &req), out);
+    }
+}
+
+/// The largest response the client takes over this transport.
+fn limit(transport: Transport, req: &Message) -> usize {
+    match (transport, &req.edns) {
+        (Transport::Tcp, _) => usize::from(u16::MAX),
+        (Transport::Udp, None) => 512,
+        (Transport::Udp, Some(e)) => usize::from(e.max_payload().clamp(512, MAX_UDP_PAYLOAD)),
+    }
+}
+
+/// Writes the response, or, when it does not fit, the header and question with TC set.
+fn encode(mut resp: Message, limit: usize, out: &mut Vec<u8>) {
+    let mut bytes = resp.to_vec().unwrap_or_default();
+    if bytes.len() > limit {
+        resp.answers.clear();
+        resp.authorities.clear();
+        resp.metadata.truncation = true;
+        bytes = resp.to_vec().unwrap_or_default();
+    }
+    out.extend_from_slice(&bytes);
 }
 
 #[cfg(test)]

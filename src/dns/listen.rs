@@ -264,15 +264,24 @@ async fn serve_udp(sock: Arc<UdpSocket>, ctx: Arc<Context>) {
                     tracing::debug!(client = %peer, error = %e, "udp send failed");
                 }
             }
-            Outcome::Forward => forward_udp(&sock, &ctx, &buf[..n], peer),
+            Outcome::Forward => forward_udp(&sock, &ctx, &buf[..n], None, peer),
+            Outcome::ForwardChain => forward_udp(&sock, &ctx, &buf[..n], Some(&out), peer),
             Outcome::Drop => {}
         }
     }
 }
 
 /// Upstreams take milliseconds: resolve in a task so the socket keeps answering meanwhile.
-fn forward_udp(sock: &Arc<UdpSocket>, ctx: &Arc<Context>, query: &[u8], peer: SocketAddr) {
+/// `partial`: our answer whose CNAME chain the upstreams are to complete.
+fn forward_udp(
+    sock: &Arc<UdpSocket>,
+    ctx: &Arc<Context>,
+    query: &[u8],
+    partial: Option<&[u8]>,
+    peer: SocketAddr,
+) {
     let (sock, ctx, query) = (sock.clone(), ctx.clone(), query.to_vec());
+    let partial = partial.map(<[u8]>::to_vec);
     tokio::spawn(async move {
         let Ok(_slot) = ctx.forward_slots.try_acquire() else {
             tracing::debug!(client = %peer, "too many forwarded queries in flight: dropped");
@@ -282,7 +291,12 @@ fn forward_udp(sock: &Arc<UdpSocket>, ctx: &Arc<Context>, query: &[u8], peer: So
             return;
         };
         let mut out = Vec::with_capacity(512);
-        forwarder.answer(&query, Transport::Udp, &mut out).await;
+        match &partial {
+            None => forwarder.answer(&query, Transport::Udp, &mut out).await,
+            Some(p) => {
+                (forwarder.complete_chain(&query, p, Transport::Udp, &mut out)).await;
+            }
+        }
         if !out.is_empty() {
             let _ = sock.send_to(&out, peer).await;
         }
@@ -352,6 +366,16 @@ async fn serve_connection(mut stream: TcpStream, ctx: &Context, client: IpAddr) 
                         write_frame(&mut stream, &out).await?;
                     }
                 }
+            }
+            Outcome::ForwardChain => {
+                let partial = std::mem::take(&mut out);
+                if let Some(f) = ctx.forwarder.load_full() {
+                    f.complete_chain(&query, &partial, Transport::Tcp, &mut out)
+                        .await;
+                }
+                // Without a forwarder (a reload just turned it off), our part is the answer.
+                let reply = if out.is_empty() { &partial } else { &out };
+                write_frame(&mut stream, reply).await?;
             }
         }
     }
