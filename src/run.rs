@@ -61,6 +61,10 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
     // Bind first, so the first zone already carries the addresses we answer on (the NS name's
     // records); the builder publishes it before any query can arrive in earnest.
     let mut published = server.follow(&finder).await?;
+    // Watch before the first read of any file, so that no edit falls in between.
+    let (changes_tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    let mut files_watch = FileWatch::new(changes_tx).context("cannot watch files for changes")?;
+    files_watch.follow(&server.config);
     let sync = sync::start(&server.config, files, views, published.clone()).await?;
     if let Some(hook) = &server.config.webhook {
         let listener = webhook::bind(hook.listen)
@@ -73,9 +77,6 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
             }
         });
     }
-    let (changes_tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
-    let mut files_watch = FileWatch::new(changes_tx).context("cannot watch files for changes")?;
-    files_watch.follow(&server.config);
     let period = match server.config.listen.from {
         ListenOn::Network { .. } => FOLLOW_LOCAL_SERVICE,
         _ => FOLLOW_INTERFACES,
