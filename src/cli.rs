@@ -20,12 +20,15 @@ pub enum Command {
     Check(CommonArgs),
     /// Sync once and print the zone in RFC 1035 master-file format.
     Zone(CommonArgs),
+    /// Ask the running server's /healthz (at `[http] listen`); exit 0 when it is alive, 1 if
+    /// not (a container HEALTHCHECK).
+    Health(CommonArgs),
 }
 
 impl Command {
     pub fn common(&self) -> &CommonArgs {
         match self {
-            Command::Run(a) | Command::Check(a) | Command::Zone(a) => a,
+            Command::Run(a) | Command::Check(a) | Command::Zone(a) | Command::Health(a) => a,
         }
     }
 }

@@ -77,6 +77,10 @@ pub struct Config {
     pub records_file: Option<PathBuf>,
     /// `[public]`: the second view, answered on public addresses.
     pub public: Option<Public>,
+    /// `[http] listen`: /healthz, /readyz and /metrics; off when absent.
+    pub http: Option<std::net::SocketAddr>,
+    /// `[log] queries`: one log line per query.
+    pub log_queries: bool,
 }
 
 /// `[public]`: a split-horizon view of `domain` for everyone else. It answers from its zone
@@ -231,6 +235,23 @@ struct RawConfig {
     forward: RawForward,
     records: Option<RawRecords>,
     public: Option<RawPublic>,
+    http: Option<RawHttp>,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    #[serde(default = "default_http_listen")]
+    listen: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    #[serde(default)]
+    queries: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -326,6 +347,9 @@ fn default_state_dir() -> PathBuf {
 fn default_port() -> u16 {
     53
 }
+fn default_http_listen() -> String {
+    "127.0.0.1:9153".into()
+}
 fn default_webhook_listen() -> String {
     "127.0.0.1:9154".into()
 }
@@ -419,7 +443,20 @@ impl Validator<'_> {
         };
         let records_file = raw.records.map(|r| self.resolve(&r.zone_file));
         let public = raw.public.map(|p| self.public(p, &listen)).transpose()?;
+        let http = raw
+            .http
+            .map(|h| {
+                h.listen.trim().parse().map_err(|_| {
+                    self.err(
+                        "http.listen",
+                        format!("\"{}\" is not an address:port like \"127.0.0.1:9153\"", h.listen),
+                    )
+                })
+            })
+            .transpose()?;
         Ok(Config {
+            http,
+            log_queries: raw.log.queries,
             records_file,
             public,
             forward,

@@ -35,7 +35,9 @@
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod http;
 pub mod interfaces;
+pub mod metrics;
 pub mod names;
 pub mod records;
 pub mod reverse;

@@ -40,6 +40,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Run(_) => runtime().and_then(|rt| rt.block_on(run::serve(config, files))),
+        Command::Health(_) => runtime().and_then(|rt| rt.block_on(run::health(&config))),
         Command::Zone(_) => runtime()
             .and_then(|rt| rt.block_on(run::zone_text(&config, files)))
             .map(|text| print!("{text}")),

@@ -17,7 +17,9 @@ use crate::interfaces::Finder;
 use crate::sync::{self, SyncHandle, Views};
 use crate::watch::{Change, FileWatch, Pending};
 use crate::zone::FileRecords;
-use crate::{webhook, zone};
+use crate::metrics::Telemetry;
+use crate::{http, webhook, zone};
+use std::sync::atomic::Ordering;
 
 /// How often the listening addresses are looked up again: reading the interface list is one
 /// small netlink dump, so following changes within seconds costs next to nothing.
@@ -28,6 +30,7 @@ const FOLLOW_LOCAL_SERVICE: Duration = Duration::from_secs(3);
 /// `backhaul-dns run`: serve until SIGTERM or Ctrl-C; reload on SIGHUP or a changed file.
 pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
     let views = Views::new();
+    let telemetry = Arc::new(Telemetry::new());
     let acl: SharedAcl = Arc::new(ArcSwap::from_pointee(Acl::default()));
     let finder = Finder::new(&config.listen);
     // Where the listening addresses are known before binding, loop protection can use them.
@@ -42,6 +45,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         acl.clone(),
         config.transfer.allow.clone(),
         forwarder(&config, &own)?,
+        telemetry.clone(),
     ));
     let public_ctx = Arc::new(Context::new(
         View::Public,
@@ -49,11 +53,31 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         Arc::default(),
         Vec::new(),
         None,
+        telemetry.clone(),
     ));
+    for c in [&ctx, &public_ctx] {
+        c.log_queries.store(config.log_queries, Ordering::Relaxed);
+    }
+    if let Some(listen) = config.http {
+        if listen.ip().is_unspecified() {
+            tracing::warn!(%listen, "the http endpoint answers on every interface, as configured");
+        }
+        let listener = http::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen for http on {listen}"))?;
+        let serving = http::serve(listener, telemetry.clone());
+        tokio::spawn(async move {
+            if let Err(e) = serving.await {
+                tracing::error!(error = %e, "http endpoint failed; DNS continues");
+            }
+        });
+    }
     let mut server = Server {
         listeners: Listeners::new(config.listen.port, ctx.clone()),
-        public: Listeners::new(config.listen.port, public_ctx),
+        public: Listeners::new(config.listen.port, public_ctx.clone()),
         ctx,
+        public_ctx,
+        telemetry: telemetry.clone(),
         follower: Follower::default(),
         acl,
         config,
@@ -65,7 +89,14 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
     let (changes_tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
     let mut files_watch = FileWatch::new(changes_tx).context("cannot watch files for changes")?;
     files_watch.follow(&server.config);
-    let sync = sync::start(&server.config, files, views, published.clone()).await?;
+    let sync = sync::start(
+        &server.config,
+        files,
+        views,
+        published.clone(),
+        telemetry.clone(),
+    )
+    .await?;
     if let Some(hook) = &server.config.webhook {
         let listener = webhook::bind(hook.listen)
             .await
@@ -132,6 +163,8 @@ struct Server {
     /// The configuration in effect (settings that need a restart keep their start-up value).
     config: Config,
     ctx: Arc<Context>,
+    public_ctx: Arc<Context>,
+    telemetry: Arc<Telemetry>,
     acl: SharedAcl,
     listeners: Listeners,
     /// `[public]` addresses.
@@ -154,6 +187,7 @@ impl Server {
             .unwrap_or_default();
         let errors = self.public.set(&public).await;
         self.follower.report(errors, "public")?;
+        self.telemetry.listening(served.clone());
         Ok(served)
     }
 
@@ -188,7 +222,11 @@ impl Server {
             return reject(&format!("{e:#}"));
         }
         files_watch.follow(&new);
+        for c in [&self.ctx, &self.public_ctx] {
+            c.log_queries.store(new.log_queries, Ordering::Relaxed);
+        }
         self.config = new;
+        self.telemetry.reload(true);
         tracing::info!(cause = why, "configuration reloaded");
     }
 
@@ -208,6 +246,10 @@ impl Server {
         if new.webhook != old.webhook {
             restart.push("[webhook]");
             new.webhook = old.webhook.clone();
+        }
+        if new.http != old.http {
+            restart.push("[http]");
+            new.http = old.http;
         }
         if !restart.is_empty() {
             tracing::warn!(settings = %restart.join(", "),
@@ -361,6 +403,36 @@ pub async fn zone_text(config: &Config, files: FileRecords) -> anyhow::Result<St
         text.push_str(&zone::master_file(public));
     }
     Ok(text)
+}
+
+/// `backhaul-dns health`: whether the running server's /healthz answers.
+pub async fn health(config: &Config) -> anyhow::Result<()> {
+    let Some(mut listen) = config.http else {
+        anyhow::bail!("no [http] listen in the config: nothing to ask");
+    };
+    if listen.ip().is_unspecified() {
+        let loopback: IpAddr = if listen.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        };
+        listen.set_ip(loopback);
+    }
+    let url = format!("http://{listen}/healthz");
+    let response = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()?
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("{url} does not answer"))?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "{url} answered {}",
+        response.status()
+    );
+    println!("ok");
+    Ok(())
 }
 
 /// `backhaul-dns check`: one line describing what the config will do.

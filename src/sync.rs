@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{self, Config};
 use crate::dns::{SharedZone, ZoneIndex};
+use crate::metrics::Telemetry;
 use crate::records::{self, RecordsError};
 use crate::snapshot;
 use crate::zerotier::models::DnsSettings;
@@ -50,6 +51,9 @@ pub struct Builder {
     store: snapshot::Store,
     /// Member names already reported as taken over by a records file (logged once each).
     overrides_seen: HashSet<zone::Override>,
+    /// Networks synced by this process (the others, if held, come from a snapshot).
+    fresh: HashSet<NetworkId>,
+    telemetry: Arc<Telemetry>,
 }
 
 /// Both views, built together from the same data.
@@ -59,7 +63,7 @@ pub struct Built {
 }
 
 impl Builder {
-    pub fn new(config: &Config, files: FileRecords) -> Builder {
+    pub fn new(config: &Config, files: FileRecords, telemetry: Arc<Telemetry>) -> Builder {
         Builder {
             networks: config.networks.clone(),
             snapshots: HashMap::new(),
@@ -72,6 +76,8 @@ impl Builder {
             warned_state: false,
             store: snapshot::Store::new(&config.state_dir),
             overrides_seen: HashSet::new(),
+            fresh: HashSet::new(),
+            telemetry,
         }
     }
 
@@ -104,11 +110,13 @@ impl Builder {
             return false; // removed from the config while it was being fetched
         }
         let changed = self.snapshots.get(&snapshot.id) != Some(&snapshot);
+        // The first sync after a snapshot changes where the data comes from, if not the data.
+        let first = self.fresh.insert(snapshot.id);
         self.store.save(&snapshot, changed);
         if changed {
             self.snapshots.insert(snapshot.id, snapshot);
         }
-        changed
+        changed || first
     }
 
     /// Takes a reloaded configuration and records files; snapshots of networks still
@@ -121,7 +129,10 @@ impl Builder {
         self.networks = config.networks.clone();
         let ids: HashSet<NetworkId> = self.networks.iter().map(|n| n.id).collect();
         self.snapshots.retain(|id, _| ids.contains(id));
+        self.fresh.retain(|id| ids.contains(id));
         self.load_snapshots_of(&added);
+        self.telemetry
+            .set_networks(&self.networks.iter().map(|n| n.id).collect::<Vec<_>>());
         let addresses = std::mem::take(&mut self.settings.nameserver_addresses);
         self.settings = Settings::new(config);
         self.settings.nameserver_addresses = addresses;
@@ -171,7 +182,37 @@ impl Builder {
                 self.save_serials(PUBLIC_SERIALS_FILE);
             }
         }
+        self.report(&private, public.as_ref());
         Built { private, public }
+    }
+
+    /// What the new zones hold, for /metrics and /readyz.
+    fn report(&self, private: &Zones, public: Option<&Zones>) {
+        for net in &self.networks {
+            let data = match (self.snapshots.contains_key(&net.id), self.fresh.contains(&net.id)) {
+                (false, _) => "none",
+                (true, true) => "sync",
+                (true, false) => "snapshot",
+            };
+            let count = |m: &std::collections::BTreeMap<NetworkId, usize>| {
+                m.get(&net.id).copied().unwrap_or(0)
+            };
+            let conflicts = private.conflicts.iter().filter(|c| c.network == net.id).count();
+            self.telemetry.network_zone(
+                net.id,
+                data,
+                count(&private.members),
+                count(&private.records_by_network),
+                conflicts,
+            );
+        }
+        let views = std::iter::once(("backhaul", private)).chain(public.map(|p| ("public", p)));
+        let serials = views
+            .flat_map(|(view, zones)| {
+                zones.zones.iter().map(move |z| (view, z.apex.to_ascii(), z.serial))
+            })
+            .collect();
+        self.telemetry.zone_serials(serials);
     }
 
     fn save_serials(&mut self, file: &str) {
@@ -323,6 +364,7 @@ struct Running {
 /// Lets the rest of the server tell the builder about changes, wake pollers and reload.
 #[derive(Clone)]
 pub struct SyncHandle {
+    telemetry: Arc<Telemetry>,
     tx: mpsc::Sender<Update>,
     served: Arc<watch::Sender<Vec<IpAddr>>>,
     pub triggers: Triggers,
@@ -381,6 +423,7 @@ impl SyncHandle {
             for (net, source) in changed.into_iter().zip(sources) {
                 let trigger = self.triggers.read().expect("triggers lock")[&net.id].clone();
                 let poller = Poller {
+                    telemetry: self.telemetry.clone(),
                     generation,
                     net: net.clone(),
                     source,
@@ -418,8 +461,9 @@ pub async fn start(
     files: FileRecords,
     views: Views,
     nameservers: Vec<IpAddr>,
+    telemetry: Arc<Telemetry>,
 ) -> anyhow::Result<SyncHandle> {
-    let mut builder = Builder::new(config, files.clone());
+    let mut builder = Builder::new(config, files.clone(), telemetry.clone());
     builder.load_snapshots();
     let served = Arc::new(watch::Sender::new(nameservers.clone()));
     builder.set_nameserver_addresses(nameservers);
@@ -427,6 +471,7 @@ pub async fn start(
 
     let (tx, mut rx) = mpsc::channel::<Update>(16);
     let handle = SyncHandle {
+        telemetry,
         tx,
         served,
         triggers: Triggers::default(),
@@ -501,6 +546,7 @@ pub async fn start(
 
 /// One network's sync loop.
 struct Poller {
+    telemetry: Arc<Telemetry>,
     generation: u64,
     net: config::Network,
     source: Source,
@@ -521,6 +567,7 @@ impl Poller {
             let mut rate_limited = false;
             let wait = match self.source.fetch().await {
                 Ok(snapshot) => {
+                    self.telemetry.sync_ok(self.net.id, snapshot.members.len());
                     if failures > 0 {
                         tracing::info!(network = %self.net.id, after_failures = failures, "sync recovered");
                     }
@@ -540,6 +587,8 @@ impl Poller {
                     self.net.poll_interval
                 }
                 Err(e) => {
+                    self.telemetry
+                        .sync_failed(self.net.id, e.kind(), e.to_string());
                     failures += 1;
                     rate_limited = matches!(e, FetchError::RateLimited { .. });
                     let wait = retry_delay(self.net.poll_interval, failures, &e);
@@ -618,7 +667,7 @@ fn retry_delay(interval: Duration, failures: u32, error: &FetchError) -> Duratio
 
 /// Fetches every network once (the `zone` command). Fails if any network fails.
 pub async fn fetch_all(config: &Config, files: FileRecords) -> anyhow::Result<Builder> {
-    let mut builder = Builder::new(config, files);
+    let mut builder = Builder::new(config, files, Arc::default());
     let sources = zerotier::sources(&config.networks)
         .map_err(|(id, e)| anyhow::anyhow!("network {id}: {e}"))?;
     for (net, source) in config.networks.iter().zip(sources) {

@@ -120,6 +120,8 @@ pub struct Zones {
     pub zones: Vec<ZoneContent>,
     /// Members that got at least their zt- name, per network.
     pub members: BTreeMap<NetworkId, usize>,
+    /// Records derived from each network's members (A, AAAA, PTR).
+    pub records_by_network: BTreeMap<NetworkId, usize>,
     pub conflicts: Vec<Conflict>,
     /// Member names taken over by a records-file record of the same owner.
     pub overridden: Vec<Override>,
@@ -201,7 +203,9 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
 
     let mut records: Vec<ZoneRecord> = Vec::new();
     let mut members: BTreeMap<NetworkId, HashSet<NodeId>> = BTreeMap::new();
+    let mut records_by_network: BTreeMap<NetworkId, usize> = BTreeMap::new();
     for e in &entries {
+        let before = records.len();
         members.entry(e.network).or_default().insert(e.member.node);
         let preferred = if e.custom_won {
             e.custom.as_ref()
@@ -224,6 +228,7 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
                 RData::PTR(PTR(target.clone())),
             )));
         }
+        *records_by_network.entry(e.network).or_default() += records.len() - before;
     }
     for ip in &settings.nameserver_addresses {
         records.push(address_record(&settings.nameserver, *ip, settings.ttl));
@@ -319,6 +324,7 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
     Zones {
         zones,
         members: members.into_iter().map(|(k, v)| (k, v.len())).collect(),
+        records_by_network,
         conflicts,
         overridden,
     }

@@ -80,15 +80,16 @@ impl Forwarder {
     }
 
     /// Resolves the query and writes the response into `out`. Never fails: upstream trouble is
-    /// SERVFAIL, as a resolver's client expects.
-    pub async fn answer(&self, query: &[u8], transport: Transport, out: &mut Vec<u8>) {
+    /// SERVFAIL, as a resolver's client expects. Returns false when no upstream answered.
+    pub async fn answer(&self, query: &[u8], transport: Transport, out: &mut Vec<u8>) -> bool {
         out.clear();
         let Ok(req) = Message::from_vec(query) else {
-            return;
+            return true;
         };
         let Some(q) = req.queries.first().cloned() else {
-            return;
+            return true;
         };
+        let mut upstream_ok = true;
         let mut resp = Message::new(req.metadata.id, MessageType::Response, req.metadata.op_code);
         resp.metadata.recursion_desired = req.metadata.recursion_desired;
         resp.metadata.recursion_available = true;
@@ -117,6 +118,7 @@ impl Forwarder {
             Err(e) => {
                 tracing::debug!(name = %name, error = %e, "forwarding failed: SERVFAIL");
                 resp.metadata.response_code = ResponseCode::ServFail;
+                upstream_ok = false;
             }
         }
         if let Some(client) = &req.edns {
@@ -126,6 +128,7 @@ impl Forwarder {
             resp.set_edns(edns);
         }
         encode(resp, limit(transport, &req), out);
+        upstream_ok
     }
 
     /// Completes our answer (`partial`) whose CNAME chain ends outside our zones: resolves the
@@ -137,18 +140,19 @@ impl Forwarder {
         partial: &[u8],
         transport: Transport,
         out: &mut Vec<u8>,
-    ) {
+    ) -> bool {
         out.clear();
         let (Ok(req), Ok(mut resp)) = (Message::from_vec(query), Message::from_vec(partial)) else {
-            return;
+            return true;
         };
         let target = resp.answers.iter().rev().find_map(|r| match &r.data {
             RData::CNAME(c) => Some(c.0.clone()),
             _ => None,
         });
         let (Some(target), Some(q)) = (target, resp.queries.first()) else {
-            return;
+            return true;
         };
+        let mut upstream_ok = true;
         let lookup = tokio::time::timeout(DEADLINE, self.resolver.lookup(target, q.query_type()));
         match lookup.await.unwrap_or(Err(NetError::Timeout)) {
             Ok(lookup) => resp.answers.extend(lookup.answers().iter().cloned()),
@@ -161,10 +165,12 @@ impl Forwarder {
             Err(e) => {
                 tracing::debug!(error = %e, "completing a CNAME chain failed: SERVFAIL");
                 resp.metadata.response_code = ResponseCode::ServFail;
+                upstream_ok = false;
             }
         }
         resp.metadata.recursion_available = true;
         encode(resp, limit(transport, &req), out);
+        upstream_ok
     }
 }
 

@@ -23,6 +23,11 @@ use ipnet::IpNet;
 use super::access::SharedAcl;
 use super::answer::{respond, Outcome, Policy, Transport};
 use super::forward::Forwarder;
+use super::index::wire_to_text;
+use super::wire;
+use crate::metrics::Telemetry;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 use super::{transfer, SharedZone};
 
 /// A TCP client that sends nothing for this long is disconnected (RFC 7766 6.2.3).
@@ -94,12 +99,21 @@ pub enum BindError {
 }
 
 /// Which view a listener answers from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum View {
     /// The ZeroTier side: members, private records, forwarding, for allowed clients only.
     Backhaul,
     /// `[public]` addresses: the public zone for everyone; never forwards, never transfers.
     Public,
+}
+
+impl View {
+    pub fn name(self) -> &'static str {
+        match self {
+            View::Backhaul => "backhaul",
+            View::Public => "public",
+        }
+    }
 }
 
 /// What every listener of one view shares: the zone, who may ask, who may transfer, the
@@ -114,6 +128,9 @@ pub struct Context {
     pub forwarder: ArcSwapOption<Forwarder>,
     /// Bounds forwarded UDP queries in flight, so a flood cannot pile up tasks.
     pub forward_slots: Semaphore,
+    pub telemetry: Arc<Telemetry>,
+    /// `[log] queries`: one line per query.
+    pub log_queries: AtomicBool,
 }
 
 impl Context {
@@ -123,6 +140,7 @@ impl Context {
         acl: SharedAcl,
         transfer: Vec<IpNet>,
         forwarder: Option<Forwarder>,
+        telemetry: Arc<Telemetry>,
     ) -> Context {
         Context {
             view,
@@ -131,6 +149,26 @@ impl Context {
             transfer: ArcSwap::from_pointee(transfer),
             forwarder: ArcSwapOption::from(forwarder.map(Arc::new)),
             forward_slots: Semaphore::new(FORWARD_MAX_IN_FLIGHT),
+            telemetry,
+            log_queries: AtomicBool::new(false),
+        }
+    }
+
+    /// Counts an answered query and, with `[log] queries`, logs it.
+    fn answered(&self, query: &[u8], response: &[u8], client: SocketAddr, started: Instant) {
+        let took = started.elapsed();
+        let qtype = wire::qtype(query).unwrap_or(0);
+        let rcode = response.get(3).map_or(2, |b| u16::from(b & 0x0f));
+        self.telemetry.query(self.view, qtype, rcode, took);
+        if self.log_queries.load(Ordering::Relaxed) {
+            let name = wire::parse(query)
+                .ok()
+                .and_then(|r| r.question.map(|q| wire_to_text(q.name.wire())))
+                .unwrap_or_default();
+            tracing::info!(target: "backhaul_dns::query", %client, name,
+                qtype = %hickory_proto::rr::RecordType::from(qtype),
+                rcode = crate::metrics::rcode_name(rcode), latency_us = took.as_micros() as u64,
+                view = self.view.name(), "query");
         }
     }
 
@@ -209,11 +247,7 @@ impl Listeners {
                     let local = bound
                         .local_addr()
                         .unwrap_or(SocketAddr::new(*ip, self.port));
-                    let view = match self.ctx.view {
-                        View::Backhaul => "backhaul",
-                        View::Public => "public",
-                    };
-                    tracing::info!(address = %local, view, "listening (udp and tcp)");
+                    tracing::info!(address = %local, view = self.ctx.view.name(), "listening (udp and tcp)");
                     let Bound { udp, tcp } = bound;
                     let tasks = [
                         tokio::spawn(serve_udp(Arc::new(udp), self.ctx.clone())),
@@ -251,6 +285,7 @@ async fn serve_udp(sock: Arc<UdpSocket>, ctx: Arc<Context>) {
                 continue;
             }
         };
+        let started = Instant::now();
         let policy = ctx.policy(peer.ip());
         match respond(
             &ctx.zone.load(),
@@ -263,9 +298,12 @@ async fn serve_udp(sock: Arc<UdpSocket>, ctx: Arc<Context>) {
                 if let Err(e) = sock.send_to(&out, peer).await {
                     tracing::debug!(client = %peer, error = %e, "udp send failed");
                 }
+                ctx.answered(&buf[..n], &out, peer, started);
             }
-            Outcome::Forward => forward_udp(&sock, &ctx, &buf[..n], None, peer),
-            Outcome::ForwardChain => forward_udp(&sock, &ctx, &buf[..n], Some(&out), peer),
+            Outcome::Forward => forward_udp(&sock, &ctx, &buf[..n], None, peer, started),
+            Outcome::ForwardChain => {
+                forward_udp(&sock, &ctx, &buf[..n], Some(&out), peer, started)
+            }
             Outcome::Drop => {}
         }
     }
@@ -279,6 +317,7 @@ fn forward_udp(
     query: &[u8],
     partial: Option<&[u8]>,
     peer: SocketAddr,
+    started: Instant,
 ) {
     let (sock, ctx, query) = (sock.clone(), ctx.clone(), query.to_vec());
     let partial = partial.map(<[u8]>::to_vec);
@@ -291,14 +330,16 @@ fn forward_udp(
             return;
         };
         let mut out = Vec::with_capacity(512);
-        match &partial {
+        let upstream_ok = match &partial {
             None => forwarder.answer(&query, Transport::Udp, &mut out).await,
             Some(p) => {
-                (forwarder.complete_chain(&query, p, Transport::Udp, &mut out)).await;
+                (forwarder.complete_chain(&query, p, Transport::Udp, &mut out)).await
             }
-        }
+        };
+        ctx.telemetry.forwarded(upstream_ok);
         if !out.is_empty() {
             let _ = sock.send_to(&out, peer).await;
+            ctx.answered(&query, &out, peer, started);
         }
     });
 }
@@ -321,7 +362,7 @@ async fn serve_tcp(listener: TcpListener, ctx: Arc<Context>) {
         };
         let ctx = ctx.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_connection(stream, &ctx, peer.ip()).await {
+            if let Err(e) = serve_connection(stream, &ctx, peer).await {
                 tracing::debug!(client = %peer, error = %e, "tcp connection ended");
             }
             drop(permit);
@@ -330,10 +371,14 @@ async fn serve_tcp(listener: TcpListener, ctx: Arc<Context>) {
 }
 
 /// RFC 1035 4.2.2 framing: a 2-byte length before each message; several queries per connection.
-async fn serve_connection(mut stream: TcpStream, ctx: &Context, client: IpAddr) -> io::Result<()> {
+async fn serve_connection(
+    mut stream: TcpStream,
+    ctx: &Context,
+    peer: SocketAddr,
+) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
-    let policy = ctx.policy(client);
-    let may_transfer = ctx.may_transfer(client);
+    let policy = ctx.policy(peer.ip());
+    let may_transfer = ctx.may_transfer(peer.ip());
     let mut query = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(2048);
     loop {
@@ -346,36 +391,46 @@ async fn serve_connection(mut stream: TcpStream, ctx: &Context, client: IpAddr) 
         timeout(TCP_IDLE, stream.read_exact(&mut query))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "query body timed out"))??;
+        let started = Instant::now();
         if may_transfer && transfer::is_transfer(&query) {
             // Hold one zone for the whole transfer: a swap mid-way must not mix two serials.
             let current = ctx.zone.load_full();
             if let Some(messages) = transfer::axfr(&current, &query) {
-                for m in messages {
-                    write_frame(&mut stream, &m).await?;
+                for m in &messages {
+                    write_frame(&mut stream, m).await?;
+                }
+                if let Some(first) = messages.first() {
+                    ctx.answered(&query, first, peer, started);
                 }
                 continue;
             }
         }
         match respond(&ctx.zone.load(), &query, Transport::Tcp, policy, &mut out) {
             Outcome::Drop => return Ok(()),
-            Outcome::Reply { .. } => write_frame(&mut stream, &out).await?,
+            Outcome::Reply { .. } => {
+                write_frame(&mut stream, &out).await?;
+                ctx.answered(&query, &out, peer, started);
+            }
             Outcome::Forward => {
                 if let Some(f) = ctx.forwarder.load_full() {
-                    f.answer(&query, Transport::Tcp, &mut out).await;
+                    let ok = f.answer(&query, Transport::Tcp, &mut out).await;
+                    ctx.telemetry.forwarded(ok);
                     if !out.is_empty() {
                         write_frame(&mut stream, &out).await?;
+                        ctx.answered(&query, &out, peer, started);
                     }
                 }
             }
             Outcome::ForwardChain => {
                 let partial = std::mem::take(&mut out);
                 if let Some(f) = ctx.forwarder.load_full() {
-                    f.complete_chain(&query, &partial, Transport::Tcp, &mut out)
-                        .await;
+                    let ok = (f.complete_chain(&query, &partial, Transport::Tcp, &mut out)).await;
+                    ctx.telemetry.forwarded(ok);
                 }
                 // Without a forwarder (a reload just turned it off), our part is the answer.
                 let reply = if out.is_empty() { &partial } else { &out };
                 write_frame(&mut stream, reply).await?;
+                ctx.answered(&query, reply, peer, started);
             }
         }
     }

@@ -19,6 +19,27 @@ pub fn parent(wire: &[u8]) -> Option<&[u8]> {
     }
 }
 
+/// The QTYPE of a message's first question, found without parsing the rest (for counters and
+/// the query log). `None` when there is no well-formed question.
+pub fn qtype(message: &[u8]) -> Option<u16> {
+    if message.get(4..6)? == [0, 0] {
+        return None;
+    }
+    let mut pos = HEADER_LEN;
+    loop {
+        let len = usize::from(*message.get(pos)?);
+        if len == 0 {
+            break;
+        }
+        if len & 0xc0 != 0 {
+            return None;
+        }
+        pos += 1 + len;
+    }
+    let t = message.get(pos + 1..pos + 3)?;
+    Some(u16::from_be_bytes([t[0], t[1]]))
+}
+
 /// Fixed DNS header size.
 pub const HEADER_LEN: usize = 12;
 /// Longest name in wire form (RFC 1035 2.3.4).

@@ -1,0 +1,454 @@
+//! What the server counts and knows about itself: query counters and latency (lock-free, on
+//! the query path), sync, zone and reload state, and readiness. Exposed by [`crate::http`] in
+//! the Prometheus text format, encoded by `prometheus-client`.
+//!
+//! Queries are counted in fixed arrays of atomics (a few nanoseconds each, no lock, no map
+//! lookup) and turned into metric families only when scraped; everything else changes a few
+//! times a minute and lives in `prometheus-client` families directly.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use crate::dns::listen::View;
+use crate::zerotier::NetworkId;
+
+/// Query types counted by name; everything else is `other`.
+const QTYPES: [(u16, &str); 13] = [
+    (1, "A"),
+    (2, "NS"),
+    (5, "CNAME"),
+    (6, "SOA"),
+    (12, "PTR"),
+    (15, "MX"),
+    (16, "TXT"),
+    (28, "AAAA"),
+    (33, "SRV"),
+    (65, "HTTPS"),
+    (252, "AXFR"),
+    (255, "ANY"),
+    (0, "other"),
+];
+/// Response codes counted by name; everything else is `other`.
+const RCODES: [&str; 8] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "other", "BADVERS",
+];
+const VIEWS: [&str; 2] = ["backhaul", "public"];
+/// Upper bounds of the latency buckets, in microseconds.
+const LATENCY_BUCKETS_US: [u64; 14] = [
+    10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 50_000, 250_000, 1_000_000, 3_000_000,
+];
+
+/// Query counters by view, type and rcode, and the answer latency histogram.
+#[derive(Debug)]
+struct QueryStats {
+    counts: Vec<AtomicU64>,
+    /// One count per bucket (not cumulative) plus the overflow bucket.
+    latency: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
+    latency_sum_ns: AtomicU64,
+}
+
+fn qtype_index(qtype: u16) -> usize {
+    QTYPES
+        .iter()
+        .position(|(t, _)| *t == qtype)
+        .unwrap_or(QTYPES.len() - 1)
+}
+
+/// The name a response code is counted and logged under.
+pub fn rcode_name(rcode: u16) -> &'static str {
+    RCODES[rcode_index(rcode)]
+}
+
+fn rcode_index(rcode: u16) -> usize {
+    match rcode {
+        0..=5 => usize::from(rcode),
+        16 => 7,
+        _ => 6,
+    }
+}
+
+impl QueryStats {
+    fn new() -> QueryStats {
+        QueryStats {
+            counts: (0..VIEWS.len() * QTYPES.len() * RCODES.len())
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            latency: Default::default(),
+            latency_sum_ns: AtomicU64::new(0),
+        }
+    }
+
+    fn record(&self, view: View, qtype: u16, rcode: u16, took: Duration) {
+        let v = match view {
+            View::Backhaul => 0,
+            View::Public => 1,
+        };
+        let i = (v * QTYPES.len() + qtype_index(qtype)) * RCODES.len() + rcode_index(rcode);
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        let us = took.as_micros() as u64;
+        let b = LATENCY_BUCKETS_US
+            .iter()
+            .position(|le| us <= *le)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        self.latency[b].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_ns
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
+impl Collector for QueryStats {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let probe = ConstCounter::new(0u64);
+        let mut family = encoder.encode_descriptor(
+            "queries",
+            "DNS queries answered, by view, query type and response code",
+            None,
+            probe.metric_type(),
+        )?;
+        for (v, view) in VIEWS.iter().enumerate() {
+            for (t, (_, qtype)) in QTYPES.iter().enumerate() {
+                for (r, rcode) in RCODES.iter().enumerate() {
+                    let n = self.counts[(v * QTYPES.len() + t) * RCODES.len() + r]
+                        .load(Ordering::Relaxed);
+                    if n == 0 {
+                        continue;
+                    }
+                    let labels = [("view", *view), ("type", *qtype), ("rcode", *rcode)];
+                    ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        // Per-bucket counts: the encoder makes them cumulative.
+        let mut total = 0;
+        let mut buckets = Vec::with_capacity(self.latency.len());
+        for (i, count) in self.latency.iter().enumerate() {
+            let n = count.load(Ordering::Relaxed);
+            total += n;
+            let le = LATENCY_BUCKETS_US
+                .get(i)
+                .map_or(f64::INFINITY, |us| *us as f64 / 1e6);
+            buckets.push((le, n));
+        }
+        let sum = self.latency_sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        let mut histogram = encoder.encode_descriptor(
+            "answer_latency_seconds",
+            "Time from receiving a query to sending its answer",
+            None,
+            MetricType::Histogram,
+        )?;
+        histogram.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            sum, total, &buckets, None,
+        )
+    }
+}
+
+type NetworkLabel = [(&'static str, String); 1];
+type FailureLabels = [(&'static str, String); 2];
+type ZoneLabels = [(&'static str, String); 2];
+
+/// One network as readiness sees it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct NetworkStatus {
+    pub id: String,
+    /// A zone is served for it: synced, or loaded from a snapshot.
+    pub ready: bool,
+    /// "sync", "snapshot" or "none".
+    pub data: &'static str,
+    /// Unix time of the last successful sync by this process.
+    pub last_sync: Option<u64>,
+    pub members: usize,
+    pub last_error: Option<String>,
+}
+
+/// Everything the server reports about itself.
+#[derive(Debug)]
+pub struct Telemetry {
+    registry: Registry,
+    queries: std::sync::Arc<QueryStats>,
+    forwarded: Counter,
+    upstream_failures: Counter,
+    syncs: Family<NetworkLabel, Counter>,
+    sync_failures: Family<FailureLabels, Counter>,
+    members: Family<NetworkLabel, Gauge>,
+    records: Family<NetworkLabel, Gauge>,
+    conflicts: Family<NetworkLabel, Gauge>,
+    serials: Family<ZoneLabels, Gauge>,
+    reloads: Counter,
+    rejected_reloads: Counter,
+    ready: Gauge,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    listening: Vec<IpAddr>,
+    networks: BTreeMap<NetworkId, NetworkStatus>,
+}
+
+impl Telemetry {
+    pub fn new() -> Telemetry {
+        let mut registry = Registry::with_prefix("backhaul_dns");
+        let queries = std::sync::Arc::new(QueryStats::new());
+        registry.register_collector(Box::new(queries.clone()));
+        let t = Telemetry {
+            queries,
+            forwarded: Counter::default(),
+            upstream_failures: Counter::default(),
+            syncs: Family::default(),
+            sync_failures: Family::default(),
+            members: Family::default(),
+            records: Family::default(),
+            conflicts: Family::default(),
+            serials: Family::default(),
+            reloads: Counter::default(),
+            rejected_reloads: Counter::default(),
+            ready: Gauge::default(),
+            state: Mutex::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "forwarded_queries",
+            "Queries resolved through the upstreams",
+            t.forwarded.clone(),
+        );
+        r.register(
+            "upstream_failures",
+            "Forwarded queries answered SERVFAIL because no upstream answered",
+            t.upstream_failures.clone(),
+        );
+        r.register(
+            "syncs",
+            "Successful member fetches",
+            t.syncs.clone(),
+        );
+        r.register(
+            "sync_failures",
+            "Failed member fetches, by reason",
+            t.sync_failures.clone(),
+        );
+        r.register("members", "Members with names", t.members.clone());
+        r.register(
+            "records",
+            "Records derived from the network's members",
+            t.records.clone(),
+        );
+        r.register(
+            "name_conflicts",
+            "Members that lost a name to another member",
+            t.conflicts.clone(),
+        );
+        r.register("zone_serial", "SOA serial of each zone", t.serials.clone());
+        r.register("reloads", "Configuration reloads applied", t.reloads.clone());
+        r.register(
+            "rejected_reloads",
+            "Configuration reloads rejected as invalid",
+            t.rejected_reloads.clone(),
+        );
+        r.register(
+            "ready",
+            "1 when answering on an address with a zone for every network",
+            t.ready.clone(),
+        );
+        Telemetry { registry, ..t }
+    }
+
+    /// One answered query (the hot path: a few relaxed atomic adds).
+    pub fn query(&self, view: View, qtype: u16, rcode: u16, took: Duration) {
+        self.queries.record(view, qtype, rcode, took);
+    }
+
+    pub fn forwarded(&self, upstream_ok: bool) {
+        self.forwarded.inc();
+        if !upstream_ok {
+            self.upstream_failures.inc();
+        }
+    }
+
+    pub fn reload(&self, applied: bool) {
+        if applied {
+            self.reloads.inc();
+        } else {
+            self.rejected_reloads.inc();
+        }
+    }
+
+    pub fn sync_ok(&self, network: NetworkId, members: usize) {
+        self.syncs.get_or_create(&[("network", network.to_string())]).inc();
+        let now = unix(SystemTime::now());
+        self.update(network, |s| {
+            s.last_sync = Some(now);
+            s.last_error = None;
+            s.members = members;
+        });
+    }
+
+    pub fn sync_failed(&self, network: NetworkId, reason: &'static str, message: String) {
+        self.sync_failures
+            .get_or_create(&[
+                ("network", network.to_string()),
+                ("reason", reason.to_owned()),
+            ])
+            .inc();
+        self.update(network, |s| s.last_error = Some(message));
+    }
+
+    /// The networks configured now (a reload may change them).
+    pub fn set_networks(&self, ids: &[NetworkId]) {
+        let mut state = self.state.lock().expect("telemetry lock");
+        state.networks.retain(|id, _| ids.contains(id));
+        for id in ids {
+            state.networks.entry(*id).or_insert_with(|| NetworkStatus {
+                id: id.to_string(),
+                data: "none",
+                ..NetworkStatus::default()
+            });
+        }
+        drop(state);
+        self.refresh_ready();
+    }
+
+    /// What the built zone holds for a network. `data`: "sync", "snapshot" or "none".
+    pub fn network_zone(
+        &self,
+        network: NetworkId,
+        data: &'static str,
+        members: usize,
+        records: usize,
+        conflicts: usize,
+    ) {
+        let label = [("network", network.to_string())];
+        self.members.get_or_create(&label).set(members as i64);
+        self.records.get_or_create(&label).set(records as i64);
+        self.conflicts.get_or_create(&label).set(conflicts as i64);
+        self.update(network, |s| {
+            s.data = data;
+            s.ready = data != "none";
+            s.members = members;
+        });
+    }
+
+    /// Every zone's serial, per view; zones no longer served disappear.
+    pub fn zone_serials(&self, serials: Vec<(&'static str, String, u32)>) {
+        self.serials.clear();
+        for (view, zone, serial) in serials {
+            self.serials
+                .get_or_create(&[("view", view.to_owned()), ("zone", zone)])
+                .set(i64::from(serial));
+        }
+    }
+
+    pub fn listening(&self, addresses: Vec<IpAddr>) {
+        self.state.lock().expect("telemetry lock").listening = addresses;
+        self.refresh_ready();
+    }
+
+    fn update(&self, network: NetworkId, f: impl FnOnce(&mut NetworkStatus)) {
+        let mut state = self.state.lock().expect("telemetry lock");
+        if let Some(s) = state.networks.get_mut(&network) {
+            f(s);
+        }
+        drop(state);
+        self.refresh_ready();
+    }
+
+    fn refresh_ready(&self) {
+        let ready = self.readiness().ready;
+        self.ready.set(i64::from(ready));
+    }
+
+    /// Ready: answering on at least one address, and every network has a zone (fresh or
+    /// from a snapshot).
+    pub fn readiness(&self) -> Readiness {
+        let state = self.state.lock().expect("telemetry lock");
+        let networks: Vec<NetworkStatus> = state.networks.values().cloned().collect();
+        Readiness {
+            ready: !state.listening.is_empty() && networks.iter().all(|n| n.ready),
+            listening: state.listening.clone(),
+            networks,
+        }
+    }
+
+    /// The Prometheus text exposition (format 0.0.4) of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry) {
+            tracing::warn!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}
+
+impl Default for Telemetry {
+    fn default() -> Telemetry {
+        Telemetry::new()
+    }
+}
+
+/// The body of `/readyz`.
+#[derive(Debug, serde::Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    pub listening: Vec<IpAddr>,
+    pub networks: Vec<NetworkStatus>,
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_encoded_with_labels_and_a_histogram() {
+        let t = Telemetry::new();
+        t.query(View::Backhaul, 1, 0, Duration::from_micros(30));
+        t.query(View::Backhaul, 1, 0, Duration::from_micros(30));
+        t.query(View::Public, 999, 3, Duration::from_millis(2));
+        let text = t.encode();
+        assert!(
+            text.contains(
+                "backhaul_dns_queries_total{view=\"backhaul\",type=\"A\",rcode=\"NOERROR\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "backhaul_dns_queries_total{view=\"public\",type=\"other\",rcode=\"NXDOMAIN\"} 1"
+        ));
+        assert!(text.contains("backhaul_dns_answer_latency_seconds_bucket{le=\"5e-05\"} 2"), "{text}");
+        assert!(text.contains("backhaul_dns_answer_latency_seconds_bucket{le=\"0.0025\"} 3"));
+        assert!(text.contains("backhaul_dns_answer_latency_seconds_count 3"));
+    }
+
+    #[test]
+    fn ready_needs_an_address_and_every_network() {
+        let t = Telemetry::new();
+        let a: NetworkId = "8056c2e21c000001".parse().unwrap();
+        let b: NetworkId = "8056c2e21c000002".parse().unwrap();
+        t.set_networks(&[a, b]);
+        t.listening(vec!["127.0.0.1".parse().unwrap()]);
+        assert!(!t.readiness().ready);
+        t.network_zone(a, "sync", 2, 6, 0);
+        assert!(!t.readiness().ready);
+        t.network_zone(b, "snapshot", 1, 3, 0);
+        assert!(t.readiness().ready);
+        assert!(t.encode().contains("backhaul_dns_ready 1"));
+        t.listening(vec![]);
+        assert!(!t.readiness().ready);
+    }
+}
