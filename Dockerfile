@@ -6,7 +6,8 @@
 #     backhaul-dns
 #
 # --network host: the ZeroTier interface lives in the host's network namespace, and the
-# server must bind the host's ZeroTier addresses.
+# server must bind the host's ZeroTier addresses. The HEALTHCHECK asks /healthz, so the
+# config needs [http] listen (e.g. "127.0.0.1:9153").
 
 FROM rust:1-bookworm AS build
 WORKDIR /src
@@ -26,5 +27,7 @@ RUN setcap cap_net_bind_service=+ep /usr/local/bin/backhaul-dns \
  && chown backhaul-dns /var/lib/backhaul-dns
 USER backhaul-dns
 VOLUME ["/etc/backhaul-dns", "/var/lib/backhaul-dns"]
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s \
+  CMD ["/usr/local/bin/backhaul-dns", "health", "--config", "/etc/backhaul-dns/backhaul-dns.toml"]
 ENTRYPOINT ["/usr/local/bin/backhaul-dns"]
 CMD ["run", "--config", "/etc/backhaul-dns/backhaul-dns.toml"]

@@ -449,7 +449,10 @@ impl Validator<'_> {
                 h.listen.trim().parse().map_err(|_| {
                     self.err(
                         "http.listen",
-                        format!("\"{}\" is not an address:port like \"127.0.0.1:9153\"", h.listen),
+                        format!(
+                            "\"{}\" is not an address:port like \"127.0.0.1:9153\"",
+                            h.listen
+                        ),
                     )
                 })
             })

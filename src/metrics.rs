@@ -147,9 +147,8 @@ impl Collector for QueryStats {
             None,
             MetricType::Histogram,
         )?;
-        histogram.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-            sum, total, &buckets, None,
-        )
+        histogram
+            .encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, total, &buckets, None)
     }
 }
 
@@ -228,11 +227,7 @@ impl Telemetry {
             "Forwarded queries answered SERVFAIL because no upstream answered",
             t.upstream_failures.clone(),
         );
-        r.register(
-            "syncs",
-            "Successful member fetches",
-            t.syncs.clone(),
-        );
+        r.register("syncs", "Successful member fetches", t.syncs.clone());
         r.register(
             "sync_failures",
             "Failed member fetches, by reason",
@@ -250,7 +245,11 @@ impl Telemetry {
             t.conflicts.clone(),
         );
         r.register("zone_serial", "SOA serial of each zone", t.serials.clone());
-        r.register("reloads", "Configuration reloads applied", t.reloads.clone());
+        r.register(
+            "reloads",
+            "Configuration reloads applied",
+            t.reloads.clone(),
+        );
         r.register(
             "rejected_reloads",
             "Configuration reloads rejected as invalid",
@@ -285,7 +284,9 @@ impl Telemetry {
     }
 
     pub fn sync_ok(&self, network: NetworkId, members: usize) {
-        self.syncs.get_or_create(&[("network", network.to_string())]).inc();
+        self.syncs
+            .get_or_create(&[("network", network.to_string())])
+            .inc();
         let now = unix(SystemTime::now());
         self.update(network, |s| {
             s.last_sync = Some(now);
@@ -383,7 +384,9 @@ impl Telemetry {
     /// The Prometheus text exposition (format 0.0.4) of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry) {
+        if let Err(e) =
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+        {
             tracing::warn!(error = %e, "cannot encode metrics");
         }
         out
@@ -430,7 +433,10 @@ mod tests {
         assert!(text.contains(
             "backhaul_dns_queries_total{view=\"public\",type=\"other\",rcode=\"NXDOMAIN\"} 1"
         ));
-        assert!(text.contains("backhaul_dns_answer_latency_seconds_bucket{le=\"5e-05\"} 2"), "{text}");
+        assert!(
+            text.contains("backhaul_dns_answer_latency_seconds_bucket{le=\"5e-05\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("backhaul_dns_answer_latency_seconds_bucket{le=\"0.0025\"} 3"));
         assert!(text.contains("backhaul_dns_answer_latency_seconds_count 3"));
     }

@@ -14,10 +14,10 @@ use crate::dns::access::{Acl, SharedAcl};
 use crate::dns::forward::{self, Forwarder};
 use crate::dns::listen::{BindError, Context, Listeners, View};
 use crate::interfaces::Finder;
+use crate::metrics::Telemetry;
 use crate::sync::{self, SyncHandle, Views};
 use crate::watch::{Change, FileWatch, Pending};
 use crate::zone::FileRecords;
-use crate::metrics::Telemetry;
 use crate::{http, webhook, zone};
 use std::sync::atomic::Ordering;
 
@@ -194,7 +194,9 @@ impl Server {
     /// Reads the configuration and records files again and applies what can change while
     /// running. Anything invalid rejects the whole reload: the running configuration stays.
     async fn reload(&mut self, why: &str, sync: &SyncHandle, files_watch: &mut FileWatch) {
+        let telemetry = self.telemetry.clone();
         let reject = |e: &dyn std::fmt::Display| {
+            telemetry.reload(false);
             tracing::error!(
                 cause = why,
                 "reload rejected, still serving the previous configuration: {e}"

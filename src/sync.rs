@@ -189,7 +189,10 @@ impl Builder {
     /// What the new zones hold, for /metrics and /readyz.
     fn report(&self, private: &Zones, public: Option<&Zones>) {
         for net in &self.networks {
-            let data = match (self.snapshots.contains_key(&net.id), self.fresh.contains(&net.id)) {
+            let data = match (
+                self.snapshots.contains_key(&net.id),
+                self.fresh.contains(&net.id),
+            ) {
                 (false, _) => "none",
                 (true, true) => "sync",
                 (true, false) => "snapshot",
@@ -197,7 +200,11 @@ impl Builder {
             let count = |m: &std::collections::BTreeMap<NetworkId, usize>| {
                 m.get(&net.id).copied().unwrap_or(0)
             };
-            let conflicts = private.conflicts.iter().filter(|c| c.network == net.id).count();
+            let conflicts = private
+                .conflicts
+                .iter()
+                .filter(|c| c.network == net.id)
+                .count();
             self.telemetry.network_zone(
                 net.id,
                 data,
@@ -209,7 +216,10 @@ impl Builder {
         let views = std::iter::once(("backhaul", private)).chain(public.map(|p| ("public", p)));
         let serials = views
             .flat_map(|(view, zones)| {
-                zones.zones.iter().map(move |z| (view, z.apex.to_ascii(), z.serial))
+                zones
+                    .zones
+                    .iter()
+                    .map(move |z| (view, z.apex.to_ascii(), z.serial))
             })
             .collect();
         self.telemetry.zone_serials(serials);

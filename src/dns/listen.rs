@@ -25,10 +25,10 @@ use super::answer::{respond, Outcome, Policy, Transport};
 use super::forward::Forwarder;
 use super::index::wire_to_text;
 use super::wire;
+use super::{transfer, SharedZone};
 use crate::metrics::Telemetry;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-use super::{transfer, SharedZone};
 
 /// A TCP client that sends nothing for this long is disconnected (RFC 7766 6.2.3).
 const TCP_IDLE: Duration = Duration::from_secs(10);
@@ -301,9 +301,7 @@ async fn serve_udp(sock: Arc<UdpSocket>, ctx: Arc<Context>) {
                 ctx.answered(&buf[..n], &out, peer, started);
             }
             Outcome::Forward => forward_udp(&sock, &ctx, &buf[..n], None, peer, started),
-            Outcome::ForwardChain => {
-                forward_udp(&sock, &ctx, &buf[..n], Some(&out), peer, started)
-            }
+            Outcome::ForwardChain => forward_udp(&sock, &ctx, &buf[..n], Some(&out), peer, started),
             Outcome::Drop => {}
         }
     }
@@ -332,9 +330,7 @@ fn forward_udp(
         let mut out = Vec::with_capacity(512);
         let upstream_ok = match &partial {
             None => forwarder.answer(&query, Transport::Udp, &mut out).await,
-            Some(p) => {
-                (forwarder.complete_chain(&query, p, Transport::Udp, &mut out)).await
-            }
+            Some(p) => (forwarder.complete_chain(&query, p, Transport::Udp, &mut out)).await,
         };
         ctx.telemetry.forwarded(upstream_ok);
         if !out.is_empty() {
