@@ -428,31 +428,13 @@ impl SyncHandle {
                 triggers.entry(net.id).or_default();
             }
         }
-        let generations: HashMap<NetworkId, u64> = {
-            let mut pollers = self.pollers.lock().expect("pollers lock");
-            for (net, source) in changed.into_iter().zip(sources) {
-                let trigger = self.triggers.read().expect("triggers lock")[&net.id].clone();
-                let poller = Poller {
-                    telemetry: self.telemetry.clone(),
-                    generation,
-                    net: net.clone(),
-                    source,
-                    tx: self.tx.clone(),
-                    trigger,
-                    served: self.served.subscribe(),
-                };
-                let task = tokio::spawn(poller.run());
-                pollers.insert(
-                    net.id,
-                    Running {
-                        network: net,
-                        generation,
-                        task,
-                    },
-                );
-            }
+        // The builder learns the new generations before any new poller can deliver a fetch:
+        // one channel, so the Reconfigure is ahead of everything they send.
+        let mut generations: HashMap<NetworkId, u64> = {
+            let pollers = self.pollers.lock().expect("pollers lock");
             pollers.iter().map(|(id, r)| (*id, r.generation)).collect()
         };
+        generations.extend(changed.iter().map(|n| (n.id, generation)));
         self.tx
             .send(Update::Reconfigure(
                 Box::new(config.clone()),
@@ -460,7 +442,30 @@ impl SyncHandle {
                 generations,
             ))
             .await
-            .map_err(|_| anyhow::anyhow!("the zone builder has stopped"))
+            .map_err(|_| anyhow::anyhow!("the zone builder has stopped"))?;
+        let mut pollers = self.pollers.lock().expect("pollers lock");
+        for (net, source) in changed.into_iter().zip(sources) {
+            let trigger = self.triggers.read().expect("triggers lock")[&net.id].clone();
+            let poller = Poller {
+                telemetry: self.telemetry.clone(),
+                generation,
+                net: net.clone(),
+                source,
+                tx: self.tx.clone(),
+                trigger,
+                served: self.served.subscribe(),
+            };
+            let task = tokio::spawn(poller.run());
+            pollers.insert(
+                net.id,
+                Running {
+                    network: net,
+                    generation,
+                    task,
+                },
+            );
+        }
+        Ok(())
     }
 }
 
