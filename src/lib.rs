@@ -19,6 +19,8 @@
 //! - [`interfaces`]: which addresses to answer on (interface glob, local zerotier-one service,
 //!   or a fixed list), asked again every few seconds.
 //! - [`webhook`]: ZeroTier Central webhooks that trigger an immediate sync.
+//! - [`metrics`]: what the server counts (queries, syncs, reloads) and readiness.
+//! - [`http`]: `/healthz`, `/readyz` and `/metrics` for operators.
 //! - [`dns`]: **where a query is answered**: the compiled zone index, the answer logic (CNAME
 //!   chains, wildcards), the UDP/TCP listeners of each view, transfers and forwarding.
 //! - [`run`]: wires the pieces together for each subcommand; reloads the configuration.
