@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::UdpSocket;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
 
@@ -23,6 +24,7 @@ use ipnet::IpNet;
 use super::access::SharedAcl;
 use super::answer::{respond, Outcome, Policy, Transport};
 use super::forward::Forwarder;
+use super::udp::UdpServer;
 use super::index::wire_to_text;
 use super::wire;
 use super::{transfer, SharedZone};
@@ -34,8 +36,6 @@ use std::time::Instant;
 const TCP_IDLE: Duration = Duration::from_secs(10);
 /// At most this many TCP connections at once; more are closed at accept.
 const TCP_MAX_CONNECTIONS: usize = 512;
-/// Largest query we read over UDP; larger datagrams are cut and then fail to parse.
-const UDP_RECV_BUFFER: usize = 4096;
 /// Kernel socket buffers: absorb bursts instead of dropping them (the kernel caps this at
 /// net.core.rmem_max / wmem_max).
 const UDP_SOCKET_BUFFER: usize = 4 << 20;
@@ -80,7 +80,7 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     let _ = sock.set_send_buffer_size(UDP_SOCKET_BUFFER);
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
-    UdpSocket::from_std(sock.into())
+    Ok(sock.into())
 }
 
 /// Why an address could not be served.
@@ -155,7 +155,7 @@ impl Context {
     }
 
     /// Counts an answered query and, with `[log] queries`, logs it.
-    fn answered(&self, query: &[u8], response: &[u8], client: SocketAddr, started: Instant) {
+    pub(super) fn answered(&self, query: &[u8], response: &[u8], client: SocketAddr, started: Instant) {
         let took = started.elapsed();
         let qtype = wire::qtype(query).unwrap_or(0);
         let rcode = response.get(3).map_or(2, |b| u16::from(b & 0x0f));
@@ -172,7 +172,7 @@ impl Context {
         }
     }
 
-    fn policy(&self, client: IpAddr) -> Policy {
+    pub(super) fn policy(&self, client: IpAddr) -> Policy {
         match self.view {
             View::Public => Policy {
                 allowed: true,
@@ -202,15 +202,15 @@ pub struct Listeners {
 
 struct Active {
     local: SocketAddr,
-    tasks: [JoinHandle<()>; 2],
+    /// Dropping it stops the UDP threads, which close the socket.
+    _udp: UdpServer,
+    tcp: JoinHandle<()>,
 }
 
 impl Drop for Active {
-    /// Ending the tasks drops their sockets: the address is closed at once.
+    /// Ending the TCP task drops its listener: the address is closed at once.
     fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
+        self.tcp.abort();
     }
 }
 
@@ -249,11 +249,23 @@ impl Listeners {
                         .unwrap_or(SocketAddr::new(*ip, self.port));
                     tracing::info!(address = %local, view = self.ctx.view.name(), "listening (udp and tcp)");
                     let Bound { udp, tcp } = bound;
-                    let tasks = [
-                        tokio::spawn(serve_udp(Arc::new(udp), self.ctx.clone())),
-                        tokio::spawn(serve_tcp(tcp, self.ctx.clone())),
-                    ];
-                    self.active.insert(*ip, Active { local, tasks });
+                    let udp = match UdpServer::start(udp, self.ctx.clone()) {
+                        Ok(u) => u,
+                        Err(source) => {
+                            let address = local;
+                            errors.push(BindError::Other { address, source });
+                            continue;
+                        }
+                    };
+                    let tcp = tokio::spawn(serve_tcp(tcp, self.ctx.clone()));
+                    self.active.insert(
+                        *ip,
+                        Active {
+                            local,
+                            _udp: udp,
+                            tcp,
+                        },
+                    );
                 }
                 Err(source) => {
                     let address = SocketAddr::new(*ip, self.port);
@@ -274,44 +286,12 @@ impl Listeners {
     }
 }
 
-async fn serve_udp(sock: Arc<UdpSocket>, ctx: Arc<Context>) {
-    let mut buf = vec![0u8; UDP_RECV_BUFFER];
-    let mut out = Vec::with_capacity(2048);
-    loop {
-        let (n, peer) = match sock.recv_from(&mut buf).await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::debug!(error = %e, "udp receive failed");
-                continue;
-            }
-        };
-        let started = Instant::now();
-        let policy = ctx.policy(peer.ip());
-        match respond(
-            &ctx.zone.load(),
-            &buf[..n],
-            Transport::Udp,
-            policy,
-            &mut out,
-        ) {
-            Outcome::Reply { .. } => {
-                if let Err(e) = sock.send_to(&out, peer).await {
-                    tracing::debug!(client = %peer, error = %e, "udp send failed");
-                }
-                ctx.answered(&buf[..n], &out, peer, started);
-            }
-            Outcome::Forward => forward_udp(&sock, &ctx, &buf[..n], None, peer, started),
-            Outcome::ForwardChain => forward_udp(&sock, &ctx, &buf[..n], Some(&out), peer, started),
-            Outcome::Drop => {}
-        }
-    }
-}
-
 /// Upstreams take milliseconds: resolve in a task so the socket keeps answering meanwhile.
 /// `partial`: our answer whose CNAME chain the upstreams are to complete.
-fn forward_udp(
-    sock: &Arc<UdpSocket>,
+pub(super) fn forward_udp(
+    sock: &Arc<std::net::UdpSocket>,
     ctx: &Arc<Context>,
+    runtime: &tokio::runtime::Handle,
     query: &[u8],
     partial: Option<&[u8]>,
     peer: SocketAddr,
@@ -319,7 +299,7 @@ fn forward_udp(
 ) {
     let (sock, ctx, query) = (sock.clone(), ctx.clone(), query.to_vec());
     let partial = partial.map(<[u8]>::to_vec);
-    tokio::spawn(async move {
+    runtime.spawn(async move {
         let Ok(_slot) = ctx.forward_slots.try_acquire() else {
             tracing::debug!(client = %peer, "too many forwarded queries in flight: dropped");
             return;
@@ -334,7 +314,8 @@ fn forward_udp(
         };
         ctx.telemetry.forwarded(upstream_ok);
         if !out.is_empty() {
-            let _ = sock.send_to(&out, peer).await;
+            // One datagram on a socket with a 4 MiB send buffer: this does not wait.
+            let _ = sock.send_to(&out, peer);
             ctx.answered(&query, &out, peer, started);
         }
     });

@@ -1,5 +1,6 @@
 //! DNS serving: the compiled zone ([`index`]), request parsing ([`wire`]), the answer logic
-//! ([`answer`]), who may ask ([`access`]), the UDP/TCP listeners ([`listen`]) and zone transfers
+//! ([`answer`]), who may ask ([`access`]), the UDP/TCP listeners ([`listen`], batched UDP in
+//! [`udp`]) and zone transfers
 //! ([`transfer`]) and forwarding of other names ([`forward`]).
 
 pub mod access;
@@ -8,6 +9,7 @@ pub mod forward;
 pub mod index;
 pub mod listen;
 pub mod transfer;
+pub mod udp;
 pub mod wire;
 
 use std::sync::Arc;
