@@ -332,7 +332,8 @@ impl Views {
         }
     }
 
-    fn publish(&self, built: &Built) {
+    /// Compiles both views and swaps them in.
+    pub fn publish(&self, built: &Built) {
         self.private
             .store(Arc::new(ZoneIndex::compile(&built.private)));
         let public = built

@@ -38,16 +38,21 @@ impl MembersFile {
         let bytes = tokio::fs::read(&self.path)
             .await
             .map_err(|e| err(e.to_string()))?;
-        let shape: FileShape = serde_json::from_slice(&bytes).map_err(|e| {
-            err(format!(
-                "{e}; expected a JSON array of members, or {{\"network\": {{...}}, \"members\": [...]}}"
-            ))
-        })?;
-        let (network, list) = match shape {
-            FileShape::List(list) => (Network::default(), list),
-            FileShape::WithNetwork { network, members } => (network.unwrap_or_default(), members),
-        };
-        let members = models::parse_members(self.network, list);
-        Ok(network.into_snapshot(self.network, members))
+        parse(&bytes, self.network).map_err(err)
     }
+}
+
+/// A members file's content -> the network's snapshot; the error says what was expected.
+pub fn parse(bytes: &[u8], id: NetworkId) -> Result<NetworkSnapshot, String> {
+    let shape: FileShape = serde_json::from_slice(bytes).map_err(|e| {
+        format!(
+            "{e}; expected a JSON array of members, or {{\"network\": {{...}}, \"members\": [...]}}"
+        )
+    })?;
+    let (network, list) = match shape {
+        FileShape::List(list) => (Network::default(), list),
+        FileShape::WithNetwork { network, members } => (network.unwrap_or_default(), members),
+    };
+    let members = models::parse_members(id, list);
+    Ok(network.into_snapshot(id, members))
 }
