@@ -13,6 +13,10 @@ use backhaul_dns::sync::{Builder, Views};
 use backhaul_dns::zerotier::file;
 use backhaul_dns::zone::FileRecords;
 
+/// The allocator the binary uses.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const NETWORK: &str = "8056c2e21c000001";
 const RUNS: usize = 5;
 
@@ -80,7 +84,10 @@ fn main() {
             let t3 = Instant::now();
             views.publish(&built);
             let t4 = Instant::now();
-            for (s, d) in stages.iter_mut().zip([t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0]) {
+            for (s, d) in stages
+                .iter_mut()
+                .zip([t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0])
+            {
                 s.push(d);
             }
         }

@@ -296,13 +296,14 @@ impl Telemetry {
     }
 
     pub fn sync_failed(&self, network: NetworkId, reason: &'static str, message: String) {
+        // The status first: whoever sees the counter move then also sees why.
+        self.update(network, |s| s.last_error = Some(message));
         self.sync_failures
             .get_or_create(&[
                 ("network", network.to_string()),
                 ("reason", reason.to_owned()),
             ])
             .inc();
-        self.update(network, |s| s.last_error = Some(message));
     }
 
     /// The networks configured now (a reload may change them).

@@ -24,6 +24,30 @@ pub fn ptr_name(ip: IpAddr) -> Name {
     }
 }
 
+/// [`ptr_name`] directly in lowercase wire form, without building a `Name` (a sync makes one
+/// per member address).
+pub fn ptr_wire(ip: IpAddr) -> Vec<u8> {
+    let mut w = Vec::with_capacity(72);
+    match ip {
+        IpAddr::V4(v4) => {
+            for o in v4.octets().iter().rev() {
+                let digits = o.to_string();
+                w.push(digits.len() as u8);
+                w.extend_from_slice(digits.as_bytes());
+            }
+            w.extend_from_slice(b"\x07in-addr\x04arpa\x00");
+        }
+        IpAddr::V6(v6) => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            for b in v6.octets().iter().rev() {
+                w.extend_from_slice(&[1, HEX[usize::from(b & 0xf)], 1, HEX[usize::from(b >> 4)]]);
+            }
+            w.extend_from_slice(b"\x03ip6\x04arpa\x00");
+        }
+    }
+    w
+}
+
 fn nibble_name(bytes: &[u8; 16], nibbles: usize) -> Name {
     let mut s = String::with_capacity(nibbles * 2 + 9);
     for i in (0..nibbles).rev() {
@@ -81,6 +105,18 @@ pub fn apexes(net: IpNet) -> Vec<Name> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ptr_wire_matches_ptr_name() {
+        for ip in ["10.147.17.5", "fd80:56c2:e21c:0:199:93a4:5dc9:d260", "::1"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(
+                ptr_wire(ip),
+                crate::dns::wire::name_wire(&ptr_name(ip)),
+                "{ip}"
+            );
+        }
+    }
 
     fn texts(net: &str) -> Vec<String> {
         apexes(net.parse().unwrap())

@@ -6,7 +6,9 @@
 //! ancestor of a missing name tells both that the name does not exist and which zone's SOA
 //! goes in the negative answer: a handful of hash probes at any zone size.
 
-use std::collections::HashMap;
+// foldhash, seeded per process: fast on short keys and not predictable by clients, whose
+// query names are the lookup keys (the table itself is fixed and built from our own data).
+use foldhash::{HashMap, HashMapExt};
 
 use hickory_proto::rr::RecordType;
 
@@ -101,15 +103,19 @@ impl ZoneIndex {
             let apex = crate::dns::wire::name_wire(&z.apex);
             let mut negative_soa = Vec::new();
             for zr in &z.records {
-                let (r, rdata) = (&zr.record, &zr.rdata);
+                let rdata = &zr.rdata;
                 let owner = zr.owner.to_vec();
-                let rtype = u16::from(r.record_type());
-                if r.record_type() == RecordType::SOA {
-                    let minimum = match &r.data {
-                        hickory_proto::rr::RData::SOA(soa) => soa.minimum,
-                        _ => r.ttl,
-                    };
-                    negative_soa = rr_tail(rtype, r.ttl.min(minimum), rdata);
+                let rtype = zr.rtype;
+                if zr.record_type() == RecordType::SOA {
+                    // MINIMUM is the last field of SOA RDATA (RFC 1035 3.3.13).
+                    let minimum = rdata
+                        .len()
+                        .checked_sub(4)
+                        .map(|i| {
+                            u32::from_be_bytes([rdata[i], rdata[i + 1], rdata[i + 2], rdata[i + 3]])
+                        })
+                        .unwrap_or(zr.ttl);
+                    negative_soa = rr_tail(rtype, zr.ttl.min(minimum), rdata);
                 }
                 // Empty non-terminals between the owner and the apex.
                 let mut up = parent(&owner);
@@ -129,11 +135,11 @@ impl ZoneIndex {
                     Some((t, count, wire)) if *t == rtype => {
                         *count += 1;
                         wire.extend_from_slice(&POINTER_TO_QNAME);
-                        wire.extend_from_slice(&rr_tail(rtype, r.ttl, rdata));
+                        wire.extend_from_slice(&rr_tail(rtype, zr.ttl, rdata));
                     }
                     _ => {
                         let mut wire = POINTER_TO_QNAME.to_vec();
-                        wire.extend_from_slice(&rr_tail(rtype, r.ttl, rdata));
+                        wire.extend_from_slice(&rr_tail(rtype, zr.ttl, rdata));
                         sets.push((rtype, 1, wire));
                     }
                 }

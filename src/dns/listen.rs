@@ -10,8 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use std::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
@@ -24,8 +24,8 @@ use ipnet::IpNet;
 use super::access::SharedAcl;
 use super::answer::{respond, Outcome, Policy, Transport};
 use super::forward::Forwarder;
-use super::udp::UdpServer;
 use super::index::wire_to_text;
+use super::udp::UdpServer;
 use super::wire;
 use super::{transfer, SharedZone};
 use crate::metrics::Telemetry;
@@ -155,7 +155,13 @@ impl Context {
     }
 
     /// Counts an answered query and, with `[log] queries`, logs it.
-    pub(super) fn answered(&self, query: &[u8], response: &[u8], client: SocketAddr, started: Instant) {
+    pub(super) fn answered(
+        &self,
+        query: &[u8],
+        response: &[u8],
+        client: SocketAddr,
+        started: Instant,
+    ) {
         let took = started.elapsed();
         let qtype = wire::qtype(query).unwrap_or(0);
         let rcode = response.get(3).map_or(2, |b| u16::from(b & 0x0f));

@@ -154,7 +154,9 @@ fn serve(socket: &Arc<UdpSocket>, ctx: &Arc<Context>, stop: &AtomicBool, runtime
                 let e = io::Error::last_os_error();
                 if !matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
                 ) {
                     tracing::debug!(error = %e, "udp receive failed");
                     std::thread::sleep(Duration::from_millis(10));
