@@ -8,7 +8,7 @@
 
 // foldhash, seeded per process: fast on short keys and not predictable by clients, whose
 // query names are the lookup keys (the table itself is fixed and built from our own data).
-use foldhash::{HashMap, HashMapExt};
+use foldhash::HashMap;
 
 use hickory_proto::rr::RecordType;
 
@@ -81,66 +81,80 @@ pub fn wire_to_text(wire: &[u8]) -> String {
     out
 }
 
-/// An RRset while compiling: type, record count, wire.
-type PendingSet = (u16, u16, Vec<u8>);
-
-fn rr_tail(rtype: u16, ttl: u32, rdata: &[u8]) -> Vec<u8> {
-    let mut w = Vec::with_capacity(10 + rdata.len());
+/// Appends `TYPE | CLASS | TTL | RDLENGTH | RDATA`.
+fn push_tail(w: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
     w.extend_from_slice(&rtype.to_be_bytes());
     w.extend_from_slice(&CLASS_IN.to_be_bytes());
     w.extend_from_slice(&ttl.to_be_bytes());
     w.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
     w.extend_from_slice(rdata);
-    w
 }
 
 impl ZoneIndex {
     pub fn compile(zones: &Zones) -> ZoneIndex {
         let mut index = ZoneIndex::default();
-        // Records arrive sorted, so each owner's RRsets are contiguous.
-        let mut building: HashMap<Vec<u8>, (u32, Vec<PendingSet>)> = HashMap::new();
+        let records: usize = zones.zones.iter().map(|z| z.records.len()).sum();
+        index.nodes.reserve(records);
         for (zi, z) in zones.zones.iter().enumerate() {
+            let zone = zi as u32;
             let apex = crate::dns::wire::name_wire(&z.apex);
             let mut negative_soa = Vec::new();
-            for zr in &z.records {
-                let rdata = &zr.rdata;
-                let owner = zr.owner.to_vec();
-                let rtype = zr.rtype;
-                if zr.record_type() == RecordType::SOA {
-                    // MINIMUM is the last field of SOA RDATA (RFC 1035 3.3.13).
-                    let minimum = rdata
-                        .len()
-                        .checked_sub(4)
-                        .map(|i| {
-                            u32::from_be_bytes([rdata[i], rdata[i + 1], rdata[i + 2], rdata[i + 3]])
-                        })
-                        .unwrap_or(zr.ttl);
-                    negative_soa = rr_tail(rtype, zr.ttl.min(minimum), rdata);
+            // Records arrive sorted: an owner's records are contiguous, and so are its RRsets.
+            for owned in z.records.chunk_by(|a, b| a.owner == b.owner) {
+                let mut rrsets = Vec::with_capacity(owned.len().min(4));
+                for set in owned.chunk_by(|a, b| a.rtype == b.rtype) {
+                    let size = set.iter().map(|r| 12 + r.rdata.len()).sum();
+                    let mut wire = Vec::with_capacity(size);
+                    for r in set {
+                        if r.record_type() == RecordType::SOA {
+                            // MINIMUM is the last field of SOA RDATA (RFC 1035 3.3.13).
+                            let minimum = (r.rdata.len().checked_sub(4))
+                                .and_then(|i| r.rdata[i..].try_into().ok())
+                                .map(u32::from_be_bytes)
+                                .unwrap_or(r.ttl);
+                            negative_soa.clear();
+                            push_tail(&mut negative_soa, r.rtype, r.ttl.min(minimum), &r.rdata);
+                        }
+                        wire.extend_from_slice(&POINTER_TO_QNAME);
+                        push_tail(&mut wire, r.rtype, r.ttl, &r.rdata);
+                    }
+                    rrsets.push(RrSet {
+                        rtype: set[0].rtype,
+                        count: set.len() as u16,
+                        wire: wire.into_boxed_slice(),
+                    });
                 }
-                // Empty non-terminals between the owner and the apex.
-                let mut up = parent(&owner);
+                let owner = &owned[0].owner;
+                // Empty non-terminals between the owner and the apex. Every name already in
+                // the index has its ancestors there too, so the walk stops at the first one
+                // found: a 34-label ip6.arpa owner costs a probe or two, not 34.
+                let mut up = parent(owner);
                 while let Some(p) = up {
-                    if p.len() < apex.len() || p == apex.as_slice() {
+                    if p.len() < apex.len() || p == apex.as_slice() || index.nodes.contains_key(p) {
                         break;
                     }
-                    if !building.contains_key(p) {
-                        building.insert(p.to_vec(), (zi as u32, Vec::new()));
-                    }
+                    let ent = Node {
+                        zone,
+                        wildcard_child: false,
+                        rrsets: Box::new([]),
+                    };
+                    index.nodes.insert(p.into(), ent);
                     up = parent(p);
                 }
-                let (_, sets) = building
-                    .entry(owner)
-                    .or_insert_with(|| (zi as u32, Vec::new()));
-                match sets.last_mut() {
-                    Some((t, count, wire)) if *t == rtype => {
-                        *count += 1;
-                        wire.extend_from_slice(&POINTER_TO_QNAME);
-                        wire.extend_from_slice(&rr_tail(rtype, zr.ttl, rdata));
+                match index.nodes.get_mut(&owner[..]) {
+                    // Already there as an empty non-terminal or from another zone's records.
+                    Some(node) => {
+                        let mut all = std::mem::take(&mut node.rrsets).into_vec();
+                        all.extend(rrsets);
+                        node.rrsets = all.into_boxed_slice();
                     }
-                    _ => {
-                        let mut wire = POINTER_TO_QNAME.to_vec();
-                        wire.extend_from_slice(&rr_tail(rtype, zr.ttl, rdata));
-                        sets.push((rtype, 1, wire));
+                    None => {
+                        let node = Node {
+                            zone,
+                            wildcard_child: false,
+                            rrsets: rrsets.into_boxed_slice(),
+                        };
+                        index.nodes.insert(owner.clone(), node);
                     }
                 }
             }
@@ -151,25 +165,6 @@ impl ZoneIndex {
                 serial: z.serial,
             });
         }
-        index.nodes = building
-            .into_iter()
-            .map(|(owner, (zone, sets))| {
-                let rrsets = sets
-                    .into_iter()
-                    .map(|(rtype, count, wire)| RrSet {
-                        rtype,
-                        count,
-                        wire: wire.into_boxed_slice(),
-                    })
-                    .collect();
-                let node = Node {
-                    zone,
-                    wildcard_child: false,
-                    rrsets,
-                };
-                (owner.into_boxed_slice(), node)
-            })
-            .collect();
         let parents: Vec<Box<[u8]>> = index
             .nodes
             .keys()
