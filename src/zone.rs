@@ -180,8 +180,10 @@ struct Entry<'a> {
     network: NetworkId,
     member: &'a Member,
     addresses: Vec<IpAddr>,
-    zt: Name,
     custom: Option<Name>,
+    /// Lowercase wire forms of the zt- name and `custom`: compared and used as owners.
+    zt_wire: Vec<u8>,
+    custom_wire: Option<Vec<u8>>,
     custom_won: bool,
 }
 
@@ -232,7 +234,8 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
                 network: snap.id,
                 member: m,
                 addresses: addrs,
-                zt,
+                zt_wire: name_wire(&zt),
+                custom_wire: custom.as_ref().map(name_wire),
                 custom,
                 custom_won: false,
             });
@@ -250,21 +253,20 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
         let before = records.len();
         members.entry(e.network).or_default().insert(e.member.node);
         let preferred = if e.custom_won {
-            e.custom.as_ref()
+            e.custom_wire.as_ref()
         } else {
             None
         };
-        for owner in std::iter::once(&e.zt).chain(preferred) {
-            let owner = name_wire(owner);
-            if file_owners.contains(&owner) {
+        for owner in std::iter::once(&e.zt_wire).chain(preferred) {
+            if file_owners.contains(owner) {
                 continue;
             }
             for ip in &e.addresses {
-                records.push(ZoneRecord::address(&owner, *ip, settings.ttl));
+                records.push(ZoneRecord::address(owner, *ip, settings.ttl));
             }
         }
         // PTR RDATA is the target name, uncompressed: its wire form as is.
-        let target: Box<[u8]> = name_wire(preferred.unwrap_or(&e.zt)).into();
+        let target: Box<[u8]> = preferred.unwrap_or(&e.zt_wire).as_slice().into();
         for ip in &e.addresses {
             records.push(ZoneRecord {
                 owner: reverse::ptr_wire(*ip).into(),
@@ -414,16 +416,21 @@ fn resolve_names(
     file_owners: &HashSet<Vec<u8>>,
 ) -> (Vec<Conflict>, Vec<Override>) {
     let mut overridden = Vec::new();
-    let zt_names: HashSet<Name> = entries.iter().map(|e| e.zt.clone()).collect();
-    let mut wanted: HashMap<Name, Vec<usize>> = HashMap::new();
-    for (i, e) in entries.iter().enumerate() {
-        if let Some(name) = &e.custom {
-            if zt_names.contains(name) || apexes.contains(name) {
+    // Sorting the claims by name groups the claimants of each name without a map of lists.
+    let mut claims: Vec<usize> = {
+        let zt_names: HashSet<&[u8]> = entries.iter().map(|e| e.zt_wire.as_slice()).collect();
+        let apexes: HashSet<Vec<u8>> = apexes.iter().map(name_wire).collect();
+        let mut claims = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            let (Some(name), Some(wire)) = (&e.custom, &e.custom_wire) else {
+                continue;
+            };
+            if zt_names.contains(wire.as_slice()) || apexes.contains(wire) {
                 tracing::warn!(network = %e.network, member = %e.member.node, name = %name,
                     "name is reserved (a zt- name or a zone apex): zt- name only");
                 continue;
             }
-            if file_owners.contains(&name_wire(name)) {
+            if file_owners.contains(wire) {
                 overridden.push(Override {
                     name: name.clone(),
                     member: e.member.node,
@@ -431,23 +438,31 @@ fn resolve_names(
                 });
                 continue;
             }
-            wanted.entry(name.clone()).or_default().push(i);
+            claims.push(i);
         }
-    }
+        claims
+    };
+    claims.sort_by(|a, b| {
+        let (ea, eb) = (&entries[*a], &entries[*b]);
+        (ea.custom_wire.cmp(&eb.custom_wire)).then_with(|| names::precedence(ea.member, eb.member))
+    });
     let mut conflicts = Vec::new();
-    for (name, mut claimants) in wanted {
-        claimants.sort_by(|a, b| names::precedence(entries[*a].member, entries[*b].member));
+    let groups: Vec<&[usize]> = claims
+        .chunk_by(|a, b| entries[*a].custom_wire == entries[*b].custom_wire)
+        .collect();
+    for claimants in groups {
         let winner = entries[claimants[0]].member.node;
-        for i in claimants {
+        for &i in claimants {
             let e = &mut entries[i];
             // The same node in two networks is one host, not a conflict.
             if e.member.node == winner {
                 e.custom_won = true;
             } else {
+                let name = e.custom.clone().expect("claims have names");
                 tracing::warn!(network = %e.network, name = %name, winner = %winner, loser = %e.member.node,
                     "name conflict: the older member keeps the name, the other keeps only its zt- name");
                 conflicts.push(Conflict {
-                    name: name.clone(),
+                    name,
                     winner,
                     loser: e.member.node,
                     network: e.network,
@@ -625,7 +640,11 @@ pub fn master_file(zones: &Zones) -> String {
             },
             z.apex
         ));
-        for r in &z.records {
+        // SOA first, then canonical order (RFC 4034 6.1), as people expect to read a zone.
+        let (soa, rest) = z.records.split_at(z.records.len().min(1));
+        let mut rest: Vec<&ZoneRecord> = rest.iter().collect();
+        rest.sort_by_cached_key(|r| (canonical_key(&r.owner), r.rtype, r.rdata.clone()));
+        for r in soa.iter().chain(rest) {
             out.push_str(&format!("{}\n", r.to_record()));
         }
         out.push('\n');

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::header::AUTHORIZATION;
 use std::sync::Mutex;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::api::{Api, Auth, Pacer};
 use super::models::{self, DnsSettings, Network};
@@ -46,7 +46,7 @@ impl Client {
         let network: Network = self.required(&path, "network object").await?;
         let dns = DnsSettings::from_json(network.config.as_ref().and_then(|c| c.dns.as_ref()));
         *self.dns.lock().expect("dns lock") = Some(dns);
-        let list: Vec<Value> = self
+        let list: models::RawMembers = self
             .required(&format!("{path}/member"), "member list")
             .await?;
         let members = models::parse_members(self.network, list);

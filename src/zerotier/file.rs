@@ -4,9 +4,8 @@
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use serde_json::Value;
 
-use super::models::{self, Network};
+use super::models::{self, Network, RawMembers};
 use super::{FetchError, NetworkId, NetworkSnapshot};
 
 pub struct MembersFile {
@@ -14,15 +13,13 @@ pub struct MembersFile {
     network: NetworkId,
 }
 
+/// `{"network": ..., "members": [...]}`. (The plain list is told apart by its first byte:
+/// serde's untagged enums cannot hold raw JSON values.)
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum FileShape {
-    List(Vec<Value>),
-    WithNetwork {
-        #[serde(default)]
-        network: Option<Network>,
-        members: Vec<Value>,
-    },
+struct WithNetwork {
+    #[serde(default)]
+    network: Option<Network>,
+    members: RawMembers,
 }
 
 impl MembersFile {
@@ -44,14 +41,18 @@ impl MembersFile {
 
 /// A members file's content -> the network's snapshot; the error says what was expected.
 pub fn parse(bytes: &[u8], id: NetworkId) -> Result<NetworkSnapshot, String> {
-    let shape: FileShape = serde_json::from_slice(bytes).map_err(|e| {
+    let expected = |e: serde_json::Error| {
         format!(
             "{e}; expected a JSON array of members, or {{\"network\": {{...}}, \"members\": [...]}}"
         )
-    })?;
-    let (network, list) = match shape {
-        FileShape::List(list) => (Network::default(), list),
-        FileShape::WithNetwork { network, members } => (network.unwrap_or_default(), members),
+    };
+    let is_list = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let (network, list) = if is_list {
+        let list: RawMembers = serde_json::from_slice(bytes).map_err(expected)?;
+        (Network::default(), list)
+    } else {
+        let w: WithNetwork = serde_json::from_slice(bytes).map_err(expected)?;
+        (w.network.unwrap_or_default(), w.members)
     };
     let members = models::parse_members(id, list);
     Ok(network.into_snapshot(id, members))
