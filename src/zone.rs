@@ -520,16 +520,28 @@ fn canonical_key(wire: &[u8]) -> Vec<u8> {
     key
 }
 
-/// Owner (canonical order), then type, then RDATA; duplicates removed.
+/// Owner (wire bytes), then type, then RDATA; duplicates removed. Every owner's records end
+/// up together, which is all the index and the content hash need; canonical (DNSSEC) order
+/// costs a key per record and is only for people reading [`master_file`].
 fn sort_records(records: &mut Vec<ZoneRecord>) {
-    // Most owners are distinct, so the RDATA is rarely compared: borrow it, do not copy it.
-    let mut keyed: Vec<(Vec<u8>, ZoneRecord)> = records
-        .drain(..)
-        .map(|r| (canonical_key(&r.owner), r))
+    // Sorting small keys (the owner's first 16 bytes, which tell most owners apart) is several
+    // times faster than comparing boxed records; ties fall back to the full comparison.
+    let full = |a: &ZoneRecord, b: &ZoneRecord| {
+        (&a.owner, a.rtype, &a.rdata).cmp(&(&b.owner, b.rtype, &b.rdata))
+    };
+    let mut keys: Vec<(u128, u32)> = (records.iter().enumerate())
+        .map(|(i, r)| {
+            let mut prefix = [0u8; 16];
+            let n = r.owner.len().min(16);
+            prefix[..n].copy_from_slice(&r.owner[..n]);
+            (u128::from_be_bytes(prefix), i as u32)
+        })
         .collect();
-    keyed
-        .sort_unstable_by(|(ka, a), (kb, b)| (ka, a.rtype, &a.rdata).cmp(&(kb, b.rtype, &b.rdata)));
-    records.extend(keyed.into_iter().map(|(_, r)| r));
+    keys.sort_unstable_by(|a, b| {
+        (a.0.cmp(&b.0)).then_with(|| full(&records[a.1 as usize], &records[b.1 as usize]))
+    });
+    let mut taken: Vec<Option<ZoneRecord>> = records.drain(..).map(Some).collect();
+    records.extend(keys.iter().filter_map(|(_, i)| taken[*i as usize].take()));
     records.dedup_by(|a, b| a.owner == b.owner && a.rtype == b.rtype && a.rdata == b.rdata);
 }
 
