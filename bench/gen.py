@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Generates bench inputs: a Central member list of N members, and a dnsperf query file.
 
-Usage: gen.py N OUTDIR
+Usage: gen.py N OUTDIR [--shift K]
+--shift K moves every member's address by K*N, so two files with different K differ in every
+address (the sync-under-load phase flips between them).
 Writes OUTDIR/members.json ({"network": ..., "members": [...]}) and OUTDIR/queries.txt with
 the issue's mix: 70% existing A, 10% AAAA, 15% NXDOMAIN, 5% other (MX NODATA, PTR).
 """
@@ -11,6 +13,7 @@ import sys
 
 n = int(sys.argv[1])
 out = sys.argv[2]
+shift = int(sys.argv[4]) * n if len(sys.argv) > 4 and sys.argv[3] == "--shift" else 0
 rng = random.Random(42)
 nwid = "8056c2e21c000001"
 
@@ -24,7 +27,7 @@ for i in range(n):
     members.append({
         "nodeId": node, "name": f"host{i}", "networkId": nwid,
         "config": {"authorized": True, "creationTime": 1600000000000 + i,
-                   "ipAssignments": [ip(i + 1)], "noAutoAssignIps": False},
+                   "ipAssignments": [ip(i + 1 + shift)], "noAutoAssignIps": False},
     })
 network = {"id": nwid, "config": {
     "routes": [{"target": "10.128.0.0/9", "via": None}],

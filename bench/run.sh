@@ -1,30 +1,40 @@
 #!/usr/bin/env bash
-# Benchmark: backhaul-dns against NSD serving the same records, measured with dnsperf.
+# Benchmark: backhaul-dns against NSD and Knot serving the same records, measured with dnsperf.
 #
-#   bench/run.sh [MEMBERS] [SECONDS]      (defaults: 1000 members, 10 s per run)
+#   bench/run.sh [MEMBERS] [SECONDS] [RUNS]   (defaults: 1000 members, 10 s per run, median of 3)
 #
 # Builds the release binary, generates MEMBERS members (a Central member list), asks
-# `backhaul-dns zone` for the zone and gives exactly those records to NSD, then runs dnsperf
-# against each server in turn: UDP and TCP, the mixed query set (70% A, 10% AAAA,
-# 15% NXDOMAIN, 5% NODATA/PTR), plus NXDOMAIN-only and A-only sets. Servers are pinned to
-# core 0 and dnsperf to core 1. Prints QPS, lost queries, average latency, server CPU time
-# per query, and the backhaul-dns / NSD ratio. Everything runs on 127.0.0.1 and stops itself.
+# `backhaul-dns zone` for the zone and gives exactly those records to NSD and Knot, then:
+#  1. throughput: dnsperf against each server in turn, UDP and TCP, with the mixed query set
+#     (70% A, 10% AAAA, 15% NXDOMAIN, 5% NODATA/PTR) and NXDOMAIN-only and A-only sets;
+#     the median QPS of RUNS runs, lost queries, server CPU per query, ratios to NSD;
+#  2. latency: average and p99 at a fixed 10,000 queries/s (UDP, mixed set);
+#  3. memory: each server's resident set size after all of that;
+#  4. sync under load: backhaul-dns re-reads a members file that changes every 100 ms (every
+#     member's address moves each time), so it rebuilds and swaps its zone about every 100 ms
+#     while dnsperf sends 10,000 queries/s: lost queries and p99 latency during the syncs.
+# Servers are pinned to core 0 and dnsperf to core 1. Everything runs on 127.0.0.1, is bounded
+# in time, and stops itself.
 set -euo pipefail
 
 MEMBERS=${1:-1000}
 SECONDS_PER_RUN=${2:-10}
+RUNS=${3:-3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$ROOT/bench/out/$MEMBERS
 BH_PORT=53531
 NSD_PORT=53532
+KNOT_PORT=53533
+SYNC_PORT=53534
 
 need() { command -v "$1" >/dev/null || { echo "bench: $1 is missing: apt-get install -y $2" >&2; exit 1; }; }
 need dnsperf dnsperf
 need nsd nsd
+need knotd knot
 need taskset util-linux
 need python3 python3
 
-rm -rf "$OUT" && mkdir -p "$OUT"
+rm -rf "$OUT" && mkdir -p "$OUT/knot"
 echo "== building release binary"
 (cd "$ROOT" && cargo build --release --quiet)
 BIN=$ROOT/target/release/backhaul-dns
@@ -68,15 +78,36 @@ remote-control:
 	control-enable: no
 $ZONES
 CONF
+cat > "$OUT/knot.conf" <<CONF
+server:
+    listen: 127.0.0.1@$KNOT_PORT
+    rundir: "$OUT/knot"
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: "$OUT/knot"
+log:
+  - target: stderr
+    any: error
+template:
+  - id: default
+    semantic-checks: off
+    journal-content: none
+    zonefile-sync: -1
+$(cat "$OUT/knot-zones.conf")
+CONF
 
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-TOKIO_WORKER_THREADS=1 taskset -c 0 "$BIN" run --config "$OUT/backhaul-dns.toml" --log-level warn &
+taskset -c 0 "$BIN" run --config "$OUT/backhaul-dns.toml" --log-level warn &
 PIDS+=($!); BH_PID=$!
 taskset -c 0 nsd -d -c "$OUT/nsd.conf" &
 PIDS+=($!); NSD_PID=$!
+taskset -c 0 knotd -c "$OUT/knot.conf" &
+PIDS+=($!); KNOT_PID=$!
 
 wait_up() {
   for _ in $(seq 600); do
@@ -87,6 +118,7 @@ wait_up() {
 }
 wait_up $BH_PORT
 wait_up $NSD_PORT
+wait_up $KNOT_PORT
 
 # A process and all its descendants (NSD serves from a grandchild).
 tree() { local c; echo "$1"; for c in $(pgrep -P "$1" || true); do tree "$c"; done; }
@@ -100,38 +132,104 @@ ticks() {
   done
   echo $total
 }
+# Resident memory (MiB) of a process tree.
+rss() {
+  local total=0 p
+  for p in $(tree "$1"); do
+    [ -r /proc/$p/status ] || continue
+    total=$(( total + $(awk '/VmRSS/ {print $2}' /proc/$p/status) ))
+  done
+  python3 -c "print(f'{$total/1024:.1f}')"
+}
 HZ=$(getconf CLK_TCK)
+median() { python3 -c "import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
 
-# run NAME PID PORT MODE QUERYFILE -> prints one line, leaves "qps" in $LAST_QPS
+# run NAME PID PORT MODE QUERYFILE -> one line with the median of RUNS runs; sets LAST_QPS
 run() {
-  local name=$1 pid=$2 port=$3 mode=$4 file=$5 before after log
-  log="$OUT/dnsperf-$name-$mode-$(basename "$file" .txt).log"
-  before=$(ticks "$pid")
-  taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -m "$mode" -d "$file" -l "$SECONDS_PER_RUN" \
-    -c 20 -q 200 -t 2 > "$log" 2>&1 || true
-  after=$(ticks "$pid")
-  local qps lost completed avg
-  qps=$(awk '/Queries per second/ {print $4}' "$log")
-  lost=$(awk '/Queries lost/ {print $3}' "$log")
-  completed=$(awk '/Queries completed/ {print $3}' "$log")
-  avg=$(awk '/Average Latency/ {print $4; exit}' "$log")
-  local us_per_q
-  us_per_q=$(python3 -c "print(f'{($after-$before)/$HZ*1e6/max(1,$completed):.1f}')")
-  printf '%-12s %-4s %-12s %12.0f q/s  lost %-6s avg %8.3f ms  cpu %6s us/q\n' \
-    "$name" "$mode" "$(basename "$file" .txt)" "$qps" "$lost" "$(python3 -c "print($avg*1000)")" "$us_per_q"
-  LAST_QPS=$qps
+  local name=$1 pid=$2 port=$3 mode=$4 file=$5 i log before after qs=() lost=0 cpu=()
+  for i in $(seq "$RUNS"); do
+    log="$OUT/dnsperf-$name-$mode-$(basename "$file" .txt)-$i.log"
+    before=$(ticks "$pid")
+    taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -m "$mode" -d "$file" -l "$SECONDS_PER_RUN" \
+      -c 20 -q 200 -t 2 > "$log" 2>&1 || true
+    after=$(ticks "$pid")
+    qs+=("$(awk '/Queries per second/ {print $4}' "$log")")
+    lost=$(( lost + $(awk '/Queries lost/ {print $3}' "$log") ))
+    local completed; completed=$(awk '/Queries completed/ {print $3}' "$log")
+    cpu+=("$(python3 -c "print(($after-$before)/$HZ*1e6/max(1,$completed))")")
+  done
+  LAST_QPS=$(median "${qs[@]}")
+  printf '%-12s %-4s %-11s %9.0f q/s (median of %s)  lost %-5s  cpu %5.1f us/q\n' \
+    "$name" "$mode" "$(basename "$file" .txt)" "$LAST_QPS" "$RUNS" "$lost" "$(median "${cpu[@]}")"
 }
 
-echo "== $MEMBERS members, ${SECONDS_PER_RUN}s per run, server on core 0, dnsperf on core 1"
+# latency NAME PORT FILE LOG -> average and p99 (ms) at 10,000 q/s over UDP, and lost queries
+latency() {
+  local name=$1 port=$2 file=$3 log=$4
+  taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$file" -l "$SECONDS_PER_RUN" -Q 10000 -v \
+    -t 2 > "$log" 2>&1 || true
+  python3 - "$log" "$name" <<'PY'
+import sys
+lat = sorted(float(l.split()[-1]) for l in open(sys.argv[1]) if l.startswith("> "))
+lost = next((l.split()[2] for l in open(sys.argv[1]) if "Queries lost" in l), "?")
+if not lat:
+    print(f"{sys.argv[2]:<12} no answers"); sys.exit()
+p99 = lat[int(len(lat) * 0.99) - 1]
+print(f"{sys.argv[2]:<12} {len(lat):7d} answers  avg {sum(lat)/len(lat)*1000:6.3f} ms  p99 {p99*1000:6.3f} ms  lost {lost}")
+PY
+}
+
+echo "== 1. throughput: $MEMBERS members, ${SECONDS_PER_RUN}s runs, server on core 0, dnsperf on core 1"
 declare -A RATIO
 for mode in udp tcp; do
   for set in queries queries-nx queries-a; do
     run backhaul-dns $BH_PID $BH_PORT $mode "$OUT/$set.txt"; bh=$LAST_QPS
     run nsd $NSD_PID $NSD_PORT $mode "$OUT/$set.txt"; nsd=$LAST_QPS
-    RATIO["$mode $set"]=$(python3 -c "print(f'{$bh/$nsd:.2f}')")
+    run knot $KNOT_PID $KNOT_PORT $mode "$OUT/$set.txt"; knot=$LAST_QPS
+    RATIO["$mode $set"]=$(python3 -c "print(f'{$bh/$nsd:.2f} (vs Knot {$bh/$knot:.2f})')")
   done
 done
-echo "== ratio backhaul-dns / NSD (QPS)"
+echo "== ratio backhaul-dns / NSD (QPS, medians)"
 for k in "udp queries" "udp queries-nx" "udp queries-a" "tcp queries" "tcp queries-nx" "tcp queries-a"; do
   printf '%-20s %s\n' "$k" "${RATIO[$k]}"
 done
+
+echo "== 2. latency at 10,000 q/s (UDP, mixed set)"
+latency backhaul-dns $BH_PORT "$OUT/queries.txt" "$OUT/latency-backhaul-dns.log"
+latency nsd $NSD_PORT "$OUT/queries.txt" "$OUT/latency-nsd.log"
+latency knot $KNOT_PORT "$OUT/queries.txt" "$OUT/latency-knot.log"
+
+echo "== 3. resident memory with $MEMBERS members (MiB)"
+printf 'backhaul-dns %s   nsd %s   knot %s\n' "$(rss $BH_PID)" "$(rss $NSD_PID)" "$(rss $KNOT_PID)"
+cleanup; PIDS=()
+
+echo "== 4. sync under load: a zone rebuilt and swapped every ~100 ms during 10,000 q/s"
+mkdir -p "$OUT/a" "$OUT/b"
+python3 "$ROOT/bench/gen.py" "$MEMBERS" "$OUT/a" --shift 0
+python3 "$ROOT/bench/gen.py" "$MEMBERS" "$OUT/b" --shift 1
+mkdir -p "$OUT/sync"
+sed -e "s/port = $BH_PORT/port = $SYNC_PORT/" -e 's/poll_interval = "1h"/poll_interval = "100ms"/' \
+  -e "s|members_file = \"members.json\"|members_file = \"$OUT/sync/members.json\"|" \
+  "$OUT/backhaul-dns.toml" > "$OUT/sync/backhaul-dns.toml"
+cp "$OUT/a/members.json" "$OUT/sync/members.json"
+taskset -c 0 "$BIN" run --config "$OUT/sync/backhaul-dns.toml" --log-level info 2> "$OUT/sync/server.log" &
+PIDS+=($!)
+wait_up $SYNC_PORT
+# Flip the members file between the two versions every 100 ms (by rename, as a sync source
+# would) for as long as dnsperf runs, plus a second.
+(
+  end=$(( $(date +%s) + SECONDS_PER_RUN + 1 ))
+  v=b
+  while [ "$(date +%s)" -lt "$end" ]; do
+    cp "$OUT/$v/members.json" "$OUT/sync/members.json.tmp"
+    mv "$OUT/sync/members.json.tmp" "$OUT/sync/members.json"
+    if [ $v = b ]; then v=a; else v=b; fi
+    sleep 0.1
+  done
+) &
+FLIP=$!
+latency backhaul-dns $SYNC_PORT "$OUT/queries.txt" "$OUT/latency-during-sync.log"
+wait $FLIP || true
+SYNCS=$(grep -c '"zone updated"\|zone updated' "$OUT/sync/server.log" || true)
+TOOK=$(grep -o 'took_ms=[0-9]*' "$OUT/sync/server.log" | cut -d= -f2 | sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "?"}')
+echo "zone swaps during the run: $SYNCS (median build+compile+swap ${TOOK} ms)"

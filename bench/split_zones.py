@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Splits `backhaul-dns zone` output into one file per zone plus an nsd.conf fragment.
+"""Splits `backhaul-dns zone` output into one file per zone plus server config fragments.
 
-Usage: split_zones.py ZONE_TEXT OUTDIR   (prints the nsd.conf zone: clauses)
+Usage: split_zones.py ZONE_TEXT OUTDIR
+Prints the nsd.conf zone: clauses and writes OUTDIR/knot-zones.conf (knot.conf zone: list).
 """
 import sys
 
@@ -15,6 +16,7 @@ for line in text.splitlines() + ["$ORIGIN end."]:
         origin, lines = line.split()[1], [line]
     elif line and not line.startswith(";"):
         lines.append(line)
+knot = ["zone:"]
 for i, (origin, zl) in enumerate(zones):
     if origin == "end.":
         continue
@@ -22,3 +24,6 @@ for i, (origin, zl) in enumerate(zones):
     with open(path, "w") as f:
         f.write("\n".join(zl) + "\n")
     print(f"zone:\n\tname: \"{origin}\"\n\tzonefile: \"{path}\"\n")
+    knot.append(f"  - domain: \"{origin}\"\n    file: \"{path}\"")
+with open(f"{out}/knot-zones.conf", "w") as f:
+    f.write("\n".join(knot) + "\n")
