@@ -98,6 +98,13 @@ template:
 $(cat "$OUT/knot-zones.conf")
 CONF
 
+# A server left over from an earlier run would answer in place of the one started here.
+for port in $BH_PORT $NSD_PORT $KNOT_PORT $SYNC_PORT; do
+  if dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" host0.backhaul A | grep -q .; then
+    echo "bench: something already answers on 127.0.0.1:$port; stop it first" >&2; exit 1
+  fi
+done
+
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
