@@ -39,6 +39,7 @@ pub mod config;
 pub mod dns;
 pub mod http;
 pub mod interfaces;
+pub mod memory;
 pub mod metrics;
 pub mod names;
 pub mod records;

@@ -17,6 +17,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
+    backhaul_dns::memory::configure();
     let cli = Cli::parse();
     let args = cli.command.common();
     if let Err(e) = init_logging(args) {
@@ -48,7 +49,7 @@ fn main() -> ExitCode {
         Command::Health(_) => runtime().and_then(|rt| rt.block_on(run::health(&config))),
         Command::Zone(_) => runtime()
             .and_then(|rt| rt.block_on(run::zone_text(&config, files)))
-            .map(|text| print!("{text}")),
+            .and_then(|text| print_all(&text)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -57,6 +58,15 @@ fn main() -> ExitCode {
             eprintln!("backhaul-dns: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes to stdout; a reader that stopped early (`| head`) is not an error.
+fn print_all(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
 }
 

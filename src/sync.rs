@@ -555,6 +555,8 @@ pub async fn start(
                     took_ms = started.elapsed().as_millis() as u64,
                     "zone updated"
                 );
+                drop(built);
+                crate::memory::release_freed();
             }
         })?;
     handle.reconfigure(config, files).await?;

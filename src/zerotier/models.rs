@@ -112,9 +112,11 @@ impl ApiMember {
         let authorized = config
             .authorized
             .ok_or("no \"config.authorized\" (treating it as unknown is unsafe)")?;
-        let mut ips = Vec::new();
+        let assigned = config.ip_assignments.unwrap_or_default();
+        // Exact capacity: a member list is held for as long as the network is served.
+        let mut ips = Vec::with_capacity(assigned.len());
         let mut warnings = Vec::new();
-        for text in config.ip_assignments.unwrap_or_default() {
+        for text in assigned {
             // Central sends bare IPs; tolerate a "/bits" suffix like the local service prints.
             let bare = text.split('/').next().unwrap_or("").trim();
             match bare.parse::<IpAddr>() {
