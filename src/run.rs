@@ -82,21 +82,18 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         acl,
         config,
     };
-    // Bind first, so the first zone already carries the addresses we answer on (the NS name's
-    // records); the builder publishes it before any query can arrive in earnest.
-    let mut published = server.follow(&finder).await?;
     // Watch before the first read of any file, so that no edit falls in between.
     let (changes_tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
     let mut files_watch = FileWatch::new(changes_tx).context("cannot watch files for changes")?;
     files_watch.follow(&server.config);
-    let sync = sync::start(
-        &server.config,
-        files,
-        views,
-        published.clone(),
-        telemetry.clone(),
-    )
-    .await?;
+    // The first zone (from the last good snapshots) is published before any listener binds,
+    // so the first query is answered from it; its NS records carry the addresses found just
+    // now, and follow the ones actually bound if those differ.
+    let sync = sync::start(&server.config, files, views, own.clone(), telemetry.clone()).await?;
+    let mut published = server.follow(&finder).await?;
+    if published != own {
+        sync.nameserver_addresses(published.clone()).await;
+    }
     if let Some(hook) = &server.config.webhook {
         let listener = webhook::bind(hook.listen)
             .await
