@@ -5,6 +5,8 @@
 //!
 //!   cargo bench --bench sync            (median of 5 runs per size)
 
+use std::alloc::{GlobalAlloc, Layout};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,9 +15,37 @@ use backhaul_dns::sync::{Builder, Views};
 use backhaul_dns::zerotier::file;
 use backhaul_dns::zone::FileRecords;
 
-/// The allocator the binary uses.
+/// The allocator the binary uses, wrapped to count live heap bytes.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: Counting = Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts the bytes the program holds (not what the allocator keeps around: RSS is higher).
+struct Counting;
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let live = LIVE.fetch_add(layout.size(), Relaxed) + layout.size();
+        PEAK.fetch_max(live, Relaxed);
+        unsafe { mimalloc::MiMalloc.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Relaxed);
+        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let live = LIVE.fetch_add(new_size, Relaxed) + new_size;
+        LIVE.fetch_sub(layout.size(), Relaxed);
+        PEAK.fetch_max(live, Relaxed);
+        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
+    }
+}
+
+fn mb(bytes: usize) -> String {
+    format!("{:6.1} MB", bytes as f64 / 1e6)
+}
 
 const NETWORK: &str = "8056c2e21c000001";
 const RUNS: usize = 5;
@@ -57,6 +87,7 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
+    backhaul_dns::memory::configure();
     let _rt = tokio::runtime::Runtime::new().unwrap();
     for n in [10_000, 100_000] {
         let dir = tempfile::tempdir().unwrap();
@@ -91,6 +122,23 @@ fn main() {
                 s.push(d);
             }
         }
+        // What a running server holds between syncs: the builder's member data and the
+        // published views (the built zones are dropped after the swap).
+        let held = LIVE.load(Relaxed);
+        let json = members_json(n, RUNS);
+        let snapshot = file::parse(&json, NETWORK.parse().unwrap()).unwrap();
+        drop(json);
+        let before = LIVE.load(Relaxed);
+        PEAK.store(before, Relaxed);
+        builder.set(snapshot);
+        let built = builder.build();
+        views.publish(&built);
+        drop(built);
+        let peak = PEAK.load(Relaxed) - before;
+        drop(views);
+        let index = held - LIVE.load(Relaxed);
+        drop(builder);
+        let members = held - index - LIVE.load(Relaxed);
         let [parse, record, build, swap, total] = stages.map(median);
         println!(
             "{n:>7} members: parse {} | record+save {} | build {} | compile+swap {} | total {}",
@@ -99,6 +147,12 @@ fn main() {
             ms(build),
             ms(swap),
             ms(total)
+        );
+        println!(
+            "{n:>7} members: heap held: index {} + member data {} | a sync adds up to {}",
+            mb(index),
+            mb(members),
+            mb(peak)
         );
     }
 }

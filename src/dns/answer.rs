@@ -189,7 +189,7 @@ fn answer_name(zone: &ZoneIndex, qname: &[u8], qtype: u16, w: &mut Writer<'_>) -
                     return w.server_failure();
                 }
                 w.authoritative |= hop == 0;
-                w.negative_soa(owner_at, len, meta.apex_len, &meta.negative_soa);
+                w.negative_soa(owner_at, len, meta.apex_len(), &meta.negative_soa);
                 return Rcode::NxDomain.into();
             }
             Lookup::Found(node, meta) => (node, meta),
@@ -197,17 +197,17 @@ fn answer_name(zone: &ZoneIndex, qname: &[u8], qtype: u16, w: &mut Writer<'_>) -
         let (node, meta) = found;
         w.authoritative |= hop == 0;
         let mut answered = false;
-        for set in node.rrsets.iter() {
+        for set in node.rrsets() {
             if set.rtype == qtype || qtype == TYPE_ANY {
-                w.answer(set, owner_at);
+                w.answer(&set, owner_at);
                 answered = true;
             }
         }
         if answered {
             return Rcode::NoError.into();
         }
-        if let Some(cname) = node.rrsets.iter().find(|s| s.rtype == TYPE_CNAME) {
-            let start = w.answer(cname, owner_at);
+        if let Some(cname) = node.rrsets().find(|s| s.rtype == TYPE_CNAME) {
+            let start = w.answer(&cname, owner_at);
             // The record is `owner(2) TYPE CLASS TTL RDLENGTH(10) target`.
             let target = &cname.wire[12..];
             owner_at = start + 12;
@@ -225,7 +225,7 @@ fn answer_name(zone: &ZoneIndex, qname: &[u8], qtype: u16, w: &mut Writer<'_>) -
             return w.server_failure();
         }
         // NODATA (RFC 2308 2.2): NOERROR, empty answer, SOA in authority.
-        w.negative_soa(owner_at, len, meta.apex_len, &meta.negative_soa);
+        w.negative_soa(owner_at, len, meta.apex_len(), &meta.negative_soa);
         return Rcode::NoError.into();
     }
     // A chain this long is a loop or a mistake: what was found so far is the answer.
@@ -266,11 +266,11 @@ impl<'a> Writer<'a> {
         let start = self.out.len();
         self.ancount += set.count;
         if owner_at == HEADER_LEN {
-            self.out.extend_from_slice(&set.wire);
+            self.out.extend_from_slice(set.wire);
             return start;
         }
         let pointer = (0xc000 | owner_at as u16).to_be_bytes();
-        let mut rest = &set.wire[..];
+        let mut rest = set.wire;
         while rest.len() >= 12 {
             let rdlength = usize::from(u16::from_be_bytes([rest[10], rest[11]]));
             let end = (12 + rdlength).min(rest.len());

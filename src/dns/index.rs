@@ -1,18 +1,24 @@
-//! The compiled, immutable zone the query path reads: a hash index by lowercased wire name,
-//! with every RRset already encoded.
+//! The compiled, immutable zone the query path reads: every name with its RRsets already
+//! encoded, packed into byte arenas and found through a hash table of offsets.
 //!
 //! Built once per sync from [`crate::zone::Zones`] and swapped in whole. Every name between a
 //! record's owner and its apex is present (empty non-terminals too), so the nearest existing
 //! ancestor of a missing name tells both that the name does not exist and which zone's SOA
 //! goes in the negative answer: a handful of hash probes at any zone size.
+//!
+//! Memory is the point of the layout: a 100,000-member network has about half a million
+//! names. A map of boxed names to boxed RRset lists cost ~220 bytes a name in allocations and
+//! pointers; here a name costs its bytes below the zone apex, a 10-byte header and 5 bytes of
+//! table, and its RRsets are stored once for all names that have the same ones: a member's
+//! `zt-` name shares its name's A and AAAA, its IPv4 and IPv6 PTR names share one PTR set.
 
-// foldhash, seeded per process: fast on short keys and not predictable by clients, whose
-// query names are the lookup keys (the table itself is fixed and built from our own data).
-use foldhash::HashMap;
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+use std::hash::BuildHasher;
 
 use hickory_proto::rr::RecordType;
 
-use super::wire::parent;
+use super::wire::{parent, MAX_NAME};
 use crate::zone::Zones;
 
 /// Class IN on the wire.
@@ -22,26 +28,86 @@ const WILDCARD_LABEL: &[u8] = b"\x01*";
 /// Compression pointer to the question name, which always sits at offset 12.
 const POINTER_TO_QNAME: [u8; 2] = [0xc0, 0x0c];
 
+/// Node flag: `*.<this name>` exists, so a miss right below this name is answered from it
+/// (RFC 4592).
+const WILDCARD_CHILD: u8 = 1;
+/// Node flag: a later copy of this node (with more RRsets) replaced it; skipped when walking.
+const SUPERSEDED: u8 = 2;
+
+/// A node in the name arena: `KEYLEN(1) | KEY | ZONE(4) | FLAGS(1) | SETS(4)`, where the key
+/// is the lowercase wire name without its zone's apex and SETS the offset of its RRset list
+/// in the set arena: `NSETS(2) | RRSET...`, each RRset `TYPE(2) | COUNT(2) | LEN(4) | WIRE`.
+/// Integers are little-endian, read unaligned.
+const NODE_FIXED: usize = 4 + 1 + 4;
+const RRSET_HEADER: usize = 8;
+/// The empty RRset list (of every empty non-terminal) sits at offset 0 of the set arena.
+const NO_SETS: u32 = 0;
+
 /// One RRset ready to copy into an answer.
-pub struct RrSet {
+#[derive(Clone, Copy)]
+pub struct RrSet<'a> {
     pub rtype: u16,
     pub count: u16,
     /// Every record as `C0 0C | TYPE | CLASS | TTL | RDLENGTH | RDATA`: the owner is a pointer
     /// to the question name, which is the owner of everything answered at a node.
-    pub wire: Box<[u8]>,
+    pub wire: &'a [u8],
 }
 
-pub struct Node {
+/// A name of the index, read in place from the arena.
+#[derive(Clone, Copy)]
+pub struct Node<'a> {
+    /// The name below its zone's apex (empty at the apex).
+    pub prefix: &'a [u8],
     pub zone: u32,
-    /// `*.<this name>` exists: a miss right below this name is answered from it (RFC 4592).
-    pub wildcard_child: bool,
+    flags: u8,
+    nsets: u16,
+    sets: &'a [u8],
+}
+
+impl<'a> Node<'a> {
+    /// The node at `at` of the name arena, and where the next one starts.
+    fn read(names: &'a [u8], sets: &'a [u8], at: usize) -> (Node<'a>, usize) {
+        let key_len = usize::from(names[at]);
+        let key_end = at + 1 + key_len;
+        let fixed = &names[key_end..key_end + NODE_FIXED];
+        let zone = u32::from_le_bytes(fixed[..4].try_into().unwrap());
+        let sets_at = u32::from_le_bytes(fixed[5..9].try_into().unwrap()) as usize;
+        let nsets = u16::from_le_bytes([sets[sets_at], sets[sets_at + 1]]);
+        let node = Node {
+            prefix: &names[at + 1..key_end],
+            zone,
+            flags: fixed[4],
+            nsets,
+            sets: &sets[sets_at + 2..],
+        };
+        (node, key_end + NODE_FIXED)
+    }
+
     /// Empty for an empty non-terminal. Few per node: a linear scan beats hashing.
-    pub rrsets: Box<[RrSet]>,
+    pub fn rrsets(&self) -> impl Iterator<Item = RrSet<'a>> + use<'a> {
+        let mut rest = self.sets;
+        (0..self.nsets).map(move |_| {
+            let rtype = u16::from_le_bytes([rest[0], rest[1]]);
+            let count = u16::from_le_bytes([rest[2], rest[3]]);
+            let len = u32::from_le_bytes(rest[4..8].try_into().unwrap()) as usize;
+            let wire = &rest[RRSET_HEADER..RRSET_HEADER + len];
+            rest = &rest[RRSET_HEADER + len..];
+            RrSet { rtype, count, wire }
+        })
+    }
+
+    pub fn rrset(&self, rtype: u16) -> Option<RrSet<'a>> {
+        self.rrsets().find(|s| s.rtype == rtype)
+    }
+
+    fn wildcard_child(&self) -> bool {
+        self.flags & WILDCARD_CHILD != 0
+    }
 }
 
 pub struct ZoneMeta {
-    /// Length of the apex name in wire form, to point at it inside the question name.
-    pub apex_len: usize,
+    /// The apex name in wire form.
+    pub apex: Box<[u8]>,
     /// `TYPE | CLASS | TTL | RDLENGTH | RDATA` of the SOA with TTL = min(SOA TTL, MINIMUM)
     /// (RFC 2308 section 3), for the authority section of negative answers.
     pub negative_soa: Box<[u8]>,
@@ -49,20 +115,45 @@ pub struct ZoneMeta {
     pub serial: u32,
 }
 
+impl ZoneMeta {
+    /// Length of the apex name in wire form, to point at it inside the question name.
+    pub fn apex_len(&self) -> usize {
+        self.apex.len()
+    }
+}
+
 /// Where a name lands.
 pub enum Lookup<'a> {
     /// The name exists (possibly as an empty non-terminal), or a wildcard covers it.
-    Found(&'a Node, &'a ZoneMeta),
+    Found(Node<'a>, &'a ZoneMeta),
     /// Inside one of our zones, but no such name.
     NxDomain(&'a ZoneMeta),
     /// Not in any zone we serve.
     NotOurs,
 }
 
-#[derive(Default)]
 pub struct ZoneIndex {
-    nodes: HashMap<Box<[u8]>, Node>,
+    /// Every node back to back (superseded copies included, flagged).
+    names: Vec<u8>,
+    /// Every distinct RRset list, once.
+    sets: Vec<u8>,
+    /// Arena offsets of the live nodes, by hash of the full lowercase wire name.
+    table: HashTable<u32>,
     zones: Vec<ZoneMeta>,
+    /// Seeded per process: query names are the lookup keys, and clients choose them.
+    hasher: RandomState,
+}
+
+impl Default for ZoneIndex {
+    fn default() -> ZoneIndex {
+        ZoneIndex {
+            names: Vec::new(),
+            sets: vec![0, 0], // NO_SETS
+            table: HashTable::new(),
+            zones: Vec::new(),
+            hasher: RandomState::default(),
+        }
+    }
 }
 
 /// `db.backhaul.` from wire form, for logs.
@@ -90,21 +181,98 @@ fn push_tail(w: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
     w.extend_from_slice(rdata);
 }
 
+/// Whether the node at `at` is named `name` (full wire form).
+fn is_named(arena: &[u8], zones: &[ZoneMeta], at: u32, name: &[u8]) -> bool {
+    let at = at as usize;
+    let key_len = usize::from(arena[at]);
+    let key = &arena[at + 1..at + 1 + key_len];
+    let zone = u32::from_le_bytes(
+        arena[at + 1 + key_len..at + 5 + key_len]
+            .try_into()
+            .unwrap(),
+    );
+    let apex = &zones[zone as usize].apex;
+    name.len() == key_len + apex.len() && name.starts_with(key) && name.ends_with(apex)
+}
+
+/// The full wire name of the node at `at`, assembled in `buf`.
+fn full_name<'b>(
+    names: &[u8],
+    zones: &[ZoneMeta],
+    at: u32,
+    buf: &'b mut [u8; 2 * MAX_NAME],
+) -> &'b [u8] {
+    let at = at as usize;
+    let key = &names[at + 1..at + 1 + usize::from(names[at])];
+    let zone = u32::from_le_bytes(
+        names[at + 1 + key.len()..at + 5 + key.len()]
+            .try_into()
+            .unwrap(),
+    );
+    let apex = &zones[zone as usize].apex;
+    let len = key.len() + apex.len();
+    buf[..key.len()].copy_from_slice(key);
+    buf[key.len()..len].copy_from_slice(apex);
+    &buf[..len]
+}
+
+/// Stores each distinct RRset list once in the set arena (only while compiling).
+#[derive(Default)]
+struct SetStore {
+    /// `(offset, length)` of every list stored, by hash of its bytes.
+    seen: HashTable<(u32, u32)>,
+}
+
+impl SetStore {
+    /// The offset of `list` (`NSETS | RRSET...`) in `sets`, appending it if it is new.
+    fn intern(&mut self, sets: &mut Vec<u8>, hasher: &RandomState, list: &[u8]) -> u32 {
+        let hash = hasher.hash_one(list);
+        let slice = |&(at, len): &(u32, u32)| (at as usize, at as usize + len as usize);
+        let found = self.seen.find(hash, |e| {
+            let (from, to) = slice(e);
+            &sets[from..to] == list
+        });
+        if let Some(&(at, _)) = found {
+            return at;
+        }
+        let at = u32::try_from(sets.len()).expect("RRsets under 4 GiB");
+        sets.extend_from_slice(list);
+        self.seen.insert_unique(hash, (at, list.len() as u32), |e| {
+            let (from, to) = slice(e);
+            hasher.hash_one(&sets[from..to])
+        });
+        at
+    }
+}
+
 impl ZoneIndex {
     pub fn compile(zones: &Zones) -> ZoneIndex {
         let mut index = ZoneIndex::default();
         let records: usize = zones.zones.iter().map(|z| z.records.len()).sum();
-        index.nodes.reserve(records);
-        for (zi, z) in zones.zones.iter().enumerate() {
-            let zone = zi as u32;
-            let apex = crate::dns::wire::name_wire(&z.apex);
+        // Names are fewer than records, but empty non-terminals come on top: a fair guess.
+        index.table.reserve(records, |_| 0);
+        let mut store = SetStore::default();
+        let mut list = Vec::new();
+        for z in &zones.zones {
+            let zone = index.zones.len() as u32;
+            let apex = crate::dns::wire::name_wire(&z.apex).into_boxed_slice();
+            index.zones.push(ZoneMeta {
+                apex,
+                negative_soa: Box::new([]),
+                complete: z.complete,
+                serial: z.serial,
+            });
             let mut negative_soa = Vec::new();
             // Records arrive sorted: an owner's records are contiguous, and so are its RRsets.
             for owned in z.records.chunk_by(|a, b| a.owner == b.owner) {
-                let mut rrsets = Vec::with_capacity(owned.len().min(4));
+                list.clear();
+                list.extend_from_slice(&[0, 0]);
+                let mut nsets = 0u16;
                 for set in owned.chunk_by(|a, b| a.rtype == b.rtype) {
-                    let size = set.iter().map(|r| 12 + r.rdata.len()).sum();
-                    let mut wire = Vec::with_capacity(size);
+                    list.extend_from_slice(&set[0].rtype.to_le_bytes());
+                    list.extend_from_slice(&(set.len() as u16).to_le_bytes());
+                    let len_at = list.len();
+                    list.extend_from_slice(&[0; 4]);
                     for r in set {
                         if r.record_type() == RecordType::SOA {
                             // MINIMUM is the last field of SOA RDATA (RFC 1035 3.3.13).
@@ -115,85 +283,163 @@ impl ZoneIndex {
                             negative_soa.clear();
                             push_tail(&mut negative_soa, r.rtype, r.ttl.min(minimum), &r.rdata);
                         }
-                        wire.extend_from_slice(&POINTER_TO_QNAME);
-                        push_tail(&mut wire, r.rtype, r.ttl, &r.rdata);
+                        list.extend_from_slice(&POINTER_TO_QNAME);
+                        push_tail(&mut list, r.rtype, r.ttl, &r.rdata);
                     }
-                    rrsets.push(RrSet {
-                        rtype: set[0].rtype,
-                        count: set.len() as u16,
-                        wire: wire.into_boxed_slice(),
-                    });
+                    let len = (list.len() - len_at - 4) as u32;
+                    list[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+                    nsets += 1;
                 }
+                list[..2].copy_from_slice(&nsets.to_le_bytes());
                 let owner = &owned[0].owner;
-                // Empty non-terminals between the owner and the apex. Every name already in
-                // the index has its ancestors there too, so the walk stops at the first one
-                // found: a 34-label ip6.arpa owner costs a probe or two, not 34.
-                let mut up = parent(owner);
-                while let Some(p) = up {
-                    if p.len() < apex.len() || p == apex.as_slice() || index.nodes.contains_key(p) {
-                        break;
-                    }
-                    let ent = Node {
-                        zone,
-                        wildcard_child: false,
-                        rrsets: Box::new([]),
-                    };
-                    index.nodes.insert(p.into(), ent);
-                    up = parent(p);
-                }
-                match index.nodes.get_mut(&owner[..]) {
-                    // Already there as an empty non-terminal or from another zone's records.
-                    Some(node) => {
-                        let mut all = std::mem::take(&mut node.rrsets).into_vec();
-                        all.extend(rrsets);
-                        node.rrsets = all.into_boxed_slice();
-                    }
-                    None => {
-                        let node = Node {
-                            zone,
-                            wildcard_child: false,
-                            rrsets: rrsets.into_boxed_slice(),
-                        };
-                        index.nodes.insert(owner.clone(), node);
-                    }
-                }
+                index.add_ancestors(owner, zone);
+                index.add(owner, zone, &list, &mut store);
             }
-            index.zones.push(ZoneMeta {
-                apex_len: apex.len(),
-                negative_soa: negative_soa.into_boxed_slice(),
-                complete: z.complete,
-                serial: z.serial,
-            });
+            index.zones[zone as usize].negative_soa = negative_soa.into_boxed_slice();
         }
-        let parents: Vec<Box<[u8]>> = index
-            .nodes
-            .keys()
-            .filter(|k| k.starts_with(WILDCARD_LABEL))
-            .filter_map(|k| parent(k).map(Box::from))
-            .collect();
-        for p in parents {
-            if let Some(node) = index.nodes.get_mut(&p) {
-                node.wildcard_child = true;
-            }
-        }
+        index.mark_wildcard_parents();
+        // A copy, not shrink_to_fit: mimalloc shrinks a block by less than half in place,
+        // keeping the whole doubled capacity resident.
+        index.names = index.names.as_slice().to_vec();
+        index.sets = index.sets.as_slice().to_vec();
+        let (arena, zones, hasher) = (&index.names, &index.zones, &index.hasher);
+        index.table.shrink_to_fit(|&at| {
+            let mut buf = [0; 2 * MAX_NAME];
+            hasher.hash_one(full_name(arena, zones, at, &mut buf))
+        });
         index
+    }
+
+    /// Empty non-terminals between `owner` and its apex. Every name already in the index has
+    /// its ancestors there too, so the walk stops at the first one found: a 34-label ip6.arpa
+    /// owner costs a probe or two, not 34.
+    fn add_ancestors(&mut self, owner: &[u8], zone: u32) {
+        let apex_len = self.zones[zone as usize].apex.len();
+        let mut up = parent(owner);
+        while let Some(p) = up {
+            if p.len() <= apex_len || self.find(p).is_some() {
+                break;
+            }
+            self.push_node(p, zone, NO_SETS);
+            up = parent(p);
+        }
+    }
+
+    /// Adds `owner` with its RRset list (`NSETS | RRSET...`). A name already present (as an
+    /// empty non-terminal, or from another zone's records) is copied to the end with the new
+    /// RRsets after its own; the old copy is flagged and skipped.
+    fn add(&mut self, owner: &[u8], zone: u32, list: &[u8], store: &mut SetStore) {
+        let Some(old_at) = self.find(owner) else {
+            let sets = store.intern(&mut self.sets, &self.hasher, list);
+            self.push_node(owner, zone, sets);
+            return;
+        };
+        let (old, _) = Node::read(&self.names, &self.sets, old_at as usize);
+        let nsets = u16::from_le_bytes([list[0], list[1]]) + old.nsets;
+        let own_len = old
+            .rrsets()
+            .map(|s| RRSET_HEADER + s.wire.len())
+            .sum::<usize>();
+        let mut merged = nsets.to_le_bytes().to_vec();
+        merged.extend_from_slice(&old.sets[..own_len]);
+        merged.extend_from_slice(&list[2..]);
+        let (flags, zone) = (old.flags, old.zone);
+        let key_end = old_at as usize + 1 + old.prefix.len();
+        self.names[key_end + 4] |= SUPERSEDED;
+        let sets = store.intern(&mut self.sets, &self.hasher, &merged);
+        let at = self.append(owner, zone, flags, sets);
+        let hash = self.hasher.hash_one(owner);
+        let (arena, zones) = (&self.names, &self.zones);
+        if let Some(slot) = self
+            .table
+            .find_mut(hash, |&at| is_named(arena, zones, at, owner))
+        {
+            *slot = at;
+        }
+    }
+
+    fn push_node(&mut self, name: &[u8], zone: u32, sets: u32) {
+        let at = self.append(name, zone, 0, sets);
+        let hash = self.hasher.hash_one(name);
+        let (arena, zones, hasher) = (&self.names, &self.zones, &self.hasher);
+        self.table.insert_unique(hash, at, |&at| {
+            let mut buf = [0; 2 * MAX_NAME];
+            hasher.hash_one(full_name(arena, zones, at, &mut buf))
+        });
+    }
+
+    /// Writes a node at the end of the name arena; returns its offset.
+    fn append(&mut self, name: &[u8], zone: u32, flags: u8, sets: u32) -> u32 {
+        let at = u32::try_from(self.names.len()).expect("a zone index under 4 GiB");
+        let prefix = &name[..name.len() - self.zones[zone as usize].apex.len()];
+        self.names.push(prefix.len() as u8);
+        self.names.extend_from_slice(prefix);
+        self.names.extend_from_slice(&zone.to_le_bytes());
+        self.names.push(flags);
+        self.names.extend_from_slice(&sets.to_le_bytes());
+        at
+    }
+
+    fn mark_wildcard_parents(&mut self) {
+        let mut parents = Vec::new();
+        for (name, _) in self.walk() {
+            if let Some(p) = name.strip_prefix(WILDCARD_LABEL).filter(|p| !p.is_empty()) {
+                parents.push(p.to_vec());
+            }
+        }
+        for p in parents {
+            if let Some(at) = self.find(&p) {
+                let key_end = at as usize + 1 + usize::from(self.names[at as usize]);
+                self.names[key_end + 4] |= WILDCARD_CHILD;
+            }
+        }
+    }
+
+    /// Every live node with its full name.
+    fn walk(&self) -> impl Iterator<Item = (Vec<u8>, Node<'_>)> + '_ {
+        let mut at = 0;
+        std::iter::from_fn(move || loop {
+            if at >= self.names.len() {
+                return None;
+            }
+            let (node, end) = Node::read(&self.names, &self.sets, at);
+            at = end;
+            if node.flags & SUPERSEDED == 0 {
+                let mut name = node.prefix.to_vec();
+                name.extend_from_slice(&self.zones[node.zone as usize].apex);
+                return Some((name, node));
+            }
+        })
+    }
+
+    fn find(&self, name: &[u8]) -> Option<u32> {
+        let hash = self.hasher.hash_one(name);
+        let (arena, zones) = (&self.names, &self.zones);
+        self.table
+            .find(hash, |&at| is_named(arena, zones, at, name))
+            .copied()
+    }
+
+    fn get(&self, name: &[u8]) -> Option<Node<'_>> {
+        self.find(name)
+            .map(|at| Node::read(&self.names, &self.sets, at as usize).0)
     }
 
     /// `qname` is lowercase wire form (as [`super::wire::QName::wire`] gives it).
     pub fn lookup(&self, qname: &[u8]) -> Lookup<'_> {
-        if let Some(node) = self.nodes.get(qname) {
+        if let Some(node) = self.get(qname) {
             return Lookup::Found(node, &self.zones[node.zone as usize]);
         }
         // The nearest existing ancestor is the closest encloser (RFC 4592 3.3.1): only its
         // wildcard child may answer; below an existing name no other wildcard applies.
         let mut up = parent(qname);
         while let Some(p) = up {
-            if let Some(node) = self.nodes.get(p) {
-                if node.wildcard_child {
-                    let mut key = [0u8; 256];
+            if let Some(node) = self.get(p) {
+                if node.wildcard_child() {
+                    let mut key = [0u8; 2 + MAX_NAME];
                     key[..2].copy_from_slice(WILDCARD_LABEL);
                     key[2..2 + p.len()].copy_from_slice(p);
-                    if let Some(source) = self.nodes.get(&key[..2 + p.len()]) {
+                    if let Some(source) = self.get(&key[..2 + p.len()]) {
                         return Lookup::Found(source, &self.zones[source.zone as usize]);
                     }
                 }
@@ -205,21 +451,126 @@ impl ZoneIndex {
     }
 
     /// The zone whose apex is exactly `qname`, if we serve one.
-    pub fn zone_at_apex(&self, qname: &[u8]) -> Option<(u32, &Node, &ZoneMeta)> {
-        let node = self.nodes.get(qname)?;
+    pub fn zone_at_apex(&self, qname: &[u8]) -> Option<(u32, Node<'_>, &ZoneMeta)> {
+        let node = self.get(qname)?;
         let meta = &self.zones[node.zone as usize];
-        (meta.apex_len == qname.len()).then_some((node.zone, node, meta))
+        node.prefix.is_empty().then_some((node.zone, node, meta))
     }
 
     /// Every name of one zone, in no particular order (zone transfers).
-    pub fn names_in(&self, zone: u32) -> impl Iterator<Item = (&[u8], &Node)> {
-        self.nodes
-            .iter()
-            .filter(move |(_, n)| n.zone == zone)
-            .map(|(k, n)| (&k[..], n))
+    pub fn names_in(&self, zone: u32) -> impl Iterator<Item = Node<'_>> {
+        self.walk()
+            .map(|(_, node)| node)
+            .filter(move |n| n.zone == zone)
     }
 
     pub fn names(&self) -> usize {
-        self.nodes.len()
+        self.table.len()
+    }
+
+    /// Heap bytes held (arena, table, zone list), for the memory benchmark.
+    pub fn heap_bytes(&self) -> usize {
+        self.names.capacity()
+            + self.sets.capacity()
+            + self.table.allocation_size()
+            + self
+                .zones
+                .iter()
+                .map(|z| 48 + z.apex.len() + z.negative_soa.len())
+                .sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zone::{ZoneContent, ZoneRecord};
+    use hickory_proto::rr::Name;
+    use std::str::FromStr;
+
+    fn a(owner: &str, ip: [u8; 4]) -> ZoneRecord {
+        let owner = crate::dns::wire::name_wire(&Name::from_str(owner).unwrap());
+        ZoneRecord::address(&owner, std::net::IpAddr::from(ip), 60)
+    }
+
+    fn zone(apex: &str, mut records: Vec<ZoneRecord>) -> ZoneContent {
+        records.sort_by(|x, y| (&x.owner, x.rtype, &x.rdata).cmp(&(&y.owner, y.rtype, &y.rdata)));
+        ZoneContent {
+            apex: Name::from_str(apex).unwrap(),
+            complete: true,
+            hash: [0; 32],
+            serial: 1,
+            records,
+        }
+    }
+
+    fn wire(name: &str) -> Vec<u8> {
+        crate::dns::wire::name_wire(&Name::from_str(name).unwrap())
+    }
+
+    #[test]
+    fn names_ancestors_and_merged_nodes() {
+        let zones = Zones {
+            zones: vec![
+                zone(
+                    "backhaul.",
+                    vec![
+                        a("x.y.backhaul.", [10, 0, 0, 1]),
+                        a("backhaul.", [10, 0, 0, 9]),
+                        // Sorted before its parent's records: `y` starts as an empty
+                        // non-terminal, then gets an A record (a merged node).
+                        a("y.backhaul.", [10, 0, 0, 2]),
+                        a("*.w.backhaul.", [10, 0, 0, 3]),
+                    ],
+                ),
+                zone("sub.backhaul.", vec![a("sub.backhaul.", [10, 0, 0, 4])]),
+            ],
+            ..Zones::default()
+        };
+        let index = ZoneIndex::compile(&zones);
+        let found = |n: &str| match index.lookup(&wire(n)) {
+            Lookup::Found(node, meta) => Some((
+                node.rrsets()
+                    .map(|s| (s.rtype, s.count, s.wire.len()))
+                    .collect::<Vec<_>>(),
+                meta.apex_len(),
+            )),
+            _ => None,
+        };
+        assert_eq!(found("x.y.backhaul."), Some((vec![(1, 1, 16)], 10)));
+        assert_eq!(found("y.backhaul."), Some((vec![(1, 1, 16)], 10)));
+        assert_eq!(
+            found("w.backhaul."),
+            Some((vec![], 10)),
+            "empty non-terminal"
+        );
+        assert_eq!(
+            found("q.w.backhaul."),
+            Some((vec![(1, 1, 16)], 10)),
+            "wildcard"
+        );
+        assert_eq!(found("sub.backhaul."), Some((vec![(1, 1, 16)], 14)));
+        assert!(
+            matches!(index.lookup(&wire("z.backhaul.")), Lookup::NxDomain(m) if m.apex_len() == 10)
+        );
+        assert!(matches!(
+            index.lookup(&wire("q.x.y.backhaul.")),
+            Lookup::NxDomain(_)
+        ));
+        assert_eq!(
+            found("q.x.w.backhaul."),
+            Some((vec![(1, 1, 16)], 10)),
+            "wildcard, two labels"
+        );
+        assert!(matches!(index.lookup(&wire("example.")), Lookup::NotOurs));
+        // A walk sees each live name once: the superseded copy of `y` is skipped.
+        let mut names: Vec<Vec<u8>> = index.walk().map(|(n, _)| n).collect();
+        names.sort();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(names.len(), before);
+        assert_eq!(index.names(), before);
+        assert_eq!(before, 6, "backhaul, x.y, y, w, *.w, sub: {names:?}");
+        assert_eq!(index.names_in(1).count(), 1);
     }
 }

@@ -32,7 +32,7 @@ pub fn axfr(zone: &ZoneIndex, query: &[u8]) -> Option<Vec<Vec<u8>>> {
     if !meta.complete {
         return None; // never hand out a zone we have not synced yet
     }
-    let soa = apex_node.rrsets.iter().find(|s| s.rtype == TYPE_SOA)?;
+    let soa = apex_node.rrset(TYPE_SOA)?;
     let mut header = Vec::with_capacity(HEADER_LEN + q.end);
     header.extend_from_slice(&req.id.to_be_bytes());
     let f = flags::QR | flags::AA | (req.flags & flags::RD);
@@ -46,17 +46,16 @@ pub fn axfr(zone: &ZoneIndex, query: &[u8]) -> Option<Vec<Vec<u8>>> {
         current: Vec::new(),
         count: 0,
     };
-    out.rrset(&[], soa);
-    let apex_len = meta.apex_len;
-    for (name, node) in zone.names_in(z) {
-        let prefix = &name[..name.len() - apex_len];
-        for set in node.rrsets.iter() {
+    out.rrset(&[], &soa);
+    for node in zone.names_in(z) {
+        let prefix = node.prefix;
+        for set in node.rrsets() {
             if !(prefix.is_empty() && set.rtype == TYPE_SOA) {
-                out.rrset(prefix, set);
+                out.rrset(prefix, &set);
             }
         }
     }
-    out.rrset(&[], soa);
+    out.rrset(&[], &soa);
     Some(out.finish())
 }
 
