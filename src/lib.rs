@@ -15,6 +15,8 @@
 //! - [`zone`]: snapshots + records files -> zones of each view (pure), SOA serials.
 //! - [`snapshot`]: the last good member data per network, so restarts survive API outages.
 //! - [`sync`]: **where a sync happens**: poll each network, rebuild, swap the zones atomically.
+//! - [`background`]: the low-priority thread member lists are parsed on; [`memory`]: how
+//!   freed memory goes back to the system after a sync.
 //! - [`watch`]: watched files (config, zone files, members files) -> reloads and syncs.
 //! - [`interfaces`]: which addresses to answer on (interface glob, local zerotier-one service,
 //!   or a fixed list), asked again every few seconds.
@@ -34,6 +36,7 @@
 //! per NXDOMAIN at 10,000 names) and is updated under a lock that stalls queries during a
 //! sync. Here a lookup is a few hash probes whatever the zone size, and a sync swaps one pointer.
 
+pub mod background;
 pub mod cli;
 pub mod config;
 pub mod dns;

@@ -49,7 +49,8 @@ impl Client {
         let list: models::RawMembers = self
             .required(&format!("{path}/member"), "member list")
             .await?;
-        let members = models::parse_members(self.network, list);
+        let id = self.network;
+        let members = crate::background::run(move || models::parse_members(id, list)).await;
         Ok(network.into_snapshot(self.network, members))
     }
 

@@ -35,7 +35,10 @@ impl MembersFile {
         let bytes = tokio::fs::read(&self.path)
             .await
             .map_err(|e| err(e.to_string()))?;
-        parse(&bytes, self.network).map_err(err)
+        let id = self.network;
+        crate::background::run(move || parse(&bytes, id))
+            .await
+            .map_err(err)
     }
 }
 
