@@ -32,13 +32,14 @@ impl MembersFile {
             path: self.path.display().to_string(),
             reason,
         };
-        let bytes = tokio::fs::read(&self.path)
-            .await
-            .map_err(|e| err(e.to_string()))?;
-        let id = self.network;
-        crate::background::run(move || parse(&bytes, id))
-            .await
-            .map_err(err)
+        let (path, id) = (self.path.clone(), self.network);
+        // Reading too: a large file is a large copy, and it happens on every poll.
+        crate::background::run(move || {
+            let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+            parse(&bytes, id)
+        })
+        .await
+        .map_err(err)
     }
 }
 
