@@ -573,4 +573,131 @@ mod tests {
         assert_eq!(before, 6, "backhaul, x.y, y, w, *.w, sub: {names:?}");
         assert_eq!(index.names_in(1).count(), 1);
     }
+
+    /// A lookup's outcome: (type and count of each RRset, apex length, found); None: not ours.
+    type Seen = Option<(Vec<(u16, u16)>, usize, bool)>;
+
+    /// What a lookup must find, worked out the slow way from the records alone.
+    fn expected(zones: &[(Vec<u8>, Vec<ZoneRecord>)], qname: &[u8]) -> Seen {
+        // Every name: owners, and their ancestors down to the apex of their zone.
+        let mut names: std::collections::HashMap<Vec<u8>, usize> = Default::default();
+        for (zi, (apex, records)) in zones.iter().enumerate() {
+            for r in records {
+                let mut name: &[u8] = &r.owner;
+                loop {
+                    names.entry(name.to_vec()).or_insert(zi);
+                    if name == apex.as_slice() {
+                        break;
+                    }
+                    name = parent(name).unwrap();
+                }
+            }
+        }
+        let sets_at = |name: &[u8]| {
+            let mut sets: Vec<(u16, u16)> = Vec::new();
+            for (_, records) in zones {
+                for r in records.iter().filter(|r| &r.owner[..] == name) {
+                    match sets.iter_mut().find(|(t, _)| *t == r.rtype) {
+                        Some((_, n)) => *n += 1,
+                        None => sets.push((r.rtype, 1)),
+                    }
+                }
+            }
+            sets
+        };
+        if let Some(&zi) = names.get(qname) {
+            return Some((sets_at(qname), zones[zi].0.len(), true));
+        }
+        let mut up = parent(qname);
+        while let Some(p) = up {
+            if let Some(&zi) = names.get(p) {
+                let wildcard = [WILDCARD_LABEL, p].concat();
+                return Some(match names.get(&wildcard) {
+                    Some(&wz) => (sets_at(&wildcard), zones[wz].0.len(), true),
+                    None => (Vec::new(), zones[zi].0.len(), false),
+                });
+            }
+            up = parent(p);
+        }
+        None
+    }
+
+    #[test]
+    fn lookups_match_a_model_of_the_records() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let labels = ["a", "b", "c", "*"];
+        let random_name = |rng: &mut rand::rngs::StdRng, apex: &str| {
+            let depth = rng.random_range(0..4);
+            let mut name = String::new();
+            for _ in 0..depth {
+                name.push_str(labels[rng.random_range(0..labels.len())]);
+                name.push('.');
+            }
+            name + apex
+        };
+        for round in 0..50 {
+            // As zone::build makes them: never nested, and every apex holds records (SOA, NS).
+            let apexes = ["backhaul.", "c.example.", "d.example."];
+            let mut zones = Vec::new();
+            for apex in apexes.iter().take(1 + round % 3) {
+                let mut records = vec![a(apex, [10, 0, 0, 53])];
+                for _ in 0..rng.random_range(1..30) {
+                    let owner = wire(&random_name(&mut rng, apex));
+                    let ip: std::net::IpAddr = if rng.random_bool(0.7) {
+                        std::net::Ipv4Addr::from(rng.random::<u32>() % 4).into()
+                    } else {
+                        std::net::Ipv6Addr::from(rng.random::<u128>() % 3).into()
+                    };
+                    records.push(ZoneRecord::address(&owner, ip, 60));
+                }
+                records.sort_by(|x, y| {
+                    (&x.owner, x.rtype, &x.rdata).cmp(&(&y.owner, y.rtype, &y.rdata))
+                });
+                records.dedup();
+                zones.push((wire(apex), records));
+            }
+            let compiled = ZoneIndex::compile(&Zones {
+                zones: zones
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, records))| zone(apexes[i], records.clone()))
+                    .collect(),
+                ..Zones::default()
+            });
+            for _ in 0..200 {
+                let apex = apexes[rng.random_range(0..apexes.len())];
+                let q = wire(&random_name(&mut rng, apex));
+                let got: Seen = match compiled.lookup(&q) {
+                    Lookup::Found(node, meta) => Some((
+                        node.rrsets().map(|s| (s.rtype, s.count)).collect(),
+                        meta.apex_len(),
+                        true,
+                    )),
+                    Lookup::NxDomain(meta) => Some((Vec::new(), meta.apex_len(), false)),
+                    Lookup::NotOurs => None,
+                };
+                assert_eq!(
+                    got,
+                    expected(&zones, &q),
+                    "round {round}, {}",
+                    wire_to_text(&q)
+                );
+            }
+            // A transfer sees every name of each zone exactly once.
+            for (zi, (apex, _)) in zones.iter().enumerate() {
+                let mut prefixes: Vec<&[u8]> =
+                    compiled.names_in(zi as u32).map(|n| n.prefix).collect();
+                let total = prefixes.len();
+                prefixes.sort();
+                prefixes.dedup();
+                assert_eq!(
+                    prefixes.len(),
+                    total,
+                    "round {round}, zone {}",
+                    wire_to_text(apex)
+                );
+            }
+        }
+    }
 }
