@@ -8,7 +8,7 @@
 #  1. throughput: dnsperf against the servers taking turns, UDP and TCP, with the mixed query
 #     set (70% A, 10% AAAA, 15% NXDOMAIN, 5% NODATA/PTR) and NXDOMAIN-only and A-only sets;
 #     the median QPS of RUNS runs, lost queries, server CPU per query, ratios to NSD;
-#  2. latency: average and p99 at a fixed 10,000 queries/s (UDP, mixed set);
+#  2. latency: average and p99 at a fixed 10,000 queries/s (UDP, mixed set), median of RUNS;
 #  3. memory: each server's resident set size after all of that;
 #  4. sync under load (SYNC_MEMBERS=10000 members): backhaul-dns re-reads a members file that
 #     changes every 100 ms (every member's address moves each time), so it rebuilds and swaps
@@ -168,19 +168,31 @@ once() {
   CPU=$(python3 -c "print(($after-$before)/$HZ*1e6/max(1,$completed))")
 }
 
-# latency NAME PORT FILE LOG -> average and p99 (ms) at 10,000 q/s over UDP, and lost queries
+# latency NAME PORT FILE LOG -> RUNS runs at 10,000 q/s over UDP (logs LOG-1.log, ...): the
+# p99 of each run, and the medians of the average and of the p99 (ms), lost queries in all
 latency() {
-  local name=$1 port=$2 file=$3 log=$4
-  taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$file" -l "$SECONDS_PER_RUN" -Q 10000 -v \
-    -t 2 > "$log" 2>&1 || true
-  python3 - "$log" "$name" <<'PY'
-import sys
-lat = sorted(float(l.split()[-1]) for l in open(sys.argv[1]) if l.startswith("> "))
-lost = next((l.split()[2] for l in open(sys.argv[1]) if "Queries lost" in l), "?")
-if not lat:
-    print(f"{sys.argv[2]:<12} no answers"); sys.exit()
-p99 = lat[int(len(lat) * 0.99) - 1]
-print(f"{sys.argv[2]:<12} {len(lat):7d} answers  avg {sum(lat)/len(lat)*1000:6.3f} ms  p99 {p99*1000:6.3f} ms  lost {lost}")
+  local name=$1 port=$2 file=$3 log=$4 i
+  for i in $(seq "$RUNS"); do
+    taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$file" -l "$SECONDS_PER_RUN" -Q 10000 -v \
+      -t 2 > "$log-$i.log" 2>&1 || true
+  done
+  python3 - "$name" "$log" "$RUNS" <<'PY'
+import statistics, sys
+name, prefix, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+avgs, p99s, lost, answers = [], [], 0, 0
+for i in range(1, runs + 1):
+    lines = open(f"{prefix}-{i}.log").read().splitlines()
+    lat = sorted(float(l.split()[-1]) for l in lines if l.startswith("> "))
+    lost += int(next((l.split()[2] for l in lines if "Queries lost" in l), "0"))
+    if lat:
+        answers += len(lat)
+        avgs.append(sum(lat) / len(lat) * 1000)
+        p99s.append(lat[int(len(lat) * 0.99) - 1] * 1000)
+if not p99s:
+    print(f"{name:<12} no answers"); sys.exit()
+runs_text = " ".join(f"{p:.2f}" for p in p99s)
+print(f"{name:<12} {answers:7d} answers  avg {statistics.median(avgs):6.3f} ms  "
+      f"p99 {statistics.median(p99s):6.3f} ms (median; runs: {runs_text})  lost {lost}")
 PY
 }
 
@@ -221,9 +233,9 @@ for k in "udp queries" "udp queries-nx" "udp queries-a" "tcp queries" "tcp queri
 done
 
 echo "== 2. latency at 10,000 q/s (UDP, mixed set)"
-latency backhaul-dns $BH_PORT "$OUT/queries.txt" "$OUT/latency-backhaul-dns.log"
-latency nsd $NSD_PORT "$OUT/queries.txt" "$OUT/latency-nsd.log"
-latency knot $KNOT_PORT "$OUT/queries.txt" "$OUT/latency-knot.log"
+latency backhaul-dns $BH_PORT "$OUT/queries.txt" "$OUT/latency-backhaul-dns"
+latency nsd $NSD_PORT "$OUT/queries.txt" "$OUT/latency-nsd"
+latency knot $KNOT_PORT "$OUT/queries.txt" "$OUT/latency-knot"
 
 echo "== 3. resident memory with $MEMBERS members (MiB)"
 printf 'backhaul-dns %s   nsd %s   knot %s\n' "$(rss $BH_PID)" "$(rss $NSD_PID)" "$(rss $KNOT_PID)"
@@ -245,12 +257,12 @@ cp "$OUT/a/members.json" "$OUT/sync/members.json"
 taskset -c 0 "$BIN" run --config "$OUT/sync/backhaul-dns.toml" --log-level info 2> "$OUT/sync/server.log" &
 PIDS+=($!)
 wait_up $SYNC_PORT
-latency "no swaps" $SYNC_PORT "$OUT/sync/queries.txt" "$OUT/sync/latency-static.log"
+latency "no swaps" $SYNC_PORT "$OUT/sync/queries.txt" "$OUT/sync/latency-static"
 # Flip the members file between the two versions every 100 ms (by rename, as a sync source
 # would) for as long as dnsperf runs, plus a second. One process, in the SCHED_IDLE class:
 # the harness must not take CPU from the server or from dnsperf (a shell loop spawning cp and
 # mv every 100 ms delayed dnsperf itself by milliseconds).
-chrt --idle 0 python3 - "$OUT" $(( SECONDS_PER_RUN + 1 )) <<'PY' &
+chrt --idle 0 python3 - "$OUT" $(( RUNS * (SECONDS_PER_RUN + 1) + 1 )) <<'PY' &
 import os, sys, time
 out, seconds = sys.argv[1], float(sys.argv[2])
 versions = [open(f"{out}/{v}/members.json", "rb").read() for v in ("b", "a")]
@@ -264,22 +276,27 @@ while time.monotonic() < end:
     time.sleep(0.1)
 PY
 FLIP=$!
-latency "with swaps" $SYNC_PORT "$OUT/sync/queries.txt" "$OUT/sync/latency-during-sync.log"
-wait $FLIP || true
+latency "with swaps" $SYNC_PORT "$OUT/sync/queries.txt" "$OUT/sync/latency-during-sync"
+kill $FLIP 2>/dev/null || true; wait $FLIP 2>/dev/null || true
 SYNCS=$(grep -c '"zone updated"\|zone updated' "$OUT/sync/server.log" || true)
 TOOK=$(grep -o 'took_ms=[0-9]*' "$OUT/sync/server.log" | cut -d= -f2 | sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "?"}')
 echo "zone swaps during the run: $SYNCS (median build+compile+swap ${TOOK} ms)"
 rcodes() { grep -o 'Response codes:.*' "$1" | sed 's/Response codes: *//'; }
-echo "response codes without swaps: $(rcodes "$OUT/sync/latency-static.log")"
-echo "response codes with swaps:    $(rcodes "$OUT/sync/latency-during-sync.log")"
-python3 - "$OUT/sync/latency-static.log" "$OUT/sync/latency-during-sync.log" <<'PY'
+echo "response codes without swaps: $(rcodes "$OUT/sync/latency-static-1.log")"
+echo "response codes with swaps:    $(rcodes "$OUT/sync/latency-during-sync-1.log")"
+python3 - "$OUT/sync/latency-static" "$OUT/sync/latency-during-sync" "$RUNS" <<'PY'
 import re, sys
 def shares(path):
     line = next(l for l in open(path) if "Response codes" in l)
     return {c: float(p) for c, p in re.findall(r"([A-Z]+) \d+ \(([\d.]+)%\)", line)}
-a, b = shares(sys.argv[1]), shares(sys.argv[2])
-worst = max(abs(a.get(c, 0) - b.get(c, 0)) for c in set(a) | set(b))
-# The two runs send slightly different numbers of queries from the same file: allow 0.5 points.
-print("same answers with and without swaps" if worst <= 0.5 and "SERVFAIL" not in b
+static, swapping, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+a = shares(f"{static}-1.log")
+worst, servfail = 0.0, False
+for i in range(1, runs + 1):
+    b = shares(f"{swapping}-{i}.log")
+    servfail |= "SERVFAIL" in b
+    worst = max([worst] + [abs(a.get(c, 0) - b.get(c, 0)) for c in set(a) | set(b)])
+# The runs send slightly different numbers of queries from the same file: allow 0.5 points.
+print("same answers with and without swaps in every run" if worst <= 0.5 and not servfail
       else f"ANSWERS DIFFER during swaps (by up to {worst:.2f} points)")
 PY
