@@ -467,18 +467,6 @@ impl ZoneIndex {
     pub fn names(&self) -> usize {
         self.table.len()
     }
-
-    /// Heap bytes held (arena, table, zone list), for the memory benchmark.
-    pub fn heap_bytes(&self) -> usize {
-        self.names.capacity()
-            + self.sets.capacity()
-            + self.table.allocation_size()
-            + self
-                .zones
-                .iter()
-                .map(|z| 48 + z.apex.len() + z.negative_soa.len())
-                .sum::<usize>()
-    }
 }
 
 #[cfg(test)]
