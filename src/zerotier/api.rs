@@ -123,7 +123,7 @@ impl Api {
             .expect("404 is an error unless missing_ok"))
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
 

@@ -50,7 +50,15 @@ impl Client {
             .required(&format!("{path}/member"), "member list")
             .await?;
         let id = self.network;
-        let members = crate::background::run(move || models::parse_members(id, list)).await;
+        let members = crate::background::run(move || models::parse_members(id, list))
+            .await
+            .ok_or_else(|| FetchError::BadResponse {
+                url: self.api.url(&format!("{path}/member")),
+                what: "member list",
+                reason:
+                    "parsing it failed unexpectedly (a bug: please report the panic logged above)"
+                        .into(),
+            })?;
         Ok(network.into_snapshot(self.network, members))
     }
 

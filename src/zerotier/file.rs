@@ -39,6 +39,12 @@ impl MembersFile {
             parse(&bytes, id)
         })
         .await
+        .unwrap_or_else(|| {
+            Err(
+                "parsing it failed unexpectedly (a bug: please report the panic logged above)"
+                    .into(),
+            )
+        })
         .map_err(err)
     }
 }
