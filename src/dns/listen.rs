@@ -78,7 +78,6 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     // Best effort: a smaller buffer still works, it just drops sooner under a flood.
     let _ = sock.set_recv_buffer_size(UDP_SOCKET_BUFFER);
     let _ = sock.set_send_buffer_size(UDP_SOCKET_BUFFER);
-    sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
     Ok(sock.into())
 }

@@ -76,8 +76,8 @@ struct Batch {
     outs: Vec<Vec<u8>>,
     send_iovs: Vec<libc::iovec>,
     send_hdrs: Vec<libc::mmsghdr>,
-    /// Which received query each queued answer belongs to.
-    replied: Vec<usize>,
+    /// Which received query each queued answer belongs to, and its sender.
+    replied: Vec<(usize, SocketAddr)>,
 }
 
 impl Batch {
@@ -117,8 +117,8 @@ impl Batch {
         }
     }
 
-    /// Queues the answer in `outs[i]` for the sender of query `i`.
-    fn queue(&mut self, i: usize) {
+    /// Queues the answer in `outs[i]` for `peer`, the sender of query `i`.
+    fn queue(&mut self, i: usize, peer: SocketAddr) {
         let k = self.replied.len();
         self.send_iovs[k] = libc::iovec {
             iov_base: self.outs[i].as_mut_ptr().cast(),
@@ -129,7 +129,7 @@ impl Batch {
         h.msg_namelen = self.hdrs[i].msg_hdr.msg_namelen;
         h.msg_iov = &mut self.send_iovs[k];
         h.msg_iovlen = 1;
-        self.replied.push(i);
+        self.replied.push((i, peer));
     }
 }
 
@@ -180,7 +180,7 @@ fn serve(socket: &Arc<UdpSocket>, ctx: &Arc<Context>, stop: &AtomicBool, runtime
                 ctx.policy(peer.ip()),
                 &mut b.outs[i],
             ) {
-                Outcome::Reply { .. } => b.queue(i),
+                Outcome::Reply { .. } => b.queue(i, peer),
                 Outcome::Forward => forward_udp(socket, ctx, runtime, query, None, peer, started),
                 Outcome::ForwardChain => {
                     let partial = Some(b.outs[i].as_slice());
@@ -212,11 +212,9 @@ fn serve(socket: &Arc<UdpSocket>, ctx: &Arc<Context>, stop: &AtomicBool, runtime
             }
             sent += r as usize;
         }
-        for &i in &b.replied {
+        for &(i, peer) in &b.replied {
             let len = (b.hdrs[i].msg_len as usize).min(RECV_BUFFER);
-            if let Some(peer) = peer(&b.addrs[i]) {
-                ctx.answered(&b.bufs[i][..len], &b.outs[i], peer, started);
-            }
+            ctx.answered(&b.bufs[i][..len], &b.outs[i], peer, started);
         }
     }
 }
