@@ -123,7 +123,9 @@ fn main() {
             }
         }
         // What a running server holds between syncs: the builder's member data and the
-        // published views (the built zones are dropped after the swap).
+        // published views (the built zones are dropped after the swap). The snapshot writer
+        // holds a member list only while saving it.
+        builder.snapshot_writer().flush(Duration::from_secs(10));
         let held = LIVE.load(Relaxed);
         let json = members_json(n, RUNS);
         let snapshot = file::parse(&json, NETWORK.parse().unwrap()).unwrap();
@@ -134,6 +136,7 @@ fn main() {
         let built = builder.build();
         views.publish(&built);
         drop(built);
+        builder.snapshot_writer().flush(Duration::from_secs(10));
         let peak = PEAK.load(Relaxed) - before;
         drop(views);
         let index = held - LIVE.load(Relaxed);

@@ -152,6 +152,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         }
     }
     tracing::info!("shutting down");
+    sync.save_snapshots().await;
     Ok(())
 }
 

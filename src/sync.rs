@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
@@ -30,6 +30,12 @@ use crate::zerotier::models::DnsSettings;
 use crate::zerotier::{self, FetchError, NetworkId, NetworkSnapshot, Source};
 use crate::zone::{self, FileRecords, SerialBook, Settings, Zones};
 
+/// How long the builder waits for another sync before handing the memory freed by the last
+/// one back to the system. Syncs in quick succession (webhooks, a members file rewritten in
+/// bursts) reuse it instead: returning it after each build made every build fault all of its
+/// memory back in (10,000 members every 100 ms: ~10,000 page faults per build).
+const RELEASE_AFTER: Duration = Duration::from_secs(1);
+
 /// Longest wait between attempts while a network keeps failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 const SERIALS_FILE: &str = "serials.json";
@@ -39,7 +45,7 @@ const PUBLIC_SERIALS_FILE: &str = "serials-public.json";
 /// Rebuilds zones from the latest snapshot of every network and the records files.
 pub struct Builder {
     networks: Vec<config::Network>,
-    snapshots: HashMap<NetworkId, NetworkSnapshot>,
+    snapshots: HashMap<NetworkId, Arc<NetworkSnapshot>>,
     settings: Settings,
     files: FileRecords,
     /// The public view's addresses (its NS name's records), when it is configured.
@@ -49,6 +55,7 @@ pub struct Builder {
     state_dir: PathBuf,
     warned_state: bool,
     store: snapshot::Store,
+    writer: snapshot::Writer,
     /// Member names already reported as taken over by a records file (logged once each).
     overrides_seen: HashSet<zone::Override>,
     /// Networks synced by this process (the others, if held, come from a snapshot).
@@ -75,6 +82,7 @@ impl Builder {
             state_dir: config.state_dir.clone(),
             warned_state: false,
             store: snapshot::Store::new(&config.state_dir),
+            writer: snapshot::Writer::new(&config.state_dir),
             overrides_seen: HashSet::new(),
             fresh: HashSet::new(),
             telemetry,
@@ -97,26 +105,34 @@ impl Builder {
                 tracing::info!(network = %id, members = loaded.snapshot.members.len(),
                     age = %humantime::format_duration(Duration::from_secs(loaded.age.as_secs())),
                     "serving the last good snapshot until the first sync");
-                self.snapshots.insert(*id, loaded.snapshot);
+                self.snapshots.insert(*id, Arc::new(loaded.snapshot));
             } else {
                 tracing::info!(network = %id, "no snapshot: names in this network get SERVFAIL until the first sync");
             }
         }
     }
 
-    /// Records a successful sync's snapshot (and saves it); returns whether it changed.
+    /// Records a successful sync's snapshot (the writer saves it); returns whether it changed.
     pub fn set(&mut self, snapshot: NetworkSnapshot) -> bool {
         if !self.networks.iter().any(|n| n.id == snapshot.id) {
             return false; // removed from the config while it was being fetched
         }
-        let changed = self.snapshots.get(&snapshot.id) != Some(&snapshot);
+        let held = self.snapshots.get(&snapshot.id);
+        let changed = held.is_none_or(|h| **h != snapshot);
         // The first sync after a snapshot changes where the data comes from, if not the data.
         let first = self.fresh.insert(snapshot.id);
-        self.store.save(&snapshot, changed);
-        if changed {
-            self.snapshots.insert(snapshot.id, snapshot);
-        }
+        let snapshot = match held {
+            Some(h) if !changed => h.clone(),
+            _ => Arc::new(snapshot),
+        };
+        self.writer.save(&snapshot, changed);
+        self.snapshots.insert(snapshot.id, snapshot);
         changed || first
+    }
+
+    /// The thread that saves snapshots (for waiting on it at shutdown).
+    pub fn snapshot_writer(&self) -> snapshot::Writer {
+        self.writer.clone()
     }
 
     /// Takes a reloaded configuration and records files; snapshots of networks still
@@ -157,7 +173,7 @@ impl Builder {
             .iter()
             .map(|network| zone::Input {
                 network,
-                snapshot: self.snapshots.get(&network.id),
+                snapshot: self.snapshots.get(&network.id).map(Arc::as_ref),
             })
             .collect();
         let mut private = zone::build(&inputs, &self.settings, &self.files);
@@ -399,9 +415,15 @@ pub struct SyncHandle {
     pub triggers: Triggers,
     pollers: Arc<Mutex<HashMap<NetworkId, Running>>>,
     generation: Arc<AtomicU64>,
+    snapshots: snapshot::Writer,
 }
 
 impl SyncHandle {
+    /// Saves the snapshots still waiting for their turn (at shutdown).
+    pub async fn save_snapshots(&self) {
+        save_pending(self.snapshots.clone()).await;
+    }
+
     pub async fn nameserver_addresses(&self, addresses: Vec<IpAddr>) {
         self.served.send_replace(addresses.clone());
         let _ = self.tx.send(Update::Nameservers(addresses)).await;
@@ -503,7 +525,7 @@ pub async fn start(
     builder.set_nameserver_addresses(nameservers);
     views.publish(&builder.build());
 
-    let (tx, mut rx) = mpsc::channel::<Update>(16);
+    let (tx, rx) = mpsc::channel::<Update>(16);
     let handle = SyncHandle {
         telemetry,
         tx,
@@ -511,74 +533,126 @@ pub async fn start(
         triggers: Triggers::default(),
         pollers: Arc::default(),
         generation: Arc::default(),
+        snapshots: builder.snapshot_writer(),
     };
 
-    let mut notify_targets = config.transfer.notify.clone();
-    let runtime = tokio::runtime::Handle::current();
-    let mut serials: HashMap<String, u32> = HashMap::new();
-    let mut generations: HashMap<NetworkId, u64> = HashMap::new();
+    let zone_builder = ZoneBuilder {
+        builder,
+        views,
+        runtime: tokio::runtime::Handle::current(),
+        notify_targets: config.transfer.notify.clone(),
+        serials: HashMap::new(),
+        generations: HashMap::new(),
+    };
     std::thread::Builder::new()
         .name("zone-builder".into())
-        .spawn(move || {
-            crate::background::lower_priority();
-            while let Some(update) = rx.blocking_recv() {
-                let (cause, changed) = match update {
-                    Update::Snapshot(generation, snapshot) => {
-                        let network = snapshot.id;
-                        // A poller stopped by a reload may still deliver one last fetch.
-                        let current = generations.get(&network) == Some(&generation);
-                        (
-                            format!("network {network}"),
-                            current && builder.set(snapshot),
-                        )
-                    }
-                    Update::Nameservers(addresses) => (
-                        "listen addresses".to_owned(),
-                        builder.set_nameserver_addresses(addresses),
-                    ),
-                    Update::Reconfigure(config, files, gens) => {
-                        generations = gens;
-                        notify_targets = config.transfer.notify.clone();
-                        builder.reconfigure(&config, files);
-                        ("reload".to_owned(), true)
-                    }
-                };
-                if !changed {
-                    tracing::debug!(cause, "sync: no change");
-                    continue;
-                }
-                let started = std::time::Instant::now();
-                let built = builder.build();
-                views.publish(&built);
-                // Tell secondaries about every complete zone whose serial moved.
-                for z in built.private.zones.iter().filter(|z| z.complete) {
-                    let apex = z.apex.to_ascii();
-                    if serials.insert(apex, z.serial) != Some(z.serial)
-                        && !notify_targets.is_empty()
-                    {
-                        runtime.spawn(crate::dns::transfer::notify(
-                            crate::dns::wire::name_wire(&z.apex),
-                            notify_targets.clone(),
-                        ));
-                    }
-                }
-                let zones = &built.private;
-                let serial = zones.zones.iter().map(|z| z.serial).max().unwrap_or(0);
-                tracing::info!(
-                    cause,
-                    names = zones.members.values().sum::<usize>(),
-                    records = zones.record_count(),
-                    conflicts = zones.conflicts.len(),
-                    serial,
-                    took_ms = started.elapsed().as_millis() as u64,
-                    "zone updated"
-                );
-                drop(built);
-                crate::memory::release_freed();
-            }
-        })?;
+        .spawn(move || zone_builder.run(rx))?;
     handle.reconfigure(config, files).await?;
     Ok(handle)
+}
+
+/// The zone builder thread: applies updates one at a time, rebuilding and swapping the zones
+/// when one changed something.
+struct ZoneBuilder {
+    builder: Builder,
+    views: Views,
+    runtime: tokio::runtime::Handle,
+    notify_targets: Vec<SocketAddr>,
+    /// The last serial of every zone, to NOTIFY secondaries when it moves.
+    serials: HashMap<String, u32>,
+    /// The current poller generation of every network.
+    generations: HashMap<NetworkId, u64>,
+}
+
+impl ZoneBuilder {
+    fn run(mut self, mut rx: mpsc::Receiver<Update>) {
+        crate::background::lower_priority();
+        // Set after a build: the memory it freed goes back to the system once syncs pause.
+        let mut release = false;
+        loop {
+            let update = if release {
+                // The timer must be made inside the runtime's context.
+                let next = async { tokio::time::timeout(RELEASE_AFTER, rx.recv()).await };
+                match self.runtime.block_on(next) {
+                    Ok(update) => update,
+                    Err(_) => {
+                        crate::memory::release_freed();
+                        release = false;
+                        continue;
+                    }
+                }
+            } else {
+                rx.blocking_recv()
+            };
+            let Some(update) = update else { break };
+            // A bug in a build must not end every later sync with it: the current zone keeps
+            // answering and the next update gets its own try.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.apply(update))) {
+                Ok(built) => release |= built,
+                Err(_) => tracing::error!(
+                    "building the zone failed (a bug: please report it with the panic message \
+                     above); the current zone keeps answering"
+                ),
+            }
+        }
+    }
+
+    /// Applies one update; returns whether it built and published new zones.
+    fn apply(&mut self, update: Update) -> bool {
+        let builder = &mut self.builder;
+        let (cause, changed) = match update {
+            Update::Snapshot(generation, snapshot) => {
+                let network = snapshot.id;
+                // A poller stopped by a reload may still deliver one last fetch.
+                let current = self.generations.get(&network) == Some(&generation);
+                (
+                    format!("network {network}"),
+                    current && builder.set(snapshot),
+                )
+            }
+            Update::Nameservers(addresses) => (
+                "listen addresses".to_owned(),
+                builder.set_nameserver_addresses(addresses),
+            ),
+            Update::Reconfigure(config, files, generations) => {
+                self.generations = generations;
+                self.notify_targets = config.transfer.notify.clone();
+                builder.reconfigure(&config, files);
+                ("reload".to_owned(), true)
+            }
+        };
+        if !changed {
+            tracing::debug!(cause, "sync: no change");
+            return false;
+        }
+        let started = std::time::Instant::now();
+        let built = builder.build();
+        self.views.publish(&built);
+        // Tell secondaries about every complete zone whose serial moved.
+        for z in built.private.zones.iter().filter(|z| z.complete) {
+            let apex = z.apex.to_ascii();
+            if self.serials.insert(apex, z.serial) != Some(z.serial)
+                && !self.notify_targets.is_empty()
+            {
+                self.runtime.spawn(crate::dns::transfer::notify(
+                    crate::dns::wire::name_wire(&z.apex),
+                    self.notify_targets.clone(),
+                ));
+            }
+        }
+        let zones = &built.private;
+        let serial = zones.zones.iter().map(|z| z.serial).max().unwrap_or(0);
+        tracing::info!(
+            cause,
+            names = zones.members.values().sum::<usize>(),
+            records = zones.record_count(),
+            conflicts = zones.conflicts.len(),
+            serial,
+            took_ms = started.elapsed().as_millis() as u64,
+            "zone updated"
+        );
+        true
+    }
 }
 
 /// One network's sync loop.
@@ -714,7 +788,13 @@ pub async fn fetch_all(config: &Config, files: FileRecords) -> anyhow::Result<Bu
             .map_err(|e| anyhow::anyhow!("network {}: {e}", net.id))?;
         builder.set(snapshot);
     }
+    save_pending(builder.snapshot_writer()).await;
     Ok(builder)
+}
+
+/// Waits (off the runtime, at most 5 s) for the snapshots not saved yet.
+async fn save_pending(writer: snapshot::Writer) {
+    let _ = tokio::task::spawn_blocking(move || writer.flush(Duration::from_secs(5))).await;
 }
 
 #[cfg(test)]

@@ -26,7 +26,11 @@ fn restart_with_the_api_down_serves_the_snapshot() {
     let mut fake = FakeCentral::start(network_json(&["10.147.17.0/24"], false, false), members());
     let server = Server::start("", &central_network(&fake, "1s"));
     server.wait_answer("db.backhaul.", RecordType::A);
-    assert!(snapshot_path(&server).exists());
+    // Saved on its own thread, just after the new zone answers.
+    wait_for(Duration::from_secs(5), || {
+        snapshot_path(&server).exists().then_some(())
+    })
+    .expect("the first sync's snapshot is saved");
     let dir = server.stop();
     fake.stop();
 
@@ -52,6 +56,30 @@ fn restart_with_the_api_down_serves_the_snapshot() {
     server
         .wait_log(Duration::from_secs(5), |l| l["reason"] == "connect")
         .expect("keeps trying");
+}
+
+#[test]
+fn a_change_saved_later_is_saved_at_shutdown() {
+    let fake = FakeCentral::start(network_json(&["10.147.17.0/24"], false, false), members());
+    let mut server = Server::start("", &central_network(&fake, "1s"));
+    server.wait_answer("db.backhaul.", RecordType::A);
+    wait_for(Duration::from_secs(5), || {
+        snapshot_path(&server).exists().then_some(())
+    })
+    .expect("the first sync's snapshot is saved");
+    // A second change within the spacing of saves waits for its turn...
+    let mut more = members();
+    more.push(member("b45dc9d260", "logs", true, 2, &["10.147.17.3"]));
+    fake.set_members(more);
+    server.wait_answer("logs.backhaul.", RecordType::A);
+    let path = snapshot_path(&server);
+    let saved = || std::fs::read_to_string(&path).unwrap();
+    assert!(!saved().contains("\"logs\""), "spaced: {}", saved());
+    // ...and SIGTERM saves it before the process exits.
+    // SAFETY: a signal to the child this test started.
+    unsafe { libc::kill(server.pid() as i32, libc::SIGTERM) };
+    assert_eq!(server.exit_code(Duration::from_secs(10)), Some(0));
+    assert!(saved().contains("\"logs\""), "{}", saved());
 }
 
 #[test]
@@ -85,9 +113,12 @@ fn a_corrupt_snapshot_is_reported_and_ignored() {
     );
     fake.set_fault(None);
     server.wait_answer("db.backhaul.", RecordType::A);
-    // The next good sync rewrote it.
-    let text = std::fs::read_to_string(snapshot_path(&server)).unwrap();
-    assert!(serde_json::from_str::<serde_json::Value>(&text).is_ok());
+    // The next good sync rewrites it.
+    wait_for(Duration::from_secs(5), || {
+        let text = std::fs::read_to_string(snapshot_path(&server)).ok()?;
+        serde_json::from_str::<serde_json::Value>(&text).ok()
+    })
+    .expect("the corrupt snapshot is replaced");
 }
 
 #[test]
