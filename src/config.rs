@@ -492,6 +492,13 @@ impl Validator<'_> {
                     format!("\"{text}\" is not a domain name (letters, digits, '-' and dots)"),
                 )
             })?;
+        // Every member gets zt-<10 hex digits> under it: 14 more bytes of a 255-byte name.
+        if crate::dns::wire::name_wire(&name).len() + 14 > 255 {
+            return Err(self.err(
+                key,
+                format!("\"{text}\" is too long to hold member names (zt-<id>.{trimmed} must fit in 255 bytes); use a shorter domain"),
+            ));
+        }
         Ok(name.to_lowercase())
     }
 
@@ -944,6 +951,30 @@ mod tests {
     fn unknown_key_names_line() {
         let e = err("domain = \"x\"\nbogus = 1\n");
         assert!(e.contains("line 2") && e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn a_domain_too_long_for_member_names_is_refused() {
+        // 4 labels of 60 characters: 245 bytes, fine as a name, but zt-<id> no longer fits.
+        let members = tempfile::NamedTempFile::new().unwrap();
+        let config = |domain: &str| {
+            format!(
+                "domain = \"{domain}\"\n[listen]\naddresses = [\"127.0.0.1\"]\n[[network]]\n\
+                 id = \"8056c2e21c000001\"\nsource = \"file\"\nmembers_file = \"{}\"\n",
+                members.path().display()
+            )
+        };
+        let long = vec!["a".repeat(60); 4].join(".");
+        let e = err(&config(&long));
+        assert!(e.contains("domain:") && e.contains("too long"), "{e}");
+        let fits = [
+            "a".repeat(60),
+            "a".repeat(60),
+            "a".repeat(60),
+            "a".repeat(55),
+        ]
+        .join(".");
+        parse(&config(&fits)).unwrap();
     }
 
     #[test]

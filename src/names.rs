@@ -8,9 +8,20 @@ use hickory_proto::rr::Name;
 
 use crate::zerotier::{Member, NodeId};
 
-/// The name every member gets, unique by construction: `zt-<nodeId>`.
-pub fn zt_label(node: NodeId) -> String {
-    format!("zt-{node}")
+/// The name every member gets, unique by construction: `zt-<nodeId>` under `domain` (wire
+/// form), put together as bytes: no name parsing per member. The config
+/// refuses domains too long for it.
+pub fn zt_wire(node: NodeId, domain: &[u8]) -> Vec<u8> {
+    let mut w = Vec::with_capacity(14 + domain.len());
+    w.extend_from_slice(b"\x0dzt-");
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    w.extend(
+        (0..10)
+            .rev()
+            .map(|i| HEX[(node.0 >> (4 * i) & 0xf) as usize]),
+    );
+    w.extend_from_slice(domain);
+    w
 }
 
 /// Max bytes in one DNS label (RFC 1035 2.3.4).
@@ -92,6 +103,22 @@ mod tests {
 
     fn name(raw: &str) -> Option<String> {
         member_name(raw, &Name::from_ascii("backhaul.").unwrap()).map(|n| n.to_ascii())
+    }
+
+    #[test]
+    fn zt_wire_is_the_zt_name() {
+        for (node, domain) in [
+            (0xa45dc9d260u64, "backhaul."),
+            (0, "a.b.example."),
+            (0xffffffffff, "x."),
+        ] {
+            let domain = Name::from_ascii(domain).unwrap();
+            let want = Name::from_ascii(format!("zt-{}.{domain}", NodeId(node))).unwrap();
+            assert_eq!(
+                zt_wire(NodeId(node), &crate::dns::wire::name_wire(&domain)),
+                crate::dns::wire::name_wire(&want)
+            );
+        }
     }
 
     #[test]

@@ -30,10 +30,14 @@ pub fn ptr_wire(ip: IpAddr) -> Vec<u8> {
     let mut w = Vec::with_capacity(72);
     match ip {
         IpAddr::V4(v4) => {
-            for o in v4.octets().iter().rev() {
-                let digits = o.to_string();
-                w.push(digits.len() as u8);
-                w.extend_from_slice(digits.as_bytes());
+            for &o in v4.octets().iter().rev() {
+                // The label in decimal, preceded by its length.
+                let (label, len) = match o {
+                    0..=9 => ([1, b'0' + o, 0, 0], 2),
+                    10..=99 => ([2, b'0' + o / 10, b'0' + o % 10, 0], 3),
+                    _ => ([3, b'0' + o / 100, b'0' + o / 10 % 10, b'0' + o % 10], 4),
+                };
+                w.extend_from_slice(&label[..len]);
             }
             w.extend_from_slice(b"\x07in-addr\x04arpa\x00");
         }
@@ -108,7 +112,14 @@ mod tests {
 
     #[test]
     fn ptr_wire_matches_ptr_name() {
-        for ip in ["10.147.17.5", "fd80:56c2:e21c:0:199:93a4:5dc9:d260", "::1"] {
+        let ips = [
+            "10.147.17.5",
+            "0.9.99.100",
+            "255.10.1.0",
+            "fd80:56c2:e21c:0:199:93a4:5dc9:d260",
+            "::1",
+        ];
+        for ip in ips {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(
                 ptr_wire(ip),

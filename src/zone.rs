@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 // foldhash (seeded per process) instead of SipHash: the build hashes every owner name several
 // times, and SipHash was 7% of a 100,000-member sync.
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use foldhash::{HashMap, HashSet, HashSetExt};
 
-use crate::dns::wire::{name_wire, parent};
+use crate::dns::wire::name_wire;
 use std::net::IpAddr;
 
 use hickory_proto::rr::rdata::{NS, SOA};
@@ -197,6 +197,7 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
 
     for input in inputs {
         let domain = &input.network.domain;
+        let domain_wire = name_wire(domain);
         apexes.insert(domain.clone());
         let Some(snap) = input.snapshot else {
             incomplete.insert(domain.clone());
@@ -223,9 +224,6 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
                     addresses::sixplane_prefix(snap.id, m.node).into(),
                 ));
             }
-            let zt = Name::from_labels([names::zt_label(m.node).as_bytes()])
-                .and_then(|n| n.append_domain(domain))
-                .expect("zt-<10 hex> under a valid domain is a valid name");
             let custom = names::member_name(&m.name, domain);
             if custom.is_none() && !m.name.trim().is_empty() {
                 tracing::debug!(network = %snap.id, member = %m.node, name = %m.name, "no usable name: zt- name only");
@@ -234,7 +232,7 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
                 network: snap.id,
                 member: m,
                 addresses: addrs,
-                zt_wire: name_wire(&zt),
+                zt_wire: names::zt_wire(m.node, &domain_wire),
                 custom_wire: custom.as_ref().map(name_wire),
                 custom,
                 custom_won: false,
@@ -284,24 +282,27 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
 
     // From here on names are compared as lowercase wire bytes: hashing beats Name ordering
     // by a wide margin at 100,000 members.
-    let mut apex_names: HashMap<Vec<u8>, Name> =
-        apexes.into_iter().map(|a| (name_wire(&a), a)).collect();
+    let mut all = Apexes::default();
+    for a in apexes {
+        all.insert(name_wire(&a), a);
+    }
     // A PTR outside every reverse zone (an address no managed route covers) gets a zone of
     // its own: authoritative for exactly that name and nothing around it.
     for r in &records {
-        if r.rtype == u16::from(RecordType::PTR) && closest_apex(&r.owner, &apex_names).is_none() {
-            apex_names.insert(r.owner.to_vec(), r.to_record().name);
+        if r.rtype == u16::from(RecordType::PTR) && all.closest(&r.owner).is_none() {
+            all.insert(r.owner.to_vec(), r.to_record().name);
         }
     }
     // Nested apexes would need delegations; the outer zone simply holds the inner names.
-    let mut by_depth: Vec<(Vec<u8>, Name)> = apex_names.into_iter().collect();
+    let mut by_depth: Vec<(Vec<u8>, Name)> = all.names.into_iter().collect();
     by_depth.sort_by_key(|(_, n)| n.num_labels());
-    let mut apex_names: HashMap<Vec<u8>, Name> = HashMap::new();
+    let mut apexes = Apexes::default();
     for (wire, name) in by_depth {
-        if closest_apex(&wire, &apex_names).is_none() {
-            apex_names.insert(wire, name);
+        if apexes.closest(&wire).is_none() {
+            apexes.insert(wire, name);
         }
     }
+    let apex_names = &apexes.names;
 
     // Names the backhaul view lacks fall back to the public view's records: a whole name at a
     // time, except at an apex, which always holds our SOA and NS, where it goes type by type.
@@ -335,7 +336,9 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
     let mut grouped: HashMap<Vec<u8>, Vec<ZoneRecord>> =
         apex_names.keys().map(|a| (a.clone(), Vec::new())).collect();
     for r in records {
-        let apex = closest_apex(&r.owner, &apex_names).expect("every owner is under an apex");
+        let apex = apexes
+            .closest(&r.owner)
+            .expect("every owner is under an apex");
         grouped.get_mut(apex).expect("apex was inserted").push(r);
     }
 
@@ -479,16 +482,52 @@ fn address_record(owner: &Name, ip: IpAddr, ttl: u32) -> ZoneRecord {
     ZoneRecord::address(&name_wire(owner), ip, ttl)
 }
 
-/// The apex a wire name belongs to: itself or its nearest ancestor among `apexes`.
-fn closest_apex<'a, V>(wire: &'a [u8], apexes: &HashMap<Vec<u8>, V>) -> Option<&'a [u8]> {
-    let mut n = Some(wire);
-    while let Some(w) = n {
-        if apexes.contains_key(w) {
-            return Some(w);
+/// Zone apexes by lowercase wire name, and the label counts at which there are any: finding a
+/// name's zone then tries a few of its suffixes, not each of its ancestors (an ip6.arpa name
+/// has 34), which made finding the zones of a 100,000-member build's records 3x faster.
+#[derive(Default)]
+struct Apexes {
+    names: HashMap<Vec<u8>, Name>,
+    /// Distinct label counts of the apexes, deepest first.
+    depths: Vec<usize>,
+}
+
+impl Apexes {
+    fn insert(&mut self, wire: Vec<u8>, name: Name) {
+        let depth = label_starts(&wire).1;
+        if let Err(at) = self.depths.binary_search_by(|d| depth.cmp(d)) {
+            self.depths.insert(at, depth);
         }
-        n = parent(w);
+        self.names.insert(wire, name);
     }
-    None
+
+    /// The apex a wire name belongs to: itself or its nearest ancestor among the apexes.
+    fn closest<'a>(&self, wire: &'a [u8]) -> Option<&'a [u8]> {
+        let (starts, n) = label_starts(wire);
+        // d == 0 is the root: the final zero byte.
+        let suffix = |d: usize| {
+            &wire[if d == 0 {
+                wire.len() - 1
+            } else {
+                usize::from(starts[n - d])
+            }..]
+        };
+        (self.depths.iter().filter(|d| **d <= n))
+            .map(|d| suffix(*d))
+            .find(|suffix| self.names.contains_key(*suffix))
+    }
+}
+
+/// Where each label of a wire name starts, and how many labels it has (at most 127 in the
+/// 255 bytes of a name).
+fn label_starts(wire: &[u8]) -> ([u8; 128], usize) {
+    let (mut starts, mut n, mut at) = ([0u8; 128], 0, 0);
+    while let Some(&len) = wire.get(at).filter(|l| **l != 0 && n < starts.len()) {
+        starts[n] = at as u8;
+        n += 1;
+        at += 1 + usize::from(len);
+    }
+    (starts, n)
 }
 
 /// RDATA in wire form with no compression (pointers would be relative to the wrong message).
@@ -668,6 +707,53 @@ pub fn master_file(zones: &Zones) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn closest_apex_is_the_nearest_ancestor() {
+        let wire = |t: &str| name_wire(&Name::from_ascii(t).unwrap());
+        let mut apexes = Apexes::default();
+        for a in [
+            "backhaul.",
+            "c.b.backhaul.",
+            "17.147.10.in-addr.arpa.",
+            "0.0.d.f.ip6.arpa.",
+        ] {
+            apexes.insert(wire(a), Name::from_ascii(a).unwrap());
+        }
+        // The plain walk from the name up through its ancestors.
+        let walk = |w: &[u8]| -> Option<Vec<u8>> {
+            let mut n = Some(w);
+            while let Some(at) = n {
+                if apexes.names.contains_key(at) {
+                    return Some(at.to_vec());
+                }
+                n = crate::dns::wire::parent(at);
+            }
+            None
+        };
+        for name in [
+            "backhaul.",
+            "db.backhaul.",
+            "b.backhaul.",
+            "c.b.backhaul.",
+            "x.c.b.backhaul.",
+            "a.x.c.b.backhaul.",
+            "other.",
+            ".",
+            "5.17.147.10.in-addr.arpa.",
+            "5.18.147.10.in-addr.arpa.",
+            "in-addr.arpa.",
+            "1.2.3.0.0.d.f.ip6.arpa.",
+            "1.2.3.0.1.d.f.ip6.arpa.",
+        ] {
+            let w = wire(name);
+            assert_eq!(apexes.closest(&w).map(<[u8]>::to_vec), walk(&w), "{name}");
+        }
+        assert_eq!(
+            apexes.closest(&wire("x.c.b.backhaul.")),
+            Some(&wire("c.b.backhaul.")[..])
+        );
+    }
 
     fn network(id: &str, domain: &str) -> config::Network {
         config::Network {
