@@ -29,13 +29,6 @@ fn config(port: u16, top: &str, tables: &str) -> String {
     )
 }
 
-fn free_port() -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = s.local_addr().unwrap().port();
-    drop(s);
-    port
-}
-
 /// Starts the server after `prepare` has set up its directory.
 fn start(top: &str, tables: &str, prepare: impl FnOnce(&Path)) -> (Server, u16) {
     let dir = tempfile::tempdir().unwrap();

@@ -155,17 +155,6 @@ fn notify_is_sent_when_the_serial_changes() {
     assert!(again.contains(&"backhaul.".to_owned()), "{again:?}");
 }
 
-/// A free loopback port for NSD (UDP and TCP).
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 struct Nsd(Child);
 
 impl Drop for Nsd {

@@ -375,13 +375,31 @@ impl Server {
         }
     }
 
-    /// Waits for the first "listening" line and takes its address as `dns`.
+    /// Waits for the first "listening" line and takes its address as `dns`; fails at once if
+    /// the server exits first.
     pub fn wait_listening(mut self) -> Server {
-        let line = self
-            .wait_log(Duration::from_secs(15), |l| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let line = loop {
+            let found = self.wait_log(Duration::ZERO, |l| {
                 l["message"] == "listening (udp and tcp)" && l["view"] == "backhaul"
-            })
-            .unwrap_or_else(|| panic!("server did not start; logs:\n{}", self.log_text()));
+            });
+            if let Some(line) = found {
+                break line;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(200)); // the last log lines
+                panic!(
+                    "server exited ({status}) before listening; logs:\n{}",
+                    self.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not start within 15 s; logs:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
         self.dns = line["address"].as_str().unwrap().parse().unwrap();
         self
     }
@@ -505,6 +523,27 @@ pub fn request(name: &str, rtype: RecordType) -> Message {
     edns.set_max_payload(1232);
     m.set_edns(edns);
     m
+}
+
+/// A loopback port free for both UDP and TCP, for a server whose config must name its port.
+/// Picked below the kernel's ephemeral range: a port found with bind(0) comes from that range
+/// and can be handed to a client socket of a test running alongside before the server binds
+/// it (the server then fails to start).
+pub fn free_port() -> u16 {
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768)
+        .max(10_001);
+    for _ in 0..1000 {
+        let port = rand::random_range(10_000..ephemeral);
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free loopback port below {ephemeral}");
 }
 
 fn rand_id() -> u16 {
