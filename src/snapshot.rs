@@ -2,7 +2,7 @@
 //! during an API outage still serves: written atomically after a sync that changed something,
 //! touched after one that did not (its modification time is the last successful sync).
 //!
-//! Saving happens on a [`Writer`] thread, after the new zone is already answering, and at most
+//! Saving happens on a [`Writer`] thread, so the disk never delays a zone swap, and at most
 //! once per network every [`SPACING`]: a burst of syncs (webhooks, a members file rewritten
 //! many times a second) costs one write, not one fsync'd file per sync.
 
