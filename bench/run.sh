@@ -2,14 +2,18 @@
 # Benchmark: backhaul-dns against NSD and Knot serving the same records, measured with dnsperf.
 #
 #   bench/run.sh [MEMBERS] [SECONDS] [RUNS]   (defaults: 1000 members, 10 s per run, median of 3)
+#   environment: PHASES=124 (which phases run), LAT_RUNS=10 and LAT_SECONDS=2 (latency runs),
+#   SYNC_MEMBERS=10000 (phase 4)
 #
 # Builds the release binary, generates MEMBERS members (a Central member list), asks
 # `backhaul-dns zone` for the zone and gives exactly those records to NSD and Knot, then:
 #  1. throughput: dnsperf against the servers taking turns, UDP and TCP, with the mixed query
 #     set (70% A, 10% AAAA, 15% NXDOMAIN, 5% NODATA/PTR) and NXDOMAIN-only and A-only sets;
 #     the median QPS of RUNS runs, lost queries, server CPU per query, ratios to NSD;
-#  2. latency: average and p99 at a fixed 10,000 queries/s (UDP, mixed set), median of RUNS
-#     (dnsperf in the real-time class here, so that nothing else on its core delays it);
+#  2. latency: average and p99 at a fixed 10,000 queries/s (UDP, mixed set), over LAT_RUNS
+#     short runs per server (default 10 of 2 s) taking turns, so that a slow spell of the
+#     machine is shared out evenly (dnsperf in the real-time class here, so that nothing else
+#     on its core delays it);
 #  3. memory: each server's resident set size after all of that;
 #  4. sync under load (SYNC_MEMBERS=10000 members): backhaul-dns re-reads a members file that
 #     changes every 100 ms (every member's address moves each time), so it rebuilds and swaps
@@ -23,6 +27,11 @@ set -euo pipefail
 MEMBERS=${1:-1000}
 SECONDS_PER_RUN=${2:-10}
 RUNS=${3:-3}
+# Latency phases: many short runs, servers taking turns (see 2. above).
+LAT_RUNS=${LAT_RUNS:-10}
+LAT_SECONDS=${LAT_SECONDS:-2}
+# Which of the phases 1, 2 and 4 to run (3 always runs): PHASES=24 skips the throughput runs.
+PHASES=${PHASES:-124}
 # Members in the sync-under-load phase (the issue's target is set for a 10,000-member sync).
 SYNC_MEMBERS=${SYNC_MEMBERS:-10000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -177,38 +186,40 @@ once() {
 # its reading of answers, so the latency measured is the server's, for all three alike.
 latency_run() {
   local port=$1 file=$2 log=$3 i=$4
-  chrt -f 50 taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$file" -l "$SECONDS_PER_RUN" \
+  chrt -f 50 taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$file" -l "$LAT_SECONDS" \
     -Q 10000 -v -t 2 > "$log-$i.log" 2>&1 || true
 }
 
-# latency_report NAME LOG -> the p99 of each of the RUNS runs, the medians of the average and
-# of the p99 (ms), and lost queries in all
+# latency_report NAME LOG -> over the LAT_RUNS runs: average and p99 of all answers (ms), the
+# lowest, median and highest p99 of single runs, and lost queries in all
 latency_report() {
   local name=$1 log=$2
-  python3 - "$name" "$log" "$RUNS" <<'PY'
+  python3 - "$name" "$log" "$LAT_RUNS" <<'PY'
 import statistics, sys
 name, prefix, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
-avgs, p99s, lost, answers = [], [], 0, 0
+every, p99s, lost = [], [], 0
+p99 = lambda lat: lat[int(len(lat) * 0.99) - 1] * 1000
 for i in range(1, runs + 1):
     lines = open(f"{prefix}-{i}.log").read().splitlines()
     lat = sorted(float(l.split()[-1]) for l in lines if l.startswith("> "))
     lost += int(next((l.split()[2] for l in lines if "Queries lost" in l), "0"))
     if lat:
-        answers += len(lat)
-        avgs.append(sum(lat) / len(lat) * 1000)
-        p99s.append(lat[int(len(lat) * 0.99) - 1] * 1000)
+        every += lat
+        p99s.append(p99(lat))
 if not p99s:
     print(f"{name:<12} no answers"); sys.exit()
-runs_text = " ".join(f"{p:.2f}" for p in p99s)
-print(f"{name:<12} {answers:7d} answers  avg {statistics.median(avgs):6.3f} ms  "
-      f"p99 {statistics.median(p99s):6.3f} ms (median; runs: {runs_text})  lost {lost}")
+every.sort()
+print(f"{name:<12} {len(every):7d} answers  avg {sum(every) / len(every) * 1000:6.3f} ms  "
+      f"p99 {p99(every):6.3f} ms  (single runs: {min(p99s):.2f} / {statistics.median(p99s):.2f} / "
+      f"{max(p99s):.2f})  lost {lost}")
 PY
 }
 
+SERVERS=("backhaul-dns $BH_PID $BH_PORT" "nsd $NSD_PID $NSD_PORT" "knot $KNOT_PID $KNOT_PORT")
+if [[ $PHASES == *1* ]]; then
 echo "== 1. throughput: $MEMBERS members, ${SECONDS_PER_RUN}s runs, server on core 0, dnsperf on core 1"
 # The servers take turns run by run (backhaul-dns, NSD, Knot, backhaul-dns, ...), so a slow
 # spell of the machine hits all three alike; a ratio is the median of the per-round ratios.
-SERVERS=("backhaul-dns $BH_PID $BH_PORT" "nsd $NSD_PID $NSD_PORT" "knot $KNOT_PID $KNOT_PORT")
 declare -A RATIO
 for mode in udp tcp; do
   for set in queries queries-nx queries-a; do
@@ -240,9 +251,11 @@ echo "== ratio backhaul-dns / NSD (QPS, median of per-round ratios)"
 for k in "udp queries" "udp queries-nx" "udp queries-a" "tcp queries" "tcp queries-nx" "tcp queries-a"; do
   printf '%-20s %s\n' "$k" "${RATIO[$k]}"
 done
+fi
 
-echo "== 2. latency at 10,000 q/s (UDP, mixed set; servers take turns run by run)"
-for i in $(seq "$RUNS"); do
+if [[ $PHASES == *2* ]]; then
+echo "== 2. latency at 10,000 q/s (UDP, mixed set; $LAT_RUNS runs of ${LAT_SECONDS}s each, servers taking turns)"
+for i in $(seq "$LAT_RUNS"); do
   for s in "${SERVERS[@]}"; do
     read -r name _ port <<< "$s"
     latency_run "$port" "$OUT/queries.txt" "$OUT/latency-$name" "$i"
@@ -252,11 +265,13 @@ for s in "${SERVERS[@]}"; do
   read -r name _ <<< "$s"
   latency_report "$name" "$OUT/latency-$name"
 done
+fi
 
 echo "== 3. resident memory with $MEMBERS members (MiB)"
 printf 'backhaul-dns %s   nsd %s   knot %s\n' "$(rss $BH_PID)" "$(rss $NSD_PID)" "$(rss $KNOT_PID)"
 cleanup; PIDS=()
 
+[[ $PHASES == *4* ]] || exit 0
 echo "== 4. sync under load: $SYNC_MEMBERS members rebuilt and swapped every ~100 ms during 10,000 q/s"
 mkdir -p "$OUT/a" "$OUT/b"
 python3 "$ROOT/bench/gen.py" "$SYNC_MEMBERS" "$OUT/a" --shift 0
@@ -299,9 +314,9 @@ while time.monotonic() < end:
 PY
 }
 # Runs without and with swaps take turns, so a slow spell of the machine hits both alike.
-for i in $(seq "$RUNS"); do
+for i in $(seq "$LAT_RUNS"); do
   latency_run $SYNC_PORT "$OUT/sync/queries.txt" "$OUT/sync/latency-static" "$i"
-  flip $(( SECONDS_PER_RUN + 1 )) &
+  flip $(( LAT_SECONDS + 1 )) &
   FLIP=$!
   latency_run $SYNC_PORT "$OUT/sync/queries.txt" "$OUT/sync/latency-during-sync" "$i"
   kill $FLIP 2>/dev/null || true; wait $FLIP 2>/dev/null || true
@@ -314,7 +329,7 @@ echo "zone swaps during the run: $SYNCS (median build+compile+swap ${TOOK} ms)"
 rcodes() { grep -o 'Response codes:.*' "$1" | sed 's/Response codes: *//'; }
 echo "response codes without swaps: $(rcodes "$OUT/sync/latency-static-1.log")"
 echo "response codes with swaps:    $(rcodes "$OUT/sync/latency-during-sync-1.log")"
-python3 - "$OUT/sync/latency-static" "$OUT/sync/latency-during-sync" "$RUNS" <<'PY'
+python3 - "$OUT/sync/latency-static" "$OUT/sync/latency-during-sync" "$LAT_RUNS" <<'PY'
 import re, sys
 def shares(path):
     line = next(l for l in open(path) if "Response codes" in l)

@@ -536,7 +536,7 @@ pub async fn start(
         snapshots: builder.snapshot_writer(),
     };
 
-    let zone_builder = ZoneBuilder {
+    let zone_builder = BuilderThread {
         builder,
         views,
         runtime: tokio::runtime::Handle::current(),
@@ -553,7 +553,7 @@ pub async fn start(
 
 /// The zone builder thread: applies updates one at a time, rebuilding and swapping the zones
 /// when one changed something.
-struct ZoneBuilder {
+struct BuilderThread {
     builder: Builder,
     views: Views,
     runtime: tokio::runtime::Handle,
@@ -564,7 +564,7 @@ struct ZoneBuilder {
     generations: HashMap<NetworkId, u64>,
 }
 
-impl ZoneBuilder {
+impl BuilderThread {
     fn run(mut self, mut rx: mpsc::Receiver<Update>) {
         crate::background::lower_priority();
         // Set after a build: the memory it freed goes back to the system once syncs pause.
