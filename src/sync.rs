@@ -585,9 +585,17 @@ impl BuilderThread {
                 rx.blocking_recv()
             };
             let Some(update) = update else { break };
+            // Everything that queued up during the last build is applied before building once:
+            // syncs arriving faster than builds (a burst of webhooks) cost one build, and the
+            // zone never lags behind a queue of stale updates.
+            let mut updates = vec![update];
+            while let Ok(more) = rx.try_recv() {
+                updates.push(more);
+            }
             // A bug in a build must not end every later sync with it: the current zone keeps
             // answering and the next update gets its own try.
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.apply(update))) {
+            let applied = std::panic::AssertUnwindSafe(|| self.apply(updates));
+            match std::panic::catch_unwind(applied) {
                 Ok(built) => release |= built,
                 Err(_) => tracing::error!(
                     "building the zone failed (a bug: please report it with the panic message \
@@ -597,36 +605,25 @@ impl BuilderThread {
         }
     }
 
-    /// Applies one update; returns whether it built and published new zones.
-    fn apply(&mut self, update: Update) -> bool {
-        let builder = &mut self.builder;
-        let (cause, changed) = match update {
-            Update::Snapshot(generation, snapshot) => {
-                let network = snapshot.id;
-                // A poller stopped by a reload may still deliver one last fetch.
-                let current = self.generations.get(&network) == Some(&generation);
-                (
-                    format!("network {network}"),
-                    current && builder.set(snapshot),
-                )
+    /// Applies updates in order, then builds and publishes new zones if any of them changed
+    /// something; returns whether it did.
+    fn apply(&mut self, updates: Vec<Update>) -> bool {
+        let mut causes = Vec::new();
+        for update in updates {
+            let (cause, changed) = self.take(update);
+            if changed {
+                causes.push(cause);
+            } else {
+                tracing::debug!(cause, "sync: no change");
             }
-            Update::Nameservers(addresses) => (
-                "listen addresses".to_owned(),
-                builder.set_nameserver_addresses(addresses),
-            ),
-            Update::Reconfigure(config, files, generations) => {
-                self.generations = generations;
-                self.notify_targets = config.transfer.notify.clone();
-                builder.reconfigure(&config, files);
-                ("reload".to_owned(), true)
-            }
-        };
-        if !changed {
-            tracing::debug!(cause, "sync: no change");
+        }
+        if causes.is_empty() {
             return false;
         }
+        causes.dedup();
+        let cause = causes.join(", ");
         let started = std::time::Instant::now();
-        let built = builder.build();
+        let built = self.builder.build();
         self.views.publish(&built);
         // Tell secondaries about every complete zone whose serial moved.
         for z in built.private.zones.iter().filter(|z| z.complete) {
@@ -652,6 +649,33 @@ impl BuilderThread {
             "zone updated"
         );
         true
+    }
+
+    /// Takes one update into the builder's data; returns its cause and whether it changed
+    /// anything.
+    fn take(&mut self, update: Update) -> (String, bool) {
+        let builder = &mut self.builder;
+        match update {
+            Update::Snapshot(generation, snapshot) => {
+                let network = snapshot.id;
+                // A poller stopped by a reload may still deliver one last fetch.
+                let current = self.generations.get(&network) == Some(&generation);
+                (
+                    format!("network {network}"),
+                    current && builder.set(snapshot),
+                )
+            }
+            Update::Nameservers(addresses) => (
+                "listen addresses".to_owned(),
+                builder.set_nameserver_addresses(addresses),
+            ),
+            Update::Reconfigure(config, files, generations) => {
+                self.generations = generations;
+                self.notify_targets = config.transfer.notify.clone();
+                builder.reconfigure(&config, files);
+                ("reload".to_owned(), true)
+            }
+        }
     }
 }
 
@@ -800,6 +824,56 @@ async fn save_pending(writer: snapshot::Writer) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dns::index::Lookup;
+
+    /// The A RDATA of `db.backhaul.` in the published backhaul view.
+    fn db_address(views: &Views) -> Option<Vec<u8>> {
+        let zone = views.private.load();
+        match zone.lookup(b"\x02db\x08backhaul\x00") {
+            Lookup::Found(node, _) => node
+                .rrset(1)
+                .map(|set| set.wire[set.wire.len() - 4..].to_vec()),
+            _ => None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn updates_queued_during_a_build_are_built_once_with_the_latest_data() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("m.json"), "[]").unwrap();
+        let text = "state_dir = \"state\"\n[listen]\naddresses = [\"127.0.0.1\"]\n[[network]]\n\
+                    id = \"8056c2e21c000001\"\nsource = \"file\"\nmembers_file = \"m.json\"\n";
+        let config = Config::parse(&dir.path().join("c.toml"), text).unwrap();
+        let id = config.networks[0].id;
+        let views = Views::new();
+        let mut thread = BuilderThread {
+            builder: Builder::new(&config, FileRecords::default(), Arc::default()),
+            views: views.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            notify_targets: Vec::new(),
+            serials: HashMap::new(),
+            generations: HashMap::from([(id, 2)]),
+        };
+        let db_at = |ip: &str, generation| {
+            let list = format!(
+                r#"[{{"nodeId": "a45dc9d260", "name": "db", "config": {{"authorized": true,
+                   "ipAssignments": ["{ip}"]}}}}]"#
+            );
+            Update::Snapshot(
+                generation,
+                zerotier::file::parse(list.as_bytes(), id).unwrap(),
+            )
+        };
+        let built = thread.apply(vec![
+            db_at("10.0.0.1", 2),
+            db_at("10.0.0.2", 2),
+            db_at("10.0.0.3", 1), // from a poller stopped by a reload: ignored
+        ]);
+        assert!(built);
+        assert_eq!(db_address(&views), Some(vec![10, 0, 0, 2]));
+        // Nothing new: no build.
+        assert!(!thread.apply(vec![db_at("10.0.0.2", 2)]));
+    }
 
     #[test]
     fn backoff_grows_caps_and_honours_rate_limits() {
