@@ -147,8 +147,6 @@ impl Builder {
         self.snapshots.retain(|id, _| ids.contains(id));
         self.fresh.retain(|id| ids.contains(id));
         self.load_snapshots_of(&added);
-        self.telemetry
-            .set_networks(&self.networks.iter().map(|n| n.id).collect::<Vec<_>>());
         let addresses = std::mem::take(&mut self.settings.nameserver_addresses);
         self.settings = Settings::new(config);
         self.settings.nameserver_addresses = addresses;
@@ -461,6 +459,10 @@ impl SyncHandle {
         };
         let sources =
             zerotier::sources(&changed).map_err(|(id, e)| anyhow::anyhow!("network {id}: {e}"))?;
+        // Before any poller runs: a first fetch that fails at once must find its network in
+        // the status (the builder thread, which may wait for idle CPU, is no place for this).
+        let ids: Vec<NetworkId> = config.networks.iter().map(|n| n.id).collect();
+        self.telemetry.set_networks(&ids);
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         {
             let mut triggers = self.triggers.write().expect("triggers lock");
