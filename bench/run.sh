@@ -12,8 +12,7 @@
 #     the median QPS of RUNS runs, lost queries, server CPU per query, ratios to NSD;
 #  2. latency: average and p99 at a fixed 10,000 queries/s (UDP, mixed set), over LAT_RUNS
 #     short runs per server (default 10 of 2 s) taking turns, so that a slow spell of the
-#     machine is shared out evenly (dnsperf in the real-time class here, so that nothing else
-#     on its core delays it);
+#     machine is shared out evenly;
 #  3. memory: each server's resident set size after all of that;
 #  4. sync under load (SYNC_MEMBERS=10000 members): backhaul-dns re-reads a members file that
 #     changes every 100 ms (every member's address moves each time), so it rebuilds and swaps
@@ -181,12 +180,11 @@ once() {
 }
 
 # latency_run PORT FILE LOG I -> one run at 10,000 q/s over UDP, every answer's latency in
-# LOG-I.log. dnsperf runs in the real-time class (FIFO) on its core: whatever else this machine
-# does there (kernel writeback workers, the members-file flipper of phase 4) then cannot delay
-# its reading of answers, so the latency measured is the server's, for all three alike.
+# LOG-I.log. (Not in the real-time class: pinned to one core, dnsperf's threads can spin on
+# each other there, and one run hung that way.)
 latency_run() {
   local port=$1 file=$2 log=$3 i=$4
-  chrt -f 50 taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$file" -l "$LAT_SECONDS" \
+  taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$file" -l "$LAT_SECONDS" \
     -Q 10000 -v -t 2 > "$log-$i.log" 2>&1 || true
 }
 
