@@ -30,10 +30,9 @@ use crate::zerotier::models::DnsSettings;
 use crate::zerotier::{self, FetchError, NetworkId, NetworkSnapshot, Source};
 use crate::zone::{self, FileRecords, SerialBook, Settings, Zones};
 
-/// How long the builder waits for another sync before handing the memory freed by the last
-/// one back to the system. Syncs in quick succession (webhooks, a members file rewritten in
-/// bursts) reuse it instead: returning it after each build made every build fault all of its
-/// memory back in (10,000 members every 100 ms: ~10,000 page faults per build).
+/// How long the builder waits for another sync before sweeping the memory freed by the last
+/// one back to the system: once syncs pause, not between syncs in quick succession (webhooks,
+/// a members file rewritten in bursts), whose next build would only take it again.
 const RELEASE_AFTER: Duration = Duration::from_secs(1);
 
 /// Longest wait between attempts while a network keeps failing.
