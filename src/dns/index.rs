@@ -381,29 +381,21 @@ impl ZoneIndex {
     }
 
     fn mark_wildcard_parents(&mut self) {
-        let mut parents = Vec::new();
         // Only wildcard names are put together (a 100,000-member index has over a million
         // nodes, nearly none of them wildcards).
-        let mut at = 0;
-        while at < self.names.len() {
-            let (node, end) = Node::read(&self.names, &self.sets, at);
-            at = end;
-            let apex = &self.zones[node.zone as usize].apex;
-            let first = if node.prefix.is_empty() {
-                apex
-            } else {
-                node.prefix
-            };
-            if node.flags & SUPERSEDED == 0 && first.starts_with(WILDCARD_LABEL) {
-                let mut name = node.prefix.to_vec();
-                name.extend_from_slice(apex);
-                parents.extend(
-                    name.strip_prefix(WILDCARD_LABEL)
-                        .filter(|p| !p.is_empty())
-                        .map(<[u8]>::to_vec),
-                );
-            }
-        }
+        let parents: Vec<Vec<u8>> = (self.nodes())
+            .filter(|node| {
+                let apex = &self.zones[node.zone as usize].apex;
+                let first = if node.prefix.is_empty() {
+                    apex
+                } else {
+                    node.prefix
+                };
+                first.starts_with(WILDCARD_LABEL)
+            })
+            .map(|node| self.name_of(&node)[WILDCARD_LABEL.len()..].to_vec())
+            .filter(|p| !p.is_empty())
+            .collect();
         for p in parents {
             if let Some(at) = self.find(&p) {
                 let key_end = at as usize + 1 + usize::from(self.names[at as usize]);
@@ -412,8 +404,8 @@ impl ZoneIndex {
         }
     }
 
-    /// Every live node with its full name.
-    fn walk(&self) -> impl Iterator<Item = (Vec<u8>, Node<'_>)> + '_ {
+    /// Every live node (superseded copies skipped).
+    fn nodes(&self) -> impl Iterator<Item = Node<'_>> + '_ {
         let mut at = 0;
         std::iter::from_fn(move || loop {
             if at >= self.names.len() {
@@ -422,11 +414,19 @@ impl ZoneIndex {
             let (node, end) = Node::read(&self.names, &self.sets, at);
             at = end;
             if node.flags & SUPERSEDED == 0 {
-                let mut name = node.prefix.to_vec();
-                name.extend_from_slice(&self.zones[node.zone as usize].apex);
-                return Some((name, node));
+                return Some(node);
             }
         })
+    }
+
+    /// A node's whole name (wire form).
+    fn name_of(&self, node: &Node<'_>) -> Vec<u8> {
+        [node.prefix, &self.zones[node.zone as usize].apex].concat()
+    }
+
+    /// Every live node with its full name.
+    fn walk(&self) -> impl Iterator<Item = (Vec<u8>, Node<'_>)> + '_ {
+        self.nodes().map(|node| (self.name_of(&node), node))
     }
 
     fn find(&self, name: &[u8]) -> Option<u32> {
