@@ -55,9 +55,7 @@ impl Client {
             .ok_or_else(|| FetchError::BadResponse {
                 url: self.api.url(&format!("{path}/member")),
                 what: "member list",
-                reason:
-                    "parsing it failed unexpectedly (a bug: please report the panic logged above)"
-                        .into(),
+                reason: super::PARSE_PANICKED.into(),
             })?;
         Ok(network.into_snapshot(self.network, members))
     }

@@ -39,12 +39,7 @@ impl MembersFile {
             parse(&bytes, id)
         })
         .await
-        .unwrap_or_else(|| {
-            Err(
-                "parsing it failed unexpectedly (a bug: please report the panic logged above)"
-                    .into(),
-            )
-        })
+        .unwrap_or_else(|| Err(super::PARSE_PANICKED.into()))
         .map_err(err)
     }
 }

@@ -134,6 +134,10 @@ impl NetworkSnapshot {
     }
 }
 
+/// The reason given when parsing a member list panicked on the background thread.
+pub(crate) const PARSE_PANICKED: &str =
+    "parsing it failed unexpectedly (a bug: please report the panic logged above)";
+
 /// Why a sync failed. Each message says what the operator can do about it; none contain the token.
 #[derive(Debug, Error)]
 pub enum FetchError {
