@@ -92,7 +92,7 @@ impl Store {
     }
 
     /// Records a successful sync: rewrites the file when the data changed, else touches it.
-    pub fn save(&mut self, snapshot: &NetworkSnapshot, changed: bool) {
+    fn save(&mut self, snapshot: &NetworkSnapshot, changed: bool) {
         let path = self.path(snapshot.id);
         let result = if changed || !path.exists() {
             serde_json::to_vec(&FileRef {
