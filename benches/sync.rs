@@ -3,7 +3,7 @@
 //! serials), compile the index and swap it in. Targets (issue 7): < 100 ms at 10,000 members,
 //! < 1 s at 100,000.
 //!
-//!   cargo bench --bench sync            (median of 5 runs per size)
+//!   cargo bench --bench sync            (median of 5 runs per size; SYNC_SIZES, SYNC_RUNS)
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -89,7 +89,19 @@ fn ms(d: Duration) -> String {
 fn main() {
     backhaul_dns::memory::configure();
     let _rt = tokio::runtime::Runtime::new().unwrap();
-    for n in [10_000, 100_000] {
+    // SYNC_SIZES=10000 and SYNC_RUNS=50, say, to profile one size.
+    let sizes: Vec<usize> = std::env::var("SYNC_SIZES")
+        .unwrap_or_else(|_| "10000,100000".into())
+        .split(',')
+        .map(|n| {
+            n.trim()
+                .parse()
+                .expect("SYNC_SIZES: member counts separated by commas")
+        })
+        .collect();
+    let runs: usize = std::env::var("SYNC_RUNS")
+        .map_or(RUNS, |r| r.parse().expect("SYNC_RUNS: a number of runs"));
+    for n in sizes {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("m.json"), "[]").unwrap();
         let config = Config::parse(
@@ -103,7 +115,7 @@ fn main() {
         let mut builder = Builder::new(&config, FileRecords::default(), Arc::default());
         let views = Views::new();
         let mut stages: [Vec<Duration>; 5] = Default::default();
-        for run in 0..RUNS {
+        for run in 0..runs {
             // A different address for every member each run: every record changes.
             let json = members_json(n, run);
             let t0 = Instant::now();
@@ -127,7 +139,7 @@ fn main() {
         // holds a member list only while saving it.
         builder.snapshot_writer().flush(Duration::from_secs(10));
         let held = LIVE.load(Relaxed);
-        let json = members_json(n, RUNS);
+        let json = members_json(n, runs);
         let snapshot = file::parse(&json, NETWORK.parse().unwrap()).unwrap();
         drop(json);
         let before = LIVE.load(Relaxed);

@@ -26,11 +26,15 @@ pub fn zt_wire(node: NodeId, domain: &[u8]) -> Vec<u8> {
 
 /// Max bytes in one DNS label (RFC 1035 2.3.4).
 const MAX_LABEL: usize = 63;
+/// Max bytes in a name in wire form (RFC 1035 2.3.4).
+const MAX_NAME: usize = 255;
 
-/// One label: lowercase; whitespace and `_` become `-`; anything outside `[a-z0-9-]` is dropped;
-/// runs of `-` collapse; no leading or trailing `-`; at most 63 bytes.
-fn label(part: &str) -> String {
-    let mut out = String::with_capacity(part.len());
+/// Appends one label made of `part`, length byte first: lowercase; whitespace and `_` become
+/// `-`; anything outside `[a-z0-9-]` is dropped; runs of `-` collapse; no leading or trailing
+/// `-`; at most 63 bytes. Appends nothing if nothing is left.
+fn push_label(out: &mut Vec<u8>, part: &str) {
+    let start = out.len();
+    out.push(0);
     for c in part.chars() {
         let c = c.to_ascii_lowercase();
         let c = if c.is_whitespace() || c == '_' {
@@ -39,22 +43,52 @@ fn label(part: &str) -> String {
             c
         };
         match c {
-            'a'..='z' | '0'..='9' => out.push(c),
-            '-' if !out.is_empty() && !out.ends_with('-') => out.push('-'),
+            'a'..='z' | '0'..='9' => out.push(c as u8),
+            '-' if out.len() > start + 1 && out.last() != Some(&b'-') => out.push(b'-'),
             _ => {}
         }
     }
-    out.truncate(MAX_LABEL);
-    while out.ends_with('-') {
+    out.truncate(start + 1 + MAX_LABEL);
+    while out.len() > start + 1 && out.last() == Some(&b'-') {
         out.pop();
     }
-    out
+    match out.len() - start - 1 {
+        0 => out.truncate(start),
+        len => out[start] = len as u8,
+    }
+}
+
+/// The name a member asks for, as a full name under `domain`, in lowercase wire form (what the
+/// zone build compares and stores); `None` if nothing usable is left. `domain` is the
+/// lowercase wire form of the network's domain. The rules are [`member_name`]'s.
+pub fn member_wire(raw: &str, domain: &[u8]) -> Option<Vec<u8>> {
+    let mut wire = Vec::with_capacity(raw.len() + domain.len() + 2);
+    for part in raw.split('.') {
+        push_label(&mut wire, part);
+    }
+    // A name that already ends in the domain is not doubled: cut at the label where the
+    // domain starts (label bytes can look like length bytes, so only label starts count).
+    let domain_labels = &domain[..domain.len() - 1];
+    let mut at = 0;
+    while at < wire.len() {
+        if wire[at..] == *domain_labels {
+            wire.truncate(at);
+            break;
+        }
+        at += 1 + usize::from(wire[at]);
+    }
+    if wire.is_empty() || wire.len() + domain.len() > MAX_NAME {
+        return None;
+    }
+    wire.extend_from_slice(domain);
+    Some(wire)
 }
 
 /// The name a member asks for, as a full name under `domain`; `None` if nothing usable is left.
 ///
 /// Dots split labels (`web.prod` -> `web.prod.<domain>`), and a name that already ends in the
-/// domain is not doubled (`db.backhaul` -> `db.backhaul.`).
+/// domain is not doubled (`db.backhaul` -> `db.backhaul.`). Each label is lowercased; spaces
+/// and `_` become `-`; other characters outside `[a-z0-9-]` are dropped; at most 63 bytes.
 ///
 /// ```
 /// use backhaul_dns::names::member_name;
@@ -68,26 +102,7 @@ fn label(part: &str) -> String {
 /// assert_eq!(name("☕"), None);
 /// ```
 pub fn member_name(raw: &str, domain: &Name) -> Option<Name> {
-    let mut labels: Vec<String> = raw
-        .split('.')
-        .map(label)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let domain_labels: Vec<String> = domain
-        .iter()
-        .map(|l| String::from_utf8_lossy(l).to_ascii_lowercase())
-        .collect();
-    if labels.ends_with(&domain_labels) {
-        labels.truncate(labels.len() - domain_labels.len());
-    }
-    if labels.is_empty() {
-        return None;
-    }
-    // Fails only when the whole name exceeds 255 bytes; such a name is not usable.
-    Name::from_labels(labels.iter().map(String::as_bytes))
-        .ok()?
-        .append_domain(domain)
-        .ok()
+    member_wire(raw, &crate::dns::wire::name_wire(domain)).map(|w| crate::dns::wire::wire_name(&w))
 }
 
 /// Collision rule for two members that want the same name: oldest `creationTime` wins, then the
@@ -167,6 +182,34 @@ mod tests {
     fn over_long_names_are_unusable() {
         let raw = vec!["x".repeat(60); 5].join(".");
         assert_eq!(name(&raw), None);
+    }
+
+    #[test]
+    fn names_fill_255_bytes_and_no_more() {
+        // "backhaul." is 10 bytes in wire form; three 63-byte labels take 192 and one of 52
+        // takes 53: exactly 255. One more byte is over the limit, which hickory enforces too.
+        let raw = |last: usize| format!("{0}.{0}.{0}.{1}", "a".repeat(63), "b".repeat(last));
+        let wire = crate::dns::wire::name_wire(&Name::from_ascii(name(&raw(52)).unwrap()).unwrap());
+        assert_eq!(wire.len(), 255);
+        assert_eq!(name(&raw(53)), None);
+        assert!(Name::from_ascii(format!("{}.backhaul.", raw(53))).is_err());
+    }
+
+    #[test]
+    fn the_domain_is_cut_only_at_a_label_boundary() {
+        // The domain's first length byte (48) is the byte '0': inside the member's label the
+        // bytes match the domain's wire form, but no label starts there.
+        let domain = Name::from_ascii(format!("{}.net.", "a".repeat(48))).unwrap();
+        let raw = format!("q0{}.net", "a".repeat(48));
+        assert_eq!(
+            member_name(&raw, &domain).unwrap().to_ascii(),
+            format!("{raw}.{domain}")
+        );
+        let raw = format!("q.{}.net", "a".repeat(48));
+        assert_eq!(
+            member_name(&raw, &domain).unwrap().to_ascii(),
+            format!("q.{domain}")
+        );
     }
 
     #[test]

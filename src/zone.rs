@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 // times, and SipHash was 7% of a 100,000-member sync.
 use foldhash::{HashMap, HashSet, HashSetExt};
 
-use crate::dns::wire::name_wire;
+use crate::dns::index::wire_to_text;
+use crate::dns::wire::{name_wire, wire_name};
 use std::net::IpAddr;
 
 use hickory_proto::rr::rdata::{NS, SOA};
@@ -180,8 +181,8 @@ struct Entry<'a> {
     network: NetworkId,
     member: &'a Member,
     addresses: Vec<IpAddr>,
-    custom: Option<Name>,
-    /// Lowercase wire forms of the zt- name and `custom`: compared and used as owners.
+    /// Lowercase wire forms of the zt- name and of the name the member asks for: compared and
+    /// used as owners.
     zt_wire: Vec<u8>,
     custom_wire: Option<Vec<u8>>,
     custom_won: bool,
@@ -224,8 +225,8 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
                     addresses::sixplane_prefix(snap.id, m.node).into(),
                 ));
             }
-            let custom = names::member_name(&m.name, domain);
-            if custom.is_none() && !m.name.trim().is_empty() {
+            let custom_wire = names::member_wire(&m.name, &domain_wire);
+            if custom_wire.is_none() && !m.name.trim().is_empty() {
                 tracing::debug!(network = %snap.id, member = %m.node, name = %m.name, "no usable name: zt- name only");
             }
             entries.push(Entry {
@@ -233,8 +234,7 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
                 member: m,
                 addresses: addrs,
                 zt_wire: names::zt_wire(m.node, &domain_wire),
-                custom_wire: custom.as_ref().map(name_wire),
-                custom,
+                custom_wire,
                 custom_won: false,
             });
         }
@@ -425,17 +425,17 @@ fn resolve_names(
         let apexes: HashSet<Vec<u8>> = apexes.iter().map(name_wire).collect();
         let mut claims = Vec::new();
         for (i, e) in entries.iter().enumerate() {
-            let (Some(name), Some(wire)) = (&e.custom, &e.custom_wire) else {
+            let Some(wire) = &e.custom_wire else {
                 continue;
             };
             if zt_names.contains(wire.as_slice()) || apexes.contains(wire) {
-                tracing::warn!(network = %e.network, member = %e.member.node, name = %name,
+                tracing::warn!(network = %e.network, member = %e.member.node, name = %wire_to_text(wire),
                     "name is reserved (a zt- name or a zone apex): zt- name only");
                 continue;
             }
             if file_owners.contains(wire) {
                 overridden.push(Override {
-                    name: name.clone(),
+                    name: wire_name(wire),
                     member: e.member.node,
                     network: e.network,
                 });
@@ -461,7 +461,7 @@ fn resolve_names(
             if e.member.node == winner {
                 e.custom_won = true;
             } else {
-                let name = e.custom.clone().expect("claims have names");
+                let name = wire_name(e.custom_wire.as_ref().expect("claims have names"));
                 tracing::warn!(network = %e.network, name = %name, winner = %winner, loser = %e.member.node,
                     "name conflict: the older member keeps the name, the other keeps only its zt- name");
                 conflicts.push(Conflict {

@@ -11,6 +11,17 @@ pub fn name_wire(name: &hickory_proto::rr::Name) -> Vec<u8> {
     out
 }
 
+/// A name from its uncompressed wire form (as [`name_wire`] gives it).
+pub fn wire_name(wire: &[u8]) -> hickory_proto::rr::Name {
+    let mut labels = Vec::new();
+    let mut rest = wire;
+    while let Some(&len) = rest.first().filter(|l| **l != 0) {
+        labels.push(&rest[1..1 + usize::from(len)]);
+        rest = &rest[1 + usize::from(len)..];
+    }
+    hickory_proto::rr::Name::from_labels(labels).expect("a wire name holds valid labels")
+}
+
 /// The wire name with its first label removed; `None` for the root.
 pub fn parent(wire: &[u8]) -> Option<&[u8]> {
     match wire.first() {
