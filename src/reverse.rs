@@ -24,10 +24,9 @@ pub fn ptr_name(ip: IpAddr) -> Name {
     }
 }
 
-/// [`ptr_name`] directly in lowercase wire form, without building a `Name` (a sync makes one
-/// per member address).
-pub fn ptr_wire(ip: IpAddr) -> Vec<u8> {
-    let mut w = Vec::with_capacity(72);
+/// Appends [`ptr_name`] in lowercase wire form, put together as bytes (a sync makes one per
+/// member address).
+pub fn push_ptr_wire(w: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
             for &o in v4.octets().iter().rev() {
@@ -49,7 +48,6 @@ pub fn ptr_wire(ip: IpAddr) -> Vec<u8> {
             w.extend_from_slice(b"\x03ip6\x04arpa\x00");
         }
     }
-    w
 }
 
 fn nibble_name(bytes: &[u8; 16], nibbles: usize) -> Name {
@@ -111,7 +109,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ptr_wire_matches_ptr_name() {
+    fn push_ptr_wire_matches_ptr_name() {
         let ips = [
             "10.147.17.5",
             "0.9.99.100",
@@ -121,11 +119,10 @@ mod tests {
         ];
         for ip in ips {
             let ip: IpAddr = ip.parse().unwrap();
-            assert_eq!(
-                ptr_wire(ip),
-                crate::dns::wire::name_wire(&ptr_name(ip)),
-                "{ip}"
-            );
+            // Appended after what the buffer holds.
+            let mut w = b"prefix".to_vec();
+            push_ptr_wire(&mut w, ip);
+            assert_eq!(w[6..], crate::dns::wire::name_wire(&ptr_name(ip)), "{ip}");
         }
     }
 

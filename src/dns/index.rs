@@ -264,16 +264,17 @@ impl ZoneIndex {
             });
             let mut negative_soa = Vec::new();
             // Records arrive sorted: an owner's records are contiguous, and so are its RRsets.
-            for owned in z.records.chunk_by(|a, b| a.owner == b.owner) {
+            let records = &z.records;
+            for owned in records.runs(0..records.len(), |a, b| a.owner == b.owner) {
                 list.clear();
                 list.extend_from_slice(&[0, 0]);
                 let mut nsets = 0u16;
-                for set in owned.chunk_by(|a, b| a.rtype == b.rtype) {
-                    list.extend_from_slice(&set[0].rtype.to_le_bytes());
+                for set in records.runs(owned.clone(), |a, b| a.rtype == b.rtype) {
+                    list.extend_from_slice(&records.get(set.start).rtype.to_le_bytes());
                     list.extend_from_slice(&(set.len() as u16).to_le_bytes());
                     let len_at = list.len();
                     list.extend_from_slice(&[0; 4]);
-                    for r in set {
+                    for r in set.map(|i| records.get(i)) {
                         if r.record_type() == RecordType::SOA {
                             // MINIMUM is the last field of SOA RDATA (RFC 1035 3.3.13).
                             let minimum = (r.rdata.len().checked_sub(4))
@@ -281,17 +282,17 @@ impl ZoneIndex {
                                 .map(u32::from_be_bytes)
                                 .unwrap_or(r.ttl);
                             negative_soa.clear();
-                            push_tail(&mut negative_soa, r.rtype, r.ttl.min(minimum), &r.rdata);
+                            push_tail(&mut negative_soa, r.rtype, r.ttl.min(minimum), r.rdata);
                         }
                         list.extend_from_slice(&POINTER_TO_QNAME);
-                        push_tail(&mut list, r.rtype, r.ttl, &r.rdata);
+                        push_tail(&mut list, r.rtype, r.ttl, r.rdata);
                     }
                     let len = (list.len() - len_at - 4) as u32;
                     list[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
                     nsets += 1;
                 }
                 list[..2].copy_from_slice(&nsets.to_le_bytes());
-                let owner = &owned[0].owner;
+                let owner = records.get(owned.start).owner;
                 index.add_ancestors(owner, zone);
                 index.add(owner, zone, &list, &mut store);
             }
@@ -489,23 +490,47 @@ impl ZoneIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zone::{ZoneContent, ZoneRecord};
+    use crate::zone::{RecordList, ZoneContent};
     use hickory_proto::rr::Name;
+    use std::net::IpAddr;
     use std::str::FromStr;
 
-    fn a(owner: &str, ip: [u8; 4]) -> ZoneRecord {
-        let owner = crate::dns::wire::name_wire(&Name::from_str(owner).unwrap());
-        ZoneRecord::address(&owner, std::net::IpAddr::from(ip), 60)
+    /// An A or AAAA record before it goes into a zone.
+    #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+    struct Address {
+        owner: Vec<u8>,
+        ip: IpAddr,
     }
 
-    fn zone(apex: &str, mut records: Vec<ZoneRecord>) -> ZoneContent {
-        records.sort_by(|x, y| (&x.owner, x.rtype, &x.rdata).cmp(&(&y.owner, y.rtype, &y.rdata)));
+    impl Address {
+        fn rtype(&self) -> u16 {
+            u16::from(if self.ip.is_ipv4() {
+                RecordType::A
+            } else {
+                RecordType::AAAA
+            })
+        }
+    }
+
+    fn a(owner: &str, ip: [u8; 4]) -> Address {
+        let owner = crate::dns::wire::name_wire(&Name::from_str(owner).unwrap());
+        Address {
+            owner,
+            ip: IpAddr::from(ip),
+        }
+    }
+
+    fn zone(apex: &str, records: Vec<Address>) -> ZoneContent {
+        let mut list = RecordList::default();
+        for r in records {
+            list.push_address(&r.owner, r.ip, 60);
+        }
         ZoneContent {
             apex: Name::from_str(apex).unwrap(),
             complete: true,
             hash: [0; 32],
             serial: 1,
-            records,
+            records: list.sorted(),
         }
     }
 
@@ -583,7 +608,7 @@ mod tests {
     type Seen = Option<(Vec<(u16, u16)>, usize, bool)>;
 
     /// What a lookup must find, worked out the slow way from the records alone.
-    fn expected(zones: &[(Vec<u8>, Vec<ZoneRecord>)], qname: &[u8]) -> Seen {
+    fn expected(zones: &[(Vec<u8>, Vec<Address>)], qname: &[u8]) -> Seen {
         // Every name: owners, and their ancestors down to the apex of their zone.
         let mut names: std::collections::HashMap<Vec<u8>, usize> = Default::default();
         for (zi, (apex, records)) in zones.iter().enumerate() {
@@ -602,9 +627,9 @@ mod tests {
             let mut sets: Vec<(u16, u16)> = Vec::new();
             for (_, records) in zones {
                 for r in records.iter().filter(|r| &r.owner[..] == name) {
-                    match sets.iter_mut().find(|(t, _)| *t == r.rtype) {
+                    match sets.iter_mut().find(|(t, _)| *t == r.rtype()) {
                         Some((_, n)) => *n += 1,
-                        None => sets.push((r.rtype, 1)),
+                        None => sets.push((r.rtype(), 1)),
                     }
                 }
             }
@@ -649,16 +674,14 @@ mod tests {
                 let mut records = vec![a(apex, [10, 0, 0, 53])];
                 for _ in 0..rng.random_range(1..30) {
                     let owner = wire(&random_name(&mut rng, apex));
-                    let ip: std::net::IpAddr = if rng.random_bool(0.7) {
+                    let ip: IpAddr = if rng.random_bool(0.7) {
                         std::net::Ipv4Addr::from(rng.random::<u32>() % 4).into()
                     } else {
                         std::net::Ipv6Addr::from(rng.random::<u128>() % 3).into()
                     };
-                    records.push(ZoneRecord::address(&owner, ip, 60));
+                    records.push(Address { owner, ip });
                 }
-                records.sort_by(|x, y| {
-                    (&x.owner, x.rtype, &x.rdata).cmp(&(&y.owner, y.rtype, &y.rdata))
-                });
+                records.sort();
                 records.dedup();
                 zones.push((wire(apex), records));
             }
