@@ -50,7 +50,10 @@ impl Client {
             .required(&format!("{path}/member"), "member list")
             .await?;
         let id = self.network;
-        let members = crate::background::run(move || models::parse_members(id, list))
+        let members = crate::background::run(move || {
+            let list: Vec<&serde_json::value::RawValue> = list.iter().map(AsRef::as_ref).collect();
+            models::parse_members(id, &list)
+        })
             .await
             .ok_or_else(|| FetchError::BadResponse {
                 url: self.api.url(&format!("{path}/member")),

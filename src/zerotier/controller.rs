@@ -1,6 +1,7 @@
 //! A self-hosted zerotier-one controller (zerotier-api.md §2.4): `GET /controller/network/{id}`,
 //! the member map `{id: revision}`, then each member, re-fetching only changed revisions.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,17 +73,18 @@ struct ControllerMember {
     no_auto_assign_ips: Option<bool>,
 }
 
-impl From<ControllerMember> for ApiMember {
-    fn from(c: ControllerMember) -> ApiMember {
+impl From<ControllerMember> for ApiMember<'static> {
+    fn from(c: ControllerMember) -> ApiMember<'static> {
         ApiMember {
-            node_id: c.id.clone(),
-            name: c.name,
+            node_id: c.id.clone().map(Cow::Owned),
+            name: c.name.map(Cow::Owned),
             config: Some(MemberConfig {
-                id: c.id,
-                address: c.address,
+                id: c.id.map(Cow::Owned),
+                address: c.address.map(Cow::Owned),
                 authorized: c.authorized,
                 creation_time: c.creation_time,
-                ip_assignments: c.ip_assignments,
+                ip_assignments: (c.ip_assignments)
+                    .map(|ips| ips.into_iter().map(Cow::Owned).collect()),
                 no_auto_assign_ips: c.no_auto_assign_ips,
             }),
         }

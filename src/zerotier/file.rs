@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::models::{self, Network, RawMembers};
+use serde_json::value::RawValue;
+
+use super::models::{self, Network};
 use super::{FetchError, NetworkId, NetworkSnapshot};
 
 pub struct MembersFile {
@@ -16,10 +18,11 @@ pub struct MembersFile {
 /// `{"network": ..., "members": [...]}`. (The plain list is told apart by its first byte:
 /// serde's untagged enums cannot hold raw JSON values.)
 #[derive(Deserialize)]
-struct WithNetwork {
+struct WithNetwork<'a> {
     #[serde(default)]
     network: Option<Network>,
-    members: RawMembers,
+    #[serde(borrow)]
+    members: Vec<&'a RawValue>,
 }
 
 impl MembersFile {
@@ -53,12 +56,12 @@ pub fn parse(bytes: &[u8], id: NetworkId) -> Result<NetworkSnapshot, String> {
     };
     let is_list = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     let (network, list) = if is_list {
-        let list: RawMembers = serde_json::from_slice(bytes).map_err(expected)?;
+        let list: Vec<&RawValue> = serde_json::from_slice(bytes).map_err(expected)?;
         (Network::default(), list)
     } else {
         let w: WithNetwork = serde_json::from_slice(bytes).map_err(expected)?;
         (w.network.unwrap_or_default(), w.members)
     };
-    let members = models::parse_members(id, list);
+    let members = models::parse_members(id, &list);
     Ok(network.into_snapshot(id, members))
 }

@@ -3,6 +3,7 @@
 //! Every field is optional and unknown fields are ignored: the API marks everything nullable
 //! and adds fields over time. Validation into [`super::Member`] happens in [`parse_members`].
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -73,30 +74,37 @@ pub struct Route {
     pub via: Option<String>,
 }
 
-/// One element of `GET /network/{id}/member`.
+/// One element of `GET /network/{id}/member`. Strings borrow from the response where they
+/// can (no escapes): a 10,000-member list is 60,000 strings.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ApiMember {
-    pub node_id: Option<String>,
-    pub name: Option<String>,
-    pub config: Option<MemberConfig>,
+pub struct ApiMember<'a> {
+    #[serde(borrow)]
+    pub node_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub config: Option<MemberConfig<'a>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MemberConfig {
-    pub id: Option<String>,
-    pub address: Option<String>,
+pub struct MemberConfig<'a> {
+    #[serde(borrow)]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub address: Option<Cow<'a, str>>,
     pub authorized: Option<bool>,
     pub creation_time: Option<i64>,
-    pub ip_assignments: Option<Vec<String>>,
+    #[serde(borrow)]
+    pub ip_assignments: Option<Vec<Cow<'a, str>>>,
     pub no_auto_assign_ips: Option<bool>,
 }
 
 /// Why one member was skipped; the rest of the list is still served.
 pub type Skip = String;
 
-impl ApiMember {
+impl ApiMember<'_> {
     /// Validates one member. A bad address is dropped (and reported) rather than the member.
     pub fn into_member(self) -> Result<(Member, Vec<Skip>), Skip> {
         let config = self.config.ok_or("no \"config\" object")?;
@@ -127,7 +135,7 @@ impl ApiMember {
         Ok((
             Member {
                 node,
-                name: self.name.unwrap_or_default(),
+                name: self.name.map(Cow::into_owned).unwrap_or_default(),
                 authorized,
                 creation_time: config.creation_time,
                 ips,
@@ -174,8 +182,9 @@ impl Network {
 /// `Value` tree first (a third of a 100,000-member parse).
 pub type RawMembers = Vec<Box<serde_json::value::RawValue>>;
 
-/// Turns a member list (a JSON array) into members, skipping bad ones with a warning each.
-pub fn parse_members(network: NetworkId, list: RawMembers) -> Vec<Member> {
+/// Turns a member list (a JSON array, each member's text borrowed from it or from a
+/// [`RawMembers`]) into members, skipping bad ones with a warning each.
+pub fn parse_members(network: NetworkId, list: &[&serde_json::value::RawValue]) -> Vec<Member> {
     let mut out = Vec::with_capacity(list.len());
     for (i, raw) in list.iter().enumerate() {
         let parsed = serde_json::from_str::<ApiMember>(raw.get())
@@ -216,7 +225,8 @@ mod tests {
             "physicalLocation": null
         }]);
         let id = "e5cd7a9e1c122ef7".parse().unwrap();
-        let ms = parse_members(id, serde_json::from_str(&v.to_string()).unwrap());
+        let text = v.to_string();
+        let ms = parse_members(id, &serde_json::from_str::<Vec<_>>(&text).unwrap());
         assert_eq!(ms.len(), 1);
         assert_eq!(ms[0].node.to_string(), "efcc1b0947");
         assert_eq!(ms[0].ips, vec!["10.147.17.31".parse::<IpAddr>().unwrap()]);
@@ -232,7 +242,8 @@ mod tests {
             {"nodeId": "a02505e546", "config": {"authorized": true, "ipAssignments": ["10.1.1.300", "10.1.1.3"]}}
         ]);
         let id = "e5cd7a9e1c122ef7".parse().unwrap();
-        let ms = parse_members(id, serde_json::from_str(&v.to_string()).unwrap());
+        let text = v.to_string();
+        let ms = parse_members(id, &serde_json::from_str::<Vec<_>>(&text).unwrap());
         assert_eq!(ms.len(), 2);
         assert_eq!(ms[1].ips.len(), 1);
     }

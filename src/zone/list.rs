@@ -71,6 +71,12 @@ impl RecordList {
         self.slots.is_empty()
     }
 
+    /// Room for `records` more records of `bytes` bytes of owners and RDATA in all.
+    pub fn reserve(&mut self, records: usize, bytes: usize) {
+        self.slots.reserve_exact(records);
+        self.bytes.reserve_exact(bytes);
+    }
+
     pub fn get(&self, i: usize) -> ZoneRecord<'_> {
         let s = self.slots[i];
         let at = s.at as usize;
