@@ -12,7 +12,8 @@
 //! - [`names`]: **where a member becomes a name**: label rules and the collision rule.
 //! - [`reverse`]: PTR owner names and reverse-zone apexes.
 //! - [`records`]: the `[records]` and `[public]` zone files (RFC 1035), checked line by line.
-//! - [`zone`]: snapshots + records files -> zones of each view (pure), SOA serials.
+//! - [`zone`]: snapshots + records files -> zones of each view (pure), SOA serials; each zone's
+//!   records in wire form in one buffer ([`zone::RecordList`]).
 //! - [`snapshot`]: the last good member data per network, so restarts survive API outages.
 //! - [`sync`]: **where a sync happens**: poll each network, rebuild, swap the zones atomically.
 //! - [`background`]: the low-priority thread member lists are parsed on; [`memory`]: how

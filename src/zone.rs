@@ -195,9 +195,12 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
     {
         let (mut count, mut bytes) = (0, 0);
         for e in &entries {
-            let owners = [Some(&e.zt_wire), e.custom_wire.as_ref().filter(|_| e.custom_won)];
-            let (n, len) = (owners.iter().flatten())
-                .fold((0, 0), |(n, len), o| (n + 1, len + o.len()));
+            let owners = [
+                Some(&e.zt_wire),
+                e.custom_wire.as_ref().filter(|_| e.custom_won),
+            ];
+            let (n, len) =
+                (owners.iter().flatten()).fold((0, 0), |(n, len), o| (n + 1, len + o.len()));
             let target = owners[1].unwrap_or(&e.zt_wire).len();
             for ip in &e.addresses {
                 let (rdata, ptr) = if ip.is_ipv4() { (4, 30) } else { (16, 74) };

@@ -54,12 +54,12 @@ impl Client {
             let list: Vec<&serde_json::value::RawValue> = list.iter().map(AsRef::as_ref).collect();
             models::parse_members(id, &list)
         })
-            .await
-            .ok_or_else(|| FetchError::BadResponse {
-                url: self.api.url(&format!("{path}/member")),
-                what: "member list",
-                reason: super::PARSE_PANICKED.into(),
-            })?;
+        .await
+        .ok_or_else(|| FetchError::BadResponse {
+            url: self.api.url(&format!("{path}/member")),
+            what: "member list",
+            reason: super::PARSE_PANICKED.into(),
+        })?;
         Ok(network.into_snapshot(self.network, members))
     }
 
