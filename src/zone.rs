@@ -20,11 +20,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::{self, Config};
-
-mod list;
 use crate::names;
 use crate::reverse;
 use crate::zerotier::{addresses, Member, NetworkId, NetworkSnapshot, NodeId};
+
+mod list;
 pub use list::{RecordList, ZoneRecord};
 
 /// SOA timers for secondaries (RFC 1912 section 2.2 ranges).
