@@ -9,8 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 // times, and SipHash was 7% of a 100,000-member sync.
 use foldhash::{HashMap, HashSet, HashSetExt};
 
-use crate::dns::index::wire_to_text;
-use crate::dns::wire::{name_wire, wire_name};
+use crate::dns::wire::{labels, name_wire, wire_name, wire_to_text};
 use std::net::IpAddr;
 
 use hickory_proto::rr::rdata::{NS, SOA};
@@ -522,12 +521,7 @@ pub fn rdata_wire(rdata: &RData) -> Vec<u8> {
 /// labels from the root down, each followed by a 0 byte so that a label sorts before its
 /// extensions (`a` < `ab`).
 fn canonical_key(wire: &[u8]) -> Vec<u8> {
-    let mut labels = Vec::new();
-    let mut rest = wire;
-    while let Some(&len) = rest.first().filter(|l| **l != 0) {
-        labels.push(&rest[1..1 + usize::from(len)]);
-        rest = &rest[1 + usize::from(len)..];
-    }
+    let labels: Vec<&[u8]> = labels(wire).collect();
     let mut key = Vec::with_capacity(wire.len());
     for l in labels.iter().rev() {
         key.extend_from_slice(l);

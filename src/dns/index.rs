@@ -156,22 +156,6 @@ impl Default for ZoneIndex {
     }
 }
 
-/// `db.backhaul.` from wire form, for logs.
-pub fn wire_to_text(wire: &[u8]) -> String {
-    let mut out = String::new();
-    let mut rest = wire;
-    while let Some(&len) = rest.first().filter(|l| **l != 0) {
-        let label = rest.get(1..1 + usize::from(len)).unwrap_or_default();
-        out.push_str(&String::from_utf8_lossy(label));
-        out.push('.');
-        rest = rest.get(1 + usize::from(len)..).unwrap_or_default();
-    }
-    if out.is_empty() {
-        out.push('.');
-    }
-    out
-}
-
 /// Appends `TYPE | CLASS | TTL | RDLENGTH | RDATA`.
 fn push_tail(w: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
     w.extend_from_slice(&rtype.to_be_bytes());
@@ -490,6 +474,7 @@ impl ZoneIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dns::wire::wire_to_text;
     use crate::zone::{RecordList, ZoneContent};
     use hickory_proto::rr::Name;
     use std::net::IpAddr;

@@ -121,7 +121,7 @@ pub async fn notify(apex: Vec<u8>, targets: Vec<SocketAddr>) {
             msg.extend_from_slice(&apex);
             msg.extend_from_slice(&TYPE_SOA.to_be_bytes());
             msg.extend_from_slice(&1u16.to_be_bytes());
-            let name = super::index::wire_to_text(&apex);
+            let name = super::wire::wire_to_text(&apex);
             for attempt in 1..=3 {
                 match notify_once(&msg, id, target).await {
                     Ok(()) => {

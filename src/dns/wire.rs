@@ -11,15 +11,34 @@ pub fn name_wire(name: &hickory_proto::rr::Name) -> Vec<u8> {
     out
 }
 
+/// The labels of an uncompressed wire name, first to last (the root is none). A length that
+/// runs past the end stops the walk.
+pub fn labels(wire: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = wire;
+    std::iter::from_fn(move || {
+        let len = usize::from(*rest.first().filter(|l| **l != 0)?);
+        let label = rest.get(1..1 + len)?;
+        rest = &rest[1 + len..];
+        Some(label)
+    })
+}
+
 /// A name from its uncompressed wire form (as [`name_wire`] gives it).
 pub fn wire_name(wire: &[u8]) -> hickory_proto::rr::Name {
-    let mut labels = Vec::new();
-    let mut rest = wire;
-    while let Some(&len) = rest.first().filter(|l| **l != 0) {
-        labels.push(&rest[1..1 + usize::from(len)]);
-        rest = &rest[1 + usize::from(len)..];
+    hickory_proto::rr::Name::from_labels(labels(wire)).expect("a wire name holds valid labels")
+}
+
+/// `db.backhaul.` from wire form, for logs.
+pub fn wire_to_text(wire: &[u8]) -> String {
+    let mut out = String::new();
+    for label in labels(wire) {
+        out.push_str(&String::from_utf8_lossy(label));
+        out.push('.');
     }
-    hickory_proto::rr::Name::from_labels(labels).expect("a wire name holds valid labels")
+    if out.is_empty() {
+        out.push('.');
+    }
+    out
 }
 
 /// The wire name with its first label removed; `None` for the root.
@@ -259,6 +278,17 @@ mod tests {
         q.extend_from_slice(&[0, 1, 0, 1]);
         q.extend_from_slice(extra_ar);
         q
+    }
+
+    #[test]
+    fn labels_text_and_names_from_wire() {
+        let wire = b"\x02db\x08Backhaul\x00";
+        assert_eq!(labels(wire).collect::<Vec<_>>(), [&b"db"[..], b"Backhaul"]);
+        assert_eq!(wire_to_text(wire), "db.Backhaul.");
+        assert_eq!(wire_to_text(b"\x00"), ".");
+        assert_eq!(wire_name(wire).to_ascii(), "db.Backhaul.");
+        // A length past the end (a malformed name) ends the walk.
+        assert_eq!(wire_to_text(b"\x02db\x09back"), "db.");
     }
 
     const OPT: [u8; 11] = [0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 0];
