@@ -132,6 +132,21 @@ struct Entry<'a> {
     custom_won: bool,
 }
 
+impl Entry<'_> {
+    /// Owners of the member's address records: its zt- name, and its own name if it won it.
+    fn owners(&self) -> impl Iterator<Item = &[u8]> {
+        let won = self.custom_wire.as_deref().filter(|_| self.custom_won);
+        std::iter::once(self.zt_wire.as_slice()).chain(won)
+    }
+
+    /// What its PTR records point at: the last of its owners (its own name if it won it).
+    fn ptr_target(&self) -> &[u8] {
+        self.owners()
+            .last()
+            .expect("the zt- name is always an owner")
+    }
+}
+
 /// Builds every zone of the backhaul view from the networks' snapshots and the records files.
 /// Pure and deterministic.
 pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> Zones {
@@ -194,13 +209,8 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
     {
         let (mut count, mut bytes) = (0, 0);
         for e in &entries {
-            let owners = [
-                Some(&e.zt_wire),
-                e.custom_wire.as_ref().filter(|_| e.custom_won),
-            ];
-            let (n, len) =
-                (owners.iter().flatten()).fold((0, 0), |(n, len), o| (n + 1, len + o.len()));
-            let target = owners[1].unwrap_or(&e.zt_wire).len();
+            let (n, len) = (e.owners()).fold((0, 0), |(n, len), o| (n + 1, len + o.len()));
+            let target = e.ptr_target().len();
             for ip in &e.addresses {
                 let (rdata, ptr) = if ip.is_ipv4() { (4, 30) } else { (16, 74) };
                 count += n + 1;
@@ -214,12 +224,7 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
     for e in &entries {
         let before = records.len();
         members.entry(e.network).or_default().insert(e.member.node);
-        let preferred = if e.custom_won {
-            e.custom_wire.as_ref()
-        } else {
-            None
-        };
-        for owner in std::iter::once(&e.zt_wire).chain(preferred) {
+        for owner in e.owners() {
             if file_owners.contains(owner) {
                 continue;
             }
@@ -228,13 +233,12 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
             }
         }
         // PTR RDATA is the target name, uncompressed: its wire form as is.
-        let target = preferred.unwrap_or(&e.zt_wire);
         for ip in &e.addresses {
             records.push_with(
                 |b| reverse::push_ptr_wire(b, *ip),
                 u16::from(RecordType::PTR),
                 settings.ttl,
-                target,
+                e.ptr_target(),
             );
         }
         *records_by_network.entry(e.network).or_default() += records.len() - before;
@@ -738,6 +742,18 @@ mod tests {
         }
     }
 
+    /// The zones of one network with the test settings and no records files.
+    fn build_one(net: &config::Network, snapshot: Option<&NetworkSnapshot>) -> Zones {
+        build(
+            &[Input {
+                network: net,
+                snapshot,
+            }],
+            &settings(),
+            &FileRecords::default(),
+        )
+    }
+
     fn lines(zones: &Zones) -> Vec<String> {
         zones
             .zones
@@ -753,14 +769,7 @@ mod tests {
             member("a45dc9d260", "DB", 1, &["10.147.17.5"]),
             member("e610b78bf1", "", 2, &["10.147.17.6"]),
         ]);
-        let zones = build(
-            &[Input {
-                network: &net,
-                snapshot: Some(&snap),
-            }],
-            &settings(),
-            &FileRecords::default(),
-        );
+        let zones = build_one(&net, Some(&snap));
         let l = lines(&zones);
         for want in [
             "db.backhaul. 60 IN A 10.147.17.5",
@@ -787,14 +796,7 @@ mod tests {
             member("00000000aa", "Web", 5, &["10.147.17.3"]),
             member("00000000cc", "web", 1, &["10.147.17.4"]),
         ]);
-        let zones = build(
-            &[Input {
-                network: &net,
-                snapshot: Some(&snap),
-            }],
-            &settings(),
-            &FileRecords::default(),
-        );
+        let zones = build_one(&net, Some(&snap));
         let l = lines(&zones);
         let web: Vec<&String> = l.iter().filter(|x| x.starts_with("web.")).collect();
         assert_eq!(web, ["web.backhaul. 60 IN A 10.147.17.4"]);
@@ -811,14 +813,7 @@ mod tests {
         let mut snap = snapshot(vec![member("a45dc9d260", "db", 1, &[])]);
         snap.rfc4193 = true;
         snap.sixplane = true;
-        let zones = build(
-            &[Input {
-                network: &net,
-                snapshot: Some(&snap),
-            }],
-            &settings(),
-            &FileRecords::default(),
-        );
+        let zones = build_one(&net, Some(&snap));
         let l = lines(&zones);
         assert!(l.contains(&"db.backhaul. 60 IN AAAA fd80:56c2:e21c:0:199:93a4:5dc9:d260".into()));
         let apexes: Vec<String> = zones.zones.iter().map(|z| z.apex.to_ascii()).collect();
@@ -838,14 +833,7 @@ mod tests {
             member("e610b78bf2", "db", 3, &["10.147.17.6"]),
         ]);
         snap.rfc4193 = true;
-        let zones = build(
-            &[Input {
-                network: &net,
-                snapshot: Some(&snap),
-            }],
-            &settings(),
-            &FileRecords::default(),
-        );
+        let zones = build_one(&net, Some(&snap));
         let hashes: Vec<(String, String)> = (zones.zones.iter())
             .map(|z| (z.apex.to_ascii(), hex(&z.hash)))
             .collect();
@@ -876,14 +864,7 @@ mod tests {
     #[test]
     fn unsynced_network_marks_zone_incomplete() {
         let net = network("8056c2e21c000001", "backhaul.");
-        let zones = build(
-            &[Input {
-                network: &net,
-                snapshot: None,
-            }],
-            &settings(),
-            &FileRecords::default(),
-        );
+        let zones = build_one(&net, None);
         assert_eq!(zones.zones.len(), 1);
         assert!(!zones.zones[0].complete);
     }
@@ -893,14 +874,7 @@ mod tests {
         let net = network("8056c2e21c000001", "backhaul.");
         let make = |ip: &str| {
             let snap = snapshot(vec![member("a45dc9d260", "db", 1, &[ip])]);
-            build(
-                &[Input {
-                    network: &net,
-                    snapshot: Some(&snap),
-                }],
-                &settings(),
-                &FileRecords::default(),
-            )
+            build_one(&net, Some(&snap))
         };
         let mut book = SerialBook::default();
         let mut z1 = make("10.147.17.5");
@@ -918,14 +892,7 @@ mod tests {
         assert_eq!(z4.zones[0].serial, 2001);
         // A restart: the not-yet-synced zone shows the old serial and does not disturb the
         // book, so the first real build keeps the serial too.
-        let mut empty = build(
-            &[Input {
-                network: &net,
-                snapshot: None,
-            }],
-            &settings(),
-            &FileRecords::default(),
-        );
+        let mut empty = build_one(&net, None);
         assert!(!book.stamp(&mut empty, 3000, &settings()));
         assert_eq!(empty.zones[0].serial, 2001);
         let mut z5 = make("10.147.17.10");
