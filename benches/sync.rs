@@ -10,10 +10,12 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backhaul_dns::config::Config;
 use backhaul_dns::sync::{Builder, Views};
 use backhaul_dns::zerotier::file;
 use backhaul_dns::zone::FileRecords;
+
+mod common;
+use common::{members_json, NETWORK};
 
 /// The allocator the binary uses, wrapped to count live heap bytes.
 #[global_allocator]
@@ -47,35 +49,7 @@ fn mb(bytes: usize) -> String {
     format!("{:6.1} MB", bytes as f64 / 1e6)
 }
 
-const NETWORK: &str = "8056c2e21c000001";
 const RUNS: usize = 5;
-
-/// The same shape bench/gen.py writes: named members with one IPv4 each, RFC4193 on.
-fn members_json(n: usize, salt: usize) -> Vec<u8> {
-    let members: Vec<serde_json::Value> = (0..n)
-        .map(|i| {
-            let ip = i + 1 + salt;
-            serde_json::json!({
-                "nodeId": format!("{:010x}", 0x1000000000u64 + i as u64),
-                "name": format!("host{i}"),
-                "networkId": NETWORK,
-                "config": {
-                    "authorized": true,
-                    "creationTime": 1_600_000_000_000u64 + i as u64,
-                    "ipAssignments": [format!("10.{}.{}.{}", 128 + (ip >> 16), (ip >> 8) & 0xff, ip & 0xff)],
-                    "noAutoAssignIps": false,
-                },
-            })
-        })
-        .collect();
-    serde_json::to_vec(&serde_json::json!({
-        "network": {"id": NETWORK, "config": {
-            "routes": [{"target": "10.128.0.0/9", "via": null}],
-            "v6AssignMode": {"6plane": false, "rfc4193": true, "zt": false}}},
-        "members": members,
-    }))
-    .unwrap()
-}
 
 /// Page faults of this thread so far: a sync that touches fresh memory pays one per 4 KiB page,
 /// and on a virtual machine they are expensive.
@@ -112,15 +86,7 @@ fn main() {
         .map_or(RUNS, |r| r.parse().expect("SYNC_RUNS: a number of runs"));
     for n in sizes {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("m.json"), "[]").unwrap();
-        let config = Config::parse(
-            &dir.path().join("c.toml"),
-            &format!(
-                "state_dir = \"state\"\n[listen]\naddresses = [\"127.0.0.1\"]\n\
-                 [[network]]\nid = \"{NETWORK}\"\nsource = \"file\"\nmembers_file = \"m.json\"\n"
-            ),
-        )
-        .unwrap();
+        let config = common::config(dir.path());
         let mut builder = Builder::new(&config, FileRecords::default(), Arc::default());
         let views = Views::new();
         let mut stages: [Vec<Duration>; 5] = Default::default();

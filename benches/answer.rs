@@ -1,0 +1,147 @@
+//! Answer benchmark: what one query costs in the server's own code (parse, look up, write the
+//! response), without sockets, at 1,000 and 100,000 members. Issue 7 asks that the cost of a
+//! query not grow with the zone: existing-name and NXDOMAIN query sets at 100,000 members
+//! should reach at least 0.9x their 1,000-member rate. Over the network the kernel's share is
+//! the same at both sizes, so what could make a large zone slower shows up here: cache misses
+//! in the hash table and the arenas.
+//!
+//!   cargo bench --bench answer          (median of 9 rounds; ANSWER_ROUNDS)
+//!
+//! Sizes take turns within each round, so a slow spell of the machine hits both alike.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use backhaul_dns::dns::answer::{respond, Outcome, Policy, Rcode, Transport};
+use backhaul_dns::dns::ZoneIndex;
+use backhaul_dns::sync::{Builder, Views};
+use backhaul_dns::zerotier::file;
+use backhaul_dns::zone::FileRecords;
+
+mod common;
+use common::{members_json, NETWORK};
+
+/// The allocator the binary uses: where the zone's arenas land matters here.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const SIZES: [usize; 2] = [1_000, 100_000];
+/// Queries per set, as in bench/gen.py's query files.
+const QUERIES: usize = 100_000;
+
+/// The zone a server syncing `n` members would answer from.
+fn zone(n: usize) -> Arc<ZoneIndex> {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::config(dir.path());
+    let mut builder = Builder::new(&config, FileRecords::default(), Arc::default());
+    let snapshot = file::parse(&members_json(n, 0), NETWORK.parse().unwrap()).unwrap();
+    builder.set(snapshot);
+    let views = Views::new();
+    views.publish(&builder.build());
+    builder
+        .snapshot_writer()
+        .flush(std::time::Duration::from_secs(10));
+    views.private.load_full()
+}
+
+/// A query message as dnsperf sends it (no EDNS, RD clear).
+fn query(id: u16, name: &str, rtype: u16) -> Vec<u8> {
+    let mut m = Vec::with_capacity(12 + name.len() + 6);
+    m.extend_from_slice(&id.to_be_bytes());
+    m.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.') {
+        m.push(label.len() as u8);
+        m.extend_from_slice(label.as_bytes());
+    }
+    m.push(0);
+    m.extend_from_slice(&rtype.to_be_bytes());
+    m.extend_from_slice(&1u16.to_be_bytes());
+    m
+}
+
+/// xorshift64*: the same pseudo-random names every run, without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
+    }
+}
+
+const TYPE_A: u16 = 1;
+
+/// The query sets of bench/gen.py: existing names (A) and missing names (NXDOMAIN), with the
+/// rcode every answer must have (so the bench cannot time the wrong path).
+fn query_sets(n: usize) -> [(&'static str, Vec<Vec<u8>>, Rcode); 2] {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let existing = (0..QUERIES)
+        .map(|i| query(i as u16, &format!("host{}.backhaul", rng.below(n)), TYPE_A))
+        .collect();
+    let missing = (0..QUERIES)
+        .map(|i| {
+            let name = format!("nx{}.backhaul", rng.below(1_000_000_000));
+            query(i as u16, &name, TYPE_A)
+        })
+        .collect();
+    [
+        ("A, existing", existing, Rcode::NoError),
+        ("NXDOMAIN", missing, Rcode::NxDomain),
+    ]
+}
+
+/// Nanoseconds per query over the whole set.
+fn answer_all(zone: &ZoneIndex, queries: &[Vec<u8>], expect: Rcode, out: &mut Vec<u8>) -> f64 {
+    let policy = Policy {
+        allowed: true,
+        forward: false,
+    };
+    let start = Instant::now();
+    for q in queries {
+        match respond(zone, q, Transport::Udp, policy, out) {
+            Outcome::Reply { rcode, .. } if rcode == expect => {}
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    start.elapsed().as_nanos() as f64 / queries.len() as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    backhaul_dns::memory::configure();
+    let _rt = tokio::runtime::Runtime::new().unwrap();
+    let rounds: usize = std::env::var("ANSWER_ROUNDS")
+        .map_or(9, |r| r.parse().expect("ANSWER_ROUNDS: a number of rounds"));
+    let zones: Vec<_> = SIZES.iter().map(|&n| zone(n)).collect();
+    let sets: Vec<_> = SIZES.iter().map(|&n| query_sets(n)).collect();
+    let mut out = Vec::with_capacity(1232);
+    // ns[size][set]: one sample per round.
+    let mut ns = vec![vec![Vec::new(); 2]; SIZES.len()];
+    for _ in 0..rounds {
+        for set in 0..2 {
+            for (size, zone) in zones.iter().enumerate() {
+                let (_, queries, expect) = &sets[size][set];
+                ns[size][set].push(answer_all(zone, queries, *expect, &mut out));
+            }
+        }
+    }
+    for set in 0..2 {
+        let name = sets[0][set].0;
+        let medians: Vec<f64> = ns.iter().map(|s| median(s[set].clone())).collect();
+        for (size, m) in SIZES.iter().zip(&medians) {
+            println!("{name:>12} at {size:>7} members: {m:6.0} ns per query");
+        }
+        println!(
+            "{name:>12}: rate at {} members / rate at {}: {:.2}",
+            SIZES[1],
+            SIZES[0],
+            medians[0] / medians[1]
+        );
+    }
+}
