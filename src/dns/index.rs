@@ -6,11 +6,14 @@
 //! ancestor of a missing name tells both that the name does not exist and which zone's SOA
 //! goes in the negative answer: a handful of hash probes at any zone size.
 //!
-//! Memory is the point of the layout: a 100,000-member network has about half a million
-//! names. A map of boxed names to boxed RRset lists cost ~220 bytes a name in allocations and
-//! pointers; here a name costs its bytes below the zone apex, a 10-byte header and 5 bytes of
-//! table, and its RRsets are stored once for all names that have the same ones: a member's
-//! `zt-` name shares its name's A and AAAA, its IPv4 and IPv6 PTR names share one PTR set.
+//! Memory and cache misses are the point of the layout: a 100,000-member network has about
+//! half a million names. A map of boxed names to boxed RRset lists cost ~220 bytes a name in
+//! allocations and pointers; here a name costs its bytes below the zone apex, a 10-byte header
+//! and an 8-byte table slot (the table is kept 35-70% full), and its RRsets are stored once
+//! for all names that have the same ones: a member's `zt-` name shares its name's A and AAAA,
+//! its IPv4 and IPv6 PTR names share one PTR set. A list is stored right behind the first name
+//! that has it, so a query for a member's name reads one table slot and one stretch of the
+//! arena.
 
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
@@ -18,6 +21,7 @@ use std::hash::BuildHasher;
 
 use hickory_proto::rr::RecordType;
 
+use super::table::Table;
 use super::wire::{parent, MAX_NAME};
 use crate::zone::Zones;
 
@@ -34,14 +38,17 @@ const WILDCARD_CHILD: u8 = 1;
 /// Node flag: a later copy of this node (with more RRsets) replaced it; skipped when walking.
 const SUPERSEDED: u8 = 2;
 
-/// A node in the name arena: `KEYLEN(1) | KEY | ZONE(4) | FLAGS(1) | SETS(4)`, where the key
-/// is the lowercase wire name without its zone's apex and SETS the offset of its RRset list
-/// in the set arena: `NSETS(2) | RRSET...`, each RRset `TYPE(2) | COUNT(2) | LEN(4) | WIRE`.
-/// Integers are little-endian, read unaligned.
+/// A node in the arena: `KEYLEN(1) | KEY | ZONE(4) | FLAGS(1) | SETS(4)`, where the key is the
+/// lowercase wire name without its zone's apex and SETS the arena offset of its RRset list:
+/// `NSETS(2) | RRSET...`, each RRset `TYPE(2) | COUNT(2) | LEN(4) | WIRE`. The list follows
+/// the first node that has it; later nodes with the same list point back to it. Integers are
+/// little-endian, read unaligned.
 const NODE_FIXED: usize = 4 + 1 + 4;
 const RRSET_HEADER: usize = 8;
-/// The empty RRset list (of every empty non-terminal) sits at offset 0 of the set arena.
+/// The empty RRset list (of every empty non-terminal) sits at offset 0 of the arena.
 const NO_SETS: u32 = 0;
+/// The first node comes after it.
+const FIRST_NODE: usize = 2;
 
 /// One RRset ready to copy into an answer.
 #[derive(Clone, Copy)]
@@ -65,22 +72,32 @@ pub struct Node<'a> {
 }
 
 impl<'a> Node<'a> {
-    /// The node at `at` of the name arena, and where the next one starts.
-    fn read(names: &'a [u8], sets: &'a [u8], at: usize) -> (Node<'a>, usize) {
-        let key_len = usize::from(names[at]);
+    /// The node at `at` of the arena, and where the next one starts (behind its RRset list if
+    /// that is stored with it).
+    fn read(arena: &'a [u8], at: usize) -> (Node<'a>, usize) {
+        let key_len = usize::from(arena[at]);
         let key_end = at + 1 + key_len;
-        let fixed = &names[key_end..key_end + NODE_FIXED];
+        let fixed = &arena[key_end..key_end + NODE_FIXED];
         let zone = u32::from_le_bytes(fixed[..4].try_into().unwrap());
         let sets_at = u32::from_le_bytes(fixed[5..9].try_into().unwrap()) as usize;
-        let nsets = u16::from_le_bytes([sets[sets_at], sets[sets_at + 1]]);
+        let nsets = u16::from_le_bytes([arena[sets_at], arena[sets_at + 1]]);
         let node = Node {
-            prefix: &names[at + 1..key_end],
+            prefix: &arena[at + 1..key_end],
             zone,
             flags: fixed[4],
             nsets,
-            sets: &sets[sets_at + 2..],
+            sets: &arena[sets_at + 2..],
         };
-        (node, key_end + NODE_FIXED)
+        let mut next = key_end + NODE_FIXED;
+        if sets_at == next {
+            next += 2 + node.sets_len();
+        }
+        (node, next)
+    }
+
+    /// Bytes of the RRsets after NSETS.
+    fn sets_len(&self) -> usize {
+        self.rrsets().map(|s| RRSET_HEADER + s.wire.len()).sum()
     }
 
     /// Empty for an empty non-terminal. Few per node: a linear scan beats hashing.
@@ -133,12 +150,11 @@ pub enum Lookup<'a> {
 }
 
 pub struct ZoneIndex {
-    /// Every node back to back (superseded copies included, flagged).
-    names: Vec<u8>,
-    /// Every distinct RRset list, once.
-    sets: Vec<u8>,
+    /// Every node back to back (superseded copies included, flagged), each distinct RRset
+    /// list once, behind the first node that has it.
+    arena: Vec<u8>,
     /// Arena offsets of the live nodes, by hash of the full lowercase wire name.
-    table: HashTable<u32>,
+    table: Table,
     zones: Vec<ZoneMeta>,
     /// Seeded per process: query names are the lookup keys, and clients choose them.
     hasher: RandomState,
@@ -147,9 +163,8 @@ pub struct ZoneIndex {
 impl Default for ZoneIndex {
     fn default() -> ZoneIndex {
         ZoneIndex {
-            names: Vec::new(),
-            sets: vec![0, 0], // NO_SETS
-            table: HashTable::new(),
+            arena: vec![0, 0], // NO_SETS
+            table: Table::default(),
             zones: Vec::new(),
             hasher: RandomState::default(),
         }
@@ -179,28 +194,7 @@ fn is_named(arena: &[u8], zones: &[ZoneMeta], at: u32, name: &[u8]) -> bool {
     name.len() == key_len + apex.len() && name.starts_with(key) && name.ends_with(apex)
 }
 
-/// The full wire name of the node at `at`, assembled in `buf`.
-fn full_name<'b>(
-    names: &[u8],
-    zones: &[ZoneMeta],
-    at: u32,
-    buf: &'b mut [u8; 2 * MAX_NAME],
-) -> &'b [u8] {
-    let at = at as usize;
-    let key = &names[at + 1..at + 1 + usize::from(names[at])];
-    let zone = u32::from_le_bytes(
-        names[at + 1 + key.len()..at + 5 + key.len()]
-            .try_into()
-            .unwrap(),
-    );
-    let apex = &zones[zone as usize].apex;
-    let len = key.len() + apex.len();
-    buf[..key.len()].copy_from_slice(key);
-    buf[key.len()..len].copy_from_slice(apex);
-    &buf[..len]
-}
-
-/// Stores each distinct RRset list once in the set arena (only while compiling).
+/// Stores each distinct RRset list once in the arena (only while compiling).
 #[derive(Default)]
 struct SetStore {
     /// `(offset, length)` of every list stored, by hash of its bytes.
@@ -234,7 +228,7 @@ impl ZoneIndex {
         let mut index = ZoneIndex::default();
         let records: usize = zones.zones.iter().map(|z| z.records.len()).sum();
         // Names are fewer than records, but empty non-terminals come on top: a fair guess.
-        index.table.reserve(records, |_| 0);
+        index.table = Table::with_capacity(records);
         let mut store = SetStore::default();
         let mut list = Vec::new();
         for z in &zones.zones {
@@ -285,13 +279,8 @@ impl ZoneIndex {
         index.mark_wildcard_parents();
         // A copy, not shrink_to_fit: mimalloc shrinks a block by less than half in place,
         // keeping the whole doubled capacity resident.
-        index.names = index.names.as_slice().to_vec();
-        index.sets = index.sets.as_slice().to_vec();
-        let (arena, zones, hasher) = (&index.names, &index.zones, &index.hasher);
-        index.table.shrink_to_fit(|&at| {
-            let mut buf = [0; 2 * MAX_NAME];
-            hasher.hash_one(full_name(arena, zones, at, &mut buf))
-        });
+        index.arena = index.arena.as_slice().to_vec();
+        index.table.shrink_to_fit();
         index
     }
 
@@ -305,7 +294,7 @@ impl ZoneIndex {
             if p.len() <= apex_len || self.find(p).is_some() {
                 break;
             }
-            self.push_node(p, zone, NO_SETS);
+            self.push_node(p, zone);
             up = parent(p);
         }
     }
@@ -315,54 +304,51 @@ impl ZoneIndex {
     /// RRsets after its own; the old copy is flagged and skipped.
     fn add(&mut self, owner: &[u8], zone: u32, list: &[u8], store: &mut SetStore) {
         let Some(old_at) = self.find(owner) else {
-            let sets = store.intern(&mut self.sets, &self.hasher, list);
-            self.push_node(owner, zone, sets);
+            let at = self.append(owner, zone, 0);
+            self.set_list(at, list, store);
+            self.table.insert_unique(self.hasher.hash_one(owner), at);
             return;
         };
-        let (old, _) = Node::read(&self.names, &self.sets, old_at as usize);
+        let (old, _) = Node::read(&self.arena, old_at as usize);
         let nsets = u16::from_le_bytes([list[0], list[1]]) + old.nsets;
-        let own_len = old
-            .rrsets()
-            .map(|s| RRSET_HEADER + s.wire.len())
-            .sum::<usize>();
         let mut merged = nsets.to_le_bytes().to_vec();
-        merged.extend_from_slice(&old.sets[..own_len]);
+        merged.extend_from_slice(&old.sets[..old.sets_len()]);
         merged.extend_from_slice(&list[2..]);
         let (flags, zone) = (old.flags, old.zone);
         let key_end = old_at as usize + 1 + old.prefix.len();
-        self.names[key_end + 4] |= SUPERSEDED;
-        let sets = store.intern(&mut self.sets, &self.hasher, &merged);
-        let at = self.append(owner, zone, flags, sets);
+        self.arena[key_end + 4] |= SUPERSEDED;
+        let at = self.append(owner, zone, flags);
+        self.set_list(at, &merged, store);
         let hash = self.hasher.hash_one(owner);
-        let (arena, zones) = (&self.names, &self.zones);
-        if let Some(slot) = self
-            .table
-            .find_mut(hash, |&at| is_named(arena, zones, at, owner))
-        {
-            *slot = at;
-        }
+        let (arena, zones) = (&self.arena, &self.zones);
+        self.table
+            .replace(hash, |at| is_named(arena, zones, at, owner), at);
     }
 
-    fn push_node(&mut self, name: &[u8], zone: u32, sets: u32) {
-        let at = self.append(name, zone, 0, sets);
-        let hash = self.hasher.hash_one(name);
-        let (arena, zones, hasher) = (&self.names, &self.zones, &self.hasher);
-        self.table.insert_unique(hash, at, |&at| {
-            let mut buf = [0; 2 * MAX_NAME];
-            hasher.hash_one(full_name(arena, zones, at, &mut buf))
-        });
+    /// An empty non-terminal.
+    fn push_node(&mut self, name: &[u8], zone: u32) {
+        let at = self.append(name, zone, 0);
+        self.table.insert_unique(self.hasher.hash_one(name), at);
     }
 
-    /// Writes a node at the end of the name arena; returns its offset.
-    fn append(&mut self, name: &[u8], zone: u32, flags: u8, sets: u32) -> u32 {
-        let at = u32::try_from(self.names.len()).expect("a zone index under 4 GiB");
+    /// Writes a node without RRsets at the end of the arena; returns its offset.
+    fn append(&mut self, name: &[u8], zone: u32, flags: u8) -> u32 {
+        let at = u32::try_from(self.arena.len()).expect("a zone index under 4 GiB");
         let prefix = &name[..name.len() - self.zones[zone as usize].apex.len()];
-        self.names.push(prefix.len() as u8);
-        self.names.extend_from_slice(prefix);
-        self.names.extend_from_slice(&zone.to_le_bytes());
-        self.names.push(flags);
-        self.names.extend_from_slice(&sets.to_le_bytes());
+        self.arena.push(prefix.len() as u8);
+        self.arena.extend_from_slice(prefix);
+        self.arena.extend_from_slice(&zone.to_le_bytes());
+        self.arena.push(flags);
+        self.arena.extend_from_slice(&NO_SETS.to_le_bytes());
         at
+    }
+
+    /// Gives the node just appended at `at` its RRset list: stored right behind it if no
+    /// node had it yet.
+    fn set_list(&mut self, at: u32, list: &[u8], store: &mut SetStore) {
+        let sets = store.intern(&mut self.arena, &self.hasher, list);
+        let key_end = at as usize + 1 + usize::from(self.arena[at as usize]);
+        self.arena[key_end + 5..key_end + 9].copy_from_slice(&sets.to_le_bytes());
     }
 
     fn mark_wildcard_parents(&mut self) {
@@ -383,20 +369,20 @@ impl ZoneIndex {
             .collect();
         for p in parents {
             if let Some(at) = self.find(&p) {
-                let key_end = at as usize + 1 + usize::from(self.names[at as usize]);
-                self.names[key_end + 4] |= WILDCARD_CHILD;
+                let key_end = at as usize + 1 + usize::from(self.arena[at as usize]);
+                self.arena[key_end + 4] |= WILDCARD_CHILD;
             }
         }
     }
 
     /// Every live node (superseded copies skipped).
     fn nodes(&self) -> impl Iterator<Item = Node<'_>> + '_ {
-        let mut at = 0;
+        let mut at = FIRST_NODE;
         std::iter::from_fn(move || loop {
-            if at >= self.names.len() {
+            if at >= self.arena.len() {
                 return None;
             }
-            let (node, end) = Node::read(&self.names, &self.sets, at);
+            let (node, end) = Node::read(&self.arena, at);
             at = end;
             if node.flags & SUPERSEDED == 0 {
                 return Some(node);
@@ -416,15 +402,13 @@ impl ZoneIndex {
 
     fn find(&self, name: &[u8]) -> Option<u32> {
         let hash = self.hasher.hash_one(name);
-        let (arena, zones) = (&self.names, &self.zones);
-        self.table
-            .find(hash, |&at| is_named(arena, zones, at, name))
-            .copied()
+        let (arena, zones) = (&self.arena, &self.zones);
+        self.table.find(hash, |at| is_named(arena, zones, at, name))
     }
 
     fn get(&self, name: &[u8]) -> Option<Node<'_>> {
         self.find(name)
-            .map(|at| Node::read(&self.names, &self.sets, at as usize).0)
+            .map(|at| Node::read(&self.arena, at as usize).0)
     }
 
     /// `qname` is lowercase wire form (as [`super::wire::QName::wire`] gives it).

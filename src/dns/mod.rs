@@ -8,6 +8,7 @@ pub mod answer;
 pub mod forward;
 pub mod index;
 pub mod listen;
+mod table;
 pub mod transfer;
 pub mod udp;
 pub mod wire;
