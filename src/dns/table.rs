@@ -4,13 +4,16 @@
 //! that are far apart in a 5 MB table (control bytes, then the slot) before it reached the
 //! name itself: cache misses that made a large zone answer slower than a small one. Here each
 //! slot holds the upper half of the name's hash beside its offset, so one slot read both
-//! filters (a false match costs one name comparison, about once in 4,000 probes at a million
-//! slots) and locates; linear probing keeps the rest of a probe in the same cache line.
+//! filters (a false match costs one name comparison, about once in 8,000 probes at half a
+//! million slots) and locates; linear probing keeps the rest of a probe in the same cache line.
+//! The table has as many slots as its load needs, not the next power of two (100,000 members:
+//! 4.7 MB instead of 8 MB): the tag picks the first slot by multiplying, not by masking.
 
 /// Slots are `tag(32) | offset + 1 (32)`; 0 is empty.
 const EMPTY: u64 = 0;
 
-/// Slots at most 70% full: a miss probes about 3.6 slots on average, mostly in one line.
+/// Slots at most 70% full: with linear probing a hit reads about 2 slots on average and a
+/// miss about 6 (48 bytes, mostly one cache line).
 const MAX_LOAD_PERCENT: usize = 70;
 
 pub struct Table {
@@ -30,9 +33,7 @@ fn tag(hash: u64) -> u32 {
 }
 
 fn slot_count(entries: usize) -> usize {
-    (entries * 100 / MAX_LOAD_PERCENT + 1)
-        .next_power_of_two()
-        .max(8)
+    (entries * 100 / MAX_LOAD_PERCENT + 1).max(8)
 }
 
 impl Table {
@@ -48,15 +49,25 @@ impl Table {
         self.len
     }
 
-    fn mask(&self) -> usize {
-        self.slots.len() - 1
+    /// Where the probe for `tag` starts: the tag scaled to the table (multiply and shift,
+    /// uniform for any table size).
+    fn home(&self, tag: u32) -> usize {
+        ((u64::from(tag) * self.slots.len() as u64) >> 32) as usize
+    }
+
+    /// The slot after `at`, wrapping at the end.
+    fn next(&self, at: usize) -> usize {
+        if at + 1 == self.slots.len() {
+            0
+        } else {
+            at + 1
+        }
     }
 
     /// The slot holding an offset whose hash is `hash` and for which `is` says yes.
     fn position(&self, hash: u64, mut is: impl FnMut(u32) -> bool) -> Option<usize> {
         let tag = tag(hash);
-        let mask = self.mask();
-        let mut at = tag as usize & mask;
+        let mut at = self.home(tag);
         loop {
             let slot = self.slots[at];
             if slot == EMPTY {
@@ -65,7 +76,7 @@ impl Table {
             if (slot >> 32) as u32 == tag && is(slot as u32 - 1) {
                 return Some(at);
             }
-            at = (at + 1) & mask;
+            at = self.next(at);
         }
     }
 
@@ -103,10 +114,9 @@ impl Table {
     }
 
     fn place(&mut self, slot: u64) {
-        let mask = self.mask();
-        let mut at = (slot >> 32) as usize & mask;
+        let mut at = self.home((slot >> 32) as u32);
         while self.slots[at] != EMPTY {
-            at = (at + 1) & mask;
+            at = self.next(at);
         }
         self.slots[at] = slot;
     }
@@ -155,6 +165,23 @@ mod tests {
         assert_eq!(big.slots.len(), 8);
         assert_eq!(big.find(2 << 32, |_| true), Some(u32::MAX - 1));
         assert_eq!(big.find(3 << 32, |_| true), None);
+    }
+
+    #[test]
+    fn probes_wrap_around_the_end() {
+        // The highest tag starts at the last slot: the run continues at slot 0.
+        let top = u64::from(u32::MAX) << 32;
+        let mut table = Table::with_capacity(5);
+        let slots = table.slots.len();
+        for i in 0..5 {
+            table.insert_unique(top, i);
+        }
+        assert_eq!(table.slots.len(), slots, "no growth within capacity");
+        assert_ne!(table.slots[0], EMPTY, "the run wrapped");
+        for i in 0..5 {
+            assert_eq!(table.find(top, |o| o == i), Some(i));
+        }
+        assert_eq!(table.find(top, |o| o == 5), None);
     }
 
     #[test]
