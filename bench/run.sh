@@ -2,8 +2,8 @@
 # Benchmark: backhaul-dns against NSD and Knot serving the same records, measured with dnsperf.
 #
 #   bench/run.sh [MEMBERS] [SECONDS] [RUNS]   (defaults: 1000 members, 10 s per run, median of 3)
-#   environment: PHASES=124 (which phases run), LAT_RUNS=10 and LAT_SECONDS=2 (latency runs),
-#   SYNC_MEMBERS=10000 (phase 4)
+#   environment: PHASES=1254 (which phases run), LAT_RUNS=10 and LAT_SECONDS=2 (latency runs),
+#   SIZES="1000 100000" (phase 5), SYNC_MEMBERS=10000 (phase 4)
 #
 # Builds the release binary, generates MEMBERS members (a Central member list), asks
 # `backhaul-dns zone` for the zone and gives exactly those records to NSD and Knot, then:
@@ -14,6 +14,10 @@
 #     short runs per server (default 10 of 2 s) taking turns, so that a slow spell of the
 #     machine is shared out evenly;
 #  3. memory: each server's resident set size after all of that;
+#  5. zone size (SIZES="1000 100000"): backhaul-dns serving the smaller and the larger network
+#     side by side, taking turns run by run with the NXDOMAIN-only and A-only sets over UDP: QPS
+#     and CPU per query at each size and the ratio larger / smaller (the cost of a query should
+#     not grow with the zone);
 #  4. sync under load (SYNC_MEMBERS=10000 members): backhaul-dns re-reads a members file that
 #     changes every 100 ms (every member's address moves each time), so it rebuilds and swaps
 #     its zone about every 100 ms while dnsperf sends 10,000 queries/s: lost queries, p99
@@ -29,8 +33,10 @@ RUNS=${3:-3}
 # Latency phases: many short runs, servers taking turns (see 2. above).
 LAT_RUNS=${LAT_RUNS:-10}
 LAT_SECONDS=${LAT_SECONDS:-2}
-# Which of the phases 1, 2 and 4 to run (3 always runs): PHASES=24 skips the throughput runs.
-PHASES=${PHASES:-124}
+# Which of the phases 1, 2, 5 and 4 to run (3 always runs): PHASES=24 skips the throughput runs.
+PHASES=${PHASES:-1254}
+# The two network sizes of phase 5.
+read -r SIZE_SMALL SIZE_BIG <<< "${SIZES:-1000 100000}"
 # Members in the sync-under-load phase (the issue's target is set for a 10,000-member sync).
 SYNC_MEMBERS=${SYNC_MEMBERS:-10000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,6 +45,7 @@ BH_PORT=53531
 NSD_PORT=53532
 KNOT_PORT=53533
 SYNC_PORT=53534
+SIZE_PORTS=(53535 53536)
 
 need() { command -v "$1" >/dev/null || { echo "bench: $1 is missing: apt-get install -y $2" >&2; exit 1; }; }
 need dnsperf dnsperf
@@ -113,7 +120,7 @@ $(cat "$OUT/knot-zones.conf")
 CONF
 
 # A server left over from an earlier run would answer in place of the one started here.
-for port in $BH_PORT $NSD_PORT $KNOT_PORT $SYNC_PORT; do
+for port in $BH_PORT $NSD_PORT $KNOT_PORT $SYNC_PORT "${SIZE_PORTS[@]}"; do
   if dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" host0.backhaul A | grep -q .; then
     echo "bench: something already answers on 127.0.0.1:$port; stop it first" >&2; exit 1
   fi
@@ -268,6 +275,52 @@ fi
 echo "== 3. resident memory with $MEMBERS members (MiB)"
 printf 'backhaul-dns %s   nsd %s   knot %s\n' "$(rss $BH_PID)" "$(rss $NSD_PID)" "$(rss $KNOT_PID)"
 cleanup; PIDS=()
+
+if [[ $PHASES == *5* ]]; then
+echo "== 5. zone size: backhaul-dns with $SIZE_SMALL and with $SIZE_BIG members, UDP, ${SECONDS_PER_RUN}s runs taking turns"
+SIZE_SERVERS=()
+k=0
+for n in $SIZE_SMALL $SIZE_BIG; do
+  dir=$OUT/size-$n
+  mkdir -p "$dir"
+  python3 "$ROOT/bench/gen.py" "$n" "$dir"
+  sed -e "s/port = $BH_PORT/port = ${SIZE_PORTS[$k]}/" "$OUT/backhaul-dns.toml" > "$dir/backhaul-dns.toml"
+  taskset -c 0 "$BIN" run --config "$dir/backhaul-dns.toml" --log-level warn &
+  PIDS+=($!)
+  SIZE_SERVERS+=("$n $! ${SIZE_PORTS[$k]} $dir")
+  k=$(( k + 1 ))
+done
+for s in "${SIZE_SERVERS[@]}"; do read -r _ _ port _ <<< "$s"; wait_up "$port"; done
+for set in queries-nx queries-a; do
+  declare -A qs=() cpu=() lost=()
+  for i in $(seq "$RUNS"); do
+    for s in "${SIZE_SERVERS[@]}"; do
+      read -r n pid port dir <<< "$s"
+      once "size-$n" "$pid" "$port" udp "$dir/$set.txt" "$i"
+      qs[$n]+="$QPS "; cpu[$n]+="$CPU "; lost[$n]=$(( ${lost[$n]:-0} + ${LOST:-0} ))
+    done
+  done
+  for n in $SIZE_SMALL $SIZE_BIG; do
+    # shellcheck disable=SC2086
+    printf '%7s members  udp %-11s %9.0f q/s (median of %s)  lost %-5s  cpu %5.1f us/q\n' "$n" \
+      "$set" "$(median ${qs[$n]})" "$RUNS" "${lost[$n]}" "$(median ${cpu[$n]})"
+  done
+  python3 - "$set" "${qs[$SIZE_SMALL]}" "${qs[$SIZE_BIG]}" "${cpu[$SIZE_SMALL]}" "${cpu[$SIZE_BIG]}" <<'PY'
+import statistics, sys
+name, small, big, cpu_small, cpu_big = sys.argv[1], *([float(x) for x in a.split()] for a in sys.argv[2:])
+r = lambda a, b: statistics.median(x / y for x, y in zip(a, b))
+print(f"ratio larger / smaller, {name}: QPS {r(big, small):.2f} (per round: "
+      + " ".join(f"{b / s:.2f}" for b, s in zip(big, small))
+      + f"), CPU per query {r(cpu_big, cpu_small):.2f}")
+PY
+  unset qs cpu lost
+done
+for s in "${SIZE_SERVERS[@]}"; do
+  read -r n pid _ <<< "$s"
+  printf 'resident memory with %s members: %s MiB\n' "$n" "$(rss "$pid")"
+done
+cleanup; PIDS=()
+fi
 
 [[ $PHASES == *4* ]] || exit 0
 echo "== 4. sync under load: $SYNC_MEMBERS members rebuilt and swapped every ~100 ms during 10,000 q/s"
