@@ -25,6 +25,12 @@
 #     and without swaps take turns).
 # Servers are pinned to core 0 and dnsperf to core 1. Everything runs on 127.0.0.1, is bounded
 # in time, and stops itself.
+#
+# SERVER_CPU=P (a percentage, unset by default) caps each server of phases 1, 2, 3 and 5 at P%
+# of core 0 with a cgroup CPU quota (needs root). Over UDP one dnsperf core sends about as fast
+# as these servers answer, so uncapped QPS ratios mostly measure dnsperf; capped, each server
+# is the bottleneck and its QPS is what it can answer in the same CPU budget. (At 10,000 q/s,
+# phase 2, no server comes near the cap.)
 set -euo pipefail
 
 MEMBERS=${1:-1000}
@@ -41,11 +47,13 @@ read -r SIZE_SMALL SIZE_BIG <<< "${SIZES:-1000 100000}"
 SYNC_MEMBERS=${SYNC_MEMBERS:-10000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$ROOT/bench/out/$MEMBERS
-BH_PORT=53531
-NSD_PORT=53532
-KNOT_PORT=53533
-SYNC_PORT=53534
-SIZE_PORTS=(53535 53536)
+# Below the kernel's ephemeral range (32768-60999 by default): a port in it can be held by one
+# of dnsperf's or dig's client sockets just when a server wants to bind it.
+BH_PORT=25531
+NSD_PORT=25532
+KNOT_PORT=25533
+SYNC_PORT=25534
+SIZE_PORTS=(25535 25536)
 
 need() { command -v "$1" >/dev/null || { echo "bench: $1 is missing: apt-get install -y $2" >&2; exit 1; }; }
 need dnsperf dnsperf
@@ -127,14 +135,50 @@ for port in $BH_PORT $NSD_PORT $KNOT_PORT $SYNC_PORT "${SIZE_PORTS[@]}"; do
 done
 
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+CGROUPS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
+  for c in "${CGROUPS[@]}"; do rmdir "$c" 2>/dev/null || true; done
+}
 trap cleanup EXIT
 
-taskset -c 0 "$BIN" run --config "$OUT/backhaul-dns.toml" --log-level warn &
+# capped NAME -> a cgroup holding at most SERVER_CPU% of one core (cgroup v2, or v1's cpu
+# controller); CAPPED is the file that takes a process into it
+capped() {
+  local dir
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+    dir=/sys/fs/cgroup/backhaul-bench-$1
+    echo +cpu > /sys/fs/cgroup/cgroup.subtree_control
+    mkdir -p "$dir" && echo "$(( SERVER_CPU * 100 )) 10000" > "$dir/cpu.max"
+  elif [ -d /sys/fs/cgroup/cpu ]; then
+    dir=/sys/fs/cgroup/cpu/backhaul-bench-$1
+    mkdir -p "$dir" && echo 10000 > "$dir/cpu.cfs_period_us"
+    echo "$(( SERVER_CPU * 100 ))" > "$dir/cpu.cfs_quota_us"
+  else
+    echo "bench: SERVER_CPU needs a cgroup cpu controller under /sys/fs/cgroup" >&2; exit 1
+  fi
+  CGROUPS+=("$dir")
+  CAPPED=$dir/cgroup.procs
+}
+# serve NAME COMMAND... -> runs COMMAND on core 0 in the background (capped with SERVER_CPU),
+# its pid in $!
+serve() {
+  local name=$1; shift
+  if [ -n "${SERVER_CPU:-}" ]; then
+    capped "$name"
+    # shellcheck disable=SC2016
+    sh -c 'echo $$ > "$1"; shift; exec taskset -c 0 "$@"' sh "$CAPPED" "$@" &
+  else
+    taskset -c 0 "$@" &
+  fi
+}
+
+[ -z "${SERVER_CPU:-}" ] || echo "== servers capped at $SERVER_CPU% of core 0 (SERVER_CPU)"
+serve backhaul-dns "$BIN" run --config "$OUT/backhaul-dns.toml" --log-level warn
 PIDS+=($!); BH_PID=$!
-taskset -c 0 nsd -d -c "$OUT/nsd.conf" &
+serve nsd nsd -d -c "$OUT/nsd.conf"
 PIDS+=($!); NSD_PID=$!
-taskset -c 0 knotd -c "$OUT/knot.conf" &
+serve knot knotd -c "$OUT/knot.conf"
 PIDS+=($!); KNOT_PID=$!
 
 wait_up() {
@@ -285,7 +329,7 @@ for n in $SIZE_SMALL $SIZE_BIG; do
   mkdir -p "$dir"
   python3 "$ROOT/bench/gen.py" "$n" "$dir"
   sed -e "s/port = $BH_PORT/port = ${SIZE_PORTS[$k]}/" "$OUT/backhaul-dns.toml" > "$dir/backhaul-dns.toml"
-  taskset -c 0 "$BIN" run --config "$dir/backhaul-dns.toml" --log-level warn &
+  serve "size-$n" "$BIN" run --config "$dir/backhaul-dns.toml" --log-level warn
   PIDS+=($!)
   SIZE_SERVERS+=("$n $! ${SIZE_PORTS[$k]} $dir")
   k=$(( k + 1 ))

@@ -364,7 +364,7 @@ impl Views {
 
 /// Frees a replaced zone on this thread. A query thread may still be answering a batch from
 /// it (for microseconds); whoever lets go last frees it, and freeing a large zone (100,000
-/// members: ~22 MB handed back to the system) would be a latency spike on a query thread.
+/// members: ~24 MB handed back to the system) would be a latency spike on a query thread.
 /// A zone transfer can hold one for longer: after a second it is left to the transfer.
 fn retire(mut old: Arc<ZoneIndex>) {
     for _ in 0..1000 {
