@@ -1,11 +1,11 @@
 //! The zone index's hash table: arena offsets found by hash, one memory access per lookup.
 //!
-//! A query for an existing name at 100,000 members touched three places in hashbrown's table
-//! that are far apart in a 5 MB table (control bytes, then the slot) before it reached the
-//! name itself: cache misses that made a large zone answer slower than a small one. Here each
-//! slot holds the upper half of the name's hash beside its offset, so one slot read both
-//! filters (a false match costs one name comparison, about once in 8,000 probes at half a
-//! million slots) and locates; linear probing keeps the rest of a probe in the same cache line.
+//! With hashbrown, a query for an existing name at 100,000 members read a control byte, then
+//! the slot, far from it in 2.5 MB of table, before it reached the name itself: cache misses
+//! that made a large zone answer slower than a small one. Here each slot holds the upper half
+//! of the name's hash beside its offset, so one slot read both filters (a false match costs
+//! one name comparison, about once in 8,000 probes at half a million slots) and locates;
+//! linear probing keeps the rest of a probe in the same cache line.
 //! The table has as many slots as its load needs, not the next power of two (100,000 members:
 //! 4.7 MB instead of 8 MB): the tag picks the first slot by multiplying, not by masking.
 
