@@ -63,7 +63,11 @@ need taskset util-linux
 need chrt util-linux
 need python3 python3
 
-rm -rf "$OUT" && mkdir -p "$OUT/knot"
+# dnsperf's logs and the server's own log go apart from the servers' config files: backhaul-dns
+# watches the directory of its config, and a log written beside it wakes its watcher thread
+# (at normal priority, on the server's core) for every write.
+LOGS=$OUT/logs
+rm -rf "$OUT" && mkdir -p "$OUT/knot" "$OUT/nsd" "$LOGS"
 echo "== building release binary"
 (cd "$ROOT" && cargo build --release --quiet)
 BIN=$ROOT/target/release/backhaul-dns
@@ -95,10 +99,10 @@ server:
 	chroot: ""
 	zonesdir: "$OUT"
 	database: ""
-	zonelistfile: "$OUT/zone.list"
-	xfrdfile: "$OUT/xfrd.state"
-	pidfile: "$OUT/nsd.pid"
-	logfile: "$OUT/nsd.log"
+	zonelistfile: "$OUT/nsd/zone.list"
+	xfrdfile: "$OUT/nsd/xfrd.state"
+	pidfile: "$OUT/nsd/nsd.pid"
+	logfile: "$OUT/nsd/nsd.log"
 	verbosity: 0
 	hide-version: yes
 	rrl-ratelimit: 0
@@ -219,7 +223,7 @@ median() { python3 -c "import statistics,sys; print(statistics.median(float(x) f
 # once NAME PID PORT MODE QUERYFILE I -> one dnsperf run; sets QPS, LOST, CPU (us per query)
 once() {
   local name=$1 pid=$2 port=$3 mode=$4 file=$5 i=$6 log before after completed
-  log="$OUT/dnsperf-$name-$mode-$(basename "$file" .txt)-$i.log"
+  log="$LOGS/dnsperf-$name-$mode-$(basename "$file" .txt)-$i.log"
   before=$(ticks "$pid")
   taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -m "$mode" -d "$file" -l "$SECONDS_PER_RUN" \
     -c 20 -q 200 -t 2 > "$log" 2>&1 || true
@@ -307,12 +311,12 @@ echo "== 2. latency at 10,000 q/s (UDP, mixed set; $LAT_RUNS runs of ${LAT_SECON
 for i in $(seq "$LAT_RUNS"); do
   for s in "${SERVERS[@]}"; do
     read -r name _ port <<< "$s"
-    latency_run "$port" "$OUT/queries.txt" "$OUT/latency-$name" "$i"
+    latency_run "$port" "$OUT/queries.txt" "$LOGS/latency-$name" "$i"
   done
 done
 for s in "${SERVERS[@]}"; do
   read -r name _ <<< "$s"
-  latency_report "$name" "$OUT/latency-$name"
+  latency_report "$name" "$LOGS/latency-$name"
 done
 fi
 
@@ -385,7 +389,7 @@ sed -e "s/port = $BH_PORT/port = $SYNC_PORT/" -e 's/poll_interval = "1h"/poll_in
   -e "s|members_file = \"members.json\"|members_file = \"$LIVE/members.json\"|" \
   "$OUT/backhaul-dns.toml" > "$OUT/sync/backhaul-dns.toml"
 cp "$OUT/a/members.json" "$LIVE/members.json"
-taskset -c 0 "$BIN" run --config "$OUT/sync/backhaul-dns.toml" --log-level info 2> "$OUT/sync/server.log" &
+taskset -c 0 "$BIN" run --config "$OUT/sync/backhaul-dns.toml" --log-level info 2> "$LOGS/sync-server.log" &
 PIDS+=($!)
 wait_up $SYNC_PORT
 # flip SECONDS: rewrites the members file with the other version every 100 ms (by rename, as
@@ -410,21 +414,21 @@ PY
 }
 # Runs without and with swaps take turns, so a slow spell of the machine hits both alike.
 for i in $(seq "$LAT_RUNS"); do
-  latency_run $SYNC_PORT "$OUT/sync/queries.txt" "$OUT/sync/latency-static" "$i"
+  latency_run $SYNC_PORT "$OUT/sync/queries.txt" "$LOGS/sync-latency-static" "$i"
   flip $(( LAT_SECONDS + 1 )) &
   FLIP=$!
-  latency_run $SYNC_PORT "$OUT/sync/queries.txt" "$OUT/sync/latency-during-sync" "$i"
+  latency_run $SYNC_PORT "$OUT/sync/queries.txt" "$LOGS/sync-latency-during-sync" "$i"
   kill $FLIP 2>/dev/null || true; wait $FLIP 2>/dev/null || true
 done
-latency_report "no swaps" "$OUT/sync/latency-static"
-latency_report "with swaps" "$OUT/sync/latency-during-sync"
-SYNCS=$(grep -c '"zone updated"\|zone updated' "$OUT/sync/server.log" || true)
-TOOK=$(grep -o 'took_ms=[0-9]*' "$OUT/sync/server.log" | cut -d= -f2 | sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "?"}')
+latency_report "no swaps" "$LOGS/sync-latency-static"
+latency_report "with swaps" "$LOGS/sync-latency-during-sync"
+SYNCS=$(grep -c '"zone updated"\|zone updated' "$LOGS/sync-server.log" || true)
+TOOK=$(grep -o 'took_ms=[0-9]*' "$LOGS/sync-server.log" | cut -d= -f2 | sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "?"}')
 echo "zone swaps during the run: $SYNCS (median build+compile+swap ${TOOK} ms)"
 rcodes() { grep -o 'Response codes:.*' "$1" | sed 's/Response codes: *//'; }
-echo "response codes without swaps: $(rcodes "$OUT/sync/latency-static-1.log")"
-echo "response codes with swaps:    $(rcodes "$OUT/sync/latency-during-sync-1.log")"
-python3 - "$OUT/sync/latency-static" "$OUT/sync/latency-during-sync" "$LAT_RUNS" <<'PY'
+echo "response codes without swaps: $(rcodes "$LOGS/sync-latency-static-1.log")"
+echo "response codes with swaps:    $(rcodes "$LOGS/sync-latency-during-sync-1.log")"
+python3 - "$LOGS/sync-latency-static" "$LOGS/sync-latency-during-sync" "$LAT_RUNS" <<'PY'
 import re, sys
 def shares(path):
     line = next(l for l in open(path) if "Response codes" in l)
