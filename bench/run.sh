@@ -41,6 +41,9 @@ LAT_RUNS=${LAT_RUNS:-10}
 LAT_SECONDS=${LAT_SECONDS:-2}
 # Which of the phases 1, 2, 5 and 4 to run (3 always runs): PHASES=24 skips the throughput runs.
 PHASES=${PHASES:-1254}
+if [ -n "${SERVER_CPU:-}" ] && ! [[ $SERVER_CPU =~ ^[0-9]+$ && $SERVER_CPU -ge 1 && $SERVER_CPU -le 100 ]]; then
+  echo "bench: SERVER_CPU is a percentage of one core, 1 to 100 (got '$SERVER_CPU')" >&2; exit 1
+fi
 # The two network sizes of phase 5.
 read -r SIZE_SMALL SIZE_BIG <<< "${SIZES:-1000 100000}"
 # Members in the sync-under-load phase (the issue's target is set for a 10,000-member sync).

@@ -9,7 +9,7 @@
 //! Memory and cache misses are the point of the layout: a 100,000-member network has about
 //! half a million names. A map of boxed names to boxed RRset lists cost ~220 bytes a name in
 //! allocations and pointers; here a name costs its bytes below the zone apex, a 10-byte header
-//! and an 8-byte table slot (the table is kept 35-70% full), and its RRsets are stored once
+//! and an 8-byte table slot (the table is at most 70% full), and its RRsets are stored once
 //! for all names that have the same ones: a member's `zt-` name shares its name's A and AAAA,
 //! its IPv4 and IPv6 PTR names share one PTR set. A list is stored right behind the first name
 //! that has it, so a query for a member's name reads one table slot and one stretch of the
@@ -321,8 +321,10 @@ impl ZoneIndex {
         self.set_list(at, &merged, store);
         let hash = self.hasher.hash_one(owner);
         let (arena, zones) = (&self.arena, &self.zones);
-        self.table
+        let replaced = self
+            .table
             .replace(hash, |at| is_named(arena, zones, at, owner), at);
+        debug_assert!(replaced, "the node found above is in the table");
     }
 
     /// An empty non-terminal.
