@@ -397,6 +397,8 @@ pub async fn zone_text(config: &Config, files: FileRecords) -> anyhow::Result<St
         builder.set_nameserver_addresses(nets.iter().map(|n| n.addr()).collect());
     }
     let built = builder.build();
+    // The serials printed are the ones `run` serves next.
+    builder.save_serials();
     let mut text = zone::master_file(&built.private);
     if let Some(public) = &built.public {
         text.push_str("; ---- public view ----\n");

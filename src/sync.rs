@@ -52,6 +52,8 @@ pub struct Builder {
     book: SerialBook,
     public_book: SerialBook,
     state_dir: PathBuf,
+    /// Serial books stamped since they were last written (private, public).
+    unsaved: (bool, bool),
     warned_state: bool,
     store: snapshot::Store,
     writer: snapshot::Writer,
@@ -79,6 +81,7 @@ impl Builder {
             book: load_serials(&config.state_dir, SERIALS_FILE),
             public_book: load_serials(&config.state_dir, PUBLIC_SERIALS_FILE),
             state_dir: config.state_dir.clone(),
+            unsaved: (false, false),
             warned_state: false,
             store: snapshot::Store::new(&config.state_dir),
             writer: snapshot::Writer::new(&config.state_dir),
@@ -163,8 +166,10 @@ impl Builder {
         true
     }
 
-    /// Builds every zone of both views from what is held now, with serials stamped.
+    /// Builds every zone of both views from what is held now, with serials stamped (written
+    /// by [`Builder::save_serials`], once the zones are published).
     pub fn build(&mut self) -> Built {
+        crate::memory::pause_purging();
         let inputs: Vec<zone::Input<'_>> = self
             .networks
             .iter()
@@ -175,9 +180,7 @@ impl Builder {
             .collect();
         let mut private = zone::build(&inputs, &self.settings, &self.files);
         let now = unix_now();
-        if self.book.stamp(&mut private, now, &self.settings) {
-            self.save_serials(SERIALS_FILE);
-        }
+        self.unsaved.0 |= self.book.stamp(&mut private, now, &self.settings);
         for o in &private.overridden {
             if !self.overrides_seen.contains(o) {
                 tracing::info!(name = %o.name, member = %o.member, network = %o.network,
@@ -191,9 +194,7 @@ impl Builder {
         };
         let mut public = (self.files.public.as_ref()).map(|r| zone::build_public(r, &settings));
         if let Some(zones) = &mut public {
-            if self.public_book.stamp(zones, now, &settings) {
-                self.save_serials(PUBLIC_SERIALS_FILE);
-            }
+            self.unsaved.1 |= self.public_book.stamp(zones, now, &settings);
         }
         self.report(&private, public.as_ref());
         Built { private, public }
@@ -238,7 +239,21 @@ impl Builder {
         self.telemetry.zone_serials(serials);
     }
 
-    fn save_serials(&mut self, file: &str) {
+    /// Writes the serial books that changed since the last call. After the swap, not inside
+    /// the build: the fsyncs took 40-60 ms of a sync, during which the old zone kept
+    /// answering. A crash in between loses nothing that matters: the next build gives a
+    /// changed zone the current time as its serial, later than any it served.
+    pub fn save_serials(&mut self) {
+        let (private, public) = std::mem::take(&mut self.unsaved);
+        if private {
+            self.save_book(SERIALS_FILE);
+        }
+        if public {
+            self.save_book(PUBLIC_SERIALS_FILE);
+        }
+    }
+
+    fn save_book(&mut self, file: &str) {
         let book = if file == SERIALS_FILE {
             &self.book
         } else {
@@ -525,6 +540,7 @@ pub async fn start(
     let served = Arc::new(watch::Sender::new(nameservers.clone()));
     builder.set_nameserver_addresses(nameservers);
     views.publish(&builder.build());
+    builder.save_serials();
 
     let (tx, rx) = mpsc::channel::<Update>(16);
     let handle = SyncHandle {
@@ -568,8 +584,9 @@ struct BuilderThread {
 impl BuilderThread {
     fn run(mut self, mut rx: mpsc::Receiver<Update>) {
         crate::background::lower_priority();
-        // Set after a build: the memory it freed goes back to the system once syncs pause.
-        let mut release = false;
+        // Set after a build (the first one ran before this thread started): the memory it
+        // freed goes back to the system once syncs pause.
+        let mut release = true;
         loop {
             let update = if release {
                 // The timer must be made inside the runtime's context.
@@ -626,6 +643,7 @@ impl BuilderThread {
         let started = std::time::Instant::now();
         let built = self.builder.build();
         self.views.publish(&built);
+        self.builder.save_serials();
         // Tell secondaries about every complete zone whose serial moved.
         for z in built.private.zones.iter().filter(|z| z.complete) {
             let apex = z.apex.to_ascii();
