@@ -98,7 +98,8 @@ pub struct ZoneContent {
     pub hash: [u8; 32],
     /// Set by [`SerialBook::stamp`], which also puts the SOA first in `records`.
     pub serial: u32,
-    /// Sorted by owner (wire bytes), type, RDATA; no duplicates.
+    /// Grouped by owner, then type, in an order set by the records alone (see
+    /// [`RecordList::sorted_subset`]); no duplicates.
     pub records: RecordList,
 }
 
@@ -323,7 +324,7 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
         picked[slot].push(i as u32);
     }
 
-    let mut zones: Vec<ZoneContent> = (apexes.names.iter().zip(&mut picked))
+    let mut zones: Vec<ZoneContent> = (apexes.names.iter().zip(&picked))
         .map(|((_, apex), picked)| {
             let records = records.sorted_subset(picked);
             let complete = !incomplete
