@@ -15,13 +15,15 @@
 //! that has it, so a query for a member's name reads one table slot and one stretch of the
 //! arena.
 
+use std::ops::Range;
+
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
 use hickory_proto::rr::RecordType;
 
-use super::table::Table;
+use super::table::{Probe, Table};
 use super::wire::{parent, MAX_NAME};
 use crate::zone::Zones;
 
@@ -49,6 +51,16 @@ const RRSET_HEADER: usize = 8;
 const NO_SETS: u32 = 0;
 /// The first node comes after it.
 const FIRST_NODE: usize = 2;
+
+/// Owners hashed ahead of being added (see [`ZoneIndex::compile`]): enough to cover a
+/// memory access's latency with the work on the owners in between.
+const LOOKAHEAD: usize = 8;
+
+/// An owner's hash, and its parent's if that is below the apex (to be added too).
+struct Hashes {
+    owner: u64,
+    parent: Option<u64>,
+}
 
 /// One RRset ready to copy into an answer.
 #[derive(Clone, Copy)]
@@ -226,14 +238,38 @@ impl SetStore {
 impl ZoneIndex {
     pub fn compile(zones: &Zones) -> ZoneIndex {
         let mut index = ZoneIndex::default();
-        let records: usize = zones.zones.iter().map(|z| z.records.len()).sum();
-        // Names are fewer than records, but empty non-terminals come on top: a fair guess.
-        index.table = Table::with_capacity(records);
+        // Records arrive sorted: an owner's records are contiguous, and so are its RRsets.
+        let owners: Vec<Vec<Range<usize>>> = (zones.zones.iter())
+            .map(|z| {
+                z.records
+                    .runs(0..z.records.len(), |a, b| a.owner == b.owner)
+            })
+            .map(Iterator::collect)
+            .collect();
+        // Every owner is a name; empty non-terminals come on top, few but for reverse zones
+        // with few members (the table grows if they are more).
+        let names: usize = owners.iter().map(Vec::len).sum();
+        index.table = Table::with_capacity(names + names / 16);
+        // At most a node per owner and a list of its records each (lists that several names
+        // share are stored once), so the arena does not grow by copying itself.
+        let mut bytes = 0;
+        for (z, owners) in zones.zones.iter().zip(&owners) {
+            let apex_len = crate::dns::wire::name_wire(&z.apex).len();
+            for owned in owners {
+                let owner = z.records.get(owned.start).owner;
+                bytes += 1 + owner.len() - apex_len + NODE_FIXED + 2;
+                bytes += (owned.clone().map(|i| z.records.get(i)))
+                    .map(|r| RRSET_HEADER + POINTER_TO_QNAME.len() + 10 + r.rdata.len())
+                    .sum::<usize>();
+            }
+        }
+        index.arena.reserve(bytes);
         let mut store = SetStore::default();
         let mut list = Vec::new();
-        for z in &zones.zones {
+        for (z, owners) in zones.zones.iter().zip(&owners) {
             let zone = index.zones.len() as u32;
             let apex = crate::dns::wire::name_wire(&z.apex).into_boxed_slice();
+            let apex_len = apex.len();
             index.zones.push(ZoneMeta {
                 apex,
                 negative_soa: Box::new([]),
@@ -241,9 +277,29 @@ impl ZoneIndex {
                 serial: z.serial,
             });
             let mut negative_soa = Vec::new();
-            // Records arrive sorted: an owner's records are contiguous, and so are its RRsets.
             let records = &z.records;
-            for owned in records.runs(0..records.len(), |a, b| a.owner == b.owner) {
+            // The names a few owners ahead are hashed now and their slots start loading, so
+            // that adding them does not wait on memory (a 100,000-member table is 5 MB).
+            let ahead = |index: &ZoneIndex, i: usize| {
+                let owner = records.get(owners.get(i)?.start).owner;
+                let parent = parent(owner).filter(|p| p.len() > apex_len);
+                let hashes = Hashes {
+                    owner: index.hasher.hash_one(owner),
+                    parent: parent.map(|p| index.hasher.hash_one(p)),
+                };
+                index.table.prefetch(hashes.owner);
+                if let Some(h) = hashes.parent {
+                    index.table.prefetch(h);
+                }
+                Some(hashes)
+            };
+            let mut coming: std::collections::VecDeque<Hashes> =
+                (0..LOOKAHEAD).map_while(|i| ahead(&index, i)).collect();
+            for (i, owned) in owners.iter().enumerate() {
+                let hashes = coming.pop_front().expect("hashed ahead");
+                if let Some(h) = ahead(&index, i + LOOKAHEAD) {
+                    coming.push_back(h);
+                }
                 list.clear();
                 list.extend_from_slice(&[0, 0]);
                 let mut nsets = 0u16;
@@ -271,43 +327,60 @@ impl ZoneIndex {
                 }
                 list[..2].copy_from_slice(&nsets.to_le_bytes());
                 let owner = records.get(owned.start).owner;
-                index.add_ancestors(owner, zone);
-                index.add(owner, zone, &list, &mut store);
+                if let Some(hash) = hashes.parent {
+                    index.add_ancestors(parent(owner).expect("hashed above"), hash, zone);
+                }
+                index.add(owner, hashes.owner, zone, &list, &mut store);
             }
             index.zones[zone as usize].negative_soa = negative_soa.into_boxed_slice();
         }
         index.mark_wildcard_parents();
         // A copy, not shrink_to_fit: mimalloc shrinks a block by less than half in place,
-        // keeping the whole doubled capacity resident.
-        index.arena = index.arena.as_slice().to_vec();
+        // keeping the whole capacity resident.
+        if index.arena.capacity() > index.arena.len() + index.arena.len() / 16 {
+            index.arena = index.arena.as_slice().to_vec();
+        }
         index.table.shrink_to_fit();
         index
     }
 
-    /// Empty non-terminals between `owner` and its apex. Every name already in the index has
-    /// its ancestors there too, so the walk stops at the first one found: a 34-label ip6.arpa
+    /// `name` (hashed to `hash`, below its apex) and its ancestors down to the apex, as empty
+    /// non-terminals where they are missing. Every name already in the index has its
+    /// ancestors there too, so the walk stops at the first one found: a 34-label ip6.arpa
     /// owner costs a probe or two, not 34.
-    fn add_ancestors(&mut self, owner: &[u8], zone: u32) {
+    fn add_ancestors(&mut self, name: &[u8], hash: u64, zone: u32) {
         let apex_len = self.zones[zone as usize].apex.len();
-        let mut up = parent(owner);
-        while let Some(p) = up {
-            if p.len() <= apex_len || self.find(p).is_some() {
-                break;
+        let (mut name, mut hash) = (name, hash);
+        loop {
+            let (arena, zones) = (&self.arena, &self.zones);
+            let Probe::Vacant { slot } =
+                (self.table).probe(hash, |at| is_named(arena, zones, at, name))
+            else {
+                return;
+            };
+            let at = self.append(name, zone, 0);
+            self.table.fill(slot, hash, at);
+            match parent(name).filter(|p| p.len() > apex_len) {
+                Some(p) => (name, hash) = (p, self.hasher.hash_one(p)),
+                None => return,
             }
-            self.push_node(p, zone);
-            up = parent(p);
         }
     }
 
-    /// Adds `owner` with its RRset list (`NSETS | RRSET...`). A name already present (as an
-    /// empty non-terminal, or from another zone's records) is copied to the end with the new
-    /// RRsets after its own; the old copy is flagged and skipped.
-    fn add(&mut self, owner: &[u8], zone: u32, list: &[u8], store: &mut SetStore) {
-        let Some(old_at) = self.find(owner) else {
-            let at = self.append(owner, zone, 0);
-            self.set_list(at, list, store);
-            self.table.insert_unique(self.hasher.hash_one(owner), at);
-            return;
+    /// Adds `owner` (hashed to `hash`) with its RRset list (`NSETS | RRSET...`). A name
+    /// already present (as an empty non-terminal, or from another zone's records) is copied
+    /// to the end with the new RRsets after its own; the old copy is flagged and skipped.
+    fn add(&mut self, owner: &[u8], hash: u64, zone: u32, list: &[u8], store: &mut SetStore) {
+        let (arena, zones) = (&self.arena, &self.zones);
+        let (slot, old_at) = match (self.table).probe(hash, |at| is_named(arena, zones, at, owner))
+        {
+            Probe::Vacant { slot } => {
+                let at = self.append(owner, zone, 0);
+                self.set_list(at, list, store);
+                self.table.fill(slot, hash, at);
+                return;
+            }
+            Probe::Found { slot, offset } => (slot, offset),
         };
         let (old, _) = Node::read(&self.arena, old_at as usize);
         let nsets = u16::from_le_bytes([list[0], list[1]]) + old.nsets;
@@ -319,18 +392,7 @@ impl ZoneIndex {
         self.arena[key_end + 4] |= SUPERSEDED;
         let at = self.append(owner, zone, flags);
         self.set_list(at, &merged, store);
-        let hash = self.hasher.hash_one(owner);
-        let (arena, zones) = (&self.arena, &self.zones);
-        let replaced = self
-            .table
-            .replace(hash, |at| is_named(arena, zones, at, owner), at);
-        debug_assert!(replaced, "the node found above is in the table");
-    }
-
-    /// An empty non-terminal.
-    fn push_node(&mut self, name: &[u8], zone: u32) {
-        let at = self.append(name, zone, 0);
-        self.table.insert_unique(self.hasher.hash_one(name), at);
+        self.table.fill(slot, hash, at);
     }
 
     /// Writes a node without RRsets at the end of the arena; returns its offset.

@@ -16,6 +16,12 @@ const EMPTY: u64 = 0;
 /// miss about 6 (48 bytes, mostly one cache line).
 const MAX_LOAD_PERCENT: usize = 70;
 
+/// Where [`Table::probe`] ended.
+pub enum Probe {
+    Found { slot: usize, offset: u32 },
+    Vacant { slot: usize },
+}
+
 pub struct Table {
     slots: Box<[u64]>,
     len: usize,
@@ -64,51 +70,76 @@ impl Table {
         }
     }
 
-    /// The slot holding an offset whose hash is `hash` and for which `is` says yes.
-    fn position(&self, hash: u64, mut is: impl FnMut(u32) -> bool) -> Option<usize> {
+    /// The slot holding an offset whose hash is `hash` and for which `is` says yes, or the
+    /// empty slot that ended the search (where such an entry would go).
+    fn search(&self, hash: u64, mut is: impl FnMut(u32) -> bool) -> Result<usize, usize> {
         let tag = tag(hash);
         let mut at = self.home(tag);
         loop {
             let slot = self.slots[at];
             if slot == EMPTY {
-                return None;
+                return Err(at);
             }
             if (slot >> 32) as u32 == tag && is(slot as u32 - 1) {
-                return Some(at);
+                return Ok(at);
             }
             at = self.next(at);
         }
     }
 
-    /// The offset stored under `hash` for which `is` says yes.
-    pub fn find(&self, hash: u64, is: impl FnMut(u32) -> bool) -> Option<u32> {
-        self.position(hash, is).map(|at| self.slots[at] as u32 - 1)
-    }
-
-    /// Points the entry `is` picks at `offset` instead; false if there is none.
-    pub fn replace(&mut self, hash: u64, is: impl FnMut(u32) -> bool, offset: u32) -> bool {
-        match self.position(hash, is) {
-            Some(at) => {
-                self.slots[at] = slot(tag(hash), offset);
-                true
-            }
-            None => false,
+    /// Looks `hash` up to find an entry or, failing that, to add one with [`Table::fill`]:
+    /// one probe, not two, for each name a build adds. Makes room for one more entry first,
+    /// so the slot stays valid until then.
+    pub fn probe(&mut self, hash: u64, is: impl FnMut(u32) -> bool) -> Probe {
+        self.reserve_one();
+        match self.search(hash, is) {
+            Ok(slot) => Probe::Found {
+                slot,
+                offset: self.slots[slot] as u32 - 1,
+            },
+            Err(slot) => Probe::Vacant { slot },
         }
     }
 
-    /// Adds `offset` under `hash`; the caller knows no equal entry is present.
-    pub fn insert_unique(&mut self, hash: u64, offset: u32) {
+    /// Stores `offset` under `hash` in a slot [`Table::probe`] just returned, replacing the
+    /// entry found there, if any.
+    pub fn fill(&mut self, slot: usize, hash: u64, offset: u32) {
+        if self.slots[slot] == EMPTY {
+            self.len += 1;
+        }
+        self.slots[slot] = make_slot(tag(hash), offset);
+    }
+
+    /// Starts loading the first slot a probe for `hash` reads: a build knows the names it
+    /// adds next, and their slots are far apart in a table of megabytes.
+    pub fn prefetch(&self, hash: u64) {
+        let at = self.home(tag(hash));
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is only a hint; the address is inside the slots.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(self.slots.as_ptr().add(at).cast());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = at;
+    }
+
+    fn reserve_one(&mut self) {
         if (self.len + 1) * 100 > self.slots.len() * MAX_LOAD_PERCENT {
             self.resize(slot_count(self.len + 1).max(self.slots.len() * 2));
         }
-        self.place(slot(tag(hash), offset));
-        self.len += 1;
     }
 
-    /// Gives back the slots beyond what the entries need (a table sized by a generous guess).
+    /// The offset stored under `hash` for which `is` says yes.
+    pub fn find(&self, hash: u64, is: impl FnMut(u32) -> bool) -> Option<u32> {
+        (self.search(hash, is).ok()).map(|at| self.slots[at] as u32 - 1)
+    }
+
+    /// Gives back the slots beyond what the entries need (a table sized by a generous guess),
+    /// unless they are few: moving every entry costs more than an eighth more slots.
     pub fn shrink_to_fit(&mut self) {
         let fit = slot_count(self.len);
-        if fit < self.slots.len() {
+        if fit + fit / 8 < self.slots.len() {
             self.resize(fit);
         }
     }
@@ -131,7 +162,7 @@ impl Table {
     }
 }
 
-fn slot(tag: u32, offset: u32) -> u64 {
+fn make_slot(tag: u32, offset: u32) -> u64 {
     let stored = offset.checked_add(1).expect("a zone index under 4 GiB");
     u64::from(tag) << 32 | u64::from(stored)
 }
@@ -140,6 +171,20 @@ fn slot(tag: u32, offset: u32) -> u64 {
 mod tests {
     use super::*;
 
+    /// Adds `offset` under `hash`, or points the entry with that offset at `new` instead.
+    fn put(table: &mut Table, hash: u64, offset: u32, new: u32) -> bool {
+        match table.probe(hash, |o| o == offset) {
+            Probe::Found { slot, .. } => {
+                table.fill(slot, hash, new);
+                true
+            }
+            Probe::Vacant { slot } => {
+                table.fill(slot, hash, offset);
+                false
+            }
+        }
+    }
+
     #[test]
     fn finds_what_was_inserted_through_growth_and_shrinking() {
         // Few distinct tags: many entries share a probe run and are told apart by `is`.
@@ -147,24 +192,33 @@ mod tests {
         let mut table = Table::with_capacity(2);
         for i in 0..1000 {
             assert_eq!(table.find(hash(i), |o| o == i), None);
-            table.insert_unique(hash(i), i);
+            assert!(!put(&mut table, hash(i), i, 0), "added");
         }
         assert_eq!(table.len(), 1000);
         for i in 0..1000 {
             assert_eq!(table.find(hash(i), |o| o == i), Some(i));
         }
-        assert!(table.replace(hash(5), |o| o == 5, 5000));
+        assert!(put(&mut table, hash(5), 5, 5000), "replaced");
+        assert_eq!(table.len(), 1000);
         assert_eq!(table.find(hash(5), |o| o == 5), None);
         assert_eq!(table.find(hash(5), |o| o == 5000), Some(5000));
-        assert!(!table.replace(hash(5), |o| o == 5, 1));
 
         let mut big = Table::with_capacity(100_000);
-        big.insert_unique(1 << 32, 0);
-        big.insert_unique(2 << 32, u32::MAX - 1);
+        put(&mut big, 1 << 32, 0, 0);
+        put(&mut big, 2 << 32, u32::MAX - 1, 0);
         big.shrink_to_fit();
         assert_eq!(big.slots.len(), 8);
         assert_eq!(big.find(2 << 32, |_| true), Some(u32::MAX - 1));
         assert_eq!(big.find(3 << 32, |_| true), None);
+
+        // A table a little larger than it needs is left as it is.
+        let mut near = Table::with_capacity(105);
+        for i in 0..100 {
+            put(&mut near, u64::from(i) << 40, i, 0);
+        }
+        let slots = near.slots.len();
+        near.shrink_to_fit();
+        assert_eq!(near.slots.len(), slots);
     }
 
     #[test]
@@ -174,7 +228,7 @@ mod tests {
         let mut table = Table::with_capacity(5);
         let slots = table.slots.len();
         for i in 0..5 {
-            table.insert_unique(top, i);
+            put(&mut table, top, i, 0);
         }
         assert_eq!(table.slots.len(), slots, "no growth within capacity");
         assert_ne!(table.slots[0], EMPTY, "the run wrapped");
@@ -188,7 +242,12 @@ mod tests {
     fn stays_within_its_load() {
         let mut table = Table::default();
         for i in 0..10_000u64 {
-            table.insert_unique(i.wrapping_mul(0x9e37_79b9_7f4a_7c15), i as u32);
+            put(
+                &mut table,
+                i.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                i as u32,
+                0,
+            );
             assert!(table.len() * 100 <= table.slots.len() * MAX_LOAD_PERCENT);
         }
     }
