@@ -3,7 +3,7 @@
 //! serials), compile the index and swap it in. Targets (issue 7): < 100 ms at 10,000 members,
 //! < 1 s at 100,000. The serials are written after the swap (not counted in the total, shown
 //! apart). Each run starts with the memory of the last one handed back, as the server does
-//! once syncs pause: a sync's fresh pages cost a fault each.
+//! once syncs pause.
 //!
 //!   cargo bench --bench sync            (median of 5 runs per size; SYNC_SIZES, SYNC_RUNS)
 
