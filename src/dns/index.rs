@@ -25,7 +25,7 @@ use hickory_proto::rr::RecordType;
 
 use super::table::{Probe, Table};
 use super::wire::{parent, MAX_NAME};
-use crate::zone::Zones;
+use crate::zone::{RecordList, Zones};
 
 /// Class IN on the wire.
 const CLASS_IN: u16 = 1;
@@ -192,6 +192,62 @@ fn push_tail(w: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
     w.extend_from_slice(rdata);
 }
 
+/// Bytes [`push_tail`] writes before the RDATA.
+const TAIL_FIXED: usize = 10;
+
+/// The RRset list (`NSETS | RRSET...`) of one owner's records (`owned`, sorted) into `list`;
+/// an SOA among them also goes into `negative_soa`, as negative answers carry it.
+fn encode_rrsets(
+    records: &RecordList,
+    owned: Range<usize>,
+    list: &mut Vec<u8>,
+    negative_soa: &mut Vec<u8>,
+) {
+    list.clear();
+    list.extend_from_slice(&[0, 0]);
+    let mut nsets = 0u16;
+    for set in records.runs(owned, |a, b| a.rtype == b.rtype) {
+        list.extend_from_slice(&records.get(set.start).rtype.to_le_bytes());
+        list.extend_from_slice(&(set.len() as u16).to_le_bytes());
+        let len_at = list.len();
+        list.extend_from_slice(&[0; 4]);
+        for r in set.map(|i| records.get(i)) {
+            if r.record_type() == RecordType::SOA {
+                // MINIMUM is the last field of SOA RDATA (RFC 1035 3.3.13).
+                let minimum = (r.rdata.len().checked_sub(4))
+                    .and_then(|i| r.rdata[i..].try_into().ok())
+                    .map(u32::from_be_bytes)
+                    .unwrap_or(r.ttl);
+                negative_soa.clear();
+                push_tail(negative_soa, r.rtype, r.ttl.min(minimum), r.rdata);
+            }
+            list.extend_from_slice(&POINTER_TO_QNAME);
+            push_tail(list, r.rtype, r.ttl, r.rdata);
+        }
+        let len = (list.len() - len_at - 4) as u32;
+        list[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+        nsets += 1;
+    }
+    list[..2].copy_from_slice(&nsets.to_le_bytes());
+}
+
+/// Arena bytes for `zones`: a node per owner and a list of its records each. More than the
+/// arena needs (lists that several names share are stored once; 1.5x at 100,000 members)
+/// unless empty non-terminals are many, so it rarely grows by copying itself.
+fn arena_guess(zones: &Zones, apexes: &[Vec<u8>], owners: &[Vec<Range<usize>>]) -> usize {
+    let mut bytes = 0;
+    for ((z, apex), owners) in zones.zones.iter().zip(apexes).zip(owners) {
+        for owned in owners {
+            let owner = z.records.get(owned.start).owner;
+            bytes += 1 + owner.len() - apex.len() + NODE_FIXED + 2;
+            bytes += (owned.clone().map(|i| z.records.get(i)))
+                .map(|r| RRSET_HEADER + POINTER_TO_QNAME.len() + TAIL_FIXED + r.rdata.len())
+                .sum::<usize>();
+        }
+    }
+    bytes
+}
+
 /// Whether the node at `at` is named `name` (full wire form).
 fn is_named(arena: &[u8], zones: &[ZoneMeta], at: u32, name: &[u8]) -> bool {
     let at = at as usize;
@@ -250,27 +306,16 @@ impl ZoneIndex {
         // with few members (the table grows if they are more).
         let names: usize = owners.iter().map(Vec::len).sum();
         index.table = Table::with_capacity(names + names / 16);
-        // A node per owner and a list of its records each: more than the arena needs (lists
-        // that several names share are stored once; 1.5x at 100,000 members), unless empty
-        // non-terminals are many, so it rarely grows by copying itself.
-        let mut bytes = 0;
-        for (z, owners) in zones.zones.iter().zip(&owners) {
-            let apex_len = crate::dns::wire::name_wire(&z.apex).len();
-            for owned in owners {
-                let owner = z.records.get(owned.start).owner;
-                bytes += 1 + owner.len() - apex_len + NODE_FIXED + 2;
-                bytes += (owned.clone().map(|i| z.records.get(i)))
-                    .map(|r| RRSET_HEADER + POINTER_TO_QNAME.len() + 10 + r.rdata.len())
-                    .sum::<usize>();
-            }
-        }
-        index.arena.reserve(bytes);
+        let apexes: Vec<Vec<u8>> = (zones.zones.iter())
+            .map(|z| crate::dns::wire::name_wire(&z.apex))
+            .collect();
+        index.arena.reserve(arena_guess(zones, &apexes, &owners));
         let mut store = SetStore::default();
         let mut list = Vec::new();
-        for (z, owners) in zones.zones.iter().zip(&owners) {
+        for ((z, owners), apex) in zones.zones.iter().zip(&owners).zip(apexes) {
             let zone = index.zones.len() as u32;
-            let apex = crate::dns::wire::name_wire(&z.apex).into_boxed_slice();
             let apex_len = apex.len();
+            let apex = apex.into_boxed_slice();
             index.zones.push(ZoneMeta {
                 apex,
                 negative_soa: Box::new([]),
@@ -301,32 +346,7 @@ impl ZoneIndex {
                 if let Some(h) = ahead(&index, i + LOOKAHEAD) {
                     coming.push_back(h);
                 }
-                list.clear();
-                list.extend_from_slice(&[0, 0]);
-                let mut nsets = 0u16;
-                for set in records.runs(owned.clone(), |a, b| a.rtype == b.rtype) {
-                    list.extend_from_slice(&records.get(set.start).rtype.to_le_bytes());
-                    list.extend_from_slice(&(set.len() as u16).to_le_bytes());
-                    let len_at = list.len();
-                    list.extend_from_slice(&[0; 4]);
-                    for r in set.map(|i| records.get(i)) {
-                        if r.record_type() == RecordType::SOA {
-                            // MINIMUM is the last field of SOA RDATA (RFC 1035 3.3.13).
-                            let minimum = (r.rdata.len().checked_sub(4))
-                                .and_then(|i| r.rdata[i..].try_into().ok())
-                                .map(u32::from_be_bytes)
-                                .unwrap_or(r.ttl);
-                            negative_soa.clear();
-                            push_tail(&mut negative_soa, r.rtype, r.ttl.min(minimum), r.rdata);
-                        }
-                        list.extend_from_slice(&POINTER_TO_QNAME);
-                        push_tail(&mut list, r.rtype, r.ttl, r.rdata);
-                    }
-                    let len = (list.len() - len_at - 4) as u32;
-                    list[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
-                    nsets += 1;
-                }
-                list[..2].copy_from_slice(&nsets.to_le_bytes());
+                encode_rrsets(records, owned.clone(), &mut list, &mut negative_soa);
                 let owner = records.get(owned.start).owner;
                 if let Some(hash) = hashes.parent {
                     index.add_ancestors(parent(owner).expect("hashed above"), hash, zone);

@@ -80,7 +80,7 @@ impl Table {
             if slot == EMPTY {
                 return Err(at);
             }
-            if (slot >> 32) as u32 == tag && is(slot as u32 - 1) {
+            if (slot >> 32) as u32 == tag && is(offset_in(slot)) {
                 return Ok(at);
             }
             at = self.next(at);
@@ -95,7 +95,7 @@ impl Table {
         match self.search(hash, is) {
             Ok(slot) => Probe::Found {
                 slot,
-                offset: self.slots[slot] as u32 - 1,
+                offset: offset_in(self.slots[slot]),
             },
             Err(slot) => Probe::Vacant { slot },
         }
@@ -132,7 +132,7 @@ impl Table {
 
     /// The offset stored under `hash` for which `is` says yes.
     pub fn find(&self, hash: u64, is: impl FnMut(u32) -> bool) -> Option<u32> {
-        (self.search(hash, is).ok()).map(|at| self.slots[at] as u32 - 1)
+        (self.search(hash, is).ok()).map(|at| offset_in(self.slots[at]))
     }
 
     /// Gives back the slots beyond what the entries need (a table sized by a generous guess),
@@ -160,6 +160,11 @@ impl Table {
             self.place(s);
         }
     }
+}
+
+/// The offset a full slot holds.
+fn offset_in(slot: u64) -> u32 {
+    slot as u32 - 1
 }
 
 fn make_slot(tag: u32, offset: u32) -> u64 {
