@@ -14,9 +14,10 @@ use std::time::Instant;
 
 use backhaul_dns::dns::answer::{respond, Outcome, Policy, Rcode, Transport};
 use backhaul_dns::dns::ZoneIndex;
-use backhaul_dns::sync::{Builder, Views};
+use backhaul_dns::records::FileRecords;
+use backhaul_dns::sync::builder::Builder;
+use backhaul_dns::sync::Views;
 use backhaul_dns::zerotier::file;
-use backhaul_dns::zone::FileRecords;
 
 mod common;
 use common::{members_json, NETWORK};

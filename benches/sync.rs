@@ -12,9 +12,10 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backhaul_dns::sync::{Builder, Views};
+use backhaul_dns::records::FileRecords;
+use backhaul_dns::sync::builder::Builder;
+use backhaul_dns::sync::Views;
 use backhaul_dns::zerotier::file;
-use backhaul_dns::zone::FileRecords;
 
 mod common;
 use common::{members_json, NETWORK};

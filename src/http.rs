@@ -10,6 +10,8 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::metrics::Telemetry;
 
 /// Binds the endpoint (a busy port is a start-up error, not a silent one later).
@@ -19,17 +21,20 @@ pub async fn bind(listen: SocketAddr) -> std::io::Result<tokio::net::TcpListener
     Ok(listener)
 }
 
-/// Serves the endpoint until the process ends.
+/// Serves the endpoint until `shutdown` is cancelled (requests under way are finished).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     telemetry: Arc<Telemetry>,
+    shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let app = axum::Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(telemetry);
-    axum::serve(listener, app).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
 }
 
 async fn readyz(State(t): State<Arc<Telemetry>>) -> impl IntoResponse {

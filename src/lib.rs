@@ -38,6 +38,11 @@
 //! sync. Here a lookup is a few hash probes whatever the zone size, and a sync swaps one pointer.
 
 pub mod background;
+pub mod clock;
+pub mod dname;
+pub mod ids;
+pub mod secret;
+pub mod view;
 pub mod cli;
 pub mod config;
 pub mod dns;
@@ -49,7 +54,7 @@ pub mod names;
 pub mod records;
 pub mod reverse;
 pub mod run;
-pub mod snapshot;
+pub mod state;
 pub mod sync;
 pub mod watch;
 pub mod webhook;

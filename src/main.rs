@@ -1,10 +1,11 @@
-//! The `backhaul-dns` binary: parse the command line, set up logging, run, map errors to exit codes.
+//! The `backhaul-dns` binary: parse the command line, run the subcommand, turn the outcome
+//! into an exit code. Everything else lives in the library ([`backhaul_dns::run`]).
 
 use std::process::ExitCode;
 
 use backhaul_dns::cli::{Cli, Command, CommonArgs, LogFormat};
 use backhaul_dns::config::Config;
-use backhaul_dns::{run, sync};
+use backhaul_dns::{records, run};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -13,34 +14,54 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Exit code for a configuration the server refuses to start with.
+/// Exit code for a configuration the server refuses to start with (`check` and every
+/// other subcommand alike).
 const EXIT_CONFIG: u8 = 2;
+/// Exit code for anything that goes wrong once the configuration was accepted.
+const EXIT_FAILURE: u8 = 1;
+
+/// Why the process ends unsuccessfully, and with which exit code.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl Failure {
+    fn config(error: impl Into<anyhow::Error>) -> Failure {
+        Failure {
+            code: EXIT_CONFIG,
+            error: error.into(),
+        }
+    }
+
+    fn runtime(error: anyhow::Error) -> Failure {
+        Failure {
+            code: EXIT_FAILURE,
+            error,
+        }
+    }
+}
 
 fn main() -> ExitCode {
     backhaul_dns::memory::configure();
-    let cli = Cli::parse();
-    let args = cli.command.common();
-    if let Err(e) = init_logging(args) {
-        eprintln!("backhaul-dns: {e}");
-        return ExitCode::from(EXIT_CONFIG);
-    }
-    let config = match Config::load(&args.config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("backhaul-dns: {e}");
-            return ExitCode::from(EXIT_CONFIG);
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            // Printed once, here, whatever failed (the log may not be set up yet).
+            eprintln!("backhaul-dns: {:#}", failure.error);
+            ExitCode::from(failure.code)
         }
-    };
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let args = cli.command.common();
+    init_logging(args).map_err(Failure::config)?;
+    let config = Config::load(&args.config).map_err(Failure::config)?;
     // Records files are part of the configuration: a mistake in one stops start-up here,
     // while a running server rejects it and keeps its previous records.
-    let files = match sync::load_files(&config) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("backhaul-dns: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let result = match cli.command {
+    let files = records::load_files(&config).map_err(Failure::config)?;
+    let outcome = match cli.command {
         Command::Check(_) => {
             println!("{}", run::summary(&config));
             Ok(())
@@ -51,14 +72,7 @@ fn main() -> ExitCode {
             .and_then(|rt| rt.block_on(run::zone_text(&config, files)))
             .and_then(|text| print_all(&text)),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("backhaul-dns: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    outcome.map_err(Failure::runtime)
 }
 
 /// Writes to stdout; a reader that stopped early (`| head`) is not an error.

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -20,8 +20,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::dns::listen::View;
-use crate::zerotier::NetworkId;
+use crate::view::View;
+use crate::clock;
+use crate::ids::NetworkId;
 
 /// Query types counted by name; everything else is `other`.
 const QTYPES: [(u16, &str); 13] = [
@@ -287,7 +288,7 @@ impl Telemetry {
         self.syncs
             .get_or_create(&[("network", network.to_string())])
             .inc();
-        let now = unix(SystemTime::now());
+        let now = clock::unix_now();
         self.update(network, |s| {
             s.last_sync = Some(now);
             s.last_error = None;
@@ -408,11 +409,6 @@ pub struct Readiness {
     pub networks: Vec<NetworkStatus>,
 }
 
-fn unix(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 #[cfg(test)]
 mod tests {

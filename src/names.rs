@@ -1,12 +1,19 @@
-//! Where a member becomes a name: member name text -> DNS labels, and the collision rule.
+//! Where a member becomes a name: member name text -> DNS labels, reserved names, and the
+//! collision rule between members (and with the records file).
 //!
-//! Pure functions; the rules are DESIGN.md "Names".
+//! Pure functions; the rules are the README's "Names" section.
 
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use foldhash::HashSet;
 
 use hickory_proto::rr::Name;
 
-use crate::zerotier::{Member, NodeId};
+use crate::dname::{name_wire, wire_name, wire_to_text, MAX_LABEL, MAX_NAME};
+use crate::ids::{NetworkId, NodeId};
+use crate::zerotier::Member;
 
 /// The name every member gets, unique by construction: `zt-<nodeId>` under `domain` (wire
 /// form), put together as bytes: no name parsing per member. The config
@@ -24,10 +31,6 @@ pub fn zt_wire(node: NodeId, domain: &[u8]) -> Vec<u8> {
     w
 }
 
-/// Max bytes in one DNS label (RFC 1035 2.3.4).
-const MAX_LABEL: usize = 63;
-/// Max bytes in a name in wire form (RFC 1035 2.3.4).
-const MAX_NAME: usize = 255;
 
 /// Appends one label made of `part`, length byte first: lowercase; whitespace and `_` become
 /// `-`; anything outside `[a-z0-9-]` is dropped; runs of `-` collapse; no leading or trailing
@@ -102,7 +105,7 @@ pub fn member_wire(raw: &str, domain: &[u8]) -> Option<Vec<u8>> {
 /// assert_eq!(name("☕"), None);
 /// ```
 pub fn member_name(raw: &str, domain: &Name) -> Option<Name> {
-    member_wire(raw, &crate::dns::wire::name_wire(domain)).map(|w| crate::dns::wire::wire_name(&w))
+    member_wire(raw, &name_wire(domain)).map(|w| wire_name(&w))
 }
 
 /// Collision rule for two members that want the same name: oldest `creationTime` wins, then the
@@ -110,6 +113,131 @@ pub fn member_name(raw: &str, domain: &Name) -> Option<Name> {
 pub fn precedence(a: &Member, b: &Member) -> Ordering {
     let key = |m: &Member| (m.creation_time.unwrap_or(i64::MAX), m.node);
     key(a).cmp(&key(b))
+}
+
+/// Two members wanted the same name; `winner` got it (oldest creationTime, then lowest id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub name: Name,
+    pub winner: NodeId,
+    pub loser: NodeId,
+    pub network: NetworkId,
+}
+
+/// A member name that a records-file record took over: the member keeps its zt- name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Override {
+    pub name: Name,
+    pub member: NodeId,
+    pub network: NetworkId,
+}
+
+/// A member that made it into the zone, with its names and addresses.
+pub struct Named<'a> {
+    pub network: NetworkId,
+    pub member: &'a Member,
+    pub addresses: Vec<IpAddr>,
+    /// Lowercase wire forms of the zt- name and of the name the member asks for: compared and
+    /// used as owners.
+    pub zt_wire: Vec<u8>,
+    pub custom_wire: Option<Vec<u8>>,
+    /// Set by [`resolve`]: the member got the name it asks for.
+    pub custom_won: bool,
+}
+
+impl<'a> Named<'a> {
+    /// A member of network `network` under `domain` (lowercase wire form), before [`resolve`].
+    pub fn new(network: NetworkId, member: &'a Member, addresses: Vec<IpAddr>, domain: &[u8]) -> Named<'a> {
+        Named {
+            network,
+            member,
+            addresses,
+            zt_wire: zt_wire(member.node, domain),
+            custom_wire: member_wire(&member.name, domain),
+            custom_won: false,
+        }
+    }
+
+    /// Owners of the member's address records: its zt- name, and its own name if it won it.
+    pub fn owners(&self) -> impl Iterator<Item = &[u8]> {
+        std::iter::once(self.zt_wire.as_slice()).chain(self.won())
+    }
+
+    /// What its PTR records point at: its own name if it won it, else its zt- name.
+    pub fn ptr_target(&self) -> &[u8] {
+        self.won().unwrap_or(&self.zt_wire)
+    }
+
+    fn won(&self) -> Option<&[u8]> {
+        self.custom_wire.as_deref().filter(|_| self.custom_won)
+    }
+}
+
+/// Applies the collision rule; returns the conflicts (one per losing member) and the member
+/// names that a records-file name took over.
+pub fn resolve(
+    entries: &mut [Named<'_>],
+    apexes: &BTreeSet<Name>,
+    file_owners: &HashSet<Vec<u8>>,
+) -> (Vec<Conflict>, Vec<Override>) {
+    let mut overridden = Vec::new();
+    // Sorting the claims by name groups the claimants of each name without a map of lists.
+    let mut claims: Vec<usize> = {
+        let zt_names: HashSet<&[u8]> = entries.iter().map(|e| e.zt_wire.as_slice()).collect();
+        let apexes: HashSet<Vec<u8>> = apexes.iter().map(name_wire).collect();
+        let mut claims = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            let Some(wire) = &e.custom_wire else {
+                continue;
+            };
+            if zt_names.contains(wire.as_slice()) || apexes.contains(wire) {
+                tracing::warn!(network = %e.network, member = %e.member.node, name = %wire_to_text(wire),
+                    "name is reserved (a zt- name or a zone apex): zt- name only");
+                continue;
+            }
+            if file_owners.contains(wire) {
+                overridden.push(Override {
+                    name: wire_name(wire),
+                    member: e.member.node,
+                    network: e.network,
+                });
+                continue;
+            }
+            claims.push(i);
+        }
+        claims
+    };
+    claims.sort_by(|a, b| {
+        let (ea, eb) = (&entries[*a], &entries[*b]);
+        (ea.custom_wire.cmp(&eb.custom_wire)).then_with(|| precedence(ea.member, eb.member))
+    });
+    let mut conflicts = Vec::new();
+    let groups: Vec<&[usize]> = claims
+        .chunk_by(|a, b| entries[*a].custom_wire == entries[*b].custom_wire)
+        .collect();
+    for claimants in groups {
+        let winner = entries[claimants[0]].member.node;
+        for &i in claimants {
+            let e = &mut entries[i];
+            // The same node in two networks is one host, not a conflict.
+            if e.member.node == winner {
+                e.custom_won = true;
+            } else {
+                let name = wire_name(e.custom_wire.as_deref().unwrap_or_default());
+                tracing::warn!(network = %e.network, name = %name, winner = %winner, loser = %e.member.node,
+                    "name conflict: the older member keeps the name, the other keeps only its zt- name");
+                conflicts.push(Conflict {
+                    name,
+                    winner,
+                    loser: e.member.node,
+                    network: e.network,
+                });
+            }
+        }
+    }
+    conflicts.sort_by(|a, b| (&a.name, a.loser).cmp(&(&b.name, b.loser)));
+    overridden.sort_by(|a, b| (&a.name, a.member).cmp(&(&b.name, b.member)));
+    (conflicts, overridden)
 }
 
 #[cfg(test)]
@@ -130,8 +258,8 @@ mod tests {
             let domain = Name::from_ascii(domain).unwrap();
             let want = Name::from_ascii(format!("zt-{}.{domain}", NodeId(node))).unwrap();
             assert_eq!(
-                zt_wire(NodeId(node), &crate::dns::wire::name_wire(&domain)),
-                crate::dns::wire::name_wire(&want)
+                zt_wire(NodeId(node), &crate::dname::name_wire(&domain)),
+                crate::dname::name_wire(&want)
             );
         }
     }
@@ -189,7 +317,7 @@ mod tests {
         // "backhaul." is 10 bytes in wire form; three 63-byte labels take 192 and one of 52
         // takes 53: exactly 255. One more byte is over the limit, which hickory enforces too.
         let raw = |last: usize| format!("{0}.{0}.{0}.{1}", "a".repeat(63), "b".repeat(last));
-        let wire = crate::dns::wire::name_wire(&Name::from_ascii(name(&raw(52)).unwrap()).unwrap());
+        let wire = crate::dname::name_wire(&Name::from_ascii(name(&raw(52)).unwrap()).unwrap());
         assert_eq!(wire.len(), 255);
         assert_eq!(name(&raw(53)), None);
         assert!(Name::from_ascii(format!("{}.backhaul.", raw(53))).is_err());

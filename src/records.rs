@@ -13,6 +13,8 @@ use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
 use hickory_proto::serialize::txt::{parse_ttl, Parser};
 use thiserror::Error;
 
+use crate::config::Config;
+
 /// A records file that cannot be used, worded for the person editing it.
 #[derive(Debug, Error)]
 pub enum RecordsError {
@@ -34,6 +36,33 @@ pub enum RecordsError {
 pub struct FileRecord {
     pub record: Record,
     pub line: usize,
+}
+
+/// Records from the records files, already checked: what the zone build adds to each view.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileRecords {
+    /// `[records] zone_file`: merged into the backhaul view; wins over member names.
+    pub private: Vec<Record>,
+    /// `[public] zone_file`: the public view, and the fallback for names the backhaul view
+    /// lacks. `None` when no public view is configured.
+    pub public: Option<Vec<Record>>,
+}
+
+/// Reads and checks the records files a configuration names. Any error rejects them all.
+pub fn load_files(config: &Config) -> Result<FileRecords, RecordsError> {
+    let domains: Vec<Name> = config.networks.iter().map(|n| n.domain.clone()).collect();
+    let private = match &config.records_file {
+        Some(path) => load(path, &config.domain, &domains, config.ttl)?,
+        None => Vec::new(),
+    };
+    let public = match &config.public {
+        Some(p) => Some(load(&p.zone_file, &config.domain, &[], config.ttl)?),
+        None => None,
+    };
+    Ok(FileRecords {
+        private: private.into_iter().map(|r| r.record).collect(),
+        public: public.map(|p| p.into_iter().map(|r| r.record).collect()),
+    })
 }
 
 /// Reads and checks a records file. `apex`: the file's default `$ORIGIN` and the domain every

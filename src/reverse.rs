@@ -122,7 +122,7 @@ mod tests {
             // Appended after what the buffer holds.
             let mut w = b"prefix".to_vec();
             push_ptr_wire(&mut w, ip);
-            assert_eq!(w[6..], crate::dns::wire::name_wire(&ptr_name(ip)), "{ip}");
+            assert_eq!(w[6..], crate::dname::name_wire(&ptr_name(ip)), "{ip}");
         }
     }
 

@@ -1,4 +1,9 @@
-//! Wires the pieces together for each subcommand.
+//! Wires the pieces together for each subcommand; the one place the server starts and stops.
+//!
+//! Shutdown has one path: SIGTERM or Ctrl-C cancels one token that every task observes
+//! (listeners stop taking queries, HTTP and webhook endpoints finish their requests, pollers
+//! stop), then everything is awaited: queries in flight are answered, the builder finishes,
+//! snapshots are flushed.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -9,26 +14,36 @@ use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use tokio::time::{sleep_until, Instant};
 
+use std::sync::atomic::Ordering;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
 use crate::config::{Config, Forward, ListenOn, Source};
 use crate::dns::access::{Acl, SharedAcl};
+use crate::dns::context::Context;
 use crate::dns::forward::{self, Forwarder};
-use crate::dns::listen::{BindError, Context, Listeners, View};
+use crate::dns::listen::{BindError, Listeners};
 use crate::interfaces::Finder;
 use crate::metrics::Telemetry;
+use crate::records::{self, FileRecords};
 use crate::sync::{self, SyncHandle, Views};
+use crate::view::View;
 use crate::watch::{Change, FileWatch, Pending};
-use crate::zone::FileRecords;
 use crate::{http, webhook, zone};
-use std::sync::atomic::Ordering;
 
 /// How often the listening addresses are looked up again: reading the interface list is one
 /// small netlink dump, so following changes within seconds costs next to nothing.
 const FOLLOW_INTERFACES: Duration = Duration::from_secs(1);
 /// The local zerotier-one service is an HTTP request: ask a little less often.
 const FOLLOW_LOCAL_SERVICE: Duration = Duration::from_secs(3);
+/// At shutdown, how long queries in flight (forwards, TCP connections, transfers) and HTTP
+/// requests get to finish.
+const DRAIN: Duration = Duration::from_secs(5);
 
 /// `backhaul-dns run`: serve until SIGTERM or Ctrl-C; reload on SIGHUP or a changed file.
 pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
     let views = Views::new();
     let telemetry = Arc::new(Telemetry::new());
     let acl: SharedAcl = Arc::new(ArcSwap::from_pointee(Acl::default()));
@@ -46,6 +61,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         config.transfer.allow.clone(),
         forwarder(&config, &own)?,
         telemetry.clone(),
+        shutdown.clone(),
     ));
     let public_ctx = Arc::new(Context::new(
         View::Public,
@@ -54,6 +70,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         Vec::new(),
         None,
         telemetry.clone(),
+        shutdown.clone(),
     ));
     for c in [&ctx, &public_ctx] {
         c.log_queries.store(config.log_queries, Ordering::Relaxed);
@@ -65,8 +82,8 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         let listener = http::bind(listen)
             .await
             .with_context(|| format!("cannot listen for http on {listen}"))?;
-        let serving = http::serve(listener, telemetry.clone());
-        tokio::spawn(async move {
+        let serving = http::serve(listener, telemetry.clone(), shutdown.clone());
+        tasks.spawn(async move {
             if let Err(e) = serving.await {
                 tracing::error!(error = %e, "http endpoint failed; DNS continues");
             }
@@ -83,77 +100,50 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         config,
     };
     // Watch before the first read of any file, so that no edit falls in between.
-    let (changes_tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    let (changes_tx, changes) = tokio::sync::mpsc::unbounded_channel();
     let mut files_watch = FileWatch::new(changes_tx).context("cannot watch files for changes")?;
     files_watch.follow(&server.config);
     // The first zone (from the last good snapshots) is published before any listener binds,
     // so the first query is answered from it; its NS records carry the addresses found just
     // now, and follow the ones actually bound if those differ.
     let sync = sync::start(&server.config, files, views, own.clone(), telemetry.clone()).await?;
-    let mut published = server.follow(&finder).await?;
-    if published != own {
-        sync.nameserver_addresses(published.clone()).await;
+    let outcome = async {
+        let published = server.follow(&finder).await?;
+        if published != own {
+            sync.nameserver_addresses(published.clone()).await;
+        }
+        if let Some(hook) = &server.config.webhook {
+            let listener = webhook::bind(hook.listen)
+                .await
+                .with_context(|| format!("cannot listen for webhooks on {}", hook.listen))?;
+            let serving = webhook::serve(
+                listener,
+                hook.secrets.clone(),
+                sync.triggers.clone(),
+                shutdown.clone(),
+            );
+            tasks.spawn(async move {
+                if let Err(e) = serving.await {
+                    tracing::error!(error = %e, "webhook endpoint failed; polling continues");
+                }
+            });
+        }
+        (server.run_until_stopped(&finder, &sync, files_watch, changes, published)).await
     }
-    if let Some(hook) = &server.config.webhook {
-        let listener = webhook::bind(hook.listen)
-            .await
-            .with_context(|| format!("cannot listen for webhooks on {}", hook.listen))?;
-        let serving = webhook::serve(listener, hook.secrets.clone(), sync.triggers.clone());
-        tokio::spawn(async move {
-            if let Err(e) = serving.await {
-                tracing::error!(error = %e, "webhook endpoint failed; polling continues");
-            }
-        });
-    }
-    let period = match server.config.listen.from {
-        ListenOn::Network { .. } => FOLLOW_LOCAL_SERVICE,
-        _ => FOLLOW_INTERFACES,
-    };
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await; // the first tick is immediate; that check was just done
-    let mut hangup = hangup_signal()?;
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
-    let mut pending = Pending::default();
-    loop {
-        let due = pending.due();
-        tokio::select! {
-            _ = tick.tick() => {
-                let served = server.follow(&finder).await?;
-                if served != published {
-                    sync.nameserver_addresses(served.clone()).await;
-                    published = served;
-                }
-            }
-            Some(change) = changes.recv() => pending.add(change),
-            _ = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
-                for change in pending.take() {
-                    match change {
-                        Change::Reload => {
-                            server.reload("a watched file changed", &sync, &mut files_watch).await;
-                        }
-                        Change::Members(id) => {
-                            tracing::info!(network = %id, "members file changed: syncing");
-                            sync.trigger(id);
-                        }
-                    }
-                }
-            }
-            _ = hangup.recv() => {
-                server.reload("SIGHUP", &sync, &mut files_watch).await;
-                for net in &server.config.networks {
-                    if matches!(net.source, Source::File { .. }) {
-                        sync.trigger(net.id);
-                    }
-                }
-            }
-            _ = &mut shutdown => break,
+    .await;
+    // The one way down: every task observes the token, then everything is awaited.
+    tracing::info!("shutting down");
+    shutdown.cancel();
+    server.listeners.close().await;
+    server.public.close().await;
+    for t in [&server.ctx.tasks, &server.public_ctx.tasks, &tasks] {
+        t.close();
+        if tokio::time::timeout(DRAIN, t.wait()).await.is_err() {
+            tracing::warn!("queries or requests still under way at shutdown were dropped");
         }
     }
-    tracing::info!("shutting down");
-    sync.save_snapshots().await;
-    Ok(())
+    sync.stop().await;
+    outcome
 }
 
 /// The running server's parts that a tick or a reload acts on.
@@ -171,6 +161,64 @@ struct Server {
 }
 
 impl Server {
+    /// Follows addresses, applies file changes and reloads until SIGTERM or Ctrl-C; an error
+    /// (no permission to bind) ends it early.
+    async fn run_until_stopped(
+        &mut self,
+        finder: &Finder,
+        sync: &SyncHandle,
+        mut files_watch: FileWatch,
+        mut changes: tokio::sync::mpsc::UnboundedReceiver<Change>,
+        mut published: Vec<IpAddr>,
+    ) -> anyhow::Result<()> {
+        let period = match self.config.listen.from {
+            ListenOn::Network { .. } => FOLLOW_LOCAL_SERVICE,
+            _ => FOLLOW_INTERFACES,
+        };
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is immediate; that check was just done
+        let mut hangup = hangup_signal()?;
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        let mut pending = Pending::default();
+        loop {
+            let due = pending.due();
+            tokio::select! {
+                _ = tick.tick() => {
+                    let served = self.follow(finder).await?;
+                    if served != published {
+                        sync.nameserver_addresses(served.clone()).await;
+                        published = served;
+                    }
+                }
+                Some(change) = changes.recv() => pending.add(change),
+                _ = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                    for change in pending.take() {
+                        match change {
+                            Change::Reload => {
+                                self.reload("a watched file changed", sync, &mut files_watch).await;
+                            }
+                            Change::Members(id) => {
+                                tracing::info!(network = %id, "members file changed: syncing");
+                                sync.trigger(id);
+                            }
+                        }
+                    }
+                }
+                _ = hangup.recv() => {
+                    self.reload("SIGHUP", sync, &mut files_watch).await;
+                    for net in &self.config.networks {
+                        if matches!(net.source, Source::File { .. }) {
+                            sync.trigger(net.id);
+                        }
+                    }
+                }
+                _ = &mut shutdown => return Ok(()),
+            }
+        }
+    }
+
     /// Follows the listening addresses of both views; returns the backhaul addresses served.
     async fn follow(&mut self, finder: &Finder) -> anyhow::Result<Vec<IpAddr>> {
         let served = self
@@ -204,7 +252,7 @@ impl Server {
             Ok(c) => c,
             Err(e) => return reject(&e),
         };
-        let files = match sync::load_files(&new) {
+        let files = match records::load_files(&new) {
             Ok(f) => f,
             Err(e) => return reject(&e),
         };

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::config::{Config, Source};
-use crate::zerotier::NetworkId;
+use crate::ids::NetworkId;
 
 /// How long the files must be quiet before a change is acted on.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);

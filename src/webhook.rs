@@ -1,4 +1,4 @@
-//! ZeroTier Central webhooks (zerotier-api.md §4): a verified member or network event re-syncs
+//! ZeroTier Central webhooks (<https://docs.zerotier.com/central/webhooks>): a verified member or network event re-syncs
 //! that network at once. Polling stays the safety net.
 //!
 //! Central delivers only to a public HTTPS URL, so this endpoint sits behind a reverse proxy
@@ -6,8 +6,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use tokio_util::sync::CancellationToken;
+
+use crate::clock;
 use crate::sync::Triggers;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -16,7 +18,7 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use crate::zerotier::NetworkId;
+use crate::ids::NetworkId;
 
 /// Signatures older (or newer) than this are replays or clock trouble: rejected.
 pub const TOLERANCE_SECS: u64 = 300;
@@ -107,16 +109,20 @@ pub async fn bind(listen: SocketAddr) -> std::io::Result<tokio::net::TcpListener
     Ok(listener)
 }
 
-/// Serves the webhook endpoint until the process ends.
+/// Serves the webhook endpoint until `shutdown` is cancelled (deliveries under way are
+/// finished).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     secrets: Vec<Vec<u8>>,
     triggers: Triggers,
+    shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let app = axum::Router::new()
         .fallback(axum::routing::post(receive))
         .with_state(Arc::new(Shared { secrets, triggers }));
-    axum::serve(listener, app).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
 }
 
 async fn receive(
@@ -124,10 +130,7 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, &'static str) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = clock::unix_now();
     let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     if let Err(why) = verify(&shared.secrets, header, &body, now) {
         tracing::warn!(reason = ?why, "webhook rejected: unsigned, stale or wrong signature (check secret_file)");

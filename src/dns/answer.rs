@@ -5,7 +5,8 @@
 //! question. Nothing here allocates once the buffer has grown.
 
 use super::index::{Lookup, RrSet, ZoneIndex};
-use super::wire::{self, flags, ParseError, Request, HEADER_LEN, TYPE_OPT};
+use super::wire::{self, ParseError, Request};
+use crate::dname::{class, flags, opcode, rtype, HEADER_LEN, MAX_NAME};
 
 /// The largest UDP response we send, whatever the client offers (DNS Flag Day 2020: avoids
 /// IP fragmentation, which is lost or spoofable on many paths).
@@ -26,15 +27,6 @@ pub enum Rcode {
     BadVers = 16,
 }
 
-const OPCODE_QUERY: u8 = 0;
-const CLASS_IN: u16 = 1;
-const CLASS_ANY: u16 = 255;
-const TYPE_CNAME: u16 = 5;
-const TYPE_IXFR: u16 = 251;
-const TYPE_AXFR: u16 = 252;
-const TYPE_MAILB: u16 = 253;
-const TYPE_MAILA: u16 = 254;
-const TYPE_ANY: u16 = 255;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -80,25 +72,9 @@ pub fn respond(
     let req = match wire::parse(query) {
         Ok(r) => r,
         Err(ParseError::Ignore) => return Outcome::Drop,
-        Err(ParseError::FormErr) => {
-            // Header only: the rest could not be trusted enough to echo.
-            let flag_word = u16::from_be_bytes([query[2], query[3]]);
-            out.extend_from_slice(&query[0..2]);
-            let f =
-                flags::QR | (flag_word & (0x7800 | flags::RD | flags::CD)) | Rcode::FormErr as u16;
-            out.extend_from_slice(&f.to_be_bytes());
-            out.extend_from_slice(&[0; 8]);
-            return Outcome::Reply {
-                rcode: Rcode::FormErr,
-                truncated: false,
-            };
-        }
+        Err(ParseError::FormErr) => return format_error(query, out),
     };
-    let limit = match (transport, req.edns) {
-        (Transport::Tcp, _) => usize::from(u16::MAX),
-        (Transport::Udp, None) => CLASSIC_UDP_PAYLOAD,
-        (Transport::Udp, Some(e)) => usize::from(e.udp_size.clamp(512, MAX_UDP_PAYLOAD)),
-    };
+    let limit = size_limit(transport, &req);
     let mut w = Writer::start(out, &req);
     let rcode = if !policy.allowed {
         Rcode::Refused
@@ -125,6 +101,43 @@ pub fn respond(
     w.finish(&req, rcode, limit)
 }
 
+/// A reply with only the question (when it parses) and `rcode`: for queries the zone handed
+/// on ([`Outcome::Forward`]) that end up answered by no one else. Malformed queries get
+/// FORMERR as in [`respond`]; nothing to reply to gives [`Outcome::Drop`].
+pub fn reply_with(query: &[u8], rcode: Rcode, transport: Transport, out: &mut Vec<u8>) -> Outcome {
+    out.clear();
+    match wire::parse(query) {
+        Ok(req) => {
+            let limit = size_limit(transport, &req);
+            Writer::start(out, &req).finish(&req, rcode, limit)
+        }
+        Err(ParseError::Ignore) => Outcome::Drop,
+        Err(ParseError::FormErr) => format_error(query, out),
+    }
+}
+
+/// FORMERR with the header only: the rest could not be trusted enough to echo.
+fn format_error(query: &[u8], out: &mut Vec<u8>) -> Outcome {
+    let flag_word = u16::from_be_bytes([query[2], query[3]]);
+    out.extend_from_slice(&query[0..2]);
+    let f = flags::QR | (flag_word & (0x7800 | flags::RD | flags::CD)) | Rcode::FormErr as u16;
+    out.extend_from_slice(&f.to_be_bytes());
+    out.extend_from_slice(&[0; 8]);
+    Outcome::Reply {
+        rcode: Rcode::FormErr,
+        truncated: false,
+    }
+}
+
+/// The largest response the client takes over this transport.
+fn size_limit(transport: Transport, req: &Request<'_>) -> usize {
+    match (transport, req.edns) {
+        (Transport::Tcp, _) => usize::from(u16::MAX),
+        (Transport::Udp, None) => CLASSIC_UDP_PAYLOAD,
+        (Transport::Udp, Some(e)) => usize::from(e.udp_size.clamp(512, MAX_UDP_PAYLOAD)),
+    }
+}
+
 enum Decision {
     Answer(Rcode),
     /// Outside every zone we serve.
@@ -145,21 +158,21 @@ fn decide(zone: &ZoneIndex, req: &Request<'_>, w: &mut Writer<'_>) -> Decision {
     if req.edns.is_some_and(|e| e.version > 0) {
         return Rcode::BadVers.into();
     }
-    if req.opcode != OPCODE_QUERY {
+    if req.opcode != opcode::QUERY {
         return Rcode::NotImp.into();
     }
     let Some(q) = &req.question else {
         return Rcode::FormErr.into();
     };
-    if q.qclass != CLASS_IN && q.qclass != CLASS_ANY {
+    if q.qclass != class::IN && q.qclass != class::ANY {
         return Rcode::Refused.into();
     }
     match q.qtype {
-        TYPE_OPT => return Rcode::FormErr.into(),
+        rtype::OPT => return Rcode::FormErr.into(),
         // Transfers for `[transfer] allow` are served over TCP before this (dns::transfer);
         // everyone else, and UDP, is refused.
-        TYPE_AXFR | TYPE_IXFR => return Rcode::Refused.into(),
-        TYPE_MAILA | TYPE_MAILB => return Rcode::NotImp.into(),
+        rtype::AXFR | rtype::IXFR => return Rcode::Refused.into(),
+        rtype::MAILA | rtype::MAILB => return Rcode::NotImp.into(),
         _ => {}
     }
     answer_name(zone, q.name.wire(), q.qtype, w)
@@ -173,7 +186,7 @@ const MAX_CHAIN: usize = 8;
 /// are written with the CNAME's RDATA as their (compressed) owner. The RCODE is that of the
 /// last name of the chain (RFC 6604): a CNAME to a missing in-zone name is NXDOMAIN.
 fn answer_name(zone: &ZoneIndex, qname: &[u8], qtype: u16, w: &mut Writer<'_>) -> Decision {
-    let mut name = [0u8; wire::MAX_NAME];
+    let mut name = [0u8; MAX_NAME];
     let mut len = qname.len();
     name[..len].copy_from_slice(qname);
     // Where the current name sits in the response: the question, then each CNAME's RDATA.
@@ -198,7 +211,7 @@ fn answer_name(zone: &ZoneIndex, qname: &[u8], qtype: u16, w: &mut Writer<'_>) -
         w.authoritative |= hop == 0;
         let mut answered = false;
         for set in node.rrsets() {
-            if set.rtype == qtype || qtype == TYPE_ANY {
+            if set.rtype == qtype || qtype == rtype::ANY {
                 w.answer(&set, owner_at);
                 answered = true;
             }
@@ -206,12 +219,12 @@ fn answer_name(zone: &ZoneIndex, qname: &[u8], qtype: u16, w: &mut Writer<'_>) -
         if answered {
             return Rcode::NoError.into();
         }
-        if let Some(cname) = node.rrsets().find(|s| s.rtype == TYPE_CNAME) {
+        if let Some(cname) = node.rrsets().find(|s| s.rtype == rtype::CNAME) {
             let start = w.answer(&cname, owner_at);
             // The record is `owner(2) TYPE CLASS TTL RDLENGTH(10) target`.
             let target = &cname.wire[12..];
             owner_at = start + 12;
-            if owner_at > MAX_POINTER || target.len() > wire::MAX_NAME {
+            if owner_at > MAX_POINTER || target.len() > MAX_NAME {
                 return Rcode::NoError.into();
             }
             len = target.len();
@@ -321,7 +334,7 @@ impl<'a> Writer<'a> {
         if let Some(edns) = req.edns {
             // OPT: root owner, our payload size, extended RCODE high bits, version 0, DO echoed.
             self.out.push(0);
-            self.out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+            self.out.extend_from_slice(&rtype::OPT.to_be_bytes());
             self.out.extend_from_slice(&MAX_UDP_PAYLOAD.to_be_bytes());
             self.out.push((code >> 4) as u8);
             self.out.push(0);

@@ -24,11 +24,10 @@ use std::hash::BuildHasher;
 use hickory_proto::rr::RecordType;
 
 use super::table::{Probe, Table};
-use super::wire::{parent, MAX_NAME};
+use crate::dname::{class, name_wire, parent, MAX_NAME};
 use crate::zone::{RecordList, Zones};
 
 /// Class IN on the wire.
-const CLASS_IN: u16 = 1;
 /// The `*` label in wire form.
 const WILDCARD_LABEL: &[u8] = b"\x01*";
 /// Compression pointer to the question name, which always sits at offset 12.
@@ -186,7 +185,7 @@ impl Default for ZoneIndex {
 /// Appends `TYPE | CLASS | TTL | RDLENGTH | RDATA`.
 fn push_tail(w: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
     w.extend_from_slice(&rtype.to_be_bytes());
-    w.extend_from_slice(&CLASS_IN.to_be_bytes());
+    w.extend_from_slice(&class::IN.to_be_bytes());
     w.extend_from_slice(&ttl.to_be_bytes());
     w.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
     w.extend_from_slice(rdata);
@@ -307,7 +306,7 @@ impl ZoneIndex {
         let names: usize = owners.iter().map(Vec::len).sum();
         index.table = Table::with_capacity(names + names / 16);
         let apexes: Vec<Vec<u8>> = (zones.zones.iter())
-            .map(|z| crate::dns::wire::name_wire(&z.apex))
+            .map(|z| name_wire(&z.apex))
             .collect();
         index.arena.reserve(arena_guess(zones, &apexes, &owners));
         let mut store = SetStore::default();
@@ -543,7 +542,7 @@ impl ZoneIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::wire::wire_to_text;
+    use crate::dname::wire_to_text;
     use crate::zone::{RecordList, ZoneContent};
     use hickory_proto::rr::Name;
     use std::net::IpAddr;
@@ -567,7 +566,7 @@ mod tests {
     }
 
     fn a(owner: &str, ip: [u8; 4]) -> Address {
-        let owner = crate::dns::wire::name_wire(&Name::from_str(owner).unwrap());
+        let owner = name_wire(&Name::from_str(owner).unwrap());
         Address {
             owner,
             ip: IpAddr::from(ip),
@@ -589,7 +588,7 @@ mod tests {
     }
 
     fn wire(name: &str) -> Vec<u8> {
-        crate::dns::wire::name_wire(&Name::from_str(name).unwrap())
+        name_wire(&Name::from_str(name).unwrap())
     }
 
     #[test]

@@ -1,14 +1,17 @@
-//! DNS serving: the compiled zone ([`index`]), request parsing ([`wire`]), the answer logic
-//! ([`answer`]), who may ask ([`access`]), the UDP/TCP listeners ([`listen`], batched UDP in
-//! [`udp`]) and zone transfers
-//! ([`transfer`]) and forwarding of other names ([`forward`]).
+//! DNS serving: the compiled zone ([`index`], its hash table in `table`), request parsing
+//! ([`wire`]), the answer logic ([`answer`]), who may ask ([`access`]), what every listener
+//! of a view shares ([`context`]), serving by transport ([`udp`] with batched system calls,
+//! [`tcp`]), binding and following addresses ([`listen`]), zone transfers and NOTIFY
+//! ([`transfer`]), and forwarding of other names ([`forward`]).
 
 pub mod access;
 pub mod answer;
+pub mod context;
 pub mod forward;
 pub mod index;
 pub mod listen;
 mod table;
+pub mod tcp;
 pub mod transfer;
 pub mod udp;
 pub mod wire;

@@ -5,12 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::index::{RrSet, ZoneIndex};
-use super::wire::{self, flags, HEADER_LEN};
+use super::wire;
+use crate::dname::{flags, opcode, rtype, wire_to_text, HEADER_LEN};
 
-const TYPE_SOA: u16 = 6;
-pub const TYPE_IXFR: u16 = 251;
-pub const TYPE_AXFR: u16 = 252;
-const OPCODE_NOTIFY: u16 = 4;
 /// Messages of a transfer stay well under the 64 KiB TCP limit.
 const MESSAGE_TARGET: usize = 16 * 1024;
 
@@ -20,7 +17,7 @@ pub fn is_transfer(query: &[u8]) -> bool {
     wire::parse(query)
         .ok()
         .and_then(|r| r.question)
-        .is_some_and(|q| q.qtype == TYPE_AXFR || q.qtype == TYPE_IXFR)
+        .is_some_and(|q| q.qtype == rtype::AXFR || q.qtype == rtype::IXFR)
 }
 
 /// The messages of a full transfer: SOA, every other record, SOA. `None` when the question is
@@ -32,7 +29,7 @@ pub fn axfr(zone: &ZoneIndex, query: &[u8]) -> Option<Vec<Vec<u8>>> {
     if !meta.complete {
         return None; // never hand out a zone we have not synced yet
     }
-    let soa = apex_node.rrset(TYPE_SOA)?;
+    let soa = apex_node.rrset(rtype::SOA)?;
     let mut header = Vec::with_capacity(HEADER_LEN + q.end);
     header.extend_from_slice(&req.id.to_be_bytes());
     let f = flags::QR | flags::AA | (req.flags & flags::RD);
@@ -50,7 +47,7 @@ pub fn axfr(zone: &ZoneIndex, query: &[u8]) -> Option<Vec<Vec<u8>>> {
     for node in zone.names_in(z) {
         let prefix = node.prefix;
         for set in node.rrsets() {
-            if !(prefix.is_empty() && set.rtype == TYPE_SOA) {
+            if !(prefix.is_empty() && set.rtype == rtype::SOA) {
                 out.rrset(prefix, &set);
             }
         }
@@ -116,12 +113,12 @@ pub async fn notify(apex: Vec<u8>, targets: Vec<SocketAddr>) {
         tokio::spawn(async move {
             let id: u16 = rand::random();
             let mut msg = id.to_be_bytes().to_vec();
-            msg.extend_from_slice(&((OPCODE_NOTIFY << 11) | flags::AA).to_be_bytes());
+            msg.extend_from_slice(&((u16::from(opcode::NOTIFY) << 11) | flags::AA).to_be_bytes());
             msg.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
             msg.extend_from_slice(&apex);
-            msg.extend_from_slice(&TYPE_SOA.to_be_bytes());
+            msg.extend_from_slice(&rtype::SOA.to_be_bytes());
             msg.extend_from_slice(&1u16.to_be_bytes());
-            let name = super::wire::wire_to_text(&apex);
+            let name = wire_to_text(&apex);
             for attempt in 1..=3 {
                 match notify_once(&msg, id, target).await {
                     Ok(()) => {

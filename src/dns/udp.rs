@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 
-use super::answer::{respond, Outcome, Transport};
-use super::listen::{forward_udp, Context};
+use super::answer::{reply_with, respond, Outcome, Rcode, Transport};
+use super::context::Context;
 
 /// Queries taken per system call.
 const BATCH: usize = 32;
@@ -32,6 +32,7 @@ const MAX_THREADS: usize = 4;
 pub struct UdpServer {
     socket: Arc<UdpSocket>,
     stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl UdpServer {
@@ -46,14 +47,28 @@ impl UdpServer {
             .unwrap_or(1)
             .min(MAX_THREADS);
         let runtime = Handle::current();
+        let mut server = UdpServer {
+            socket: socket.clone(),
+            stop: stop.clone(),
+            threads: Vec::with_capacity(threads),
+        };
         for i in 0..threads {
             let (socket, ctx, stop, runtime) =
                 (socket.clone(), ctx.clone(), stop.clone(), runtime.clone());
-            std::thread::Builder::new()
-                .name(format!("dns-udp-{i}"))
-                .spawn(move || serve(&socket, &ctx, &stop, &runtime))?;
+            // On an error the threads started so far stop when `server` is dropped.
+            server.threads.push(
+                std::thread::Builder::new()
+                    .name(format!("dns-udp-{i}"))
+                    .spawn(move || serve(&socket, &ctx, &stop, &runtime))?,
+            );
         }
-        Ok(UdpServer { socket, stop })
+        Ok(server)
+    }
+
+    /// Stops the threads after the batch each is answering, and returns them to be joined
+    /// (shutdown: every query read is answered).
+    pub fn stop(mut self) -> Vec<std::thread::JoinHandle<()>> {
+        std::mem::take(&mut self.threads)
     }
 }
 
@@ -216,6 +231,55 @@ fn serve(socket: &Arc<UdpSocket>, ctx: &Arc<Context>, stop: &AtomicBool, runtime
             let len = (b.hdrs[i].msg_len as usize).min(RECV_BUFFER);
             ctx.answered(&b.bufs[i][..len], &b.outs[i], peer, started);
         }
+    }
+}
+
+/// Upstreams take milliseconds: resolve in a task so the socket keeps answering meanwhile.
+/// `partial`: our answer whose CNAME chain the upstreams are to complete. Beyond
+/// [`Context::forward_slots`] in flight, the client gets SERVFAIL at once.
+fn forward_udp(
+    sock: &Arc<UdpSocket>,
+    ctx: &Arc<Context>,
+    runtime: &Handle,
+    query: &[u8],
+    partial: Option<&[u8]>,
+    peer: SocketAddr,
+    started: Instant,
+) {
+    let Ok(slot) = ctx.forward_slots.try_acquire() else {
+        let mut out = Vec::with_capacity(512);
+        if let Outcome::Reply { .. } = reply_with(query, Rcode::ServFail, Transport::Udp, &mut out) {
+            let _ = sock.send_to(&out, peer);
+            ctx.answered(query, &out, peer, started);
+        }
+        return;
+    };
+    slot.forget();
+    let (sock, ctx, query) = (sock.clone(), ctx.clone(), query.to_vec());
+    let partial = partial.map(<[u8]>::to_vec);
+    let tasks = ctx.tasks.clone();
+    tasks.spawn_on(
+        async move {
+            // The slot taken above goes back however this task ends.
+            let _slot = SlotBack(&ctx.forward_slots);
+            let mut out = Vec::with_capacity(512);
+            (ctx.forwarded(&query, partial.as_deref(), Transport::Udp, &mut out)).await;
+            if !out.is_empty() {
+                // One datagram on a socket with a 4 MiB send buffer: this does not wait.
+                let _ = sock.send_to(&out, peer);
+                ctx.answered(&query, &out, peer, started);
+            }
+        },
+        runtime,
+    );
+}
+
+/// Returns one permit to its semaphore when dropped.
+struct SlotBack<'a>(&'a tokio::sync::Semaphore);
+
+impl Drop for SlotBack<'_> {
+    fn drop(&mut self) {
+        self.0.add_permits(1);
     }
 }
 

@@ -1,53 +1,6 @@
 //! DNS request parsing (RFC 1035 4.1, RFC 6891 OPT): just what answering needs, no allocation.
 
-/// Lowercase uncompressed wire form of a name.
-pub fn name_wire(name: &hickory_proto::rr::Name) -> Vec<u8> {
-    let mut out = Vec::with_capacity(name.len() + 2);
-    for label in name.iter() {
-        out.push(label.len() as u8);
-        out.extend(label.iter().map(u8::to_ascii_lowercase));
-    }
-    out.push(0);
-    out
-}
-
-/// The labels of an uncompressed wire name, first to last (the root is none). A length that
-/// runs past the end stops the walk.
-pub fn labels(wire: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = wire;
-    std::iter::from_fn(move || {
-        let len = usize::from(*rest.first().filter(|l| **l != 0)?);
-        let label = rest.get(1..1 + len)?;
-        rest = &rest[1 + len..];
-        Some(label)
-    })
-}
-
-/// A name from its uncompressed wire form (as [`name_wire`] gives it).
-pub fn wire_name(wire: &[u8]) -> hickory_proto::rr::Name {
-    hickory_proto::rr::Name::from_labels(labels(wire)).expect("a wire name holds valid labels")
-}
-
-/// `db.backhaul.` from wire form, for logs.
-pub fn wire_to_text(wire: &[u8]) -> String {
-    let mut out = String::new();
-    for label in labels(wire) {
-        out.push_str(&String::from_utf8_lossy(label));
-        out.push('.');
-    }
-    if out.is_empty() {
-        out.push('.');
-    }
-    out
-}
-
-/// The wire name with its first label removed; `None` for the root.
-pub fn parent(wire: &[u8]) -> Option<&[u8]> {
-    match wire.first() {
-        Some(0) | None => None,
-        Some(&len) => wire.get(1 + usize::from(len)..),
-    }
-}
+use crate::dname::{flags, rtype, HEADER_LEN, MAX_NAME};
 
 /// The QTYPE of a message's first question, found without parsing the rest (for counters and
 /// the query log). `None` when there is no well-formed question.
@@ -68,23 +21,6 @@ pub fn qtype(message: &[u8]) -> Option<u16> {
     }
     let t = message.get(pos + 1..pos + 3)?;
     Some(u16::from_be_bytes([t[0], t[1]]))
-}
-
-/// Fixed DNS header size.
-pub const HEADER_LEN: usize = 12;
-/// Longest name in wire form (RFC 1035 2.3.4).
-pub const MAX_NAME: usize = 255;
-
-pub const TYPE_OPT: u16 = 41;
-
-/// Flag bits of the header's second 16-bit word.
-pub mod flags {
-    pub const QR: u16 = 0x8000;
-    pub const AA: u16 = 0x0400;
-    pub const TC: u16 = 0x0200;
-    pub const RD: u16 = 0x0100;
-    pub const RA: u16 = 0x0080;
-    pub const CD: u16 = 0x0010;
 }
 
 /// The question name, lowercased, in uncompressed wire form.
@@ -175,8 +111,8 @@ pub fn parse(raw: &[u8]) -> Result<Request<'_>, ParseError> {
     }
     let mut edns = None;
     for _ in 0..arcount {
-        let (rtype, next, owner_is_root) = skip_record(raw, pos)?;
-        if rtype == TYPE_OPT {
+        let (kind, next, owner_is_root) = skip_record(raw, pos)?;
+        if kind == rtype::OPT {
             // RFC 6891 6.1.1: one OPT, owned by the root; anything else is FORMERR.
             if edns.is_some() || !owner_is_root {
                 return Err(ParseError::FormErr);
@@ -258,13 +194,13 @@ fn skip_record(raw: &[u8], mut pos: usize) -> Result<(u16, usize, bool), ParseEr
         }
     }
     let owner_is_root = pos == start + 1;
-    let rtype = be16(raw, pos).ok_or(ParseError::FormErr)?;
+    let kind = be16(raw, pos).ok_or(ParseError::FormErr)?;
     let rdlen = usize::from(be16(raw, pos + 8).ok_or(ParseError::FormErr)?);
     let end = pos + 10 + rdlen;
     if end > raw.len() {
         return Err(ParseError::FormErr);
     }
-    Ok((rtype, end, owner_is_root))
+    Ok((kind, end, owner_is_root))
 }
 
 #[cfg(test)]
@@ -278,17 +214,6 @@ mod tests {
         q.extend_from_slice(&[0, 1, 0, 1]);
         q.extend_from_slice(extra_ar);
         q
-    }
-
-    #[test]
-    fn labels_text_and_names_from_wire() {
-        let wire = b"\x02db\x08Backhaul\x00";
-        assert_eq!(labels(wire).collect::<Vec<_>>(), [&b"db"[..], b"Backhaul"]);
-        assert_eq!(wire_to_text(wire), "db.Backhaul.");
-        assert_eq!(wire_to_text(b"\x00"), ".");
-        assert_eq!(wire_name(wire).to_ascii(), "db.Backhaul.");
-        // A length past the end (a malformed name) ends the walk.
-        assert_eq!(wire_to_text(b"\x02db\x09back"), "db.");
     }
 
     const OPT: [u8; 11] = [0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 0];

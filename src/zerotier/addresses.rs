@@ -4,7 +4,7 @@ use std::net::Ipv6Addr;
 
 use ipnet::Ipv6Net;
 
-use super::{NetworkId, NodeId};
+use crate::ids::{NetworkId, NodeId};
 
 /// `fd` ‖ nwid (8 bytes) ‖ `99 93` ‖ node (5 bytes); the network owns the /88 in front of the node.
 pub fn rfc4193(nwid: NetworkId, node: NodeId) -> Ipv6Addr {

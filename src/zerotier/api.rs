@@ -10,7 +10,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::{FetchError, NetworkId};
+use super::FetchError;
+use crate::ids::NetworkId;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Used when a 429 carries no usable hint.

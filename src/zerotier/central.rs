@@ -10,8 +10,9 @@ use serde_json::json;
 
 use super::api::{Api, Auth, Pacer};
 use super::models::{self, DnsSettings, Network};
-use super::{FetchError, NetworkId, NetworkSnapshot};
-use crate::config::Secret;
+use super::{FetchError, NetworkSnapshot};
+use crate::ids::NetworkId;
+use crate::secret::Secret;
 
 pub struct Client {
     api: Api,

@@ -13,8 +13,9 @@ use tokio::task::JoinSet;
 
 use super::api::{Api, Auth};
 use super::models::{ApiMember, MemberConfig, Network, NetworkConfig, Route, V6AssignMode};
-use super::{FetchError, Member, NetworkId, NetworkSnapshot, NodeId};
-use crate::config::Secret;
+use super::{FetchError, Member, NetworkSnapshot};
+use crate::ids::{NetworkId, NodeId};
+use crate::secret::Secret;
 
 /// Member requests in flight at once: fast on a big network, gentle on the controller.
 const CONCURRENCY: usize = 8;

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::models::{self, Network};
-use super::{FetchError, NetworkId, NetworkSnapshot};
+use super::{FetchError, NetworkSnapshot};
+use crate::ids::NetworkId;
 
 pub struct MembersFile {
     path: PathBuf,

@@ -7,8 +7,8 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use thiserror::Error;
 
-use super::NetworkId;
-use crate::config::Secret;
+use crate::ids::NetworkId;
+use crate::secret::Secret;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 

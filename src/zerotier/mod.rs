@@ -11,77 +11,17 @@ pub mod file;
 pub mod local;
 pub mod models;
 
-use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
 use std::time::Duration;
 
+/// One request per 100 ms to each API, across all networks (Central allows 20/s).
+pub const API_GAP: Duration = Duration::from_millis(100);
+
 use ipnet::IpNet;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::config;
-
-/// A 64-bit ZeroTier network id, written as 16 lowercase hex digits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NetworkId(pub u64);
-
-/// A 40-bit ZeroTier node (member) id, written as 10 lowercase hex digits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodeId(pub u64);
-
-fn parse_hex(s: &str, digits: usize) -> Option<u64> {
-    if s.len() != digits || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u64::from_str_radix(s, 16).ok()
-}
-
-impl FromStr for NetworkId {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        parse_hex(s.trim(), 16).map(NetworkId).ok_or(())
-    }
-}
-
-impl FromStr for NodeId {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        parse_hex(s.trim(), 10).map(NodeId).ok_or(())
-    }
-}
-
-/// Ids travel as hex strings in snapshots, as in the API.
-macro_rules! hex_serde {
-    ($t:ty, $what:literal) => {
-        impl Serialize for $t {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
-            }
-        }
-        impl<'de> Deserialize<'de> for $t {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(d)?;
-                text.parse()
-                    .map_err(|_| serde::de::Error::custom(format!("\"{text}\" is not a {}", $what)))
-            }
-        }
-    };
-}
-hex_serde!(NetworkId, "network id");
-hex_serde!(NodeId, "node id");
-
-impl fmt::Display for NetworkId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
-    }
-}
-
-impl fmt::Display for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:010x}", self.0)
-    }
-}
+use crate::ids::{NetworkId, NodeId};
 
 /// One network member as the zone needs it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,45 +128,6 @@ pub enum Source {
     File(file::MembersFile),
 }
 
-/// One request per 100 ms to each API, across all networks (Central allows 20/s).
-const API_GAP: Duration = Duration::from_millis(100);
-
-/// Builds every network's source; networks on the same Central URL share one pacer.
-pub fn sources(networks: &[config::Network]) -> Result<Vec<Source>, (NetworkId, FetchError)> {
-    let mut pacers: std::collections::HashMap<String, std::sync::Arc<api::Pacer>> =
-        std::collections::HashMap::new();
-    networks
-        .iter()
-        .map(|net| {
-            let source = match &net.source {
-                config::Source::Central {
-                    api_url,
-                    token,
-                    timeout,
-                } => {
-                    let pacer = pacers
-                        .entry(api_url.clone())
-                        .or_insert_with(|| api::Pacer::new(API_GAP))
-                        .clone();
-                    central::Client::new(api_url, token.clone(), net.id, *timeout, pacer)
-                        .map(Source::Central)
-                }
-                config::Source::Controller {
-                    api_url,
-                    token,
-                    timeout,
-                } => controller::ControllerClient::new(api_url, token.clone(), net.id, *timeout)
-                    .map(Source::Controller),
-                config::Source::File { members_file } => Ok(Source::File(file::MembersFile::new(
-                    members_file.clone(),
-                    net.id,
-                ))),
-            };
-            source.map_err(|e| (net.id, e))
-        })
-        .collect()
-}
-
 impl Source {
     /// One complete fetch; an error means nothing of this attempt may be used.
     pub async fn fetch(&self) -> Result<NetworkSnapshot, FetchError> {
@@ -235,20 +136,5 @@ impl Source {
             Source::Controller(c) => c.fetch().await,
             Source::File(f) => f.fetch().await,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_round_trip() {
-        let n: NetworkId = "8056C2E21C000001".parse().unwrap();
-        assert_eq!(n.to_string(), "8056c2e21c000001");
-        let m: NodeId = "00a45dc9d2".parse().unwrap();
-        assert_eq!(m.to_string(), "00a45dc9d2");
-        assert!("abcdef01234".parse::<NodeId>().is_err()); // the SPEC example has 11 digits
-        assert!("xyz".parse::<NetworkId>().is_err());
     }
 }

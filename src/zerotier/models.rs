@@ -10,7 +10,8 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Member, NetworkId, NetworkSnapshot, NodeId};
+use super::{Member, NetworkSnapshot};
+use crate::ids::{NetworkId, NodeId};
 
 /// `GET /network/{id}`: only what DNS needs.
 #[derive(Debug, Default, Deserialize)]

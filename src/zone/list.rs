@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use hickory_proto::rr::{Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
-use crate::dns::wire::name_wire;
+use crate::dname::name_wire;
 
 /// One record, borrowed from a [`RecordList`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,29 +7,34 @@ use std::collections::{BTreeMap, BTreeSet};
 
 // foldhash (seeded per process) instead of SipHash: the build hashes every owner name several
 // times, and SipHash was 7% of a 100,000-member sync.
-use foldhash::{HashMap, HashSet, HashSetExt};
+use foldhash::{HashSet, HashSetExt};
 
-use crate::dns::wire::{labels, name_wire, wire_name, wire_to_text};
 use std::net::IpAddr;
 
-use hickory_proto::rr::rdata::{NS, SOA};
+use crate::dname::{labels, name_wire, wire_name, wire_to_text};
+
+use hickory_proto::rr::rdata::NS;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::{self, Config};
-use crate::names;
+use crate::names::{self, Conflict, Named, Override};
+use crate::records::FileRecords;
 use crate::reverse;
-use crate::zerotier::{addresses, Member, NetworkId, NetworkSnapshot, NodeId};
+use crate::ids::{NetworkId, NodeId};
+use crate::zerotier::{addresses, NetworkSnapshot};
 
+mod apexes;
 mod list;
-pub use list::{RecordList, ZoneRecord};
+mod master;
+mod serial;
 
-/// SOA timers for secondaries (RFC 1912 section 2.2 ranges).
-const SOA_REFRESH: i32 = 3600;
-const SOA_RETRY: i32 = 600;
-const SOA_EXPIRE: i32 = 14 * 24 * 3600;
+use apexes::Apexes;
+pub use list::{RecordList, ZoneRecord};
+pub use master::master_file;
+pub use serial::SerialBook;
+
 
 /// What the zone needs from the configuration.
 #[derive(Debug, Clone)]
@@ -58,33 +63,6 @@ impl Settings {
 pub struct Input<'a> {
     pub network: &'a config::Network,
     pub snapshot: Option<&'a NetworkSnapshot>,
-}
-
-/// Two members wanted the same name; `winner` got it (oldest creationTime, then lowest id).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Conflict {
-    pub name: Name,
-    pub winner: NodeId,
-    pub loser: NodeId,
-    pub network: NetworkId,
-}
-
-/// Records from the records files, already checked ([`crate::records`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FileRecords {
-    /// `[records] zone_file`: merged into the backhaul view; wins over member names.
-    pub private: Vec<Record>,
-    /// `[public] zone_file`: the public view, and the fallback for names the backhaul view
-    /// lacks. `None` when no public view is configured.
-    pub public: Option<Vec<Record>>,
-}
-
-/// A member name that a records-file record took over: the member keeps its zt- name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Override {
-    pub name: Name,
-    pub member: NodeId,
-    pub network: NetworkId,
 }
 
 /// One zone: an apex and every record at or below it (down to the next apex).
@@ -121,41 +99,57 @@ impl Zones {
     }
 }
 
-/// A member that made it into the zone, with everything derived from it.
-struct Entry<'a> {
-    network: NetworkId,
-    member: &'a Member,
-    addresses: Vec<IpAddr>,
-    /// Lowercase wire forms of the zt- name and of the name the member asks for: compared and
-    /// used as owners.
-    zt_wire: Vec<u8>,
-    custom_wire: Option<Vec<u8>>,
-    custom_won: bool,
-}
-
-impl Entry<'_> {
-    /// Owners of the member's address records: its zt- name, and its own name if it won it.
-    fn owners(&self) -> impl Iterator<Item = &[u8]> {
-        let won = self.custom_wire.as_deref().filter(|_| self.custom_won);
-        std::iter::once(self.zt_wire.as_slice()).chain(won)
-    }
-
-    /// What its PTR records point at: the last of its owners (its own name if it won it).
-    fn ptr_target(&self) -> &[u8] {
-        self.owners()
-            .last()
-            .expect("the zt- name is always an owner")
-    }
-}
-
 /// Builds every zone of the backhaul view from the networks' snapshots and the records files.
 /// Pure and deterministic.
 pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> Zones {
+    let Gathered {
+        mut entries,
+        apexes,
+        incomplete,
+    } = gather(inputs, settings);
+    // A deliberate record in the records file wins over a member-derived name.
+    let file_owners: HashSet<Vec<u8>> = files.private.iter().map(|r| name_wire(&r.name)).collect();
+    let (conflicts, overridden) = names::resolve(&mut entries, &apexes, &file_owners);
+    let (mut records, members, records_by_network) =
+        member_records(&entries, &file_owners, settings);
+    let nameserver = name_wire(&settings.nameserver);
+    for ip in &settings.nameserver_addresses {
+        records.push_address(&nameserver, *ip, settings.ttl);
+    }
+    for r in &files.private {
+        records.push_record(r);
+    }
+    let apexes = place_apexes(apexes, &records);
+    if let Some(public) = &files.public {
+        public_fallback(&mut records, public, &apexes);
+    }
+    apex_ns(&mut records, &apexes, &files.private, settings);
+    Zones {
+        zones: split(&records, &apexes, &incomplete),
+        members,
+        records_by_network,
+        conflicts,
+        overridden,
+    }
+}
+
+/// What the networks contribute before names are settled.
+struct Gathered<'a> {
+    /// Members that get at least their zt- name.
+    entries: Vec<Named<'a>>,
+    /// Every zone apex: the domains, and reverse zones of routes and computed prefixes.
+    apexes: BTreeSet<Name>,
+    /// Domains of networks not synced yet.
+    incomplete: HashSet<Name>,
+}
+
+/// Step 1: the members that get names (authorized, with addresses) and the zone apexes the
+/// networks imply.
+fn gather<'a>(inputs: &[Input<'a>], settings: &Settings) -> Gathered<'a> {
     let mut apexes: BTreeSet<Name> = BTreeSet::new();
     let mut incomplete: HashSet<Name> = HashSet::new();
     apexes.insert(settings.nameserver.clone());
-    let mut entries: Vec<Entry<'_>> = Vec::new();
-
+    let mut entries: Vec<Named<'a>> = Vec::new();
     for input in inputs {
         let domain = &input.network.domain;
         let domain_wire = name_wire(domain);
@@ -185,44 +179,48 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
                     addresses::sixplane_prefix(snap.id, m.node).into(),
                 ));
             }
-            let custom_wire = names::member_wire(&m.name, &domain_wire);
-            if custom_wire.is_none() && !m.name.trim().is_empty() {
+            let entry = Named::new(snap.id, m, addrs, &domain_wire);
+            if entry.custom_wire.is_none() && !m.name.trim().is_empty() {
                 tracing::debug!(network = %snap.id, member = %m.node, name = %m.name, "no usable name: zt- name only");
             }
-            entries.push(Entry {
-                network: snap.id,
-                member: m,
-                addresses: addrs,
-                zt_wire: names::zt_wire(m.node, &domain_wire),
-                custom_wire,
-                custom_won: false,
-            });
+            entries.push(entry);
         }
     }
+    Gathered {
+        entries,
+        apexes,
+        incomplete,
+    }
+}
 
-    // A deliberate record in the records file wins over a member-derived name.
-    let file_owners: HashSet<Vec<u8>> = files.private.iter().map(|r| name_wire(&r.name)).collect();
-    let (conflicts, overridden) = resolve_names(&mut entries, &apexes, &file_owners);
-
+/// Step 2: every member's A/AAAA (under the names it won, unless the records file has that
+/// owner) and PTR records, in one list; with the member and record counts per network.
+fn member_records(
+    entries: &[Named<'_>],
+    file_owners: &HashSet<Vec<u8>>,
+    settings: &Settings,
+) -> (
+    RecordList,
+    BTreeMap<NetworkId, usize>,
+    BTreeMap<NetworkId, usize>,
+) {
     // Every record in one list first; each zone then takes its own, sorted. Sized up front:
     // growing it by doubling touched twice the memory, and fresh pages cost a fault each.
     let mut records = RecordList::default();
-    {
-        let (mut count, mut bytes) = (0, 0);
-        for e in &entries {
-            let (n, len) = (e.owners()).fold((0, 0), |(n, len), o| (n + 1, len + o.len()));
-            let target = e.ptr_target().len();
-            for ip in &e.addresses {
-                let (rdata, ptr) = if ip.is_ipv4() { (4, 30) } else { (16, 74) };
-                count += n + 1;
-                bytes += len + n * rdata + ptr + target;
-            }
+    let (mut count, mut bytes) = (0, 0);
+    for e in entries {
+        let (n, len) = (e.owners()).fold((0, 0), |(n, len), o| (n + 1, len + o.len()));
+        let target = e.ptr_target().len();
+        for ip in &e.addresses {
+            let (rdata, ptr) = if ip.is_ipv4() { (4, 30) } else { (16, 74) };
+            count += n + 1;
+            bytes += len + n * rdata + ptr + target;
         }
-        records.reserve(count, bytes);
     }
+    records.reserve(count, bytes);
     let mut members: BTreeMap<NetworkId, HashSet<NodeId>> = BTreeMap::new();
     let mut records_by_network: BTreeMap<NetworkId, usize> = BTreeMap::new();
-    for e in &entries {
+    for e in entries {
         let before = records.len();
         members.entry(e.network).or_default().insert(e.member.node);
         for owner in e.owners() {
@@ -244,28 +242,25 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
         }
         *records_by_network.entry(e.network).or_default() += records.len() - before;
     }
-    let nameserver = name_wire(&settings.nameserver);
-    for ip in &settings.nameserver_addresses {
-        records.push_address(&nameserver, *ip, settings.ttl);
-    }
-    for r in &files.private {
-        records.push_record(r);
-    }
+    let members = members.into_iter().map(|(k, v)| (k, v.len())).collect();
+    (records, members, records_by_network)
+}
 
+/// Step 3: the apexes of the zones served. A PTR outside every reverse zone (an address no
+/// managed route covers) gets a zone of its own, authoritative for exactly that name and
+/// nothing around it; nested apexes fold into the outer zone (which simply holds the names).
+fn place_apexes(wanted: BTreeSet<Name>, records: &RecordList) -> Apexes {
     // From here on names are compared as lowercase wire bytes: hashing beats Name ordering
     // by a wide margin at 100,000 members.
     let mut all = Apexes::default();
-    for a in apexes {
+    for a in wanted {
         all.insert(name_wire(&a), a);
     }
-    // A PTR outside every reverse zone (an address no managed route covers) gets a zone of
-    // its own: authoritative for exactly that name and nothing around it.
     for r in records.iter() {
         if r.rtype == u16::from(RecordType::PTR) && all.closest(r.owner).is_none() {
             all.insert(r.owner.to_vec(), wire_name(r.owner));
         }
     }
-    // Nested apexes would need delegations; the outer zone simply holds the inner names.
     let mut by_depth: Vec<(Vec<u8>, Name)> = all.names;
     by_depth.sort_by_key(|(_, n)| n.num_labels());
     let mut apexes = Apexes::default();
@@ -274,39 +269,42 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
             apexes.insert(wire, name);
         }
     }
+    apexes
+}
 
-    // Names the backhaul view lacks fall back to the public view's records: a whole name at a
-    // time, except at an apex, which always holds our SOA and NS, where it goes type by type.
-    if let Some(public) = &files.public {
-        let mut candidates = RecordList::default();
-        for r in public.iter().filter(|r| r.record_type() != RecordType::NS) {
-            candidates.push_record(r);
-        }
-        let owners: HashSet<(&[u8], u16)> = records.iter().map(|r| (r.owner, r.rtype)).collect();
-        let names: HashSet<&[u8]> = owners.iter().map(|(o, _)| *o).collect();
-        let fallback: Vec<ZoneRecord<'_>> = (candidates.iter())
-            .filter(|r| {
-                if apexes.slot(r.owner).is_some() {
-                    !owners.contains(&(r.owner, r.rtype))
-                } else {
-                    !names.contains(r.owner)
-                }
-            })
-            .collect();
-        drop(owners);
-        drop(names);
-        for r in fallback {
-            records.push(r);
-        }
+/// Step 4: names the backhaul view lacks fall back to the public view's records: a whole name
+/// at a time, except at an apex, which always holds our SOA and NS, where it goes type by
+/// type.
+fn public_fallback(records: &mut RecordList, public: &[Record], apexes: &Apexes) {
+    let mut candidates = RecordList::default();
+    for r in public.iter().filter(|r| r.record_type() != RecordType::NS) {
+        candidates.push_record(r);
     }
-    let file_ns: HashSet<Vec<u8>> = files
-        .private
-        .iter()
+    let owners: HashSet<(&[u8], u16)> = records.iter().map(|r| (r.owner, r.rtype)).collect();
+    let names: HashSet<&[u8]> = owners.iter().map(|(o, _)| *o).collect();
+    let fallback: Vec<ZoneRecord<'_>> = (candidates.iter())
+        .filter(|r| {
+            if apexes.slot(r.owner).is_some() {
+                !owners.contains(&(r.owner, r.rtype))
+            } else {
+                !names.contains(r.owner)
+            }
+        })
+        .collect();
+    drop(owners);
+    drop(names);
+    for r in fallback {
+        records.push(r);
+    }
+}
+
+/// Step 5: our NS at every apex, unless the records file lists the apex's NS itself (to name
+/// secondaries).
+fn apex_ns(records: &mut RecordList, apexes: &Apexes, file: &[Record], settings: &Settings) {
+    let file_ns: HashSet<Vec<u8>> = (file.iter())
         .filter(|r| r.record_type() == RecordType::NS)
         .map(|r| name_wire(&r.name))
         .collect();
-
-    // NS records at the apex in the records file replace ours (to list secondaries).
     for (wire, apex) in &apexes.names {
         if !file_ns.contains(wire) {
             records.push_record(&Record::from_rdata(
@@ -316,14 +314,21 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
             ));
         }
     }
+}
+
+/// Step 6: each zone takes its records from the list, sorted and hashed; zones in canonical
+/// order of their apexes.
+fn split(records: &RecordList, apexes: &Apexes, incomplete: &HashSet<Name>) -> Vec<ZoneContent> {
     let mut picked: Vec<Vec<u32>> = vec![Vec::new(); apexes.names.len()];
     for (i, r) in records.iter().enumerate() {
-        let slot = apexes
-            .closest(r.owner)
-            .expect("every owner is under an apex");
-        picked[slot].push(i as u32);
+        match apexes.closest(r.owner) {
+            Some(slot) => picked[slot].push(i as u32),
+            // Every owner is at or under the domain (the records files are checked for it),
+            // and every member record under an apex made for it: this cannot happen.
+            None => tracing::error!(owner = %wire_to_text(r.owner),
+                "a record outside every zone was left out (a bug: please report it)"),
+        }
     }
-
     let mut zones: Vec<ZoneContent> = (apexes.names.iter().zip(&picked))
         .map(|((_, apex), picked)| {
             let records = records.sorted_subset(picked);
@@ -340,14 +345,7 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
         })
         .collect();
     zones.sort_by_cached_key(|z| canonical_key(&name_wire(&z.apex)));
-
-    Zones {
-        zones,
-        members: members.into_iter().map(|(k, v)| (k, v.len())).collect(),
-        records_by_network,
-        conflicts,
-        overridden,
-    }
+    zones
 }
 
 /// The public view: one zone at the domain holding the public records file only (never a
@@ -386,131 +384,6 @@ pub fn build_public(records: &[Record], settings: &Settings) -> Zones {
     }
 }
 
-/// Applies the collision rule; returns the conflicts (one per losing member) and the member
-/// names that a records-file name took over.
-fn resolve_names(
-    entries: &mut [Entry<'_>],
-    apexes: &BTreeSet<Name>,
-    file_owners: &HashSet<Vec<u8>>,
-) -> (Vec<Conflict>, Vec<Override>) {
-    let mut overridden = Vec::new();
-    // Sorting the claims by name groups the claimants of each name without a map of lists.
-    let mut claims: Vec<usize> = {
-        let zt_names: HashSet<&[u8]> = entries.iter().map(|e| e.zt_wire.as_slice()).collect();
-        let apexes: HashSet<Vec<u8>> = apexes.iter().map(name_wire).collect();
-        let mut claims = Vec::new();
-        for (i, e) in entries.iter().enumerate() {
-            let Some(wire) = &e.custom_wire else {
-                continue;
-            };
-            if zt_names.contains(wire.as_slice()) || apexes.contains(wire) {
-                tracing::warn!(network = %e.network, member = %e.member.node, name = %wire_to_text(wire),
-                    "name is reserved (a zt- name or a zone apex): zt- name only");
-                continue;
-            }
-            if file_owners.contains(wire) {
-                overridden.push(Override {
-                    name: wire_name(wire),
-                    member: e.member.node,
-                    network: e.network,
-                });
-                continue;
-            }
-            claims.push(i);
-        }
-        claims
-    };
-    claims.sort_by(|a, b| {
-        let (ea, eb) = (&entries[*a], &entries[*b]);
-        (ea.custom_wire.cmp(&eb.custom_wire)).then_with(|| names::precedence(ea.member, eb.member))
-    });
-    let mut conflicts = Vec::new();
-    let groups: Vec<&[usize]> = claims
-        .chunk_by(|a, b| entries[*a].custom_wire == entries[*b].custom_wire)
-        .collect();
-    for claimants in groups {
-        let winner = entries[claimants[0]].member.node;
-        for &i in claimants {
-            let e = &mut entries[i];
-            // The same node in two networks is one host, not a conflict.
-            if e.member.node == winner {
-                e.custom_won = true;
-            } else {
-                let name = wire_name(e.custom_wire.as_ref().expect("claims have names"));
-                tracing::warn!(network = %e.network, name = %name, winner = %winner, loser = %e.member.node,
-                    "name conflict: the older member keeps the name, the other keeps only its zt- name");
-                conflicts.push(Conflict {
-                    name,
-                    winner,
-                    loser: e.member.node,
-                    network: e.network,
-                });
-            }
-        }
-    }
-    conflicts.sort_by(|a, b| (&a.name, a.loser).cmp(&(&b.name, b.loser)));
-    overridden.sort_by(|a, b| (&a.name, a.member).cmp(&(&b.name, b.member)));
-    (conflicts, overridden)
-}
-
-/// Zone apexes by lowercase wire name, and the label counts at which there are any: finding a
-/// name's zone then tries a few of its suffixes, not each of its ancestors (an ip6.arpa name
-/// has 34), which made finding the zones of a 100,000-member build's records 3x faster.
-#[derive(Default)]
-struct Apexes {
-    /// Each apex's wire form and name; its position is its slot.
-    names: Vec<(Vec<u8>, Name)>,
-    slots: HashMap<Vec<u8>, usize>,
-    /// Distinct label counts of the apexes, deepest first.
-    depths: Vec<usize>,
-}
-
-impl Apexes {
-    fn insert(&mut self, wire: Vec<u8>, name: Name) {
-        if self.slots.contains_key(&wire) {
-            return;
-        }
-        let depth = label_starts(&wire).1;
-        if let Err(at) = self.depths.binary_search_by(|d| depth.cmp(d)) {
-            self.depths.insert(at, depth);
-        }
-        self.slots.insert(wire.clone(), self.names.len());
-        self.names.push((wire, name));
-    }
-
-    /// The slot of the apex named exactly `wire`.
-    fn slot(&self, wire: &[u8]) -> Option<usize> {
-        self.slots.get(wire).copied()
-    }
-
-    /// The slot of the apex a wire name belongs to: itself or its nearest ancestor among the
-    /// apexes.
-    fn closest(&self, wire: &[u8]) -> Option<usize> {
-        let (starts, n) = label_starts(wire);
-        // d == 0 is the root: the final zero byte.
-        let suffix = |d: usize| {
-            &wire[if d == 0 {
-                wire.len() - 1
-            } else {
-                usize::from(starts[n - d])
-            }..]
-        };
-        (self.depths.iter().filter(|d| **d <= n)).find_map(|d| self.slot(suffix(*d)))
-    }
-}
-
-/// Where each label of a wire name starts, and how many labels it has (at most 127 in the
-/// 255 bytes of a name).
-fn label_starts(wire: &[u8]) -> ([u8; 128], usize) {
-    let (mut starts, mut n, mut at) = ([0u8; 128], 0, 0);
-    while let Some(&len) = wire.get(at).filter(|l| **l != 0 && n < starts.len()) {
-        starts[n] = at as u8;
-        n += 1;
-        at += 1 + usize::from(len);
-    }
-    (starts, n)
-}
-
 /// RDATA in wire form with no compression (pointers would be relative to the wrong message).
 pub fn rdata_wire(rdata: &RData) -> Vec<u8> {
     let mut buf = Vec::new();
@@ -525,7 +398,7 @@ pub fn rdata_wire(rdata: &RData) -> Vec<u8> {
 /// Sort key giving DNSSEC canonical name order (RFC 4034 6.1) with plain byte comparison:
 /// labels from the root down, each followed by a 0 byte so that a label sorts before its
 /// extensions (`a` < `ab`).
-fn canonical_key(wire: &[u8]) -> Vec<u8> {
+pub(crate) fn canonical_key(wire: &[u8]) -> Vec<u8> {
     let labels: Vec<&[u8]> = labels(wire).collect();
     let mut key = Vec::with_capacity(wire.len());
     for l in labels.iter().rev() {
@@ -550,155 +423,12 @@ fn content_hash(records: &RecordList) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// Last serial and content hash of every zone, persisted in `state_dir` across restarts.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SerialBook {
-    zones: BTreeMap<String, SerialEntry>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct SerialEntry {
-    hash: String,
-    serial: u32,
-}
-
-/// RFC 1982 serial number arithmetic: is `a` after `b`?
-fn serial_after(a: u32, b: u32) -> bool {
-    a != b && (a.wrapping_sub(b) as i32) > 0
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-impl SerialBook {
-    /// Gives every zone its serial and SOA. A zone whose content hash is unchanged keeps its
-    /// serial; a changed or new zone gets the current Unix time, or last serial + 1 if that is
-    /// not later (several changes in one second). A zone still waiting for its first sync
-    /// shows its last serial and is not recorded: its content is not the real content yet.
-    /// Returns whether the book changed.
-    pub fn stamp(&mut self, zones: &mut Zones, now_unix: u32, settings: &Settings) -> bool {
-        let before = self.clone();
-        let all_complete = zones.zones.iter().all(|z| z.complete);
-        let mut seen = BTreeSet::new();
-        for z in &mut zones.zones {
-            let key = z.apex.to_ascii();
-            let hash = hex(&z.hash);
-            let previous = self.zones.get(&key);
-            let serial = match previous {
-                Some(e) if e.hash == hash || !z.complete => e.serial,
-                Some(e) if serial_after(now_unix, e.serial) => now_unix,
-                Some(e) => e.serial.wrapping_add(1),
-                None => now_unix,
-            };
-            if z.complete {
-                self.zones.insert(key.clone(), SerialEntry { hash, serial });
-            }
-            seen.insert(key);
-            z.serial = serial;
-            let rname = Name::from_ascii("hostmaster")
-                .and_then(|n| n.append_domain(&settings.nameserver))
-                .expect("hostmaster.<domain> is a valid name");
-            let soa = SOA::new(
-                settings.nameserver.clone(),
-                rname,
-                serial,
-                SOA_REFRESH,
-                SOA_RETRY,
-                SOA_EXPIRE,
-                settings.negative_ttl,
-            );
-            (z.records).set_first(&Record::from_rdata(
-                z.apex.clone(),
-                settings.ttl,
-                RData::SOA(soa),
-            ));
-        }
-        // Forget zones that are gone, but only once the picture is whole: before the first
-        // sync the reverse zones are not built yet and must keep their serials.
-        if all_complete {
-            self.zones.retain(|k, _| seen.contains(k));
-        }
-        *self != before
-    }
-}
-
-/// RFC 1035 master-file text of every zone (the `zone` command, and how operators list hosts).
-pub fn master_file(zones: &Zones) -> String {
-    let mut out = String::new();
-    for z in &zones.zones {
-        out.push_str(&format!(
-            "; zone {} serial {}{}\n$ORIGIN {}\n",
-            z.apex,
-            z.serial,
-            if z.complete {
-                ""
-            } else {
-                " (incomplete: a network has not synced yet)"
-            },
-            z.apex
-        ));
-        // SOA first, then canonical order (RFC 4034 6.1), as people expect to read a zone.
-        let mut rest: Vec<ZoneRecord<'_>> = z.records.iter().skip(1).collect();
-        rest.sort_by_cached_key(|r| (canonical_key(r.owner), r.rtype, r.rdata));
-        for r in z.records.iter().take(1).chain(rest) {
-            out.push_str(&format!("{}\n", r.to_record()));
-        }
-        out.push('\n');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
+    use super::serial::hex;
     use super::*;
+    use crate::zerotier::Member;
     use std::time::Duration;
-
-    #[test]
-    fn closest_apex_is_the_nearest_ancestor() {
-        let wire = |t: &str| name_wire(&Name::from_ascii(t).unwrap());
-        let mut apexes = Apexes::default();
-        for a in [
-            "backhaul.",
-            "c.b.backhaul.",
-            "17.147.10.in-addr.arpa.",
-            "0.0.d.f.ip6.arpa.",
-        ] {
-            apexes.insert(wire(a), Name::from_ascii(a).unwrap());
-        }
-        // The plain walk from the name up through its ancestors.
-        let walk = |w: &[u8]| -> Option<Vec<u8>> {
-            let mut n = Some(w);
-            while let Some(at) = n {
-                if apexes.slot(at).is_some() {
-                    return Some(at.to_vec());
-                }
-                n = crate::dns::wire::parent(at);
-            }
-            None
-        };
-        for name in [
-            "backhaul.",
-            "db.backhaul.",
-            "b.backhaul.",
-            "c.b.backhaul.",
-            "x.c.b.backhaul.",
-            "a.x.c.b.backhaul.",
-            "other.",
-            ".",
-            "5.17.147.10.in-addr.arpa.",
-            "5.18.147.10.in-addr.arpa.",
-            "in-addr.arpa.",
-            "1.2.3.0.0.d.f.ip6.arpa.",
-            "1.2.3.0.1.d.f.ip6.arpa.",
-        ] {
-            let w = wire(name);
-            let closest = apexes.closest(&w).map(|slot| apexes.names[slot].0.clone());
-            assert_eq!(closest, walk(&w), "{name}");
-        }
-        let closest = apexes.closest(&wire("x.c.b.backhaul.")).unwrap();
-        assert_eq!(apexes.names[closest].0, wire("c.b.backhaul."));
-    }
 
     fn network(id: &str, domain: &str) -> config::Network {
         config::Network {

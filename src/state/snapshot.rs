@@ -13,8 +13,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::sync::write_atomically;
-use crate::zerotier::{NetworkId, NetworkSnapshot};
+use super::write_atomically;
+use crate::ids::NetworkId;
+use crate::zerotier::NetworkSnapshot;
 
 /// Bumped if the file format changes incompatibly; other versions are ignored (and reported).
 const FORMAT: u32 = 1;

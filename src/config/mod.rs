@@ -1,0 +1,338 @@
+//! Configuration: raw serde types (unknown keys are errors) turned into a validated `Config`.
+//!
+//! Everything a user can get wrong is caught here, before anything binds or fetches, and
+//! reported as one line that names the key or file at fault.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hickory_proto::rr::Name;
+use ipnet::IpNet;
+use thiserror::Error;
+
+use crate::ids::NetworkId;
+use crate::secret::Secret;
+
+mod raw;
+mod validate;
+
+use raw::RawConfig;
+use validate::Validator;
+
+/// Environment variable that can hold the ZeroTier Central API token instead of `token_file`.
+pub const TOKEN_ENV: &str = "BACKHAUL_DNS_TOKEN";
+
+/// A configuration problem, worded for the person editing the file.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}, line {line}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the file was read from; relative paths inside it are resolved against its directory.
+    pub path: PathBuf,
+    /// The default domain (lowercase, fully qualified). It also names the server itself (NS).
+    pub domain: Name,
+    /// TTL of member records, NS and SOA.
+    pub ttl: u32,
+    /// SOA MINIMUM: how long resolvers may cache a negative answer (RFC 2308).
+    pub negative_ttl: u32,
+    pub state_dir: PathBuf,
+    pub listen: Listen,
+    pub networks: Vec<Network>,
+    pub webhook: Option<Webhook>,
+    pub transfer: Transfer,
+    pub forward: Forward,
+    /// `[records] zone_file`: extra records for the backhaul view.
+    pub records_file: Option<PathBuf>,
+    /// `[public]`: the second view, answered on public addresses.
+    pub public: Option<Public>,
+    /// `[http] listen`: /healthz, /readyz and /metrics; off when absent.
+    pub http: Option<std::net::SocketAddr>,
+    /// `[log] queries`: one log line per query.
+    pub log_queries: bool,
+}
+
+/// `[public]`: a split-horizon view of `domain` for everyone else. It answers from its zone
+/// file only: never a member record, never forwarding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Public {
+    pub addresses: Vec<IpAddr>,
+    pub zone_file: PathBuf,
+}
+
+/// `[forward]`: where names outside our zones are resolved, for allowed clients only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Forward {
+    /// `upstreams = []`: names outside our zones get REFUSED.
+    Off,
+    /// Configured upstreams.
+    To(Vec<std::net::SocketAddr>),
+    /// No `upstreams` key: the nameservers in /etc/resolv.conf that are not this server.
+    ResolvConf,
+}
+
+/// `[transfer]`: zone transfers to standard secondaries (NSD, Knot, BIND).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Transfer {
+    /// Who may AXFR/IXFR (over TCP).
+    pub allow: Vec<IpNet>,
+    /// Secondaries to NOTIFY when a zone's serial changes.
+    pub notify: Vec<std::net::SocketAddr>,
+}
+
+/// `[webhook]`: Central webhooks trigger an immediate sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub listen: std::net::SocketAddr,
+    /// Hex-decoded signing secrets (one per line in the file, so a secret can be rotated).
+    pub secrets: Vec<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    /// Where the addresses to answer on come from; they are followed while running.
+    pub from: ListenOn,
+    /// 0 asks the OS for a free port (UDP first, TCP then takes the same number); useful in tests.
+    pub port: u16,
+    /// Client networks allowed besides the listening interfaces' own subnets.
+    pub allow: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenOn {
+    /// Every address of the interfaces whose name matches this glob (`zt*`).
+    Interface(String),
+    /// The interface and addresses the local zerotier-one service reports for this network.
+    Network {
+        id: NetworkId,
+        local_api_url: String,
+        authtoken_file: PathBuf,
+        token: Secret,
+    },
+    /// These addresses exactly.
+    Addresses(Vec<IpAddr>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    pub id: NetworkId,
+    /// Domain this network's members live under (lowercase, fully qualified).
+    pub domain: Name,
+    pub source: Source,
+    pub poll_interval: Duration,
+    pub include_unauthorized: bool,
+    /// Opt-in: keep the network's DNS settings in Central pointing at this server.
+    pub push_dns: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// ZeroTier Central (or anything that speaks its API v1).
+    Central {
+        api_url: String,
+        token: Secret,
+        /// Whole-request limit, body included.
+        timeout: Duration,
+    },
+    /// A self-hosted zerotier-one controller (its `/controller` API).
+    Controller {
+        api_url: String,
+        token: Secret,
+        timeout: Duration,
+    },
+    /// A Central member-list JSON file on disk.
+    File { members_file: PathBuf },
+}
+
+impl Config {
+    /// Reads, parses and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates config text; `path` names the file in errors and anchors relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            line: e
+                .span()
+                .map(|s| {
+                    text.as_bytes()[..s.start.min(text.len())]
+                        .iter()
+                        .filter(|b| **b == b'\n')
+                        .count()
+                        + 1
+                })
+                .unwrap_or(1),
+            message: e
+                .message()
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join("; "),
+        })?;
+        Validator { path }.config(raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/nonexistent/test.toml"), text)
+    }
+
+    const MINIMAL: &str = r#"
+        [listen]
+        addresses = ["127.0.0.1"]
+        [[network]]
+        id = "8056c2e21c000001"
+    "#;
+
+    #[test]
+    fn minimal_config_with_env_token() {
+        std::env::set_var(TOKEN_ENV, " tok\n");
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.domain.to_ascii(), "backhaul.");
+        assert_eq!(c.ttl, 60);
+        assert_eq!(c.negative_ttl, 60);
+        assert_eq!(c.listen.port, 53);
+        assert!(matches!(&c.listen.from, ListenOn::Addresses(a) if a.len() == 1));
+        let n = &c.networks[0];
+        assert_eq!(n.id.to_string(), "8056c2e21c000001");
+        assert_eq!(n.poll_interval, Duration::from_secs(30));
+        match &n.source {
+            Source::Central { api_url, token, .. } => {
+                assert_eq!(api_url, "https://api.zerotier.com/api/v1");
+                assert_eq!(token.expose(), "tok");
+                assert!(!format!("{token:?}").contains("tok"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_key_names_line() {
+        let e = err("domain = \"x\"\nbogus = 1\n");
+        assert!(e.contains("line 2") && e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn a_domain_too_long_for_member_names_is_refused() {
+        // 4 labels of 60 characters: 245 bytes, fine as a name, but zt-<id> no longer fits.
+        let members = tempfile::NamedTempFile::new().unwrap();
+        let config = |domain: &str| {
+            format!(
+                "domain = \"{domain}\"\n[listen]\naddresses = [\"127.0.0.1\"]\n[[network]]\n\
+                 id = \"8056c2e21c000001\"\nsource = \"file\"\nmembers_file = \"{}\"\n",
+                members.path().display()
+            )
+        };
+        let long = vec!["a".repeat(60); 4].join(".");
+        let e = err(&config(&long));
+        assert!(e.contains("domain:") && e.contains("too long"), "{e}");
+        let fits = [
+            "a".repeat(60),
+            "a".repeat(60),
+            "a".repeat(60),
+            "a".repeat(55),
+        ]
+        .join(".");
+        parse(&config(&fits)).unwrap();
+    }
+
+    #[test]
+    fn bad_duration_names_key() {
+        let e = err(&format!("ttl = \"soon\"\n{MINIMAL}"));
+        assert!(e.contains("ttl:") && e.contains("\"30s\""), "{e}");
+    }
+
+    #[test]
+    fn wildcard_listen_refused() {
+        let e = err("[listen]\naddresses=[\"0.0.0.0\"]\n[[network]]\nid=\"8056c2e21c000001\"\n");
+        assert!(
+            e.contains("listen.addresses[0]") && e.contains("open resolver"),
+            "{e}"
+        );
+        let e = err("[listen]\naddresses=[\"::\"]\n[[network]]\nid=\"8056c2e21c000001\"\n");
+        assert!(e.contains("every interface"), "{e}");
+    }
+
+    #[test]
+    fn listen_defaults_to_zerotier_interfaces_and_takes_one_source() {
+        std::env::set_var(TOKEN_ENV, "tok");
+        let c = parse("[[network]]\nid = \"8056c2e21c000001\"\n").unwrap();
+        assert!(matches!(&c.listen.from, ListenOn::Interface(g) if g == "zt*"));
+        let e = err("[listen]\ninterface=\"zt*\"\naddresses=[\"10.0.0.1\"]\n[[network]]\nid=\"8056c2e21c000001\"\n");
+        assert!(e.contains("only one of"), "{e}");
+        let e = err("[listen]\nauthtoken_file=\"x\"\n[[network]]\nid=\"8056c2e21c000001\"\n");
+        assert!(
+            e.contains("listen.authtoken_file") && e.contains("listen.network"),
+            "{e}"
+        );
+        let e = err("[listen]\nnetwork=\"8056c2e21c000001\"\nauthtoken_file=\"/nonexistent/authtoken.secret\"\n[[network]]\nid=\"8056c2e21c000001\"\n");
+        assert!(
+            e.contains("cannot read /nonexistent/authtoken.secret"),
+            "{e}"
+        );
+        let e = err("[listen]\nallow=[\"0.0.0.0/0\"]\n[[network]]\nid=\"8056c2e21c000001\"\n");
+        assert!(e.contains("open resolver"), "{e}");
+        let c = parse("[listen]\nallow=[\"192.0.2.7\", \"10.1.0.0/16\"]\n[[network]]\nid=\"8056c2e21c000001\"\n").unwrap();
+        assert_eq!(c.listen.allow.len(), 2);
+    }
+
+    #[test]
+    fn no_network() {
+        let e = err("[listen]\naddresses=[\"127.0.0.1\"]\n");
+        assert!(e.contains("no [[network]]"), "{e}");
+    }
+
+    #[test]
+    fn missing_token_file() {
+        let e = err(&format!(
+            "{MINIMAL}token_file = \"/nonexistent/central.token\"\n"
+        ));
+        assert!(
+            e.contains("network[0].token_file") && e.contains("cannot read"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_network_id_and_domain() {
+        let e = err("[listen]\naddresses=[\"127.0.0.1\"]\n[[network]]\nid=\"xyz\"\n");
+        assert!(e.contains("network[0].id"), "{e}");
+        let e = err(&format!("domain = \"bad domain\"\n{MINIMAL}"));
+        assert!(e.contains("domain:"), "{e}");
+    }
+}

@@ -1,0 +1,171 @@
+//! The config file's shape as serde reads it: unknown keys are errors, and every default is
+//! a named function (the example config documents each). [`super::validate`] turns it into
+//! a [`super::Config`].
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default = "default_domain")]
+    pub(super) domain: String,
+    #[serde(default = "default_ttl")]
+    pub(super) ttl: String,
+    #[serde(default = "default_negative_ttl")]
+    pub(super) negative_ttl: String,
+    #[serde(default = "default_state_dir")]
+    pub(super) state_dir: PathBuf,
+    pub(super) listen: Option<RawListen>,
+    #[serde(default, rename = "network")]
+    pub(super) networks: Vec<RawNetwork>,
+    pub(super) webhook: Option<RawWebhook>,
+    #[serde(default)]
+    pub(super) transfer: RawTransfer,
+    #[serde(default)]
+    pub(super) forward: RawForward,
+    pub(super) records: Option<RawRecords>,
+    pub(super) public: Option<RawPublic>,
+    pub(super) http: Option<RawHttp>,
+    #[serde(default)]
+    pub(super) log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHttp {
+    #[serde(default = "default_http_listen")]
+    pub(super) listen: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLog {
+    #[serde(default)]
+    pub(super) queries: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRecords {
+    pub(super) zone_file: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPublic {
+    pub(super) addresses: Vec<String>,
+    pub(super) zone_file: PathBuf,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawForward {
+    pub(super) upstreams: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTransfer {
+    #[serde(default)]
+    pub(super) allow: Vec<String>,
+    #[serde(default)]
+    pub(super) notify: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWebhook {
+    #[serde(default = "default_webhook_listen")]
+    pub(super) listen: String,
+    pub(super) secret_file: PathBuf,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawListen {
+    pub(super) interface: Option<String>,
+    pub(super) network: Option<String>,
+    pub(super) addresses: Option<Vec<String>>,
+    pub(super) authtoken_file: Option<PathBuf>,
+    pub(super) local_api_url: Option<String>,
+    #[serde(default = "default_port")]
+    pub(super) port: u16,
+    #[serde(default)]
+    pub(super) allow: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNetwork {
+    pub(super) id: String,
+    #[serde(default = "default_source")]
+    pub(super) source: RawSource,
+    pub(super) api_url: Option<String>,
+    pub(super) token_file: Option<PathBuf>,
+    #[serde(default = "default_poll_interval")]
+    pub(super) poll_interval: String,
+    #[serde(default = "default_request_timeout")]
+    pub(super) request_timeout: String,
+    pub(super) members_file: Option<PathBuf>,
+    pub(super) domain: Option<String>,
+    #[serde(default)]
+    pub(super) include_unauthorized: bool,
+    #[serde(default)]
+    pub(super) push_dns: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum RawSource {
+    Central,
+    Controller,
+    File,
+}
+
+pub(super) fn default_domain() -> String {
+    "backhaul".into()
+}
+pub(super) fn default_ttl() -> String {
+    "60s".into()
+}
+pub(super) fn default_negative_ttl() -> String {
+    "60s".into()
+}
+pub(super) fn default_state_dir() -> PathBuf {
+    "/var/lib/backhaul-dns".into()
+}
+pub(super) fn default_port() -> u16 {
+    53
+}
+pub(super) fn default_http_listen() -> String {
+    "127.0.0.1:9153".into()
+}
+pub(super) fn default_webhook_listen() -> String {
+    "127.0.0.1:9154".into()
+}
+pub(super) fn default_interface() -> String {
+    "zt*".into()
+}
+pub(super) fn default_authtoken_file() -> PathBuf {
+    "/var/lib/zerotier-one/authtoken.secret".into()
+}
+pub(super) fn default_local_api_url() -> String {
+    "http://127.0.0.1:9993".into()
+}
+pub(super) fn default_source() -> RawSource {
+    RawSource::Central
+}
+pub(super) fn default_api_url() -> String {
+    "https://api.zerotier.com/api/v1".into()
+}
+pub(super) fn default_controller_url() -> String {
+    "http://127.0.0.1:9993".into()
+}
+pub(super) fn default_poll_interval() -> String {
+    "30s".into()
+}
+pub(super) fn default_request_timeout() -> String {
+    "20s".into()
+}

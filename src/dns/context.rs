@@ -1,0 +1,208 @@
+//! What every listener of one view shares ([`Context`]): the zone, who may ask, who may
+//! transfer, the forwarder, the counters, and the shutdown signal. UDP ([`super::udp`]) and
+//! TCP ([`super::tcp`]) serve from it alike; the forwarding path in particular is
+//! [`Context::forwarded`], one function for both transports.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use ipnet::IpNet;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::access::SharedAcl;
+use super::answer::{reply_with, Policy, Rcode, Transport};
+use super::forward::Forwarder;
+use super::{wire, SharedZone};
+use crate::dname::wire_to_text;
+use crate::metrics::{rcode_name, Telemetry};
+use crate::view::View;
+
+/// Forwarded UDP queries waiting for upstreams at once; beyond this, SERVFAIL at once.
+const FORWARD_MAX_IN_FLIGHT: usize = 1024;
+
+/// What every listener of one view shares. The parts a reload may change are swapped in place.
+pub struct Context {
+    pub view: View,
+    pub zone: SharedZone,
+    pub acl: SharedAcl,
+    /// Networks allowed to AXFR (over TCP).
+    pub transfer: ArcSwap<Vec<IpNet>>,
+    /// `None` when forwarding is off: other names get REFUSED.
+    pub forwarder: ArcSwapOption<Forwarder>,
+    /// Bounds forwarded UDP queries in flight, so a flood cannot pile up tasks.
+    pub forward_slots: Semaphore,
+    pub telemetry: Arc<Telemetry>,
+    /// `[log] queries`: one line per query.
+    pub log_queries: AtomicBool,
+    /// Forwarded queries and TCP connections under way, awaited at shutdown so that queries
+    /// in flight are answered.
+    pub tasks: TaskTracker,
+    /// Cancelled at shutdown: listeners stop taking new queries.
+    pub shutdown: CancellationToken,
+}
+
+impl Context {
+    pub fn new(
+        view: View,
+        zone: SharedZone,
+        acl: SharedAcl,
+        transfer: Vec<IpNet>,
+        forwarder: Option<Forwarder>,
+        telemetry: Arc<Telemetry>,
+        shutdown: CancellationToken,
+    ) -> Context {
+        Context {
+            view,
+            zone,
+            acl,
+            transfer: ArcSwap::from_pointee(transfer),
+            forwarder: ArcSwapOption::from(forwarder.map(Arc::new)),
+            forward_slots: Semaphore::new(FORWARD_MAX_IN_FLIGHT),
+            telemetry,
+            log_queries: AtomicBool::new(false),
+            tasks: TaskTracker::new(),
+            shutdown,
+        }
+    }
+
+    /// Counts an answered query and, with `[log] queries`, logs it.
+    pub fn answered(&self, query: &[u8], response: &[u8], client: SocketAddr, started: Instant) {
+        let took = started.elapsed();
+        let qtype = wire::qtype(query).unwrap_or(0);
+        let rcode = response.get(3).map_or(2, |b| u16::from(b & 0x0f));
+        self.telemetry.query(self.view, qtype, rcode, took);
+        if self.log_queries.load(Ordering::Relaxed) {
+            let name = wire::parse(query)
+                .ok()
+                .and_then(|r| r.question.map(|q| wire_to_text(q.name.wire())))
+                .unwrap_or_default();
+            tracing::info!(target: "backhaul_dns::query", %client, name,
+                qtype = %hickory_proto::rr::RecordType::from(qtype),
+                rcode = rcode_name(rcode), latency_us = took.as_micros() as u64,
+                view = self.view.name(), "query");
+        }
+    }
+
+    /// What this client may have done for it.
+    pub fn policy(&self, client: IpAddr) -> Policy {
+        match self.view {
+            View::Public => Policy {
+                allowed: true,
+                forward: false,
+            },
+            View::Backhaul => Policy {
+                allowed: self.acl.load().allows(client),
+                forward: self.forwarder.load().is_some(),
+            },
+        }
+    }
+
+    /// Whether this client may transfer zones (backhaul view, `[transfer] allow`).
+    pub fn may_transfer(&self, client: IpAddr) -> bool {
+        self.view == View::Backhaul && self.transfer.load().iter().any(|n| n.contains(&client))
+    }
+
+    /// The reply to a query the zone handed on: [`super::answer::Outcome::Forward`] (not our
+    /// name; `partial` is `None`) or `ForwardChain` (our CNAME chain leads out of our zones;
+    /// `partial` is our answer). The same on UDP and TCP, and always a reply in `out`:
+    ///
+    /// - the upstreams' answer (SERVFAIL when they fail, from the forwarder);
+    /// - when forwarding was turned off since the zone decided (a reload in between): our
+    ///   partial answer, the CNAME chain as far as our zones go (what a client that asks for
+    ///   no recursion gets), or REFUSED for a name that is not ours, as [`super::answer::respond`]
+    ///   now answers;
+    /// - when the forwarder cannot read a query our parser took (junk in a record or OPT that
+    ///   answering never needed to read): FORMERR, or our partial answer for a chain.
+    pub async fn forwarded(
+        &self,
+        query: &[u8],
+        partial: Option<&[u8]>,
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) {
+        out.clear();
+        if let Some(forwarder) = self.forwarder.load_full() {
+            let upstream_ok = match partial {
+                None => forwarder.answer(query, transport, out).await,
+                Some(p) => forwarder.complete_chain(query, p, transport, out).await,
+            };
+            self.telemetry.forwarded(upstream_ok);
+        }
+        if !out.is_empty() {
+            return;
+        }
+        match partial {
+            Some(p) => out.extend_from_slice(p),
+            None if self.forwarder.load().is_some() => {
+                reply_with(query, Rcode::FormErr, transport, out);
+            }
+            None => {
+                reply_with(query, Rcode::Refused, transport, out);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::ZoneIndex;
+
+    fn context(forwarder: Option<Forwarder>) -> Context {
+        Context::new(
+            View::Backhaul,
+            Arc::new(ArcSwap::from_pointee(ZoneIndex::default())),
+            Arc::default(),
+            Vec::new(),
+            forwarder,
+            Arc::default(),
+            CancellationToken::new(),
+        )
+    }
+
+    /// `id 0x1234, RD`, one question `x.example. A`.
+    fn query() -> Vec<u8> {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        q.extend_from_slice(b"\x01x\x07example\x00\x00\x01\x00\x01");
+        q
+    }
+
+    #[tokio::test]
+    async fn without_a_forwarder_a_chain_gets_our_part_and_other_names_refused_on_both_transports(
+    ) {
+        let ctx = context(None);
+        let partial = b"our partial answer".to_vec();
+        for transport in [Transport::Udp, Transport::Tcp] {
+            let mut out = Vec::new();
+            ctx.forwarded(&query(), Some(&partial), transport, &mut out)
+                .await;
+            assert_eq!(out, partial, "{transport:?}");
+            ctx.forwarded(&query(), None, transport, &mut out).await;
+            assert_eq!(&out[0..2], &[0x12, 0x34], "{transport:?}");
+            assert_eq!(out[3] & 0x0f, Rcode::Refused as u8, "{transport:?}");
+            assert_eq!(out[2] & 0x80, 0x80, "a response: {transport:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_query_the_forwarder_cannot_read_gets_formerr_on_both_transports() {
+        // An upstream that is never asked: the forwarder refuses the query before that.
+        let forwarder = Forwarder::new(&["127.0.0.1:9".parse().unwrap()]).unwrap();
+        let ctx = context(Some(forwarder));
+        // An additional A record with RDLENGTH 0: our parser skips it, hickory's refuses it.
+        let mut q = query();
+        q[11] = 1;
+        q.extend_from_slice(&[0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0]);
+        for transport in [Transport::Udp, Transport::Tcp] {
+            let mut out = Vec::new();
+            ctx.forwarded(&q, None, transport, &mut out).await;
+            assert_eq!(out[3] & 0x0f, Rcode::FormErr as u8, "{transport:?}");
+            assert_eq!(&out[0..2], &[0x12, 0x34], "{transport:?}");
+        }
+    }
+}

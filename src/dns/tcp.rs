@@ -1,0 +1,119 @@
+//! TCP serving (RFC 1035 4.2.2, RFC 7766): length-prefixed messages, several queries per
+//! connection, zone transfers for `[transfer] allow`, a task per connection, capped in number
+//! and idle time.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::timeout;
+
+use super::answer::{respond, Outcome, Transport};
+use super::context::Context;
+use super::transfer;
+
+/// A TCP client that sends nothing for this long is disconnected (RFC 7766 6.2.3).
+const TCP_IDLE: Duration = Duration::from_secs(10);
+/// At most this many TCP connections at once; more are closed at accept.
+const TCP_MAX_CONNECTIONS: usize = 512;
+
+/// Accepts connections until shutdown; each is served by a task of its own.
+pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
+    let slots = Arc::new(Semaphore::new(TCP_MAX_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            _ = ctx.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Usually EMFILE: back off instead of spinning.
+                tracing::warn!(error = %e, "tcp accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(client = %peer, "too many tcp connections: closing");
+            continue;
+        };
+        let conn_ctx = ctx.clone();
+        ctx.tasks.spawn(async move {
+            if let Err(e) = serve_connection(stream, &conn_ctx, peer).await {
+                tracing::debug!(client = %peer, error = %e, "tcp connection ended");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Reads the next query's length; `None` when the connection is to end (closed by the
+/// client, idle too long, or the server shutting down between queries).
+async fn next_length(stream: &mut TcpStream, ctx: &Context) -> io::Result<Option<usize>> {
+    tokio::select! {
+        _ = ctx.shutdown.cancelled() => Ok(None),
+        read = timeout(TCP_IDLE, stream.read_u16()) => match read {
+            Err(_) => Ok(None),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+            Ok(r) => r.map(|len| Some(usize::from(len))),
+        },
+    }
+}
+
+/// One connection: queries in order, each answered before the next is read.
+async fn serve_connection(
+    mut stream: TcpStream,
+    ctx: &Context,
+    peer: SocketAddr,
+) -> io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let policy = ctx.policy(peer.ip());
+    let may_transfer = ctx.may_transfer(peer.ip());
+    let mut query = Vec::with_capacity(512);
+    let mut out = Vec::with_capacity(2048);
+    while let Some(len) = next_length(&mut stream, ctx).await? {
+        query.resize(len, 0);
+        timeout(TCP_IDLE, stream.read_exact(&mut query))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "query body timed out"))??;
+        let started = Instant::now();
+        if may_transfer && transfer::is_transfer(&query) {
+            // Hold one zone for the whole transfer: a swap mid-way must not mix two serials.
+            let current = ctx.zone.load_full();
+            if let Some(messages) = transfer::axfr(&current, &query) {
+                for m in &messages {
+                    write_frame(&mut stream, m).await?;
+                }
+                if let Some(first) = messages.first() {
+                    ctx.answered(&query, first, peer, started);
+                }
+                continue;
+            }
+        }
+        match respond(&ctx.zone.load(), &query, Transport::Tcp, policy, &mut out) {
+            Outcome::Drop => return Ok(()),
+            Outcome::Reply { .. } => {}
+            Outcome::Forward => ctx.forwarded(&query, None, Transport::Tcp, &mut out).await,
+            Outcome::ForwardChain => {
+                let partial = std::mem::take(&mut out);
+                (ctx.forwarded(&query, Some(&partial), Transport::Tcp, &mut out)).await;
+            }
+        }
+        write_frame(&mut stream, &out).await?;
+        ctx.answered(&query, &out, peer, started);
+    }
+    Ok(())
+}
+
+/// One length-prefixed message, in a single write.
+async fn write_frame(stream: &mut TcpStream, message: &[u8]) -> io::Result<()> {
+    let mut frame = Vec::with_capacity(2 + message.len());
+    frame.extend_from_slice(&(message.len() as u16).to_be_bytes());
+    frame.extend_from_slice(message);
+    stream.write_all(&frame).await
+}

@@ -1,0 +1,80 @@
+//! Everything under `state_dir`: the last good member snapshots ([`snapshot`]), the zone
+//! serial books, and the atomic writes both use. Nothing else in the crate touches that
+//! directory.
+
+pub mod snapshot;
+
+use std::path::{Path, PathBuf};
+
+use crate::view::View;
+use crate::zone::SerialBook;
+
+/// One serial book per view: the public view has zones of the same names as the backhaul
+/// view, so its serials are kept apart.
+fn serials_file(view: View) -> &'static str {
+    match view {
+        View::Backhaul => "serials.json",
+        View::Public => "serials-public.json",
+    }
+}
+
+/// Where the serial book of `view` lives.
+pub fn serials_path(state_dir: &Path, view: View) -> PathBuf {
+    state_dir.join(serials_file(view))
+}
+
+/// The serial book of `view` as last saved; empty (every zone starts at the current time)
+/// when there is none or it cannot be read, which is logged.
+pub fn load_serials(state_dir: &Path, view: View) -> SerialBook {
+    let path = serials_path(state_dir, view);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!(file = %path.display(), error = %e, "ignoring unreadable serials file");
+            SerialBook::default()
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => SerialBook::default(),
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "cannot read serials file");
+            SerialBook::default()
+        }
+    }
+}
+
+/// Saves the serial book of `view` atomically.
+pub fn save_serials(state_dir: &Path, view: View, book: &SerialBook) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(book).map_err(std::io::Error::other)?;
+    write_atomically(&serials_path(state_dir, view), &bytes)
+}
+
+/// Temp file, fsync, rename: a crash leaves the old file or the new one, never half of one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_books_round_trip_per_view() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load_serials(dir.path(), View::Backhaul), SerialBook::default());
+        std::fs::write(serials_path(dir.path(), View::Public), "not json").unwrap();
+        assert_eq!(load_serials(dir.path(), View::Public), SerialBook::default());
+        let book = SerialBook::default();
+        save_serials(dir.path(), View::Backhaul, &book).unwrap();
+        assert!(serials_path(dir.path(), View::Backhaul).exists());
+        assert_eq!(load_serials(dir.path(), View::Backhaul), book);
+    }
+}

@@ -1,0 +1,449 @@
+//! The zone builder: holds the latest snapshot of every network and the records files,
+//! builds both views from them when something changed, stamps serials, and publishes the
+//! result ([`Views::publish`]). It runs on a thread of its own at idle priority, so a large
+//! build never delays a query.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::publish::{Built, Views};
+use super::Update;
+use crate::config::{self, Config};
+use crate::dname::name_wire;
+use crate::dns::transfer;
+use crate::ids::NetworkId;
+use crate::metrics::Telemetry;
+use crate::names::Override;
+use crate::records::FileRecords;
+use crate::state::{self, snapshot};
+use crate::view::View;
+use crate::zerotier::NetworkSnapshot;
+use crate::zone::{self, SerialBook, Settings, Zones};
+use crate::{background, clock, memory};
+
+/// How long the builder waits for another sync before sweeping the memory freed by the last
+/// one back to the system: once syncs pause, not between syncs in quick succession (webhooks,
+/// a members file rewritten in bursts), whose next build would only take it again.
+const RELEASE_AFTER: Duration = Duration::from_secs(1);
+
+/// Rebuilds zones from the latest snapshot of every network and the records files.
+pub struct Builder {
+    networks: Vec<config::Network>,
+    snapshots: HashMap<NetworkId, Arc<NetworkSnapshot>>,
+    settings: Settings,
+    files: FileRecords,
+    /// The public view's addresses (its NS name's records), when it is configured.
+    public_addresses: Vec<IpAddr>,
+    book: SerialBook,
+    public_book: SerialBook,
+    state_dir: PathBuf,
+    /// Serial books stamped since they were last written (private, public).
+    unsaved: (bool, bool),
+    warned_state: bool,
+    store: snapshot::Store,
+    writer: snapshot::Writer,
+    /// Member names already reported as taken over by a records file (logged once each).
+    overrides_seen: HashSet<Override>,
+    /// Networks synced by this process (the others, if held, come from a snapshot).
+    fresh: HashSet<NetworkId>,
+    telemetry: Arc<Telemetry>,
+}
+
+impl Builder {
+    pub fn new(config: &Config, files: FileRecords, telemetry: Arc<Telemetry>) -> Builder {
+        Builder {
+            networks: config.networks.clone(),
+            snapshots: HashMap::new(),
+            settings: Settings::new(config),
+            files,
+            public_addresses: public_addresses(config),
+            book: state::load_serials(&config.state_dir, View::Backhaul),
+            public_book: state::load_serials(&config.state_dir, View::Public),
+            state_dir: config.state_dir.clone(),
+            unsaved: (false, false),
+            warned_state: false,
+            store: snapshot::Store::new(&config.state_dir),
+            writer: snapshot::Writer::new(&config.state_dir),
+            overrides_seen: HashSet::new(),
+            fresh: HashSet::new(),
+            telemetry,
+        }
+    }
+
+    /// Starts every network from its last good snapshot, if one was saved: served at once,
+    /// whether or not the API answers.
+    pub fn load_snapshots(&mut self) {
+        let ids: Vec<NetworkId> = self.networks.iter().map(|n| n.id).collect();
+        self.load_snapshots_of(&ids);
+    }
+
+    fn load_snapshots_of(&mut self, ids: &[NetworkId]) {
+        for id in ids {
+            if self.snapshots.contains_key(id) {
+                continue;
+            }
+            if let Some(loaded) = self.store.load(*id) {
+                tracing::info!(network = %id, members = loaded.snapshot.members.len(),
+                    age = %humantime::format_duration(Duration::from_secs(loaded.age.as_secs())),
+                    "serving the last good snapshot until the first sync");
+                self.snapshots.insert(*id, Arc::new(loaded.snapshot));
+            } else {
+                tracing::info!(network = %id, "no snapshot: names in this network get SERVFAIL until the first sync");
+            }
+        }
+    }
+
+    /// Records a successful sync's snapshot (the writer saves it); returns whether it changed.
+    pub fn set(&mut self, snapshot: NetworkSnapshot) -> bool {
+        if !self.networks.iter().any(|n| n.id == snapshot.id) {
+            return false; // removed from the config while it was being fetched
+        }
+        let held = self.snapshots.get(&snapshot.id);
+        let changed = held.is_none_or(|h| **h != snapshot);
+        // The first sync after a snapshot changes where the data comes from, if not the data.
+        let first = self.fresh.insert(snapshot.id);
+        let snapshot = match held {
+            Some(h) if !changed => h.clone(),
+            _ => Arc::new(snapshot),
+        };
+        self.writer.save(&snapshot, changed);
+        self.snapshots.insert(snapshot.id, snapshot);
+        changed || first
+    }
+
+    /// The thread that saves snapshots (for waiting on it at shutdown).
+    pub fn snapshot_writer(&self) -> snapshot::Writer {
+        self.writer.clone()
+    }
+
+    /// Takes a reloaded configuration and records files; snapshots of networks still
+    /// configured are kept, so nothing disappears while the pollers start again.
+    pub fn reconfigure(&mut self, config: &Config, files: FileRecords) {
+        let added: Vec<NetworkId> = (config.networks.iter())
+            .filter(|n| !self.networks.iter().any(|o| o.id == n.id))
+            .map(|n| n.id)
+            .collect();
+        self.networks = config.networks.clone();
+        let ids: HashSet<NetworkId> = self.networks.iter().map(|n| n.id).collect();
+        self.snapshots.retain(|id, _| ids.contains(id));
+        self.fresh.retain(|id| ids.contains(id));
+        self.load_snapshots_of(&added);
+        let addresses = std::mem::take(&mut self.settings.nameserver_addresses);
+        self.settings = Settings::new(config);
+        self.settings.nameserver_addresses = addresses;
+        self.files = files;
+        self.public_addresses = public_addresses(config);
+    }
+
+    /// Records the server's own addresses (the NS name's records); returns whether they changed.
+    pub fn set_nameserver_addresses(&mut self, mut addresses: Vec<IpAddr>) -> bool {
+        addresses.sort();
+        if self.settings.nameserver_addresses == addresses {
+            return false;
+        }
+        self.settings.nameserver_addresses = addresses;
+        true
+    }
+
+    /// Builds every zone of both views from what is held now, with serials stamped (written
+    /// by [`Builder::save_serials`], once the zones are published).
+    pub fn build(&mut self) -> Built {
+        let inputs: Vec<zone::Input<'_>> = self
+            .networks
+            .iter()
+            .map(|network| zone::Input {
+                network,
+                snapshot: self.snapshots.get(&network.id).map(Arc::as_ref),
+            })
+            .collect();
+        let mut private = zone::build(&inputs, &self.settings, &self.files);
+        let now = clock::unix_now() as u32;
+        self.unsaved.0 |= self.book.stamp(&mut private, now, &self.settings);
+        for o in &private.overridden {
+            if !self.overrides_seen.contains(o) {
+                tracing::info!(name = %o.name, member = %o.member, network = %o.network,
+                    "the records file defines this name: the member keeps only its zt- name");
+            }
+        }
+        self.overrides_seen = private.overridden.iter().cloned().collect();
+        let settings = Settings {
+            nameserver_addresses: self.public_addresses.clone(),
+            ..self.settings.clone()
+        };
+        let mut public = (self.files.public.as_ref()).map(|r| zone::build_public(r, &settings));
+        if let Some(zones) = &mut public {
+            self.unsaved.1 |= self.public_book.stamp(zones, now, &settings);
+        }
+        self.report(&private, public.as_ref());
+        Built { private, public }
+    }
+
+    /// What the new zones hold, for /metrics and /readyz.
+    fn report(&self, private: &Zones, public: Option<&Zones>) {
+        for net in &self.networks {
+            let data = match (
+                self.snapshots.contains_key(&net.id),
+                self.fresh.contains(&net.id),
+            ) {
+                (false, _) => "none",
+                (true, true) => "sync",
+                (true, false) => "snapshot",
+            };
+            let count = |m: &BTreeMap<NetworkId, usize>| {
+                m.get(&net.id).copied().unwrap_or(0)
+            };
+            let conflicts = private
+                .conflicts
+                .iter()
+                .filter(|c| c.network == net.id)
+                .count();
+            self.telemetry.network_zone(
+                net.id,
+                data,
+                count(&private.members),
+                count(&private.records_by_network),
+                conflicts,
+            );
+        }
+        let views = std::iter::once(("backhaul", private)).chain(public.map(|p| ("public", p)));
+        let serials = views
+            .flat_map(|(view, zones)| {
+                zones
+                    .zones
+                    .iter()
+                    .map(move |z| (view, z.apex.to_ascii(), z.serial))
+            })
+            .collect();
+        self.telemetry.zone_serials(serials);
+    }
+
+    /// Writes the serial books that changed since the last call. After the swap, not inside
+    /// the build: a write with two fsyncs takes 2 ms on an idle disk and far longer on a busy
+    /// one, and the new zone need not wait for it. A crash in between loses nothing that
+    /// matters: the next build gives a changed zone the current time as its serial, later
+    /// than any it served.
+    pub fn save_serials(&mut self) {
+        let (private, public) = std::mem::take(&mut self.unsaved);
+        if private {
+            self.save_book(View::Backhaul);
+        }
+        if public {
+            self.save_book(View::Public);
+        }
+    }
+
+    fn save_book(&mut self, view: View) {
+        let book = match view {
+            View::Backhaul => &self.book,
+            View::Public => &self.public_book,
+        };
+        match state::save_serials(&self.state_dir, view, book) {
+            Ok(()) => self.warned_state = false,
+            // Serials still move forward in this process; only a restart could reuse one.
+            Err(e) if !self.warned_state => {
+                self.warned_state = true;
+                tracing::warn!(state_dir = %self.state_dir.display(), error = %e,
+                    "cannot save zone serials: make state_dir writable by this user");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+fn public_addresses(config: &Config) -> Vec<IpAddr> {
+    config
+        .public
+        .as_ref()
+        .map(|p| p.addresses.clone())
+        .unwrap_or_default()
+}
+
+/// The zone builder thread: applies updates one at a time, rebuilding and swapping the zones
+/// when one changed something.
+pub(super) struct BuilderThread {
+    pub(super) builder: Builder,
+    pub(super) views: Views,
+    pub(super) runtime: tokio::runtime::Handle,
+    pub(super) notify_targets: Vec<SocketAddr>,
+    /// The last serial of every zone, to NOTIFY secondaries when it moves.
+    pub(super) serials: HashMap<String, u32>,
+    /// The current poller generation of every network.
+    pub(super) generations: HashMap<NetworkId, u64>,
+}
+
+impl BuilderThread {
+    pub(super) fn run(mut self, mut rx: mpsc::Receiver<Update>) {
+        background::lower_priority();
+        // Set after a build: the memory it freed goes back to the system once syncs pause.
+        let mut release = false;
+        loop {
+            let update = if release {
+                // The timer must be made inside the runtime's context.
+                let next = async { tokio::time::timeout(RELEASE_AFTER, rx.recv()).await };
+                match self.runtime.block_on(next) {
+                    Ok(update) => update,
+                    Err(_) => {
+                        memory::release_freed();
+                        release = false;
+                        continue;
+                    }
+                }
+            } else {
+                rx.blocking_recv()
+            };
+            let Some(update) = update else { break };
+            // Everything that queued up during the last build is applied before building once:
+            // syncs arriving faster than builds (a burst of webhooks) cost one build, and the
+            // zone never lags behind a queue of stale updates.
+            let mut updates = vec![update];
+            while let Ok(more) = rx.try_recv() {
+                updates.push(more);
+            }
+            // A bug in a build must not end every later sync with it: the current zone keeps
+            // answering and the next update gets its own try.
+            let applied = std::panic::AssertUnwindSafe(|| self.apply(updates));
+            match std::panic::catch_unwind(applied) {
+                Ok(built) => release |= built,
+                Err(_) => tracing::error!(
+                    "building the zone failed (a bug: please report it with the panic message \
+                     above); the current zone keeps answering"
+                ),
+            }
+        }
+    }
+
+    /// Applies updates in order, then builds and publishes new zones if any of them changed
+    /// something; returns whether it did.
+    fn apply(&mut self, updates: Vec<Update>) -> bool {
+        let mut causes = Vec::new();
+        for update in updates {
+            let (cause, changed) = self.take(update);
+            if changed {
+                causes.push(cause);
+            } else {
+                tracing::debug!(cause, "sync: no change");
+            }
+        }
+        if causes.is_empty() {
+            return false;
+        }
+        causes.dedup();
+        let cause = causes.join(", ");
+        let started = std::time::Instant::now();
+        let built = self.builder.build();
+        self.views.publish(&built);
+        self.builder.save_serials();
+        // Tell secondaries about every complete zone whose serial moved.
+        for z in built.private.zones.iter().filter(|z| z.complete) {
+            let apex = z.apex.to_ascii();
+            if self.serials.insert(apex, z.serial) != Some(z.serial)
+                && !self.notify_targets.is_empty()
+            {
+                self.runtime.spawn(transfer::notify(
+                    name_wire(&z.apex),
+                    self.notify_targets.clone(),
+                ));
+            }
+        }
+        let zones = &built.private;
+        let serial = zones.zones.iter().map(|z| z.serial).max().unwrap_or(0);
+        tracing::info!(
+            cause,
+            names = zones.members.values().sum::<usize>(),
+            records = zones.record_count(),
+            conflicts = zones.conflicts.len(),
+            serial,
+            took_ms = started.elapsed().as_millis() as u64,
+            "zone updated"
+        );
+        true
+    }
+
+    /// Takes one update into the builder's data; returns its cause and whether it changed
+    /// anything.
+    fn take(&mut self, update: Update) -> (String, bool) {
+        let builder = &mut self.builder;
+        match update {
+            Update::Snapshot(generation, snapshot) => {
+                let network = snapshot.id;
+                // A poller stopped by a reload may still deliver one last fetch.
+                let current = self.generations.get(&network) == Some(&generation);
+                (
+                    format!("network {network}"),
+                    current && builder.set(snapshot),
+                )
+            }
+            Update::Nameservers(addresses) => (
+                "listen addresses".to_owned(),
+                builder.set_nameserver_addresses(addresses),
+            ),
+            Update::Reconfigure(config, files, generations) => {
+                self.generations = generations;
+                self.notify_targets = config.transfer.notify.clone();
+                builder.reconfigure(&config, files);
+                ("reload".to_owned(), true)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::index::Lookup;
+    use crate::zerotier;
+
+    /// The A RDATA of `db.backhaul.` in the published backhaul view.
+    fn db_address(views: &Views) -> Option<Vec<u8>> {
+        let zone = views.private.load();
+        match zone.lookup(b"\x02db\x08backhaul\x00") {
+            Lookup::Found(node, _) => node
+                .rrset(1)
+                .map(|set| set.wire[set.wire.len() - 4..].to_vec()),
+            _ => None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn updates_queued_during_a_build_are_built_once_with_the_latest_data() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("m.json"), "[]").unwrap();
+        let text = "state_dir = \"state\"\n[listen]\naddresses = [\"127.0.0.1\"]\n[[network]]\n\
+                    id = \"8056c2e21c000001\"\nsource = \"file\"\nmembers_file = \"m.json\"\n";
+        let config = Config::parse(&dir.path().join("c.toml"), text).unwrap();
+        let id = config.networks[0].id;
+        let views = Views::new();
+        let mut thread = BuilderThread {
+            builder: Builder::new(&config, FileRecords::default(), Arc::default()),
+            views: views.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            notify_targets: Vec::new(),
+            serials: HashMap::new(),
+            generations: HashMap::from([(id, 2)]),
+        };
+        let db_at = |ip: &str, generation| {
+            let list = format!(
+                r#"[{{"nodeId": "a45dc9d260", "name": "db", "config": {{"authorized": true,
+                   "ipAssignments": ["{ip}"]}}}}]"#
+            );
+            Update::Snapshot(
+                generation,
+                zerotier::file::parse(list.as_bytes(), id).unwrap(),
+            )
+        };
+        let built = thread.apply(vec![
+            db_at("10.0.0.1", 2),
+            db_at("10.0.0.2", 2),
+            db_at("10.0.0.3", 1), // from a poller stopped by a reload: ignored
+        ]);
+        assert!(built);
+        assert_eq!(db_address(&views), Some(vec![10, 0, 0, 2]));
+        // Nothing new: no build.
+        assert!(!thread.apply(vec![db_at("10.0.0.2", 2)]));
+    }
+}

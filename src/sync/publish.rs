@@ -1,0 +1,70 @@
+//! Publishing: both views' compiled zone indexes, swapped in whole with one atomic store
+//! each, and the replaced ones freed off the query threads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::dns::{SharedZone, ZoneIndex};
+use crate::zone::Zones;
+
+/// Both views, built together from the same data.
+pub struct Built {
+    pub private: Zones,
+    pub public: Option<Zones>,
+}
+
+/// The zones every listener reads, one per view; a sync replaces each whole with one atomic
+/// pointer swap, so a query sees the old zone or the new one, never a mix.
+#[derive(Clone)]
+pub struct Views {
+    pub private: SharedZone,
+    /// Empty (every name REFUSED) unless `[public]` is configured.
+    pub public: SharedZone,
+}
+
+impl Views {
+    pub fn new() -> Views {
+        Views {
+            private: Arc::new(ArcSwap::from_pointee(ZoneIndex::default())),
+            public: Arc::new(ArcSwap::from_pointee(ZoneIndex::default())),
+        }
+    }
+
+    /// Compiles both views and swaps them in. The zones they replace are freed here, not on
+    /// a query thread.
+    pub fn publish(&self, built: &Built) {
+        let private = self
+            .private
+            .swap(Arc::new(ZoneIndex::compile(&built.private)));
+        let public = built
+            .public
+            .as_ref()
+            .map(ZoneIndex::compile)
+            .unwrap_or_default();
+        let public = self.public.swap(Arc::new(public));
+        retire(private);
+        retire(public);
+    }
+}
+
+/// Frees a replaced zone on this thread. A query thread may still be answering a batch from
+/// it (for microseconds); whoever lets go last frees it, and freeing a large zone (100,000
+/// members: ~24 MB handed back to the system) would be a latency spike on a query thread.
+/// A zone transfer can hold one for longer: after a second it is left to the transfer.
+fn retire(mut old: Arc<ZoneIndex>) {
+    for _ in 0..1000 {
+        match Arc::try_unwrap(old) {
+            Ok(zone) => return drop(zone),
+            Err(shared) => old = shared,
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+impl Default for Views {
+    fn default() -> Views {
+        Views::new()
+    }
+}

@@ -1,0 +1,29 @@
+//! RFC 1035 master-file text of the zones: what `backhaul-dns zone` prints.
+
+use super::{canonical_key, ZoneRecord, Zones};
+
+/// RFC 1035 master-file text of every zone (the `zone` command, and how operators list hosts).
+pub fn master_file(zones: &Zones) -> String {
+    let mut out = String::new();
+    for z in &zones.zones {
+        out.push_str(&format!(
+            "; zone {} serial {}{}\n$ORIGIN {}\n",
+            z.apex,
+            z.serial,
+            if z.complete {
+                ""
+            } else {
+                " (incomplete: a network has not synced yet)"
+            },
+            z.apex
+        ));
+        // SOA first, then canonical order (RFC 4034 6.1), as people expect to read a zone.
+        let mut rest: Vec<ZoneRecord<'_>> = z.records.iter().skip(1).collect();
+        rest.sort_by_cached_key(|r| (canonical_key(r.owner), r.rtype, r.rdata));
+        for r in z.records.iter().take(1).chain(rest) {
+            out.push_str(&format!("{}\n", r.to_record()));
+        }
+        out.push('\n');
+    }
+    out
+}
