@@ -9,6 +9,8 @@
 //!
 //! Sizes take turns within each round, so a slow spell of the machine hits both alike.
 
+#![allow(clippy::unwrap_used)] // a benchmark: a failure should stop it loudly
+
 use std::sync::Arc;
 use std::time::Instant;
 

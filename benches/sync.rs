@@ -7,6 +7,8 @@
 //!
 //!   cargo bench --bench sync            (median of 5 runs per size; SYNC_SIZES, SYNC_RUNS)
 
+#![allow(clippy::unwrap_used)] // a benchmark: a failure should stop it loudly
+
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -30,20 +32,25 @@ static PEAK: AtomicUsize = AtomicUsize::new(0);
 /// Counts the bytes the program holds (not what the allocator keeps around: RSS is higher).
 struct Counting;
 
+// SAFETY: every call is passed on unchanged to mimalloc, a correct allocator; only counters
+// are added.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let live = LIVE.fetch_add(layout.size(), Relaxed) + layout.size();
         PEAK.fetch_max(live, Relaxed);
+        // SAFETY: the caller's layout contract is passed on as is.
         unsafe { mimalloc::MiMalloc.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         LIVE.fetch_sub(layout.size(), Relaxed);
+        // SAFETY: `ptr` came from this allocator with this layout (the caller's contract).
         unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let live = LIVE.fetch_add(new_size, Relaxed) + new_size;
         LIVE.fetch_sub(layout.size(), Relaxed);
         PEAK.fetch_max(live, Relaxed);
+        // SAFETY: as for dealloc, and `new_size` is the caller's valid new size.
         unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
     }
 }
@@ -59,6 +66,7 @@ const RUNS: usize = 5;
 fn minor_faults() -> i64 {
     // SAFETY: getrusage fills the struct it is given.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable rusage.
     unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
     usage.ru_minflt
 }

@@ -41,6 +41,7 @@ mod tests {
     fn purge_delay_is_the_option_we_mean() {
         // Its default is 1000 ms in mimalloc 3 and 10 ms in mimalloc 2; the neighbouring
         // options (eager_commit_delay 14, use_numa_nodes 16) default to 1 and 0.
+        // SAFETY: reads an option by a valid index; no pointers involved.
         let value = unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) };
         assert!(value == 1000 || value == 10, "{value}");
     }

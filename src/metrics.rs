@@ -20,9 +20,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::view::View;
 use crate::clock;
 use crate::ids::NetworkId;
+use crate::view::View;
 
 /// Query types counted by name; everything else is `other`.
 const QTYPES: [(u16, &str); 13] = [
@@ -408,7 +408,6 @@ pub struct Readiness {
     pub listening: Vec<IpAddr>,
     pub networks: Vec<NetworkStatus>,
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -31,7 +31,6 @@ pub fn zt_wire(node: NodeId, domain: &[u8]) -> Vec<u8> {
     w
 }
 
-
 /// Appends one label made of `part`, length byte first: lowercase; whitespace and `_` become
 /// `-`; anything outside `[a-z0-9-]` is dropped; runs of `-` collapse; no leading or trailing
 /// `-`; at most 63 bytes. Appends nothing if nothing is left.
@@ -147,7 +146,12 @@ pub struct Named<'a> {
 
 impl<'a> Named<'a> {
     /// A member of network `network` under `domain` (lowercase wire form), before [`resolve`].
-    pub fn new(network: NetworkId, member: &'a Member, addresses: Vec<IpAddr>, domain: &[u8]) -> Named<'a> {
+    pub fn new(
+        network: NetworkId,
+        member: &'a Member,
+        addresses: Vec<IpAddr>,
+        domain: &[u8],
+    ) -> Named<'a> {
         Named {
             network,
             member,

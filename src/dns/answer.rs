@@ -27,7 +27,6 @@ pub enum Rcode {
     BadVers = 16,
 }
 
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
     Udp,

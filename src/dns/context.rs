@@ -173,8 +173,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn without_a_forwarder_a_chain_gets_our_part_and_other_names_refused_on_both_transports(
-    ) {
+    async fn without_a_forwarder_a_chain_gets_our_part_and_other_names_refused_on_both_transports()
+    {
         let ctx = context(None);
         let partial = b"our partial answer".to_vec();
         for transport in [Transport::Udp, Transport::Tcp] {

@@ -89,8 +89,8 @@ impl<'a> Node<'a> {
         let key_len = usize::from(arena[at]);
         let key_end = at + 1 + key_len;
         let fixed = &arena[key_end..key_end + NODE_FIXED];
-        let zone = u32::from_le_bytes(fixed[..4].try_into().unwrap());
-        let sets_at = u32::from_le_bytes(fixed[5..9].try_into().unwrap()) as usize;
+        let zone = le32(fixed, 0);
+        let sets_at = le32(fixed, 5) as usize;
         let nsets = u16::from_le_bytes([arena[sets_at], arena[sets_at + 1]]);
         let node = Node {
             prefix: &arena[at + 1..key_end],
@@ -117,7 +117,7 @@ impl<'a> Node<'a> {
         (0..self.nsets).map(move |_| {
             let rtype = u16::from_le_bytes([rest[0], rest[1]]);
             let count = u16::from_le_bytes([rest[2], rest[3]]);
-            let len = u32::from_le_bytes(rest[4..8].try_into().unwrap()) as usize;
+            let len = le32(rest, 4) as usize;
             let wire = &rest[RRSET_HEADER..RRSET_HEADER + len];
             rest = &rest[RRSET_HEADER + len..];
             RrSet { rtype, count, wire }
@@ -247,16 +247,18 @@ fn arena_guess(zones: &Zones, apexes: &[Vec<u8>], owners: &[Vec<Range<usize>>]) 
     bytes
 }
 
+/// The little-endian u32 at `at` (the arena's offsets and zone numbers).
+#[inline]
+fn le32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
 /// Whether the node at `at` is named `name` (full wire form).
 fn is_named(arena: &[u8], zones: &[ZoneMeta], at: u32, name: &[u8]) -> bool {
     let at = at as usize;
     let key_len = usize::from(arena[at]);
     let key = &arena[at + 1..at + 1 + key_len];
-    let zone = u32::from_le_bytes(
-        arena[at + 1 + key_len..at + 5 + key_len]
-            .try_into()
-            .unwrap(),
-    );
+    let zone = le32(arena, at + 1 + key_len);
     let apex = &zones[zone as usize].apex;
     name.len() == key_len + apex.len() && name.starts_with(key) && name.ends_with(apex)
 }
@@ -305,9 +307,7 @@ impl ZoneIndex {
         // with few members (the table grows if they are more).
         let names: usize = owners.iter().map(Vec::len).sum();
         index.table = Table::with_capacity(names + names / 16);
-        let apexes: Vec<Vec<u8>> = (zones.zones.iter())
-            .map(|z| name_wire(&z.apex))
-            .collect();
+        let apexes: Vec<Vec<u8>> = (zones.zones.iter()).map(|z| name_wire(&z.apex)).collect();
         index.arena.reserve(arena_guess(zones, &apexes, &owners));
         let mut store = SetStore::default();
         let mut list = Vec::new();

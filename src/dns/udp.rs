@@ -97,12 +97,16 @@ struct Batch {
 
 impl Batch {
     fn new() -> Batch {
-        // SAFETY: all-zero is a valid value of these plain C structs.
+        // SAFETY: all-zero is a valid value of these plain C structs (null pointers, zero
+        // lengths), and every pointer in them is set by `arm` or `queue` before a system call.
         let zero_iov = || unsafe { zeroed::<libc::iovec>() };
+        // SAFETY: as above.
         let zero_hdr = || unsafe { zeroed::<libc::mmsghdr>() };
+        // SAFETY: as above; an all-zero sockaddr_storage is an unspecified address.
+        let zero_addr = || unsafe { zeroed::<libc::sockaddr_storage>() };
         Batch {
             bufs: vec![[0u8; RECV_BUFFER]; BATCH],
-            addrs: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
+            addrs: (0..BATCH).map(|_| zero_addr()).collect(),
             iovs: (0..BATCH).map(|_| zero_iov()).collect(),
             hdrs: (0..BATCH).map(|_| zero_hdr()).collect(),
             outs: (0..BATCH).map(|_| Vec::with_capacity(2048)).collect(),
@@ -248,7 +252,8 @@ fn forward_udp(
 ) {
     let Ok(slot) = ctx.forward_slots.try_acquire() else {
         let mut out = Vec::with_capacity(512);
-        if let Outcome::Reply { .. } = reply_with(query, Rcode::ServFail, Transport::Udp, &mut out) {
+        if let Outcome::Reply { .. } = reply_with(query, Rcode::ServFail, Transport::Udp, &mut out)
+        {
             let _ = sock.send_to(&out, peer);
             ctx.answered(query, &out, peer, started);
         }

@@ -69,9 +69,15 @@ mod tests {
     #[test]
     fn serial_books_round_trip_per_view() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(load_serials(dir.path(), View::Backhaul), SerialBook::default());
+        assert_eq!(
+            load_serials(dir.path(), View::Backhaul),
+            SerialBook::default()
+        );
         std::fs::write(serials_path(dir.path(), View::Public), "not json").unwrap();
-        assert_eq!(load_serials(dir.path(), View::Public), SerialBook::default());
+        assert_eq!(
+            load_serials(dir.path(), View::Public),
+            SerialBook::default()
+        );
         let book = SerialBook::default();
         save_serials(dir.path(), View::Backhaul, &book).unwrap();
         assert!(serials_path(dir.path(), View::Backhaul).exists());

@@ -194,9 +194,7 @@ impl Builder {
                 (true, true) => "sync",
                 (true, false) => "snapshot",
             };
-            let count = |m: &BTreeMap<NetworkId, usize>| {
-                m.get(&net.id).copied().unwrap_or(0)
-            };
+            let count = |m: &BTreeMap<NetworkId, usize>| m.get(&net.id).copied().unwrap_or(0);
             let conflicts = private
                 .conflicts
                 .iter()

@@ -149,7 +149,8 @@ impl SyncHandle {
                 .cloned()
                 .collect()
         };
-        let sources = sources(&changed).map_err(|(network, source)| SyncError::Network { network, source })?;
+        let sources = sources(&changed)
+            .map_err(|(network, source)| SyncError::Network { network, source })?;
         // Before any poller runs: a first fetch that fails at once must find its network in
         // the status (the builder thread, which may wait for idle CPU, is no place for this).
         let ids: Vec<NetworkId> = config.networks.iter().map(|n| n.id).collect();
@@ -179,7 +180,10 @@ impl SyncHandle {
             .map_err(|_| SyncError::BuilderGone)?;
         let mut pollers = lock(&self.pollers);
         for (net, source) in changed.into_iter().zip(sources) {
-            let trigger = read(&self.triggers).get(&net.id).cloned().unwrap_or_default();
+            let trigger = read(&self.triggers)
+                .get(&net.id)
+                .cloned()
+                .unwrap_or_default();
             let poller = Poller {
                 telemetry: self.telemetry.clone(),
                 generation,
@@ -261,13 +265,10 @@ pub async fn fetch_all(config: &Config, files: FileRecords) -> Result<Builder, S
     let sources = sources(&config.networks)
         .map_err(|(network, source)| SyncError::Network { network, source })?;
     for (net, source) in config.networks.iter().zip(sources) {
-        let snapshot = source
-            .fetch()
-            .await
-            .map_err(|source| SyncError::Network {
-                network: net.id,
-                source,
-            })?;
+        let snapshot = source.fetch().await.map_err(|source| SyncError::Network {
+            network: net.id,
+            source,
+        })?;
         builder.set(snapshot);
     }
     save_pending(builder.snapshot_writer()).await;

@@ -46,9 +46,10 @@ pub fn sources(networks: &[config::Network]) -> Result<Vec<Source>, (NetworkId, 
                     timeout,
                 } => controller::ControllerClient::new(api_url, token.clone(), net.id, *timeout)
                     .map(Source::Controller),
-                config::Source::File { members_file } => Ok(Source::File(
-                    file::MembersFile::new(members_file.clone(), net.id),
-                )),
+                config::Source::File { members_file } => Ok(Source::File(file::MembersFile::new(
+                    members_file.clone(),
+                    net.id,
+                ))),
             };
             source.map_err(|e| (net.id, e))
         })

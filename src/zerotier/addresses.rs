@@ -1,4 +1,5 @@
-//! Addresses ZeroTier computes instead of listing: RFC4193 and 6PLANE (zerotier-api.md §3).
+//! Addresses ZeroTier computes instead of listing: RFC4193 and 6PLANE (ZeroTierOne's
+//! `InetAddress::makeIpv6rfc4193` and `makeIpv66plane`).
 
 use std::net::Ipv6Addr;
 

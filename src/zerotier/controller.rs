@@ -1,5 +1,6 @@
-//! A self-hosted zerotier-one controller (zerotier-api.md §2.4): `GET /controller/network/{id}`,
-//! the member map `{id: revision}`, then each member, re-fetching only changed revisions.
+//! A self-hosted zerotier-one controller (<https://docs.zerotier.com/controller/>):
+//! `GET /controller/network/{id}`, the member map `{id: revision}`, then each member,
+//! re-fetching only changed revisions.
 
 use std::borrow::Cow;
 use std::collections::HashMap;

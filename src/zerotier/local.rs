@@ -1,5 +1,6 @@
-//! The local zerotier-one service API (zerotier-api.md §2): which interface and addresses this
-//! host has on a network.
+//! The local zerotier-one service API
+//! (<https://github.com/zerotier/ZeroTierOne/blob/dev/service/README.md>): which interface and
+//! addresses this host has on a network.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Serde shapes of the ZeroTier Central API v1 JSON (zerotier-api.md §1.4, §1.5).
+//! Serde shapes of the ZeroTier Central API v1 JSON (<https://docs.zerotier.com/api/central/v1>: member and network objects).
 //!
 //! Every field is optional and unknown fields are ignored: the API marks everything nullable
 //! and adds fields over time. Validation into [`super::Member`] happens in [`parse_members`].

@@ -79,7 +79,7 @@ impl Key {
         let mut bytes = [0u8; KEY_BYTES];
         let n = r.owner.len().min(KEY_BYTES);
         bytes[..n].copy_from_slice(&r.owner[..n]);
-        let word = |i: usize| u64::from_be_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap());
+        let word = |i: usize| u64::from_be_bytes(std::array::from_fn(|k| bytes[i * 8 + k]));
         Key {
             head: [word(0), word(1), word(2)],
             len: r.owner.len() as u8,

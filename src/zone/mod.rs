@@ -19,10 +19,10 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use sha2::{Digest, Sha256};
 
 use crate::config::{self, Config};
+use crate::ids::{NetworkId, NodeId};
 use crate::names::{self, Conflict, Named, Override};
 use crate::records::FileRecords;
 use crate::reverse;
-use crate::ids::{NetworkId, NodeId};
 use crate::zerotier::{addresses, NetworkSnapshot};
 
 mod apexes;
@@ -34,7 +34,6 @@ use apexes::Apexes;
 pub use list::{RecordList, ZoneRecord};
 pub use master::master_file;
 pub use serial::SerialBook;
-
 
 /// What the zone needs from the configuration.
 #[derive(Debug, Clone)]

@@ -1,21 +1,19 @@
 //! More ways in: a self-hosted controller, several networks in one process, polite pacing.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
-use common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------------------------
-// A fake zerotier-one controller (zerotier-api.md §2.4).
+// A fake zerotier-one controller (its `/controller/network` JSON API on port 9993).
 
 const CONTROLLER_NET: &str = "efcc1b0947000002";
 const AUTHTOKEN: &str = "controllertoken0123456789";
@@ -28,7 +26,7 @@ struct ControllerState {
 struct FakeController {
     addr: std::net::SocketAddr,
     state: Arc<Mutex<ControllerState>>,
-    _rt: tokio::runtime::Runtime,
+    _http: FakeHttp,
 }
 
 fn controller_member(id: &str, name: Option<&str>, ips: &[&str], revision: u64) -> Value {
@@ -57,23 +55,14 @@ impl FakeController {
                 .collect(),
             log: Vec::new(),
         }));
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
         let app = axum::Router::new()
             .fallback(controller_handler)
             .with_state(state.clone());
-        rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let http = FakeHttp::start(app, None);
         FakeController {
-            addr,
+            addr: http.addr,
             state,
-            _rt: rt,
+            _http: http,
         }
     }
 
@@ -234,18 +223,16 @@ fn controller_rejecting_the_token_is_clear() {
         "",
         &controller_table(&fake, "wrong.secret", "backhaul"),
     );
-    server
-        .wait_log(Duration::from_secs(5), |l| {
-            l["message"]
+    server.expect_log(Duration::from_secs(5), "the log line", |l| {
+        l["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("the API token was rejected")
+            && l["message"]
                 .as_str()
                 .unwrap_or("")
-                .contains("the API token was rejected")
-                && l["message"]
-                    .as_str()
-                    .unwrap_or("")
-                    .contains("authtoken.secret")
-        })
-        .unwrap_or_else(|| panic!("{}", server.log_text()));
+                .contains("authtoken.secret")
+    });
     assert!(!server.log_text().contains("nope-not-it"));
 }
 

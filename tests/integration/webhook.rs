@@ -1,12 +1,10 @@
 //! Central webhooks through the real binary: verified events sync at once, others get 401.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::*;
+use crate::common::*;
 use hickory_proto::rr::RecordType;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -70,11 +68,11 @@ fn verified_events_sync_at_once_and_everything_else_is_refused() {
     );
     let server = Server::start_in(dir, "", &tables);
     server.wait_answer("db.backhaul.", RecordType::A);
-    let line = server
-        .wait_log(Duration::from_secs(5), |l| {
-            l["message"] == "webhook endpoint listening"
-        })
-        .unwrap_or_else(|| panic!("{}", server.log_text()));
+    let line = server.expect_log(
+        Duration::from_secs(5),
+        "the webhook endpoint listening",
+        |l| l["message"] == "webhook endpoint listening",
+    );
     let hooks: SocketAddr = line["address"].as_str().unwrap().parse().unwrap();
 
     fake.set_members(vec![member(

@@ -2,14 +2,12 @@
 //! watched; SIGHUP reloads too; an invalid edit is rejected and the running setup stays. No
 //! query is dropped meanwhile.
 
-mod common;
-
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use serde_json::{json, Value};
@@ -136,15 +134,17 @@ fn config_edits_apply_live_without_dropping_a_query() {
         ),
     )
     .unwrap();
-    server
-        .wait_log(Duration::from_secs(10), |l| {
+    server.expect_log(
+        Duration::from_secs(10),
+        "a restart warning naming the port",
+        |l| {
             l["message"]
                 .as_str()
                 .unwrap_or("")
                 .contains("takes effect after a restart")
                 && l["settings"].as_str().unwrap_or("").contains("port")
-        })
-        .unwrap_or_else(|| panic!("{}", server.log_text()));
+        },
+    );
     wait_for(Duration::from_secs(10), || {
         (query(server.dns, "db.backhaul.", RecordType::A).answers[0].ttl == 90).then_some(())
     })
@@ -191,6 +191,7 @@ fn sighup_reloads() {
         ResponseCode::NXDomain,
         "not seen without SIGHUP"
     );
+    // SAFETY: kill(2) with a pid and a signal number; no memory is involved.
     unsafe {
         libc::kill(server.pid() as i32, libc::SIGHUP);
     }
@@ -210,14 +211,12 @@ fn an_invalid_edit_is_rejected_and_the_running_config_stays() {
         config(port, "ttl = \"forever\"", ""),
     )
     .unwrap();
-    let line = server
-        .wait_log(Duration::from_secs(10), |l| {
-            l["message"]
-                .as_str()
-                .unwrap_or("")
-                .contains("reload rejected")
-        })
-        .unwrap_or_else(|| panic!("{}", server.log_text()));
+    let line = server.expect_log(Duration::from_secs(10), "reload rejected", |l| {
+        l["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("reload rejected")
+    });
     assert!(line["message"].as_str().unwrap().contains("ttl"), "{line}");
     let m = query(server.dns, "db.backhaul.", RecordType::A);
     assert_eq!(m.answers[0].ttl, 60);

@@ -1,11 +1,9 @@
 //! Forwarding: other names are resolved for allowed clients through the configured upstreams
 //! (an in-process fake here; never this machine's real resolver).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 

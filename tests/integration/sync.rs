@@ -1,10 +1,8 @@
 //! Syncing: changes propagate within a poll interval; every failure keeps the last good zone.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 use serde_json::Value;
@@ -176,9 +174,9 @@ fn fault_keeps_zone(fault: Fault, says: &str, reason: &str) {
     assert!(!server.log_text().contains(TOKEN));
     fake.set_fault(None);
     server.wait_answer("renamed.backhaul.", RecordType::A);
-    server
-        .wait_log(Duration::from_secs(5), |l| l["message"] == "sync recovered")
-        .expect("recovery logged");
+    server.expect_log(Duration::from_secs(5), "recovery logged", |l| {
+        l["message"] == "sync recovered"
+    });
 }
 
 #[test]
@@ -251,15 +249,17 @@ fn timeout_keeps_zone() {
 fn connection_refused_keeps_zone() {
     let (mut fake, mut server) = start("1s");
     fake.stop();
-    server
-        .wait_log(Duration::from_secs(10), |l| {
+    server.expect_log(
+        Duration::from_secs(10),
+        "a connect failure saying the API cannot be reached",
+        |l| {
             l["reason"] == "connect"
                 && l["message"]
                     .as_str()
                     .unwrap_or("")
                     .contains("cannot reach the ZeroTier API")
-        })
-        .unwrap_or_else(|| panic!("{}", server.log_text()));
+        },
+    );
     assert!(server.alive());
     assert!(is_a(
         &query(server.dns, "db.backhaul.", RecordType::A),
@@ -352,11 +352,11 @@ fn members_file_source_follows_edits_and_survives_bad_ones() {
     assert_eq!(rdatas(&m), ["db.backhaul."]);
     // An edit that does not parse: warning, old zone kept.
     std::fs::write(&file, b"[{\"nodeId\": \"a45dc9d260\", ").unwrap();
-    server
-        .wait_log(Duration::from_secs(5), |l| {
-            l["reason"] == "file" && l["message"].as_str().unwrap_or("").contains("members.json")
-        })
-        .unwrap_or_else(|| panic!("{}", server.log_text()));
+    server.expect_log(
+        Duration::from_secs(5),
+        "a file failure naming the file",
+        |l| l["reason"] == "file" && l["message"].as_str().unwrap_or("").contains("members.json"),
+    );
     assert!(is_a(
         &query(server.dns, "db.backhaul.", RecordType::A),
         "10.147.17.2"

@@ -1,10 +1,8 @@
 //! push_dns: off by default; when on, Central's DNS settings point at this server.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use hickory_proto::rr::RecordType;
 
 fn posts(fake: &FakeCentral) -> Vec<String> {
@@ -64,11 +62,9 @@ fn pushes_domain_and_servers_once_when_enabled() {
     // Settled: later syncs see the same settings and write nothing.
     wait_polls(&fake, 4);
     assert_eq!(posts(&fake).len(), 1, "{:?}", posts(&fake));
-    server
-        .wait_log(Duration::from_secs(1), |l| {
-            l["message"] == "pushed DNS settings to the network"
-        })
-        .expect("push is logged");
+    server.expect_log(Duration::from_secs(1), "push is logged", |l| {
+        l["message"] == "pushed DNS settings to the network"
+    });
 }
 
 #[test]

@@ -1,12 +1,10 @@
 //! `[public]`: a second view on public addresses (127.0.0.3 here) that answers from the public
 //! zone file only, while the backhaul view (127.0.0.1) falls back to it for names it lacks.
 
-mod common;
-
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 use serde_json::json;

@@ -1,12 +1,10 @@
 //! `[records] zone_file`: extra records merged with the members, CNAME chasing, RFC 4592
 //! wildcards, overrides of member names, and bad files that keep the old records.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 use serde_json::json;
@@ -194,14 +192,12 @@ fn a_bad_file_names_its_line_and_keeps_the_old_records() {
         &server.path("records.zone"),
         "db2 CNAME db\nweb A 10.147.17.99\nnew A 10.147.17.80\nx CNAME db\nx TXT \"no\"\n",
     );
-    let rejected = server
-        .wait_log(Duration::from_secs(10), |l| {
-            l["message"]
-                .as_str()
-                .unwrap_or("")
-                .contains("reload rejected")
-        })
-        .unwrap_or_else(|| panic!("{}", server.log_text()));
+    let rejected = server.expect_log(Duration::from_secs(10), "reload rejected", |l| {
+        l["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("reload rejected")
+    });
     let text = rejected["message"].as_str().unwrap();
     assert!(text.contains("records.zone, line 5"), "{text}");
     for (name, rtype) in [

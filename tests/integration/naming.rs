@@ -1,8 +1,6 @@
-//! Member names and addresses as served: every naming rule of DESIGN.md through the real binary.
+//! Member names and addresses as served: every naming rule of the README ("Names") through the real binary.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
@@ -125,11 +123,11 @@ fn duplicate_names_oldest_wins_and_conflict_is_logged() {
             .starts_with("name conflict")
     });
     assert!(conflicts >= 3, "logs:\n{}", server.log_text());
-    server
-        .wait_log(std::time::Duration::from_secs(5), |l| {
-            l["message"] == "zone updated" && l["conflicts"] == 3
-        })
-        .expect("zone update counts the 3 conflicts");
+    server.expect_log(
+        std::time::Duration::from_secs(5),
+        "zone update counts the 3 conflicts",
+        |l| l["message"] == "zone updated" && l["conflicts"] == 3,
+    );
 }
 
 #[test]

@@ -1,10 +1,8 @@
 //! Last good snapshot: a restart during an API outage still serves.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
@@ -46,16 +44,14 @@ fn restart_with_the_api_down_serves_the_snapshot() {
             .response_code,
         ResponseCode::NXDomain
     );
-    let line = server
-        .wait_log(Duration::from_secs(5), |l| {
-            l["message"] == "serving the last good snapshot until the first sync"
-        })
-        .expect("snapshot use is logged");
+    let line = server.expect_log(Duration::from_secs(5), "snapshot use is logged", |l| {
+        l["message"] == "serving the last good snapshot until the first sync"
+    });
     assert!(line["age"].as_str().unwrap().ends_with('s'), "{line}");
     // ...while it keeps trying the API.
-    server
-        .wait_log(Duration::from_secs(5), |l| l["reason"] == "connect")
-        .expect("keeps trying");
+    server.expect_log(Duration::from_secs(5), "keeps trying", |l| {
+        l["reason"] == "connect"
+    });
 }
 
 #[test]
@@ -95,15 +91,13 @@ fn a_corrupt_snapshot_is_reported_and_ignored() {
     )
     .unwrap();
     let mut server = Server::start_in(dir, "", &central_network(&fake, "1s"));
-    server
-        .wait_log(Duration::from_secs(5), |l| {
-            l["level"] == "WARN"
-                && l["message"]
-                    .as_str()
-                    .unwrap_or("")
-                    .starts_with("snapshot is corrupt")
-        })
-        .unwrap_or_else(|| panic!("{}", server.log_text()));
+    server.expect_log(Duration::from_secs(5), "a warning", |l| {
+        l["level"] == "WARN"
+            && l["message"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("snapshot is corrupt")
+    });
     assert!(server.alive());
     assert_eq!(
         query(server.dns, "db.backhaul.", RecordType::A)

@@ -1,10 +1,8 @@
 //! What resolvers and the RFCs expect of an authoritative answer, over UDP and TCP.
 
-mod common;
-
 use std::net::SocketAddr;
 
-use common::*;
+use crate::common::*;
 use hickory_proto::op::{Edns, Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 

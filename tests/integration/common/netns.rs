@@ -58,15 +58,21 @@ impl Drop for Netns {
     }
 }
 
+/// Moves the calling thread into network namespace `ns`: sockets it opens from then on live
+/// there (other threads are not affected).
+pub fn enter(ns: &str) {
+    let file = std::fs::File::open(format!("/var/run/netns/{ns}")).unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: setns on this thread only, with a valid namespace fd that outlives the call.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+}
+
 /// Runs `f` on a thread that has entered namespace `ns`: sockets it opens live there.
 pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|s| {
         s.spawn(|| {
-            let file = std::fs::File::open(format!("/var/run/netns/{ns}")).unwrap();
-            use std::os::fd::AsRawFd;
-            // SAFETY: setns on this thread only, with a valid namespace fd.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            enter(ns);
             f()
         })
         .join()
@@ -74,7 +80,7 @@ pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
-/// The interface name ZeroTier would give network 8056c2e21c000001 (zerotier-api.md §3.3).
+/// The interface name ZeroTier would give network 8056c2e21c000001 (ZeroTier names it `zt` + a base32 hash of the network id).
 pub const ZT_IF: &str = "ztmjfmfyq5";
 
 /// A server host and a client host: a ZeroTier-like link (10.147.17.0/24, fd00:5a::/64)

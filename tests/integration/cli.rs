@@ -1,10 +1,8 @@
 //! `check` and `zone` as an operator runs them.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 fn write_config(dir: &Path, body: &str) -> PathBuf {
     std::fs::write(dir.join("central.token"), TOKEN).unwrap();

@@ -1,7 +1,5 @@
 //! Deployment files: the systemd unit passes `systemd-analyze verify`.
 
-mod common;
-
 use std::process::Command;
 
 #[test]
@@ -11,7 +9,7 @@ fn systemd_unit_verifies() {
     )
     .unwrap();
     // verify checks that ExecStart's binary exists: point it at the one under test.
-    let unit = unit.replace("/usr/local/bin/backhaul-dns", common::binary());
+    let unit = unit.replace("/usr/local/bin/backhaul-dns", crate::common::binary());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("backhaul-dns.service");
     std::fs::write(&path, unit).unwrap();

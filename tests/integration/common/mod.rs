@@ -1,10 +1,8 @@
 //! Test harness: a fake ZeroTier Central, the real `backhaul-dns` binary, and a DNS client.
 //!
-//! The fake follows shared/zerotier-api.md §1: `/api/v1/network/{id}` and `.../member`,
+//! The fake follows the ZeroTier Central API v1 (<https://docs.zerotier.com/api/central/v1>): `/api/v1/network/{id}` and `.../member`,
 //! `Authorization: token <T>` (or legacy `bearer`), 401/403/404 bodies shaped
 //! `{"type","message"}`, 429 with `Retry-After` and `X-Ratelimit-*` headers.
-
-#![allow(dead_code)]
 
 pub mod netns;
 
@@ -62,10 +60,55 @@ pub struct CentralState {
     pub log: Vec<Logged>,
 }
 
+/// An HTTP server on 127.0.0.1 (inside network namespace `ns`, when given) on a runtime of
+/// its own: every fake API of these tests (Central, controller, local service) is one.
+pub struct FakeHttp {
+    pub addr: SocketAddr,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl FakeHttp {
+    pub fn start(app: axum::Router, ns: Option<&str>) -> FakeHttp {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        // A listener opened on a thread inside the namespace stays in that namespace.
+        let listener = match ns {
+            Some(ns) => netns::in_netns(ns, || std::net::TcpListener::bind("127.0.0.1:0").unwrap()),
+            None => std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        };
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap()
+        });
+        FakeHttp {
+            addr,
+            runtime: Some(runtime),
+        }
+    }
+
+    /// Stops answering: later connections are refused.
+    pub fn stop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+impl Drop for FakeHttp {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 pub struct FakeCentral {
     pub addr: SocketAddr,
     pub state: Arc<Mutex<CentralState>>,
-    runtime: Option<tokio::runtime::Runtime>,
+    http: FakeHttp,
 }
 
 impl FakeCentral {
@@ -77,23 +120,14 @@ impl FakeCentral {
             fault: None,
             log: Vec::new(),
         }));
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(state.clone());
-        runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let http = FakeHttp::start(app, None);
         FakeCentral {
-            addr,
+            addr: http.addr,
             state,
-            runtime: Some(runtime),
+            http,
         }
     }
 
@@ -119,15 +153,7 @@ impl FakeCentral {
 
     /// Stops answering: later connections are refused.
     pub fn stop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_timeout(Duration::from_secs(1));
-        }
-    }
-}
-
-impl Drop for FakeCentral {
-    fn drop(&mut self) {
-        self.stop();
+        self.http.stop();
     }
 }
 
@@ -418,6 +444,13 @@ impl Server {
         self.logs.lock().unwrap().join("\n")
     }
 
+    /// The first JSON log line matching `pred` within `limit`; fails the test with `what` and
+    /// the server's whole log otherwise.
+    pub fn expect_log(&self, limit: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.wait_log(limit, pred)
+            .unwrap_or_else(|| panic!("{what}: no such log line; logs:\n{}", self.log_text()))
+    }
+
     /// The first JSON log line matching `pred`, waiting up to `limit`.
     pub fn wait_log(&self, limit: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
         wait_for(limit, || {
@@ -638,10 +671,7 @@ impl FakeUpstream {
         let ns = ns.map(str::to_owned);
         std::thread::spawn(move || {
             if let Some(ns) = ns {
-                use std::os::fd::AsRawFd;
-                let f = std::fs::File::open(format!("/var/run/netns/{ns}")).unwrap();
-                // SAFETY: this thread only; valid fd.
-                assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+                netns::enter(&ns);
             }
             let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
             tx.send(sock.local_addr().unwrap()).unwrap();

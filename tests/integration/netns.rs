@@ -4,17 +4,15 @@
 //! and a public-like one (198.51.100.1/24); a client host on the other ends. Needs root: CI
 //! runs as root, and these tests fail (never skip) when they cannot build their network.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::netns::*;
+use crate::common::*;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
-use common::netns::*;
-use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
@@ -138,11 +136,11 @@ fn follows_addresses_added_and_removed() {
         "dev",
         ZT_IF,
     ]);
-    server
-        .wait_log(Duration::from_secs(10), |l| {
-            l["message"] == "stopped listening (address gone)" && l["address"] == "10.147.18.1:53"
-        })
-        .unwrap_or_else(|| panic!("removed address still served; logs:\n{}", server.log_text()));
+    server.expect_log(
+        Duration::from_secs(10),
+        "the removed address is closed",
+        |l| l["message"] == "stopped listening (address gone)" && l["address"] == "10.147.18.1:53",
+    );
     let sockets = exec_in(&lab.srv.name, &["ss", "-lnu"]);
     assert!(!sockets.contains("10.147.18.1:53"), "{sockets}");
     // The rest keeps working.
@@ -153,14 +151,16 @@ fn follows_addresses_added_and_removed() {
 fn picks_up_an_interface_that_appears_after_start() {
     let lab = Lab::new(false);
     let mut server = serve(&lab, "interface = \"zt*\"\nport = 53", &[]);
-    server
-        .wait_log(Duration::from_secs(10), |l| {
+    server.expect_log(
+        Duration::from_secs(10),
+        "a message saying what it waits for",
+        |l| {
             l["message"]
                 .as_str()
                 .unwrap_or("")
                 .contains("waiting for an interface matching \"zt*\"")
-        })
-        .unwrap_or_else(|| panic!("no waiting message; logs:\n{}", server.log_text()));
+        },
+    );
     assert!(server.alive());
     assert!(ask(&lab, addr("198.51.100.1:53"), "db.backhaul.").is_none());
     lab.add_zt(); // zerotier-one comes up after us
@@ -297,7 +297,7 @@ fn binds_port_53_with_cap_net_bind_service_only() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// `[listen] network = ...`: a fake local zerotier-one service (zerotier-api.md §2) inside the
+// `[listen] network = ...`: a fake local zerotier-one service (its JSON API on port 9993) inside the
 // server's namespace.
 
 const AUTHTOKEN: &str = "abcdefghijklmnopqrstuvwx";
@@ -312,48 +312,20 @@ enum LocalMode {
 struct FakeLocal {
     port: u16,
     mode: Arc<Mutex<LocalMode>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    http: FakeHttp,
 }
 
 impl FakeLocal {
     fn start(ns: &str) -> FakeLocal {
         let mode = Arc::new(Mutex::new(LocalMode::Joined));
-        let (port_tx, port_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let state = mode.clone();
-        let ns = ns.to_owned();
-        let thread = std::thread::spawn(move || {
-            let file = std::fs::File::open(format!("/var/run/netns/{ns}")).unwrap();
-            use std::os::fd::AsRawFd;
-            // SAFETY: this thread only; valid fd.
-            assert_eq!(
-                unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) },
-                0
-            );
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                port_tx.send(listener.local_addr().unwrap().port()).unwrap();
-                let app = axum::Router::new()
-                    .fallback(local_handler)
-                    .with_state(state);
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop_rx.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
+        let app = axum::Router::new()
+            .fallback(local_handler)
+            .with_state(mode.clone());
+        let http = FakeHttp::start(app, Some(ns));
         FakeLocal {
-            port: port_rx.recv().unwrap(),
+            port: http.addr.port(),
             mode,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            http,
         }
     }
 
@@ -362,18 +334,7 @@ impl FakeLocal {
     }
 
     fn stop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for FakeLocal {
-    fn drop(&mut self) {
-        self.stop();
+        self.http.stop();
     }
 }
 
@@ -445,11 +406,11 @@ fn local_listen(fake: &FakeLocal, token_file: &str) -> String {
 }
 
 fn waits_saying(server: &Server, says: &str) {
-    server
-        .wait_log(Duration::from_secs(10), |l| {
-            l["level"] == "WARN" && l["message"].as_str().unwrap_or("").contains(says)
-        })
-        .unwrap_or_else(|| panic!("no warning saying {says:?}; logs:\n{}", server.log_text()));
+    server.expect_log(
+        Duration::from_secs(10),
+        &format!("a warning saying {says:?}"),
+        |l| l["level"] == "WARN" && l["message"].as_str().unwrap_or("").contains(says),
+    );
 }
 
 #[test]

@@ -1,13 +1,11 @@
 //! `[http]`: /healthz, /readyz (flipping once every network has a zone) and /metrics whose
 //! values move with queries, syncs and reloads; the query log; the `health` subcommand.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use hickory_proto::rr::RecordType;
 use serde_json::Value;
 
@@ -37,15 +35,17 @@ fn metric(body: &str, series: &str) -> Option<f64> {
 }
 
 fn http_addr(server: &Server) -> SocketAddr {
-    server
-        .wait_log(Duration::from_secs(10), |l| {
+    let line = server.expect_log(
+        Duration::from_secs(10),
+        "the http endpoint listening",
+        |l| {
             l["message"]
                 .as_str()
                 .unwrap_or("")
                 .starts_with("http endpoint listening")
-        })
-        .and_then(|l| l["address"].as_str().map(|a| a.parse().unwrap()))
-        .unwrap_or_else(|| panic!("no http endpoint; {}", server.log_text()))
+        },
+    );
+    line["address"].as_str().unwrap().parse().unwrap()
 }
 
 #[test]
@@ -183,11 +183,9 @@ fn health_readiness_and_metrics_follow_what_happens() {
     .unwrap_or_else(|| panic!("rejected reload not counted: {}", get(http, "/metrics").1));
 
     // The query log: client, name, type, rcode, latency.
-    let line = server
-        .wait_log(Duration::from_secs(5), |l| {
-            l["message"] == "query" && l["name"] == "nope.backhaul." && l["qtype"] == "AAAA"
-        })
-        .unwrap_or_else(|| panic!("{}", server.log_text()));
+    let line = server.expect_log(Duration::from_secs(5), "the query log line", |l| {
+        l["message"] == "query" && l["name"] == "nope.backhaul." && l["qtype"] == "AAAA"
+    });
     assert_eq!(line["rcode"], "NXDOMAIN");
     assert!(line["client"].as_str().unwrap().starts_with("127.0.0.1:"));
     assert!(line["latency_us"].is_u64());

@@ -1,0 +1,41 @@
+//! The integration tests: the real `backhaul-dns` binary against fakes on loopback or in
+//! network namespaces the tests build. One test binary, one module per area; the harness
+//! (fake Central, fake upstream, the server process, DNS clients, namespaces) is `common`.
+
+#![allow(clippy::unwrap_used)]
+
+// Fake Central, fake upstream resolver, the server process, DNS clients, network namespaces.
+mod common;
+
+// `check` and `zone` as an operator runs them.
+mod cli;
+// The systemd unit passes `systemd-analyze verify`.
+mod deploy;
+// What resolvers and the RFCs expect of an authoritative answer, over UDP and TCP.
+mod dns_behaviour;
+// Other names resolved for allowed clients through a fake upstream.
+mod forward;
+// `[http]`: /healthz, /readyz, /metrics, the query log, `health`.
+mod http;
+// Member names and addresses as served: every naming rule.
+mod naming;
+// Answering only on the ZeroTier interface, in network namespaces.
+mod netns;
+// push_dns: Central's DNS settings pointed at this server, when asked.
+mod push_dns;
+// `[records] zone_file`: extra records, CNAME chasing, wildcards, overrides, bad files.
+mod records;
+// Live reload of the config, records and members files; SIGHUP; rejected edits.
+mod reload;
+// Last good snapshot: a restart during an API outage still serves.
+mod snapshot;
+// A self-hosted controller, several networks in one process, polite pacing.
+mod sources;
+// `[public]`: the split-horizon view.
+mod split_horizon;
+// Syncing: changes propagate; every failure keeps the last good zone.
+mod sync;
+// Zone transfers and NOTIFY, with a real NSD secondary.
+mod transfer;
+// Central webhooks: verified events sync at once, others get 401.
+mod webhook;
