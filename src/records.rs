@@ -9,7 +9,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use hickory_proto::serialize::txt::{parse_ttl, Parser};
 use thiserror::Error;
 
@@ -145,6 +146,15 @@ pub fn parse(
                         record.dns_class
                     ));
                 }
+                // Encoded here, once, so that nothing the file says can fail later, in a
+                // zone build: a record that passed this check always encodes.
+                if let Err(why) = rdata_wire(&record.data) {
+                    return fail(format!(
+                        "{} {} cannot be served: {why}",
+                        record.name,
+                        record.record_type()
+                    ));
+                }
                 last_owner = Some(record.name.clone());
                 out.push(FileRecord {
                     record: record.clone(),
@@ -155,6 +165,33 @@ pub fn parse(
     }
     check(&out, apex, also)?;
     Ok(out)
+}
+
+/// RDATA in wire form with no name compression (pointers would be relative to the wrong
+/// message), or why it cannot be sent: a character-string over 255 bytes (TXT, HINFO,
+/// NAPTR, CAA tags, SVCB values) or RDATA over 65,535 bytes.
+pub fn rdata_wire(rdata: &RData) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    let mut enc = BinEncoder::new(&mut buf);
+    enc.set_name_encoding(NameEncoding::Uncompressed);
+    if let Err(e) = rdata.emit(&mut enc) {
+        let text = one_line(&e.to_string());
+        return Err(if text.contains("char data length exceeds") {
+            format!(
+                "{text}; a quoted string holds at most 255 bytes (RFC 1035 3.3): split a long \
+                 value into several quoted strings, e.g. \"part one\" \"part two\""
+            )
+        } else {
+            text
+        });
+    }
+    if buf.len() > usize::from(u16::MAX) {
+        return Err(format!(
+            "its data is {} bytes, more than the 65,535 a record can hold",
+            buf.len()
+        ));
+    }
+    Ok(buf)
 }
 
 /// The rules of what a records file may hold.
@@ -360,5 +397,24 @@ mod tests {
         .unwrap();
         assert_eq!(got[0].record.name.to_ascii(), "web.lab.example.");
         assert_eq!(got[0].line, 2);
+    }
+
+    #[test]
+    fn records_that_cannot_be_encoded_are_refused_with_their_line() {
+        let long = "a".repeat(256);
+        let (line, why) = error(&format!("ok TXT \"fine\"\ndkim TXT \"{long}\"\n"));
+        assert_eq!(line, 2, "{why}");
+        assert!(why.contains("255 bytes"), "{why}");
+        // The same value split into strings is fine.
+        let split = format!("dkim TXT \"{}\" \"{}\"\n", &long[..200], &long[200..]);
+        assert_eq!(lines(&split).len(), 1);
+        let (line, _) = error(&format!("x HINFO \"{long}\" \"os\"\n"));
+        assert_eq!(line, 1);
+        let (line, _) = error(&format!("x CAA 0 {} \"ca.example\"\n", "t".repeat(256)));
+        assert_eq!(line, 1);
+        // Over 64 KiB in one record.
+        let strings = format!("\"{}\" ", "b".repeat(255)).repeat(260);
+        let (line, why) = error(&format!("\n\nbig TXT {strings}\n"));
+        assert_eq!(line, 3, "{why}");
     }
 }

@@ -11,6 +11,7 @@ use hickory_proto::rr::{Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use crate::dname::name_wire;
+use crate::records;
 
 /// One record, borrowed from a [`RecordList`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,8 +29,9 @@ impl ZoneRecord<'_> {
         RecordType::from(self.rtype)
     }
 
-    /// The full record, decoded from the wire form (for master-file text).
-    pub fn to_record(&self) -> Record {
+    /// The full record, decoded from the wire form (for master-file text); `None` for RDATA
+    /// hickory encodes but cannot read back (then the RFC 3597 form is what can be printed).
+    pub fn to_record(&self) -> Option<Record> {
         let mut wire = self.owner.to_vec();
         wire.extend_from_slice(&self.rtype.to_be_bytes());
         wire.extend_from_slice(&1u16.to_be_bytes());
@@ -37,7 +39,7 @@ impl ZoneRecord<'_> {
         wire.extend_from_slice(&(self.rdata.len() as u16).to_be_bytes());
         wire.extend_from_slice(self.rdata);
         let mut decoder = BinDecoder::new(&wire);
-        Record::read(&mut decoder).expect("records we encoded decode")
+        Record::read(&mut decoder).ok()
     }
 
     /// Same owner, type and RDATA (the TTL does not make a record different, RFC 2181 5.2).
@@ -185,23 +187,32 @@ impl RecordList {
         }
     }
 
-    /// A full record (records files, SOA, NS), encoded.
+    /// A full record (records files, SOA, NS), encoded. Records files are checked to encode
+    /// when they are read ([`records::rdata_wire`]) and the server's own records always do, so
+    /// a record that does not is a bug: it is left out and reported, never a panic.
     pub fn push_record(&mut self, record: &Record) {
-        self.push_with(
-            |b| b.extend_from_slice(&name_wire(&record.name)),
-            u16::from(record.record_type()),
-            record.ttl,
-            &super::rdata_wire(&record.data),
-        );
+        match records::rdata_wire(&record.data) {
+            Ok(rdata) => self.push_with(
+                |b| b.extend_from_slice(&name_wire(&record.name)),
+                u16::from(record.record_type()),
+                record.ttl,
+                &rdata,
+            ),
+            Err(why) => tracing::error!(name = %record.name, rtype = %record.record_type(),
+                "a record was left out: it cannot be encoded ({why}); a bug: please report it"),
+        }
     }
 
     /// Puts `record` first, dropping the records of its type (the SOA of a zone).
     pub fn set_first(&mut self, record: &Record) {
         let rtype = u16::from(record.record_type());
         self.slots.retain(|s| s.rtype != rtype);
+        let before = self.slots.len();
         self.push_record(record);
-        let slot = self.slots.pop().expect("just pushed");
-        self.slots.insert(0, slot);
+        if self.slots.len() > before {
+            let slot = self.slots.remove(before);
+            self.slots.insert(0, slot);
+        }
     }
 
     /// Every record sorted by owner (wire bytes), type, RDATA, without duplicates.
@@ -358,7 +369,7 @@ mod tests {
         list.push_record(&ns);
         list.set_first(&ns);
         assert_eq!(list.len(), 1);
-        let back = list.get(0).to_record();
+        let back = list.get(0).to_record().unwrap();
         assert_eq!(back.name.to_ascii(), "x.", "owners are lowercased");
         assert_eq!(back.data, ns.data, "names inside RDATA keep their case");
     }

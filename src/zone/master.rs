@@ -1,6 +1,7 @@
 //! RFC 1035 master-file text of the zones: what `backhaul-dns zone` prints.
 
 use super::{canonical_key, ZoneRecord, Zones};
+use crate::dname::wire_to_text;
 
 /// RFC 1035 master-file text of every zone (the `zone` command, and how operators list hosts).
 pub fn master_file(zones: &Zones) -> String {
@@ -21,7 +22,18 @@ pub fn master_file(zones: &Zones) -> String {
         let mut rest: Vec<ZoneRecord<'_>> = z.records.iter().skip(1).collect();
         rest.sort_by_cached_key(|r| (canonical_key(r.owner), r.rtype, r.rdata));
         for r in z.records.iter().take(1).chain(rest) {
-            out.push_str(&format!("{}\n", r.to_record()));
+            match r.to_record() {
+                Some(record) => out.push_str(&format!("{record}\n")),
+                // RFC 3597 generic form: TYPEnnn \# length hex.
+                None => out.push_str(&format!(
+                    "{} {} IN TYPE{} \\# {} {}\n",
+                    wire_to_text(r.owner),
+                    r.ttl,
+                    r.rtype,
+                    r.rdata.len(),
+                    hex::encode(r.rdata)
+                )),
+            }
         }
         out.push('\n');
     }

@@ -15,7 +15,6 @@ use crate::dname::{labels, name_wire, wire_name, wire_to_text};
 
 use hickory_proto::rr::rdata::NS;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use sha2::{Digest, Sha256};
 
 use crate::config::{self, Config};
@@ -383,17 +382,6 @@ pub fn build_public(records: &[Record], settings: &Settings) -> Zones {
     }
 }
 
-/// RDATA in wire form with no compression (pointers would be relative to the wrong message).
-pub fn rdata_wire(rdata: &RData) -> Vec<u8> {
-    let mut buf = Vec::new();
-    let mut enc = BinEncoder::new(&mut buf);
-    enc.set_name_encoding(NameEncoding::Uncompressed);
-    rdata
-        .emit(&mut enc)
-        .expect("in-memory RDATA always encodes");
-    buf
-}
-
 /// Sort key giving DNSSEC canonical name order (RFC 4034 6.1) with plain byte comparison:
 /// labels from the root down, each followed by a 0 byte so that a label sorts before its
 /// extensions (`a` < `ab`).
@@ -488,7 +476,7 @@ mod tests {
         zones
             .zones
             .iter()
-            .flat_map(|z| z.records.iter().map(|r| r.to_record().to_string()))
+            .flat_map(|z| z.records.iter().map(|r| r.to_record().unwrap().to_string()))
             .collect()
     }
 

@@ -158,13 +158,6 @@ fn every_type_cname_chase_wildcards_and_override() {
     assert_eq!(server.count_logs(overridden), 1, "{}", server.log_text());
 }
 
-/// How editors save: write a new file, rename it over the old one.
-fn replace_by_rename(path: &Path, text: &str) {
-    let tmp = path.with_extension("swp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
 #[test]
 fn a_bad_file_names_its_line_and_keeps_the_old_records() {
     // At start-up (and for `check`): refused with the line, exit code 2.
@@ -228,4 +221,55 @@ fn a_bad_file_names_its_line_and_keeps_the_old_records() {
             .response_code,
         ResponseCode::NXDomain
     );
+}
+
+/// A record that parses but cannot be sent (a TXT string over 255 bytes, as a DKIM key pasted
+/// whole): refused by `check` and at start-up with its line; added live, the reload is
+/// rejected and member changes keep applying (the build never sees it).
+#[test]
+fn a_record_that_cannot_be_encoded_is_refused_and_members_keep_syncing() {
+    let long_txt = format!("ok A 10.147.17.9\ndkim TXT \"v=DKIM1; p={}\"\n", "A".repeat(300));
+    let dir = tempfile::tempdir().unwrap();
+    write_members(dir.path());
+    std::fs::write(dir.path().join("records.zone"), &long_txt).unwrap();
+    let config = dir.path().join("backhaul-dns.toml");
+    std::fs::write(
+        &config,
+        format!("[listen]\naddresses = [\"127.0.0.1\"]\n[forward]\nupstreams = []\n{TABLES}"),
+    )
+    .unwrap();
+    let (code, _, err) = run_cli(&["check"], &config);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("records.zone, line 2"), "{err}");
+    assert!(err.contains("255 bytes"), "{err}");
+    let (code, _, err) = run_cli(&["zone"], &config);
+    assert_eq!(code, 2, "zone refuses it too, no panic: {err}");
+
+    let server = start(RECORDS);
+    replace_by_rename(&server.path("records.zone"), &long_txt);
+    let rejected = server.expect_log(Duration::from_secs(10), "reload rejected", |l| {
+        l["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("reload rejected")
+    });
+    assert!(
+        rejected["message"]
+            .as_str()
+            .unwrap()
+            .contains("records.zone, line 2"),
+        "{rejected}"
+    );
+    // A member moves: the new address is served although the records file is still bad.
+    let moved = json!({
+        "network": network_json(&["10.147.17.0/24"], false, false),
+        "members": [member("a45dc9d260", "db", true, 1, &["10.147.17.77"])],
+    });
+    replace_by_rename(&server.path("members.json"), &moved.to_string());
+    wait_for(Duration::from_secs(10), || {
+        is_a(&query(server.dns, "db.backhaul.", RecordType::A), "10.147.17.77").then_some(())
+    })
+    .unwrap_or_else(|| panic!("member change not applied; logs:\n{}", server.log_text()));
+    let bugs = server.count_logs(|l| l["message"].as_str().unwrap_or("").contains("a bug"));
+    assert_eq!(bugs, 0, "{}", server.log_text());
 }

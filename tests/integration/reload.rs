@@ -38,12 +38,6 @@ fn start(top: &str, tables: &str, prepare: impl FnOnce(&Path)) -> (Server, u16) 
     (server, port)
 }
 
-fn replace_by_rename(path: &Path, text: &str) {
-    let tmp = path.with_extension("new");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
 fn reloaded(server: &Server, n: usize) {
     wait_for(Duration::from_secs(10), || {
         (server.count_logs(|l| l["message"] == "configuration reloaded") >= n).then_some(())

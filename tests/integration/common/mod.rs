@@ -761,3 +761,10 @@ fn upstream_answer(q: &Message, query: &Query) -> Message {
     }
     r
 }
+
+/// How editors save: write a new file, rename it over the old one.
+pub fn replace_by_rename(path: &Path, text: &str) {
+    let tmp = path.with_extension("swp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
