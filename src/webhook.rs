@@ -5,7 +5,8 @@
 //! (nginx, Caddy) that terminates TLS and forwards to `[webhook] listen`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 
@@ -31,49 +32,86 @@ pub enum Reject {
     Malformed,
     Stale,
     BadSignature,
+    /// A delivery already taken (the same signature again within the tolerance).
+    Replayed,
 }
+
+/// At most this many `v*=` entries in one header: Central sends one, a secret rotation two.
+/// Each costs a comparison, never another HMAC over the body, but a header of thousands is
+/// refused before any work.
+const MAX_SIGNATURES: usize = 4;
+/// HMAC-SHA256 output.
+const SIGNATURE_LEN: usize = 32;
 
 /// Checks `X-ZTC-Signature: t=<unix>,v1=<hex>[,v1=<hex>...]`: some `v*` value must equal
 /// `HMAC-SHA256(hex_decode(secret), "<t>," + body)` for some secret, and `t` must be within the
-/// tolerance of `now`. Comparison is constant-time.
+/// tolerance of `now`. One HMAC per secret, whatever the header holds; comparison is
+/// constant-time. Returns the matching signature (for the replay check).
 pub fn verify(
     secrets: &[Vec<u8>],
     header: Option<&str>,
     body: &[u8],
     now: u64,
-) -> Result<(), Reject> {
+) -> Result<[u8; SIGNATURE_LEN], Reject> {
     let header = header.ok_or(Reject::Missing)?;
     let mut t = None;
-    let mut signatures = Vec::new();
+    let mut signatures: Vec<[u8; SIGNATURE_LEN]> = Vec::new();
+    let mut entries = 0;
     for part in header.split(',') {
         let (k, v) = part.trim().split_once('=').ok_or(Reject::Malformed)?;
         if k == "t" {
             t = Some(v);
-        } else if k.contains('v') {
-            signatures.push(hex::decode(v).map_err(|_| Reject::Malformed)?);
+        } else if k.starts_with('v') {
+            entries += 1;
+            if entries > MAX_SIGNATURES {
+                return Err(Reject::Malformed);
+            }
+            let bytes = hex::decode(v).map_err(|_| Reject::Malformed)?;
+            // Another scheme's (or a truncated) signature cannot match: skipped.
+            if let Ok(sig) = <[u8; SIGNATURE_LEN]>::try_from(bytes.as_slice()) {
+                signatures.push(sig);
+            }
         }
     }
     let t_text = t.ok_or(Reject::Malformed)?;
     let t: u64 = t_text.parse().map_err(|_| Reject::Malformed)?;
-    if signatures.is_empty() {
+    if entries == 0 {
         return Err(Reject::Malformed);
     }
     if now.abs_diff(t) > TOLERANCE_SECS {
         return Err(Reject::Stale);
     }
     for secret in secrets {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+            continue; // HMAC takes keys of any length: never happens
+        };
+        mac.update(t_text.as_bytes());
+        mac.update(b",");
+        mac.update(body);
         for sig in &signatures {
-            let mut mac =
-                Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-            mac.update(t_text.as_bytes());
-            mac.update(b",");
-            mac.update(body);
-            if mac.verify_slice(sig).is_ok() {
-                return Ok(());
+            // A clone of the state after the body: comparing costs no second pass over it.
+            if mac.clone().verify_slice(sig).is_ok() {
+                return Ok(*sig);
             }
         }
     }
     Err(Reject::BadSignature)
+}
+
+/// Signatures accepted within the tolerance, so that a captured delivery cannot be replayed.
+#[derive(Default)]
+struct Seen {
+    at: HashMap<[u8; SIGNATURE_LEN], u64>,
+}
+
+impl Seen {
+    /// Records `sig` taken at `now`; false if it was taken before. Entries older than the
+    /// tolerance go: a replay of those is refused as stale anyway.
+    fn first_time(&mut self, sig: [u8; SIGNATURE_LEN], now: u64) -> bool {
+        self.at
+            .retain(|_, seen| now.abs_diff(*seen) <= 2 * TOLERANCE_SECS);
+        self.at.insert(sig, now).is_none()
+    }
 }
 
 /// The part of a hook payload we act on.
@@ -100,6 +138,7 @@ fn changes_members(hook_type: &str) -> bool {
 struct Shared {
     secrets: Vec<Vec<u8>>,
     triggers: Triggers,
+    seen: Mutex<Seen>,
 }
 
 /// Binds the webhook endpoint (a busy port is a start-up error, not a silent one later).
@@ -119,7 +158,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let app = axum::Router::new()
         .fallback(axum::routing::post(receive))
-        .with_state(Arc::new(Shared { secrets, triggers }));
+        .with_state(Arc::new(Shared {
+            secrets,
+            triggers,
+            seen: Mutex::default(),
+        }));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
@@ -132,8 +175,16 @@ async fn receive(
 ) -> (StatusCode, &'static str) {
     let now = clock::unix_now();
     let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-    if let Err(why) = verify(&shared.secrets, header, &body, now) {
-        tracing::warn!(reason = ?why, "webhook rejected: unsigned, stale or wrong signature (check secret_file)");
+    let verified = verify(&shared.secrets, header, &body, now).and_then(|sig| {
+        let mut seen = shared.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.first_time(sig, now) {
+            Ok(())
+        } else {
+            Err(Reject::Replayed)
+        }
+    });
+    if let Err(why) = verified {
+        tracing::warn!(reason = ?why, "webhook rejected: unsigned, stale, replayed or wrong signature (check secret_file)");
         return (StatusCode::UNAUTHORIZED, "bad signature\n");
     }
     let hook: Hook = match serde_json::from_slice(&body) {
@@ -175,8 +226,8 @@ mod tests {
     #[test]
     fn published_test_vector() {
         assert_eq!(
-            verify(&secrets(), Some(HEADER), BODY.as_bytes(), 1694033429 + 10),
-            Ok(())
+            verify(&secrets(), Some(HEADER), BODY.as_bytes(), 1694033429 + 10).map(hex::encode),
+            Ok(HEADER[16..].to_owned())
         );
     }
 
@@ -209,6 +260,22 @@ mod tests {
         );
         // Several signatures (secret rotation): any match is enough.
         let two = format!("t=1694033429,v1=00ff,{}", &HEADER[13..]);
-        assert_eq!(verify(&s, Some(&two), BODY.as_bytes(), at), Ok(()));
+        assert!(verify(&s, Some(&two), BODY.as_bytes(), at).is_ok());
+        // Thousands of signatures are refused before any HMAC.
+        let many = format!("t=1694033429{}", ",v1=00".repeat(5000));
+        assert_eq!(
+            verify(&s, Some(&many), BODY.as_bytes(), at),
+            Err(Reject::Malformed)
+        );
+    }
+
+    #[test]
+    fn a_delivery_is_taken_once() {
+        let mut seen = Seen::default();
+        assert!(seen.first_time([1; 32], 1000));
+        assert!(!seen.first_time([1; 32], 1100));
+        assert!(seen.first_time([2; 32], 1100));
+        // Long after, the entry is gone (and the timestamp check refuses the replay anyway).
+        assert!(seen.first_time([1; 32], 1000 + 3 * TOLERANCE_SECS));
     }
 }

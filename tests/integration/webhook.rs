@@ -107,6 +107,19 @@ fn verified_events_sync_at_once_and_everything_else_is_refused() {
     // A verified event: synced at once.
     assert_eq!(post(hooks, Some(&sig), &body), 200);
     server.wait_answer("database.backhaul.", RecordType::A);
+    // The same delivery again (captured and replayed within the tolerance): refused.
+    assert_eq!(post(hooks, Some(&sig), &body), 401);
+    server.expect_log(Duration::from_secs(5), "a replay refused", |l| {
+        l["reason"] == "Replayed"
+    });
+    // Thousands of signatures over a large body: refused before any HMAC is computed (each
+    // used to cost one over the whole body, seconds of CPU per request).
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(1 << 20));
+    let many = format!("t={}{}", now(), ",v1=00".repeat(5000));
+    assert_eq!(post(hooks, Some(&many), &big), 401);
+    server.expect_log(Duration::from_secs(5), "too many signatures refused", |l| {
+        l["reason"] == "Malformed"
+    });
     // Verified events that change no names are accepted (so Central does not retry) and ignored.
     assert_eq!(
         post(
