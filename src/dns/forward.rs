@@ -7,7 +7,7 @@ use std::time::Duration;
 use hickory_proto::op::{Edns, Message, MessageType, ResponseCode};
 use hickory_proto::rr::RData;
 use hickory_resolver::config::{
-    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig,
+    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolveHosts, ResolverConfig,
 };
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
@@ -74,6 +74,9 @@ impl Forwarder {
         opts.cache_size = CACHE_ENTRIES;
         opts.ndots = 0; // names arrive fully qualified: never append a search domain
         opts.preserve_intermediates = true; // keep CNAME chains in the answer
+        // Never this host's /etc/hosts: its names (localhost, the host's own) are not for the
+        // clients we forward for, and every answer must come from the upstreams.
+        opts.use_hosts_file = ResolveHosts::Never;
         Ok(Forwarder {
             resolver: builder.build()?,
         })

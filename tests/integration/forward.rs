@@ -164,3 +164,37 @@ fn a_cname_out_of_our_zones_is_completed_for_resolver_clients() {
     assert_eq!(m.answers.len(), 1);
     assert!(!m.metadata.recursion_available);
 }
+
+/// The server's own /etc/hosts is not an answer for clients: the host's names (and any other
+/// hosts-file entry) go to the upstream like every other name. `localhost` is the one
+/// exception, by RFC 6761 6.3: a caching server answers it with the loopback address itself,
+/// whatever the hosts file says.
+#[test]
+fn the_hosts_file_of_the_server_is_not_used() {
+    let up = FakeUpstream::start();
+    let (_fake, server) = start_with(&format!("\"{}\"", up.addr));
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let hostname = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let mut names: Vec<String> = hosts
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .flat_map(|l| l.split_whitespace().skip(1))
+        .chain(hostname.split_whitespace())
+        .filter(|n| !n.starts_with("localhost") && !n.starts_with("ip6-"))
+        .map(|n| format!("{}.", n.trim_end_matches('.')))
+        .collect();
+    names.sort();
+    names.dedup();
+    assert!(!names.is_empty(), "no host names to try in /etc/hosts or /etc/hostname");
+    for name in names {
+        let m = query(server.dns, &name, RecordType::A);
+        assert!(
+            up.count(&format!("{name} A")) >= 1,
+            "{name} was answered without asking the upstream: {m:?}"
+        );
+        // The fake upstream refuses these names: no address comes back.
+        assert!(m.answers.is_empty(), "{name}: {m:?}");
+    }
+    let m = query(server.dns, "localhost.", RecordType::A);
+    assert!(is_a(&m, "127.0.0.1"), "{m:?}");
+}
