@@ -198,3 +198,39 @@ fn the_hosts_file_of_the_server_is_not_used() {
     let m = query(server.dns, "localhost.", RecordType::A);
     assert!(is_a(&m, "127.0.0.1"), "{m:?}");
 }
+
+/// Queries our parser takes but the forwarder cannot read (junk in a record answering never
+/// reads) get FORMERR over UDP and TCP: never silence, which a client waits out.
+#[test]
+fn queries_the_forwarder_cannot_read_get_formerr() {
+    let up = FakeUpstream::start();
+    let (_fake, server) = start_with(&format!("\"{}\"", up.addr));
+    // id 0xbeef, RD, one question example.com. A, one additional record.
+    let query = |additional: &[u8]| {
+        let mut q = vec![0xbe, 0xef, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
+        q.extend_from_slice(b"\x07example\x03com\x00\x00\x01\x00\x01");
+        q.extend_from_slice(additional);
+        q
+    };
+    let cases: [(&str, &[u8]); 2] = [
+        ("an A with RDLENGTH 0", &[0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0]),
+        (
+            "an OPT with junk options",
+            &[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff],
+        ),
+    ];
+    for (what, additional) in cases {
+        let q = query(additional);
+        let udp = udp_raw(server.dns, &q).unwrap_or_else(|| panic!("{what}: no UDP reply"));
+        let tcp = tcp_raw(server.dns, &q);
+        for (proto, reply) in [("udp", udp), ("tcp", tcp)] {
+            assert_eq!(&reply[0..2], &[0xbe, 0xef], "{what} over {proto}");
+            assert_eq!(reply[2] & 0x80, 0x80, "{what} over {proto}: a response");
+            let rcode = reply[3] & 0x0f;
+            assert!(
+                rcode == 1,
+                "{what} over {proto}: FORMERR, got {rcode}"
+            );
+        }
+    }
+}
