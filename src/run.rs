@@ -62,6 +62,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         forwarder(&config, &own)?,
         telemetry.clone(),
         shutdown.clone(),
+        config.listen.tcp,
     ));
     let public_ctx = Arc::new(Context::new(
         View::Public,
@@ -71,6 +72,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         None,
         telemetry.clone(),
         shutdown.clone(),
+        config.listen.tcp,
     ));
     for c in [&ctx, &public_ctx] {
         c.log_queries.store(config.log_queries, Ordering::Relaxed);
@@ -272,6 +274,7 @@ impl Server {
         files_watch.follow(&new);
         for c in [&self.ctx, &self.public_ctx] {
             c.log_queries.store(new.log_queries, Ordering::Relaxed);
+            c.tcp_limits.store(Arc::new(new.listen.tcp));
         }
         self.config = new;
         self.telemetry.reload(true);

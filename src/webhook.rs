@@ -4,8 +4,8 @@
 //! Central delivers only to a public HTTPS URL, so this endpoint sits behind a reverse proxy
 //! (nginx, Caddy) that terminates TLS and forwards to `[webhook] listen`.
 
-use std::net::SocketAddr;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;

@@ -116,6 +116,21 @@ pub struct Listen {
     pub port: u16,
     /// Client networks allowed besides the listening interfaces' own subnets.
     pub allow: Vec<IpNet>,
+    /// Caps and timeouts of TCP connections.
+    pub tcp: TcpLimits,
+}
+
+/// `[listen] tcp_*`: what one client, or all together, can hold of the TCP service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpLimits {
+    /// Connections at once, all clients together; more are closed at accept.
+    pub connections: usize,
+    /// Connections at once from one client (an IPv4 address, an IPv6 /64).
+    pub per_client: usize,
+    /// Longest wait for the next query (RFC 7766 6.2.3); shortened while the server is busy.
+    pub idle: Duration,
+    /// Longest time writing one answer may take: a client that does not read is dropped.
+    pub write_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -94,6 +94,14 @@ pub(super) struct RawListen {
     pub(super) port: u16,
     #[serde(default)]
     pub(super) allow: Vec<String>,
+    /// TCP connections at once, all clients together.
+    pub(super) tcp_connections: Option<usize>,
+    /// TCP connections at once from one client (an IPv4 address, an IPv6 /64).
+    pub(super) tcp_per_client: Option<usize>,
+    /// How long a TCP connection may wait for its next query.
+    pub(super) tcp_idle: Option<String>,
+    /// How long writing one answer may take before the connection is closed.
+    pub(super) tcp_write_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,6 +146,18 @@ pub(super) fn default_state_dir() -> PathBuf {
 }
 pub(super) fn default_port() -> u16 {
     53
+}
+pub(super) fn default_tcp_connections() -> usize {
+    512
+}
+pub(super) fn default_tcp_per_client() -> usize {
+    16
+}
+pub(super) fn default_tcp_idle() -> String {
+    "10s".into()
+}
+pub(super) fn default_tcp_write_timeout() -> String {
+    "5s".into()
 }
 pub(super) fn default_http_listen() -> String {
     "127.0.0.1:9153".into()

@@ -197,18 +197,50 @@ impl Validator<'_> {
                 .parse::<IpNet>()
                 .or_else(|_| a.trim().parse::<IpAddr>().map(IpNet::from))
                 .map_err(|_| self.err(&key, format!("\"{a}\" is not an address or CIDR")))?;
-            if net.prefix_len() == 0 {
+            if covers_public_space(net) {
                 return Err(self.err(
                     &key,
-                    format!("{net} allows everyone and would make this an open resolver"),
+                    format!(
+                        "{net} covers a large part of the public internet and would make this \
+                         an open resolver: allow private ranges or specific networks (at most \
+                         a public IPv4 /16 or IPv6 /32 each)"
+                    ),
                 ));
             }
             allow.push(net.trunc());
         }
+        let positive = |key: &str, v: Option<usize>, default: usize| match v {
+            Some(0) => Err(self.err(key, "must be at least 1")),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        };
+        let tcp = TcpLimits {
+            connections: positive(
+                "listen.tcp_connections",
+                raw.tcp_connections,
+                default_tcp_connections(),
+            )?,
+            per_client: positive(
+                "listen.tcp_per_client",
+                raw.tcp_per_client,
+                default_tcp_per_client(),
+            )?,
+            idle: self.duration(
+                "listen.tcp_idle",
+                &raw.tcp_idle.take().unwrap_or_else(default_tcp_idle),
+            )?,
+            write_timeout: self.duration(
+                "listen.tcp_write_timeout",
+                &raw.tcp_write_timeout
+                    .take()
+                    .unwrap_or_else(default_tcp_write_timeout),
+            )?,
+        };
         Ok(Listen {
             from,
             port: raw.port,
             allow,
+            tcp,
         })
     }
 
@@ -537,4 +569,34 @@ impl Validator<'_> {
         }
         Ok(Secret::new(token))
     }
+}
+
+/// Whether `net` reaches far into public address space: a public network wider than an IPv4
+/// /16 or an IPv6 /32, or anything containing one (`0.0.0.0/1`, `::/0`). Private, shared,
+/// loopback, link-local and ULA ranges of any size are fine.
+fn covers_public_space(net: IpNet) -> bool {
+    const PRIVATE_V4: [&str; 5] = [
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "169.254.0.0/16",
+    ];
+    const PRIVATE_V6: [&str; 2] = ["fc00::/7", "fe80::/10"];
+    let private: Vec<IpNet> = match net {
+        IpNet::V4(_) => PRIVATE_V4.iter().filter_map(|p| p.parse().ok()).collect(),
+        IpNet::V6(_) => PRIVATE_V6.iter().filter_map(|p| p.parse().ok()).collect(),
+    };
+    let loopback = match net {
+        IpNet::V4(n) => n.network().is_loopback() && n.prefix_len() >= 8,
+        IpNet::V6(n) => n.network().is_loopback(),
+    };
+    if loopback || private.iter().any(|p| p.contains(&net)) {
+        return false;
+    }
+    let widest = match net {
+        IpNet::V4(_) => 16,
+        IpNet::V6(_) => 32,
+    };
+    net.prefix_len() < widest
 }

@@ -3,10 +3,11 @@
 //! TCP ([`super::tcp`]) serve from it alike; the forwarding path in particular is
 //! [`Context::forwarded`], one function for both transports.
 
-use std::net::{IpAddr, SocketAddr};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use ipnet::IpNet;
@@ -18,12 +19,15 @@ use super::access::SharedAcl;
 use super::answer::{reply_with, Policy, Rcode, Transport};
 use super::forward::Forwarder;
 use super::{wire, SharedZone};
+use crate::config::TcpLimits;
 use crate::dname::wire_to_text;
 use crate::metrics::{rcode_name, Telemetry};
 use crate::view::View;
 
 /// Forwarded UDP queries waiting for upstreams at once; beyond this, SERVFAIL at once.
 const FORWARD_MAX_IN_FLIGHT: usize = 1024;
+/// The idle time of TCP connections while more than half the places are taken.
+const BUSY_IDLE: Duration = Duration::from_secs(1);
 
 /// What every listener of one view shares. The parts a reload may change are swapped in place.
 pub struct Context {
@@ -44,9 +48,54 @@ pub struct Context {
     pub tasks: TaskTracker,
     /// Cancelled at shutdown: listeners stop taking new queries.
     pub shutdown: CancellationToken,
+    /// `[listen] tcp_*`, swapped on reload.
+    pub tcp_limits: ArcSwap<TcpLimits>,
+    /// TCP connections open now, in all and per client.
+    tcp_open: Mutex<TcpCount>,
+}
+
+#[derive(Default)]
+struct TcpCount {
+    total: usize,
+    per_client: HashMap<IpAddr, usize>,
+}
+
+/// One TCP connection counted in its context; dropping it gives the place back.
+pub struct TcpSlot {
+    ctx: Arc<Context>,
+    client: IpAddr,
+}
+
+impl Drop for TcpSlot {
+    fn drop(&mut self) {
+        let mut open = self.ctx.tcp_count();
+        open.total = open.total.saturating_sub(1);
+        if let Some(n) = open.per_client.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                open.per_client.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// The unit one client's connections are counted in: an IPv4 address, or an IPv6 /64 (one
+/// host can use a whole /64).
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
 }
 
 impl Context {
+    #[allow(clippy::too_many_arguments)] // each is one shared part, named at the call site
     pub fn new(
         view: View,
         zone: SharedZone,
@@ -55,6 +104,7 @@ impl Context {
         forwarder: Option<Forwarder>,
         telemetry: Arc<Telemetry>,
         shutdown: CancellationToken,
+        tcp_limits: TcpLimits,
     ) -> Context {
         Context {
             view,
@@ -67,6 +117,42 @@ impl Context {
             log_queries: AtomicBool::new(false),
             tasks: TaskTracker::new(),
             shutdown,
+            tcp_limits: ArcSwap::from_pointee(tcp_limits),
+            tcp_open: Mutex::default(),
+        }
+    }
+
+    fn tcp_count(&self) -> std::sync::MutexGuard<'_, TcpCount> {
+        self.tcp_open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A place for a new TCP connection from `client`, unless all are taken or this client
+    /// holds its share already (then the connection is closed at once).
+    pub fn tcp_slot(self: &Arc<Self>, client: IpAddr) -> Option<TcpSlot> {
+        let limits = self.tcp_limits.load();
+        let key = client_key(client);
+        let mut open = self.tcp_count();
+        let mine = open.per_client.get(&key).copied().unwrap_or(0);
+        if open.total >= limits.connections || mine >= limits.per_client {
+            return None;
+        }
+        open.total += 1;
+        *open.per_client.entry(key).or_default() += 1;
+        Some(TcpSlot {
+            ctx: self.clone(),
+            client: key,
+        })
+    }
+
+    /// How long a connection may wait for its next query: the configured idle time, cut to
+    /// a second once more than half the places are taken (RFC 7766 6.2.3: shorter timeouts
+    /// under load), so that idle clients make room.
+    pub fn tcp_idle(&self) -> Duration {
+        let limits = self.tcp_limits.load();
+        if self.tcp_count().total * 2 > limits.connections {
+            limits.idle.min(BUSY_IDLE)
+        } else {
+            limits.idle
         }
     }
 
@@ -153,8 +239,8 @@ mod tests {
     use super::*;
     use crate::dns::ZoneIndex;
 
-    fn context(forwarder: Option<Forwarder>) -> Context {
-        Context::new(
+    fn context(forwarder: Option<Forwarder>) -> Arc<Context> {
+        Arc::new(Context::new(
             View::Backhaul,
             Arc::new(ArcSwap::from_pointee(ZoneIndex::default())),
             Arc::default(),
@@ -162,7 +248,39 @@ mod tests {
             forwarder,
             Arc::default(),
             CancellationToken::new(),
-        )
+            TcpLimits {
+                connections: 4,
+                per_client: 2,
+                idle: Duration::from_secs(10),
+                write_timeout: Duration::from_secs(5),
+            },
+        ))
+    }
+
+    #[test]
+    fn tcp_places_per_client_and_in_all() {
+        let ctx = context(None);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "fd00::1".parse().unwrap();
+        let b2: IpAddr = "fd00::2".parse().unwrap(); // the same /64
+        let a1 = ctx.tcp_slot(a).unwrap();
+        let _a2 = ctx.tcp_slot(a).unwrap();
+        assert_eq!(
+            ctx.tcp_idle(),
+            Duration::from_secs(10),
+            "half taken: not busy yet"
+        );
+        assert!(ctx.tcp_slot(a).is_none(), "a third from one client");
+        let _b1 = ctx.tcp_slot(b).unwrap();
+        assert_eq!(ctx.tcp_idle(), BUSY_IDLE, "over half taken: busy");
+        let _b2 = ctx.tcp_slot(b2).unwrap();
+        assert!(ctx.tcp_slot(b2).is_none(), "the same /64 is one client");
+        assert!(
+            ctx.tcp_slot("10.0.0.9".parse().unwrap()).is_none(),
+            "none left"
+        );
+        drop(a1);
+        assert!(ctx.tcp_slot(a).is_some(), "a place given back");
     }
 
     /// `id 0x1234, RD`, one question `x.example. A`.

@@ -74,8 +74,8 @@ impl Forwarder {
         opts.cache_size = CACHE_ENTRIES;
         opts.ndots = 0; // names arrive fully qualified: never append a search domain
         opts.preserve_intermediates = true; // keep CNAME chains in the answer
-        // Never this host's /etc/hosts: its names (localhost, the host's own) are not for the
-        // clients we forward for, and every answer must come from the upstreams.
+                                            // Never this host's /etc/hosts: its names (localhost, the host's own) are not for the
+                                            // clients we forward for, and every answer must come from the upstreams.
         opts.use_hosts_file = ResolveHosts::Never;
         Ok(Forwarder {
             resolver: builder.build()?,

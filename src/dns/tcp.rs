@@ -9,21 +9,16 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::time::timeout;
 
 use super::answer::{respond, Outcome, Transport};
 use super::context::Context;
 use super::transfer;
 
-/// A TCP client that sends nothing for this long is disconnected (RFC 7766 6.2.3).
-const TCP_IDLE: Duration = Duration::from_secs(10);
-/// At most this many TCP connections at once; more are closed at accept.
-const TCP_MAX_CONNECTIONS: usize = 512;
-
-/// Accepts connections until shutdown; each is served by a task of its own.
+/// Accepts connections until shutdown; each is served by a task of its own. A client that
+/// may neither query nor transfer is closed at accept, as is one over the caps of
+/// `[listen] tcp_*` (in all, per client).
 pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
-    let slots = Arc::new(Semaphore::new(TCP_MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             _ = ctx.shutdown.cancelled() => return,
@@ -38,16 +33,20 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
+        if !ctx.policy(peer.ip()).allowed && !ctx.may_transfer(peer.ip()) {
+            tracing::debug!(client = %peer, "tcp from a client that may not ask: closing");
+            continue;
+        }
+        let Some(slot) = ctx.tcp_slot(peer.ip()) else {
             tracing::debug!(client = %peer, "too many tcp connections: closing");
             continue;
         };
         let conn_ctx = ctx.clone();
         ctx.tasks.spawn(async move {
+            let _slot = slot;
             if let Err(e) = serve_connection(stream, &conn_ctx, peer).await {
                 tracing::debug!(client = %peer, error = %e, "tcp connection ended");
             }
-            drop(permit);
         });
     }
 }
@@ -57,7 +56,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
 async fn next_length(stream: &mut TcpStream, ctx: &Context) -> io::Result<Option<usize>> {
     tokio::select! {
         _ = ctx.shutdown.cancelled() => Ok(None),
-        read = timeout(TCP_IDLE, stream.read_u16()) => match read {
+        read = timeout(ctx.tcp_idle(), stream.read_u16()) => match read {
             Err(_) => Ok(None),
             Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
             Ok(r) => r.map(|len| Some(usize::from(len))),
@@ -78,7 +77,7 @@ async fn serve_connection(
     let mut out = Vec::with_capacity(2048);
     while let Some(len) = next_length(&mut stream, ctx).await? {
         query.resize(len, 0);
-        timeout(TCP_IDLE, stream.read_exact(&mut query))
+        timeout(ctx.tcp_idle(), stream.read_exact(&mut query))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "query body timed out"))??;
         let started = Instant::now();
@@ -87,7 +86,7 @@ async fn serve_connection(
             let current = ctx.zone.load_full();
             if let Some(messages) = transfer::axfr(&current, &query) {
                 for m in &messages {
-                    write_frame(&mut stream, m).await?;
+                    write_frame(&mut stream, m, ctx).await?;
                 }
                 if let Some(first) = messages.first() {
                     ctx.answered(&query, first, peer, started);
@@ -104,16 +103,20 @@ async fn serve_connection(
                 (ctx.forwarded(&query, Some(&partial), Transport::Tcp, &mut out)).await;
             }
         }
-        write_frame(&mut stream, &out).await?;
+        write_frame(&mut stream, &out, ctx).await?;
         ctx.answered(&query, &out, peer, started);
     }
     Ok(())
 }
 
-/// One length-prefixed message, in a single write.
-async fn write_frame(stream: &mut TcpStream, message: &[u8]) -> io::Result<()> {
+/// One length-prefixed message, in a single write, within the write timeout: a client that
+/// sends queries but does not read the answers is dropped once the buffers are full.
+async fn write_frame(stream: &mut TcpStream, message: &[u8], ctx: &Context) -> io::Result<()> {
     let mut frame = Vec::with_capacity(2 + message.len());
     frame.extend_from_slice(&(message.len() as u16).to_be_bytes());
     frame.extend_from_slice(message);
-    stream.write_all(&frame).await
+    let limit = ctx.tcp_limits.load().write_timeout;
+    timeout(limit, stream.write_all(&frame))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the client does not read"))?
 }

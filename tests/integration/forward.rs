@@ -185,7 +185,10 @@ fn the_hosts_file_of_the_server_is_not_used() {
         .collect();
     names.sort();
     names.dedup();
-    assert!(!names.is_empty(), "no host names to try in /etc/hosts or /etc/hostname");
+    assert!(
+        !names.is_empty(),
+        "no host names to try in /etc/hosts or /etc/hostname"
+    );
     for name in names {
         let m = query(server.dns, &name, RecordType::A);
         assert!(
@@ -227,10 +230,7 @@ fn queries_the_forwarder_cannot_read_get_formerr() {
             assert_eq!(&reply[0..2], &[0xbe, 0xef], "{what} over {proto}");
             assert_eq!(reply[2] & 0x80, 0x80, "{what} over {proto}: a response");
             let rcode = reply[3] & 0x0f;
-            assert!(
-                rcode == 1,
-                "{what} over {proto}: FORMERR, got {rcode}"
-            );
+            assert!(rcode == 1, "{what} over {proto}: FORMERR, got {rcode}");
         }
     }
 }

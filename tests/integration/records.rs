@@ -228,7 +228,10 @@ fn a_bad_file_names_its_line_and_keeps_the_old_records() {
 /// rejected and member changes keep applying (the build never sees it).
 #[test]
 fn a_record_that_cannot_be_encoded_is_refused_and_members_keep_syncing() {
-    let long_txt = format!("ok A 10.147.17.9\ndkim TXT \"v=DKIM1; p={}\"\n", "A".repeat(300));
+    let long_txt = format!(
+        "ok A 10.147.17.9\ndkim TXT \"v=DKIM1; p={}\"\n",
+        "A".repeat(300)
+    );
     let dir = tempfile::tempdir().unwrap();
     write_members(dir.path());
     std::fs::write(dir.path().join("records.zone"), &long_txt).unwrap();
@@ -267,7 +270,11 @@ fn a_record_that_cannot_be_encoded_is_refused_and_members_keep_syncing() {
     });
     replace_by_rename(&server.path("members.json"), &moved.to_string());
     wait_for(Duration::from_secs(10), || {
-        is_a(&query(server.dns, "db.backhaul.", RecordType::A), "10.147.17.77").then_some(())
+        is_a(
+            &query(server.dns, "db.backhaul.", RecordType::A),
+            "10.147.17.77",
+        )
+        .then_some(())
     })
     .unwrap_or_else(|| panic!("member change not applied; logs:\n{}", server.log_text()));
     let bugs = server.count_logs(|l| l["message"].as_str().unwrap_or("").contains("a bug"));
