@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ use crate::metrics::Telemetry;
 use crate::records::{self, FileRecords};
 use crate::sync::{self, SyncHandle, Views};
 use crate::view::View;
-use crate::watch::{Change, FileWatch, Pending};
+use crate::watch::{Change, FileWatch, Pending, Settling};
 use crate::{http, webhook, zone};
 
 /// How often the listening addresses are looked up again: reading the interface list is one
@@ -98,6 +99,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         public_ctx,
         telemetry: telemetry.clone(),
         follower: Follower::default(),
+        settling: Settling::default(),
         acl,
         config,
     };
@@ -160,6 +162,8 @@ struct Server {
     /// `[public]` addresses.
     public: Listeners,
     follower: Follower,
+    /// Watched files being written are held back until they settle.
+    settling: Settling,
 }
 
 impl Server {
@@ -199,7 +203,10 @@ impl Server {
                     for change in pending.take() {
                         match change {
                             Change::Reload => {
-                                self.reload("a watched file changed", sync, &mut files_watch).await;
+                                let cause = "a watched file changed";
+                                if let Some(wait) = self.reload(cause, sync, &mut files_watch).await {
+                                    pending.retry(Change::Reload, wait);
+                                }
                             }
                             Change::Members(id) => {
                                 tracing::info!(network = %id, "members file changed: syncing");
@@ -209,7 +216,9 @@ impl Server {
                     }
                 }
                 _ = hangup.recv() => {
-                    self.reload("SIGHUP", sync, &mut files_watch).await;
+                    if let Some(wait) = self.reload("SIGHUP", sync, &mut files_watch).await {
+                        pending.retry(Change::Reload, wait);
+                    }
                     for net in &self.config.networks {
                         if matches!(net.source, Source::File { .. }) {
                             sync.trigger(net.id);
@@ -241,7 +250,17 @@ impl Server {
 
     /// Reads the configuration and records files again and applies what can change while
     /// running. Anything invalid rejects the whole reload: the running configuration stays.
-    async fn reload(&mut self, why: &str, sync: &SyncHandle, files_watch: &mut FileWatch) {
+    /// Files still being written (or just emptied, as editors do before writing) are not read
+    /// yet: the return value says when to try again.
+    async fn reload(
+        &mut self,
+        why: &str,
+        sync: &SyncHandle,
+        files_watch: &mut FileWatch,
+    ) -> Option<Duration> {
+        if let Some(wait) = self.settling.wait(&[&self.config.path]) {
+            return Some(wait);
+        }
         let telemetry = self.telemetry.clone();
         let reject = |e: &dyn std::fmt::Display| {
             telemetry.reload(false);
@@ -249,11 +268,19 @@ impl Server {
                 cause = why,
                 "reload rejected, still serving the previous configuration: {e}"
             );
+            None
         };
         let new = match Config::load(&self.config.path) {
             Ok(c) => c,
             Err(e) => return reject(&e),
         };
+        let record_files: Vec<&Path> = (new.records_file.iter())
+            .chain(new.public.as_ref().map(|p| &p.zone_file))
+            .map(PathBuf::as_path)
+            .collect();
+        if let Some(wait) = self.settling.wait(&record_files) {
+            return Some(wait);
+        }
         let files = match records::load_files(&new) {
             Ok(f) => f,
             Err(e) => return reject(&e),
@@ -279,6 +306,7 @@ impl Server {
         self.config = new;
         self.telemetry.reload(true);
         tracing::info!(cause = why, "configuration reloaded");
+        None
     }
 
     /// Settings bound at start-up keep their running value; the log says they need a restart.

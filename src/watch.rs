@@ -96,6 +96,50 @@ impl FileWatch {
     }
 }
 
+/// How long a watched file that became empty must stay empty before it is applied: editors
+/// (nano, `cat > file`) truncate a file before they write it, and serving that moment would
+/// answer NXDOMAIN for every name in it (cached by resolvers for the negative TTL).
+pub const EMPTY_GRACE: Duration = Duration::from_secs(2);
+
+/// Holds back files that are being written: modified within [`DEBOUNCE`], or empty for less
+/// than [`EMPTY_GRACE`]. A file that stays empty is applied after that, so an intentionally
+/// empty file still works.
+#[derive(Default)]
+pub struct Settling {
+    empty_since: HashMap<PathBuf, Instant>,
+}
+
+impl Settling {
+    /// `None` when every file in `paths` can be read now; else how long to wait before
+    /// looking again. Missing files are settled (reading them reports the error).
+    pub fn wait(&mut self, paths: &[&Path]) -> Option<Duration> {
+        let now = Instant::now();
+        let mut wait: Option<Duration> = None;
+        let mut later = |d: Duration| wait = Some(wait.map_or(d, |w| w.max(d)));
+        for path in paths {
+            let Ok(meta) = std::fs::metadata(path) else {
+                continue;
+            };
+            // Still being written: the last change is too recent. (A time in the future, a
+            // clock set back, counts as settled rather than waiting for it.)
+            let age = meta.modified().ok().and_then(|m| m.elapsed().ok());
+            if let Some(age) = age.filter(|a| *a < DEBOUNCE) {
+                later(DEBOUNCE - age);
+            }
+            if meta.len() == 0 {
+                let since = *self.empty_since.entry(path.to_path_buf()).or_insert(now);
+                let empty_for = now.duration_since(since);
+                if empty_for < EMPTY_GRACE {
+                    later(EMPTY_GRACE - empty_for);
+                }
+            } else {
+                self.empty_since.remove(*path);
+            }
+        }
+        wait
+    }
+}
+
 /// Changes gathered until the files have been quiet for [`DEBOUNCE`]. Plain state, so the
 /// serve loop can wait for it in a `select!` without losing a half-gathered batch.
 #[derive(Default)]
@@ -115,6 +159,14 @@ impl Pending {
         self.due
     }
 
+    /// Acts on `change` again after `wait` (a file that was not settled yet), unless
+    /// something sooner is due.
+    pub fn retry(&mut self, change: Change, wait: Duration) {
+        self.changes.insert(change);
+        let at = Instant::now() + wait;
+        self.due = Some(self.due.map_or(at, |d| d.min(at)));
+    }
+
     pub fn take(&mut self) -> BTreeSet<Change> {
         self.due = None;
         std::mem::take(&mut self.changes)
@@ -124,4 +176,46 @@ impl Pending {
 /// Events carry absolute paths; a relative config path must match them.
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_and_newly_empty_files_wait_then_settle() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.zone");
+        let mut settling = Settling::default();
+        std::fs::write(&path, "a A 10.0.0.1\n").unwrap();
+        // Just written: wait for the debounce.
+        let wait = settling.wait(&[&path]).unwrap();
+        assert!(wait <= DEBOUNCE, "{wait:?}");
+        // Made old: settled.
+        let old = std::time::SystemTime::now() - Duration::from_secs(10);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert_eq!(settling.wait(&[&path]), None);
+        // Emptied (and old): held for the grace period from the first sight of it empty.
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let wait = settling.wait(&[&path]).unwrap();
+        assert!(wait > DEBOUNCE && wait <= EMPTY_GRACE, "{wait:?}");
+        settling
+            .empty_since
+            .insert(path.clone(), Instant::now() - EMPTY_GRACE);
+        assert_eq!(
+            settling.wait(&[&path]),
+            None,
+            "empty for long enough: applied"
+        );
+        // A missing file is for the reader to report.
+        assert_eq!(settling.wait(&[&dir.path().join("nope")]), None);
+    }
 }

@@ -45,7 +45,7 @@ fn reloaded(server: &Server, n: usize) {
     .unwrap_or_else(|| panic!("no reload #{n}; logs:\n{}", server.log_text()));
 }
 
-/// Queries `db.backhaul.` without pause until stopped; counts answers and misses.
+/// Queries a name without pause until stopped; counts answers and misses.
 struct Load {
     stop: Arc<AtomicBool>,
     answered: Arc<AtomicUsize>,
@@ -55,6 +55,10 @@ struct Load {
 
 impl Load {
     fn start(addr: std::net::SocketAddr) -> Load {
+        Load::of(addr, "db.backhaul.")
+    }
+
+    fn of(addr: std::net::SocketAddr, name: &'static str) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let answered = Arc::new(AtomicUsize::new(0));
         let failed = Arc::new(AtomicUsize::new(0));
@@ -65,7 +69,7 @@ impl Load {
                 if s.load(Ordering::Relaxed) {
                     break;
                 }
-                let bytes = request("db.backhaul.", RecordType::A).to_vec().unwrap();
+                let bytes = request(name, RecordType::A).to_vec().unwrap();
                 match udp_raw(addr, &bytes) {
                     Some(r) if r.len() > 12 && r[3] & 0x0f == 0 => {
                         a.fetch_add(1, Ordering::Relaxed)
@@ -225,4 +229,54 @@ fn an_invalid_edit_is_rejected_and_the_running_config_stays() {
         (query(server.dns, "db.backhaul.", RecordType::A).answers[0].ttl == 30).then_some(())
     })
     .expect("ttl 30 applied");
+}
+
+/// Editors that truncate before writing (nano, `cat > file`) leave the file empty for a
+/// moment. That moment is never served: a loop of such saves of good content, each holding
+/// the file empty longer than the debounce, gives no wrong answer and no serial change.
+#[test]
+fn a_file_truncated_then_written_never_serves_the_empty_moment() {
+    let records = "extra A 10.147.17.77\n";
+    let (server, _) = start("", "[records]\nzone_file = \"records.zone\"\n\n", |dir| {
+        std::fs::write(dir.join("records.zone"), records).unwrap()
+    });
+    server.wait_answer("extra.backhaul.", RecordType::A);
+    let serial = |s: &Server| {
+        query(s.dns, "backhaul.", RecordType::SOA).answers[0]
+            .data
+            .clone()
+    };
+    let before = serial(&server);
+    let load = Load::of(server.dns, "extra.backhaul.");
+    let path = server.path("records.zone");
+    for _ in 0..6 {
+        // Truncate, pause as a slow writer would (past the debounce), write the same content.
+        std::fs::File::create(&path).unwrap();
+        std::thread::sleep(Duration::from_millis(600));
+        std::fs::write(&path, records).unwrap();
+        std::thread::sleep(Duration::from_millis(600));
+    }
+    // The last write is applied (or found unchanged) before the load stops.
+    reloaded(&server, 1);
+    let (answered, failed) = load.finish();
+    assert!(answered > 0);
+    assert_eq!(failed, 0, "{failed} wrong answers of {}", answered + failed);
+    assert_eq!(
+        serial(&server),
+        before,
+        "the serial moved: the empty file was served"
+    );
+
+    // An intentionally emptied file is applied once it has stayed empty.
+    std::fs::File::create(&path).unwrap();
+    wait_for(Duration::from_secs(10), || {
+        let m = query(server.dns, "extra.backhaul.", RecordType::A);
+        (m.metadata.response_code == ResponseCode::NXDomain).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the empty file was never applied; logs:\n{}",
+            server.log_text()
+        )
+    });
 }
