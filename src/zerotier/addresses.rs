@@ -1,7 +1,7 @@
 //! Addresses ZeroTier computes instead of listing: RFC4193 and 6PLANE (ZeroTierOne's
 //! `InetAddress::makeIpv6rfc4193` and `makeIpv66plane`).
 
-use std::net::Ipv6Addr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use ipnet::Ipv6Net;
 
@@ -46,6 +46,14 @@ pub fn sixplane_prefix(nwid: NetworkId, node: NodeId) -> Ipv6Net {
         .trunc()
 }
 
+/// Whether an address can be served as a member's: a unicast address another host can reach.
+/// Not the unspecified address, multicast, IPv4 broadcast or loopback (the client would talk
+/// to itself). The one rule for every source, snapshots read back from disk included.
+pub fn servable(ip: &IpAddr) -> bool {
+    let v4_broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+    !(ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() || v4_broadcast)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +93,23 @@ mod tests {
         let (n, m) = ids("1234567812345679", "0000000001");
         let want: Ipv6Addr = "fc00:0000:0100:0000:0001::1".parse().unwrap();
         assert_eq!(sixplane(n, m), want);
+    }
+
+    #[test]
+    fn only_reachable_unicast_is_servable() {
+        for bad in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "127.0.0.1",
+            "::",
+            "ff02::1",
+            "::1",
+        ] {
+            assert!(!servable(&bad.parse().unwrap()), "{bad}");
+        }
+        for good in ["10.147.17.5", "192.0.2.1", "fd80:56c2:e21c::1", "fe80::1"] {
+            assert!(servable(&good.parse().unwrap()), "{good}");
+        }
     }
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::api::{Api, Auth, Pacer};
 use super::models::{self, DnsSettings, Network};
-use super::{FetchError, NetworkSnapshot};
+use super::{FetchError, MemberWarnings, NetworkSnapshot};
 use crate::ids::NetworkId;
 use crate::secret::Secret;
 
@@ -19,6 +19,7 @@ pub struct Client {
     network: NetworkId,
     /// `config.dns` as last fetched, to push only when it differs.
     dns: Mutex<Option<DnsSettings>>,
+    warnings: MemberWarnings,
 }
 
 impl Client {
@@ -38,6 +39,7 @@ impl Client {
             api: Api::new(api_url, auth, network, timeout, Some(pacer))?,
             network,
             dns: Mutex::new(None),
+            warnings: MemberWarnings::default(),
         })
     }
 
@@ -53,7 +55,7 @@ impl Client {
         let id = self.network;
         let members = crate::background::run(move || {
             let list: Vec<&serde_json::value::RawValue> = list.iter().map(AsRef::as_ref).collect();
-            models::parse_members(id, &list)
+            models::parse_members(&list)
         })
         .await
         .ok_or_else(|| FetchError::BadResponse {
@@ -61,6 +63,8 @@ impl Client {
             what: "member list",
             reason: super::PARSE_PANICKED.into(),
         })?;
+        let (members, problems) = members;
+        self.warnings.report(id, problems);
         Ok(network.into_snapshot(self.network, members))
     }
 

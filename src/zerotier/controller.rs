@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use super::api::{Api, Auth};
 use super::models::{ApiMember, MemberConfig, Network, NetworkConfig, Route, V6AssignMode};
-use super::{FetchError, Member, NetworkSnapshot};
+use super::{FetchError, Member, MemberWarnings, NetworkSnapshot};
 use crate::ids::{NetworkId, NodeId};
 use crate::secret::Secret;
 
@@ -100,6 +100,7 @@ pub struct ControllerClient {
     api: Arc<Api>,
     network: NetworkId,
     cache: Mutex<HashMap<NodeId, Cached>>,
+    warnings: MemberWarnings,
 }
 
 impl ControllerClient {
@@ -118,6 +119,7 @@ impl ControllerClient {
             api: Arc::new(Api::new(url, auth, network, timeout, None)?),
             network,
             cache: Mutex::new(HashMap::new()),
+            warnings: MemberWarnings::default(),
         })
     }
 
@@ -138,13 +140,15 @@ impl ControllerClient {
         // cache across the requests blocks nobody.
         let mut cache = self.cache.lock().await;
         let mut current: HashMap<NodeId, u64> = HashMap::new();
+        let mut problems = Vec::new();
         for (id, rev) in &revisions {
             match id.parse::<NodeId>() {
                 Ok(node) => {
                     current.insert(node, *rev);
                 }
-                Err(()) => tracing::warn!(network = %self.network, member = %id,
-                    "skipping member: not a 10-digit node id"),
+                Err(()) => {
+                    problems.push(format!("member {id}: skipping it: not a 10-digit node id"))
+                }
             }
         }
         let stale: Vec<(NodeId, u64)> = current
@@ -177,13 +181,12 @@ impl ControllerClient {
                     .and_then(|c| ApiMember::from(c).into_member());
                 match parsed {
                     Ok((m, warnings)) => {
-                        for w in warnings {
-                            tracing::warn!(network = %self.network, member = %node, "{w}");
-                        }
+                        problems
+                            .extend(warnings.into_iter().map(|w| format!("member {node}: {w}")));
                         Some(m)
                     }
                     Err(why) => {
-                        tracing::warn!(network = %self.network, member = %node, "skipping member: {why}");
+                        problems.push(format!("member {node}: skipping it: {why}"));
                         None
                     }
                 }
@@ -193,6 +196,7 @@ impl ControllerClient {
         cache.retain(|node, _| current.contains_key(node));
         let mut members: Vec<Member> = cache.values().filter_map(|(_, m)| m.clone()).collect();
         members.sort_by_key(|m| m.node);
+        self.warnings.report(self.network, problems);
         Ok(Network::from(network).into_snapshot(self.network, members))
     }
 }

@@ -65,12 +65,35 @@ impl NetworkSnapshot {
             }
         }
         let mut seen = Vec::with_capacity(out.len());
+        // The same rule as when members are read: a snapshot from disk passes it again.
         out.retain(|ip| {
             let new = !seen.contains(ip);
             seen.push(*ip);
-            new
+            new && addresses::servable(ip)
         });
         out
+    }
+}
+
+/// Problems with single members (one skipped, an address ignored), each reported once per
+/// change: a source polled every 30 s must not repeat the same warning forever. A problem
+/// that goes away and comes back is reported again.
+#[derive(Default)]
+pub struct MemberWarnings {
+    last: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl MemberWarnings {
+    /// The problems of the latest fetch of `network`: the new ones are logged at WARN.
+    pub fn report(&self, network: NetworkId, problems: Vec<String>) {
+        let now: std::collections::HashSet<String> = problems.into_iter().collect();
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let mut new: Vec<&String> = now.difference(&last).collect();
+        new.sort();
+        for problem in new {
+            tracing::warn!(network = %network, "{problem}");
+        }
+        *last = now;
     }
 }
 

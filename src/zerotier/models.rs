@@ -10,6 +10,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::addresses::servable;
 use super::{Member, NetworkSnapshot};
 use crate::ids::{NetworkId, NodeId};
 
@@ -129,8 +130,10 @@ impl ApiMember<'_> {
             // Central sends bare IPs; tolerate a "/bits" suffix like the local service prints.
             let bare = text.split('/').next().unwrap_or("").trim();
             match bare.parse::<IpAddr>() {
-                Ok(ip) if !ip.is_unspecified() && !ip.is_multicast() => ips.push(ip),
-                _ => warnings.push(format!("ignoring address \"{text}\": not a unicast IP")),
+                Ok(ip) if servable(&ip) => ips.push(ip),
+                _ => warnings.push(format!(
+                    "ignoring address \"{text}\": not a unicast address other hosts can reach"
+                )),
             }
         }
         Ok((
@@ -184,18 +187,22 @@ impl Network {
 pub type RawMembers = Vec<Box<serde_json::value::RawValue>>;
 
 /// Turns a member list (a JSON array, each member's text borrowed from it or from a
-/// [`RawMembers`]) into members, skipping bad ones with a warning each.
-pub fn parse_members(network: NetworkId, list: &[&serde_json::value::RawValue]) -> Vec<Member> {
+/// [`RawMembers`]) into members, skipping bad ones; returns a warning for each problem (for
+/// [`super::MemberWarnings`], which reports each once).
+pub fn parse_members(list: &[&serde_json::value::RawValue]) -> (Vec<Member>, Vec<String>) {
     let mut out = Vec::with_capacity(list.len());
+    let mut problems = Vec::new();
     for (i, raw) in list.iter().enumerate() {
         let parsed = serde_json::from_str::<ApiMember>(raw.get())
             .map_err(|e| e.to_string())
             .and_then(ApiMember::into_member);
         match parsed {
             Ok((m, warnings)) => {
-                for w in warnings {
-                    tracing::warn!(network = %network, member = %m.node, "{w}");
-                }
+                problems.extend(
+                    warnings
+                        .into_iter()
+                        .map(|w| format!("member {}: {w}", m.node)),
+                );
                 out.push(m);
             }
             Err(why) => {
@@ -203,11 +210,13 @@ pub fn parse_members(network: NetworkId, list: &[&serde_json::value::RawValue]) 
                     .ok()
                     .and_then(|v| v.get("nodeId").and_then(Value::as_str).map(str::to_owned))
                     .unwrap_or_else(|| "?".into());
-                tracing::warn!(network = %network, index = i, member = %hint, "skipping member: {why}")
+                problems.push(format!(
+                    "member {hint} (#{i} in the list): skipping it: {why}"
+                ));
             }
         }
     }
-    out
+    (out, problems)
 }
 
 #[cfg(test)]
@@ -225,9 +234,8 @@ mod tests {
                        "remoteTraceTarget": null, "tags": [[1, true]]},
             "physicalLocation": null
         }]);
-        let id = "e5cd7a9e1c122ef7".parse().unwrap();
         let text = v.to_string();
-        let ms = parse_members(id, &serde_json::from_str::<Vec<_>>(&text).unwrap());
+        let (ms, _) = parse_members(&serde_json::from_str::<Vec<_>>(&text).unwrap());
         assert_eq!(ms.len(), 1);
         assert_eq!(ms[0].node.to_string(), "efcc1b0947");
         assert_eq!(ms[0].ips, vec!["10.147.17.31".parse::<IpAddr>().unwrap()]);
@@ -242,11 +250,18 @@ mod tests {
             {"nodeId": "a02505e545"},
             {"nodeId": "a02505e546", "config": {"authorized": true, "ipAssignments": ["10.1.1.300", "10.1.1.3"]}}
         ]);
-        let id = "e5cd7a9e1c122ef7".parse().unwrap();
         let text = v.to_string();
-        let ms = parse_members(id, &serde_json::from_str::<Vec<_>>(&text).unwrap());
+        let (ms, problems) = parse_members(&serde_json::from_str::<Vec<_>>(&text).unwrap());
         assert_eq!(ms.len(), 2);
         assert_eq!(ms[1].ips.len(), 1);
+        assert_eq!(problems.len(), 4, "{problems:?}"); // three members, one address
+                                                       // Unreachable addresses are dropped with a problem each, as for every source.
+        let v = json!([{"nodeId": "a02505e546", "config": {"authorized": true,
+            "ipAssignments": ["255.255.255.255", "0.0.0.0", "224.0.0.1", "ff02::1", "10.1.1.3"]}}]);
+        let text = v.to_string();
+        let (ms, problems) = parse_members(&serde_json::from_str::<Vec<_>>(&text).unwrap());
+        assert_eq!(ms[0].ips, vec!["10.1.1.3".parse::<IpAddr>().unwrap()]);
+        assert_eq!(problems.len(), 4, "{problems:?}");
     }
 
     #[test]

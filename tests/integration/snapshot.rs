@@ -138,3 +138,36 @@ fn no_snapshot_and_no_api_starts_and_keeps_trying() {
     fake.set_fault(None);
     server.wait_answer("db.backhaul.", RecordType::A);
 }
+
+/// A snapshot edited by hand (or by anything else with access to state_dir) passes the same
+/// address rule as the API: 0.0.0.0, broadcast, multicast and loopback are never served.
+#[test]
+fn a_snapshot_passes_the_same_address_rule_as_the_api() {
+    let mut fake = FakeCentral::start(network_json(&["10.147.17.0/24"], false, false), members());
+    let server = Server::start("", &central_network(&fake, "1s"));
+    server.wait_answer("db.backhaul.", RecordType::A);
+    wait_for(Duration::from_secs(5), || {
+        snapshot_path(&server).exists().then_some(())
+    })
+    .expect("the first sync's snapshot is saved");
+    let path = snapshot_path(&server);
+    let dir = server.stop();
+    fake.stop();
+    let mut saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    saved["snapshot"]["members"][0]["ips"] = serde_json::json!([
+        "0.0.0.0",
+        "255.255.255.255",
+        "224.0.0.1",
+        "127.0.0.1",
+        "ff02::1",
+        "10.147.17.9"
+    ]);
+    std::fs::write(&path, saved.to_string()).unwrap();
+
+    let server = relaunch(dir);
+    let m = query(server.dns, "db.backhaul.", RecordType::A);
+    assert_eq!(rdatas(&m), ["10.147.17.9"], "{}", server.log_text());
+    let m = query(server.dns, "db.backhaul.", RecordType::AAAA);
+    assert!(m.answers.is_empty(), "{m:?}");
+}

@@ -321,19 +321,42 @@ fn a_bad_member_is_skipped_and_the_rest_served() {
         rcode(&server, "noconfig.backhaul.", RecordType::A),
         ResponseCode::NXDomain
     );
-    assert!(
-        server.count_logs(|l| l["message"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("skipping member"))
-            >= 2
+    let says = |text: &'static str| {
+        move |l: &serde_json::Value| l["message"].as_str().unwrap_or("").contains(text)
+    };
+    server.expect_log(
+        Duration::from_secs(5),
+        "a skipped member",
+        says("skipping it"),
     );
-    assert!(
-        server.count_logs(|l| l["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("10.147.17.300"))
-            >= 1
+    server.expect_log(
+        Duration::from_secs(5),
+        "the bad address",
+        says("10.147.17.300"),
+    );
+    // Each problem is reported once, not on every poll: wait for three more polls.
+    let polls = || {
+        fake.requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/member"))
+            .count()
+    };
+    let seen = polls();
+    wait_for(Duration::from_secs(15), || {
+        (polls() >= seen + 3).then_some(())
+    })
+    .expect("three more polls");
+    assert_eq!(
+        server.count_logs(says("skipping it")),
+        2,
+        "{}",
+        server.log_text()
+    );
+    assert_eq!(
+        server.count_logs(says("10.147.17.300")),
+        1,
+        "{}",
+        server.log_text()
     );
 }
 
