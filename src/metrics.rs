@@ -178,6 +178,8 @@ pub struct Telemetry {
     queries: std::sync::Arc<QueryStats>,
     forwarded: Counter,
     upstream_failures: Counter,
+    rate_limited_dropped: Counter,
+    rate_limited_slipped: Counter,
     syncs: Family<NetworkLabel, Counter>,
     sync_failures: Family<FailureLabels, Counter>,
     members: Family<NetworkLabel, Gauge>,
@@ -205,6 +207,8 @@ impl Telemetry {
             queries,
             forwarded: Counter::default(),
             upstream_failures: Counter::default(),
+            rate_limited_dropped: Counter::default(),
+            rate_limited_slipped: Counter::default(),
             syncs: Family::default(),
             sync_failures: Family::default(),
             members: Family::default(),
@@ -227,6 +231,16 @@ impl Telemetry {
             "upstream_failures",
             "Forwarded queries answered SERVFAIL because no upstream answered",
             t.upstream_failures.clone(),
+        );
+        r.register(
+            "rate_limited_dropped",
+            "UDP responses and forwards dropped by response rate limiting",
+            t.rate_limited_dropped.clone(),
+        );
+        r.register(
+            "rate_limited_slipped",
+            "UDP responses sent empty with TC=1 by response rate limiting",
+            t.rate_limited_slipped.clone(),
         );
         r.register("syncs", "Successful member fetches", t.syncs.clone());
         r.register(
@@ -267,6 +281,15 @@ impl Telemetry {
     /// One answered query (the hot path: a few relaxed atomic adds).
     pub fn query(&self, view: View, qtype: u16, rcode: u16, took: Duration) {
         self.queries.record(view, qtype, rcode, took);
+    }
+
+    /// A response held back by rate limiting: sent truncated (`slipped`) or dropped.
+    pub fn rate_limited(&self, slipped: bool) {
+        if slipped {
+            self.rate_limited_slipped.inc();
+        } else {
+            self.rate_limited_dropped.inc();
+        }
     }
 
     pub fn forwarded(&self, upstream_ok: bool) {

@@ -24,6 +24,7 @@ use crate::dns::access::{Acl, SharedAcl};
 use crate::dns::context::Context;
 use crate::dns::forward::{self, Forwarder};
 use crate::dns::listen::{BindError, Listeners};
+use crate::dns::ratelimit::Limiter;
 use crate::interfaces::Finder;
 use crate::metrics::Telemetry;
 use crate::records::{self, FileRecords};
@@ -64,6 +65,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         telemetry.clone(),
         shutdown.clone(),
         config.listen.tcp,
+        config.rate_limit,
     ));
     let public_ctx = Arc::new(Context::new(
         View::Public,
@@ -74,6 +76,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         telemetry.clone(),
         shutdown.clone(),
         config.listen.tcp,
+        config.rate_limit,
     ));
     for c in [&ctx, &public_ctx] {
         c.log_queries.store(config.log_queries, Ordering::Relaxed);
@@ -302,6 +305,9 @@ impl Server {
         for c in [&self.ctx, &self.public_ctx] {
             c.log_queries.store(new.log_queries, Ordering::Relaxed);
             c.tcp_limits.store(Arc::new(new.listen.tcp));
+            if new.rate_limit != self.config.rate_limit {
+                c.limiter.store(Arc::new(Limiter::new(new.rate_limit)));
+            }
         }
         self.config = new;
         self.telemetry.reload(true);

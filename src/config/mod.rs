@@ -70,6 +70,26 @@ pub struct Config {
     pub http: Option<std::net::SocketAddr>,
     /// `[log] queries`: one log line per query.
     pub log_queries: bool,
+    /// `[rate_limit]`: response rate limiting over UDP.
+    pub rate_limit: RateLimit,
+}
+
+/// `[rate_limit]`: how many REFUSED, NXDOMAIN and error responses, and how many forwarded
+/// queries, one client prefix gets per second over UDP (whose source addresses can be
+/// spoofed: the limit keeps the server from being a reflector). Over the rate, every `slip`th
+/// response goes out empty with TC=1 (a real client retries over TCP, which cannot be
+/// spoofed) and the rest are dropped. TCP is never limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Per prefix and kind of response; 0 turns rate limiting off.
+    pub responses_per_second: u32,
+    /// Every `slip`th limited response is sent truncated; 0 drops them all.
+    pub slip: u32,
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
+    /// Also limit clients inside the listening subnets and `[listen] allow` (off: only
+    /// outside clients and the public view are limited).
+    pub inside: bool,
 }
 
 /// `[public]`: a split-horizon view of `domain` for everyone else. It answers from its zone

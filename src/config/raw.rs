@@ -30,6 +30,20 @@ pub(super) struct RawConfig {
     pub(super) http: Option<RawHttp>,
     #[serde(default)]
     pub(super) log: RawLog,
+    #[serde(default)]
+    pub(super) rate_limit: RawRateLimit,
+}
+
+/// `[rate_limit]`: response rate limiting over UDP.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRateLimit {
+    pub(super) responses_per_second: Option<u32>,
+    pub(super) slip: Option<u32>,
+    pub(super) ipv4_prefix: Option<u8>,
+    pub(super) ipv6_prefix: Option<u8>,
+    #[serde(default)]
+    pub(super) inside: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,6 +160,20 @@ pub(super) fn default_state_dir() -> PathBuf {
 }
 pub(super) fn default_port() -> u16 {
     53
+}
+/// NSD's default (`rrl-ratelimit`): far above what one real resolver sends for errors and
+/// NXDOMAIN, far below a reflection flood.
+pub(super) fn default_rate_limit() -> u32 {
+    200
+}
+pub(super) fn default_slip() -> u32 {
+    2
+}
+pub(super) fn default_rate_limit_ipv4_prefix() -> u8 {
+    24
+}
+pub(super) fn default_rate_limit_ipv6_prefix() -> u8 {
+    56
 }
 pub(super) fn default_tcp_connections() -> usize {
     512

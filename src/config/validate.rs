@@ -90,7 +90,9 @@ impl Validator<'_> {
                 })
             })
             .transpose()?;
+        let rate_limit = self.rate_limit(raw.rate_limit)?;
         Ok(Config {
+            rate_limit,
             http,
             log_queries: raw.log.queries,
             records_file,
@@ -106,6 +108,27 @@ impl Validator<'_> {
             listen,
             networks,
         })
+    }
+
+    fn rate_limit(&self, raw: RawRateLimit) -> Result<RateLimit, ConfigError> {
+        let limit = RateLimit {
+            responses_per_second: raw.responses_per_second.unwrap_or_else(default_rate_limit),
+            slip: raw.slip.unwrap_or_else(default_slip),
+            ipv4_prefix: raw
+                .ipv4_prefix
+                .unwrap_or_else(default_rate_limit_ipv4_prefix),
+            ipv6_prefix: raw
+                .ipv6_prefix
+                .unwrap_or_else(default_rate_limit_ipv6_prefix),
+            inside: raw.inside,
+        };
+        if limit.ipv4_prefix > 32 {
+            return Err(self.err("rate_limit.ipv4_prefix", "must be 0 to 32"));
+        }
+        if limit.ipv6_prefix > 128 {
+            return Err(self.err("rate_limit.ipv6_prefix", "must be 0 to 128"));
+        }
+        Ok(limit)
     }
 
     fn domain(&self, key: &str, text: &str) -> Result<Name, ConfigError> {

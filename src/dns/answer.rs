@@ -115,6 +115,18 @@ pub fn reply_with(query: &[u8], rcode: Rcode, transport: Transport, out: &mut Ve
     }
 }
 
+/// The empty, truncated form of a response (TC=1, the question and `rcode` only), which rate
+/// limiting sends instead of some responses: a real client retries over TCP.
+pub fn truncated(query: &[u8], rcode: Rcode, out: &mut Vec<u8>) -> Outcome {
+    out.clear();
+    match wire::parse(query) {
+        // A limit of 0 bytes: nothing fits, so the sections are cut and TC is set.
+        Ok(req) => Writer::start(out, &req).finish(&req, rcode, 0),
+        Err(ParseError::Ignore) => Outcome::Drop,
+        Err(ParseError::FormErr) => format_error(query, out),
+    }
+}
+
 /// FORMERR with the header only: the rest could not be trusted enough to echo.
 fn format_error(query: &[u8], out: &mut Vec<u8>) -> Outcome {
     let flag_word = u16::from_be_bytes([query[2], query[3]]);

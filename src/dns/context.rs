@@ -18,8 +18,9 @@ use tokio_util::task::TaskTracker;
 use super::access::SharedAcl;
 use super::answer::{reply_with, Policy, Rcode, Transport};
 use super::forward::Forwarder;
+use super::ratelimit::{Kind, Limiter, Verdict};
 use super::{wire, SharedZone};
-use crate::config::TcpLimits;
+use crate::config::{RateLimit, TcpLimits};
 use crate::dname::wire_to_text;
 use crate::metrics::{rcode_name, Telemetry};
 use crate::view::View;
@@ -50,6 +51,8 @@ pub struct Context {
     pub shutdown: CancellationToken,
     /// `[listen] tcp_*`, swapped on reload.
     pub tcp_limits: ArcSwap<TcpLimits>,
+    /// Response rate limiting over UDP, replaced on reload.
+    pub limiter: ArcSwap<Limiter>,
     /// TCP connections open now, in all and per client.
     tcp_open: Mutex<TcpCount>,
 }
@@ -105,6 +108,7 @@ impl Context {
         telemetry: Arc<Telemetry>,
         shutdown: CancellationToken,
         tcp_limits: TcpLimits,
+        rate_limit: RateLimit,
     ) -> Context {
         Context {
             view,
@@ -118,6 +122,7 @@ impl Context {
             tasks: TaskTracker::new(),
             shutdown,
             tcp_limits: ArcSwap::from_pointee(tcp_limits),
+            limiter: ArcSwap::from_pointee(Limiter::new(rate_limit)),
             tcp_open: Mutex::default(),
         }
     }
@@ -188,6 +193,26 @@ impl Context {
         }
     }
 
+    /// Whether a UDP response of `kind` may go to `client` now (see [`super::ratelimit`]).
+    /// `policy` is the client's, as the query was answered with it. Clients inside the
+    /// listening subnets are not limited unless `[rate_limit] inside`; the public view has no
+    /// inside.
+    pub fn rate_check(&self, client: IpAddr, policy: Policy, kind: Kind) -> Verdict {
+        let limiter = self.limiter.load();
+        let config = limiter.config();
+        if config.responses_per_second == 0 {
+            return Verdict::Send;
+        }
+        if !config.inside && self.view == View::Backhaul && policy.allowed {
+            return Verdict::Send;
+        }
+        let verdict = limiter.check(client, kind, Instant::now());
+        if verdict != Verdict::Send {
+            self.telemetry.rate_limited(verdict == Verdict::Slip);
+        }
+        verdict
+    }
+
     /// Whether this client may transfer zones (backhaul view, `[transfer] allow`).
     pub fn may_transfer(&self, client: IpAddr) -> bool {
         self.view == View::Backhaul && self.transfer.load().iter().any(|n| n.contains(&client))
@@ -253,6 +278,13 @@ mod tests {
                 per_client: 2,
                 idle: Duration::from_secs(10),
                 write_timeout: Duration::from_secs(5),
+            },
+            RateLimit {
+                responses_per_second: 0,
+                slip: 2,
+                ipv4_prefix: 24,
+                ipv6_prefix: 56,
+                inside: false,
             },
         ))
     }

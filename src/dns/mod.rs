@@ -10,6 +10,7 @@ pub mod context;
 pub mod forward;
 pub mod index;
 pub mod listen;
+pub mod ratelimit;
 mod table;
 pub mod tcp;
 pub mod transfer;

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 
-use super::answer::{reply_with, respond, Outcome, Rcode, Transport};
+use super::answer::{reply_with, respond, truncated, Outcome, Rcode, Transport};
 use super::context::Context;
+use super::ratelimit::{Kind, Verdict};
 
 /// Queries taken per system call.
 const BATCH: usize = 32;
@@ -192,18 +193,35 @@ fn serve(socket: &Arc<UdpSocket>, ctx: &Arc<Context>, stop: &AtomicBool, runtime
                 continue;
             };
             let query = &b.bufs[i][..len];
-            match respond(
-                &zone,
-                query,
-                Transport::Udp,
-                ctx.policy(peer.ip()),
-                &mut b.outs[i],
-            ) {
-                Outcome::Reply { .. } => b.queue(i, peer),
-                Outcome::Forward => forward_udp(socket, ctx, runtime, query, None, peer, started),
-                Outcome::ForwardChain => {
-                    let partial = Some(b.outs[i].as_slice());
-                    forward_udp(socket, ctx, runtime, query, partial, peer, started)
+            let policy = ctx.policy(peer.ip());
+            match respond(&zone, query, Transport::Udp, policy, &mut b.outs[i]) {
+                Outcome::Reply { rcode, .. } => {
+                    // Answers from our zones are never limited: only errors and NXDOMAIN.
+                    let verdict = limited(rcode).map_or(Verdict::Send, |kind| {
+                        ctx.rate_check(peer.ip(), policy, kind)
+                    });
+                    match verdict {
+                        Verdict::Send => b.queue(i, peer),
+                        Verdict::Slip => {
+                            truncated(query, rcode, &mut b.outs[i]);
+                            b.queue(i, peer)
+                        }
+                        Verdict::Drop => {}
+                    }
+                }
+                outcome @ (Outcome::Forward | Outcome::ForwardChain) => {
+                    match ctx.rate_check(peer.ip(), policy, Kind::Forward) {
+                        Verdict::Send => {
+                            let partial =
+                                (outcome == Outcome::ForwardChain).then_some(b.outs[i].as_slice());
+                            forward_udp(socket, ctx, runtime, query, partial, peer, started)
+                        }
+                        Verdict::Slip => {
+                            truncated(query, Rcode::NoError, &mut b.outs[i]);
+                            b.queue(i, peer)
+                        }
+                        Verdict::Drop => {}
+                    }
                 }
                 Outcome::Drop => {}
             }
@@ -277,6 +295,15 @@ fn forward_udp(
         },
         runtime,
     );
+}
+
+/// Which responses rate limiting counts: NXDOMAIN and errors; never an answer.
+fn limited(rcode: Rcode) -> Option<Kind> {
+    match rcode {
+        Rcode::NoError => None,
+        Rcode::NxDomain => Some(Kind::NxDomain),
+        _ => Some(Kind::Error),
+    }
 }
 
 /// Returns one permit to its semaphore when dropped.

@@ -316,3 +316,77 @@ fn servfail_until_first_sync_then_answers() {
     let m = query(server.dns, "nope.backhaul.", RecordType::A);
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
 }
+
+/// Response rate limiting: a flood of NXDOMAIN queries from one source (UDP sources can be
+/// spoofed) is cut to the configured rate, every 2nd limited response slips out empty with
+/// TC=1, and a client from another prefix is answered in full meanwhile. TCP is never limited.
+#[test]
+fn a_udp_flood_from_one_source_is_cut_to_the_rate() {
+    let fake = FakeCentral::start(
+        network_json(&["10.147.17.0/24"], false, false),
+        vec![member("a45dc9d260", "db", true, 1, &["10.147.17.2"])],
+    );
+    let server = Server::start(
+        "",
+        &format!(
+            "[rate_limit]\nresponses_per_second = 5\nslip = 2\nipv4_prefix = 32\ninside = true\n\n{}",
+            central_network(&fake, "1h")
+        ),
+    );
+    server.wait_answer("db.backhaul.", RecordType::A);
+    let flood = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    flood
+        .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .unwrap();
+    let sent = 200;
+    for i in 0..sent {
+        let mut q = request(&format!("nope{i}.backhaul."), RecordType::A);
+        q.metadata.id = i as u16;
+        flood.send_to(&q.to_vec().unwrap(), server.dns).unwrap();
+    }
+    let (mut full, mut slipped) = (0, 0);
+    let mut buf = [0u8; 2048];
+    while let Ok((n, _)) = flood.recv_from(&mut buf) {
+        let m = Message::from_vec(&buf[..n]).unwrap();
+        if m.metadata.truncation {
+            assert!(m.answers.is_empty() && m.authorities.is_empty());
+            slipped += 1;
+        } else {
+            assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+            full += 1;
+        }
+    }
+    // The burst of 5, plus what refills while the flood is sent and read.
+    assert!((5..=20).contains(&full), "{full} full answers of {sent}");
+    assert!(
+        slipped >= (sent - 20) / 2 - 5,
+        "{slipped} slipped of {sent}"
+    );
+    assert!(full + slipped < sent, "some were dropped");
+    // Another client (another /32 here) is not touched.
+    let other = udp_raw_from("127.0.0.3:0".parse().unwrap(), server.dns, &{
+        request("nope.backhaul.", RecordType::A).to_vec().unwrap()
+    })
+    .expect("an answer for another client");
+    assert_eq!(other[2] & 0x02, 0, "not truncated");
+    // The flooder itself, over TCP (which cannot be spoofed), is answered in full.
+    let tcp = {
+        use std::io::{Read, Write};
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.bind(&"127.0.0.2:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        sock.connect(&server.dns.into()).unwrap();
+        let mut s: std::net::TcpStream = sock.into();
+        let bytes = request("nope.backhaul.", RecordType::A).to_vec().unwrap();
+        s.write_all(&[&(bytes.len() as u16).to_be_bytes()[..], &bytes].concat())
+            .unwrap();
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).unwrap();
+        let mut buf = vec![0; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut buf).unwrap();
+        Message::from_vec(&buf).unwrap()
+    };
+    assert_eq!(tcp.metadata.response_code, ResponseCode::NXDomain);
+    assert!(!tcp.metadata.truncation && !tcp.authorities.is_empty());
+}
