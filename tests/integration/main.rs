@@ -15,6 +15,8 @@ mod deploy;
 mod dns_behaviour;
 // Other names resolved for allowed clients through a fake upstream.
 mod forward;
+// The fuzz targets' corpora and regressions, replayed on stable.
+mod fuzz_corpora;
 // `[http]`: /healthz, /readyz, /metrics, the query log, `health`.
 mod http;
 // Member names and addresses as served: every naming rule.

@@ -1,0 +1,266 @@
+//! What each fuzz target checks, shared by the cargo-fuzz targets (`fuzz/fuzz_targets/`, on
+//! nightly) and by `cargo test` (`tests/integration/fuzz_corpora.rs`, on stable), which
+//! replays every corpus and regression file through the same functions.
+//!
+//! Each function takes arbitrary bytes and panics only if backhaul-dns misbehaves: a panic
+//! inside the library, or a reply that breaks what every reply must satisfy.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use backhaul_dns::config::{self, Config};
+use backhaul_dns::dns::answer::{respond, Outcome, Policy, Transport, MAX_UDP_PAYLOAD};
+use backhaul_dns::dns::{transfer, ZoneIndex};
+use backhaul_dns::ids::NetworkId;
+use backhaul_dns::records::{self, FileRecords};
+use backhaul_dns::zerotier::{file, NetworkSnapshot};
+use backhaul_dns::zone::{self, SerialBook, Settings};
+use hickory_proto::rr::Name;
+
+const NETWORK: &str = "8056c2e21c000001";
+
+fn domain() -> Name {
+    Name::from_ascii("backhaul.").unwrap()
+}
+
+fn network() -> config::Network {
+    config::Network {
+        id: NETWORK.parse().unwrap(),
+        domain: domain(),
+        source: config::Source::File {
+            members_file: "/dev/null".into(),
+        },
+        poll_interval: Duration::from_secs(30),
+        include_unauthorized: false,
+        push_dns: false,
+    }
+}
+
+fn settings() -> Settings {
+    Settings {
+        ttl: 60,
+        negative_ttl: 30,
+        nameserver: domain(),
+        nameserver_addresses: vec!["10.147.17.1".parse().unwrap(), "fd00::1".parse().unwrap()],
+    }
+}
+
+/// Builds and compiles the backhaul view as the server does (serials stamped).
+fn compile(snapshot: Option<&NetworkSnapshot>, files: &FileRecords) -> ZoneIndex {
+    let net = network();
+    let inputs = [zone::Input {
+        network: &net,
+        snapshot,
+    }];
+    let mut zones = zone::build(&inputs, &settings(), files);
+    SerialBook::default().stamp(&mut zones, 1_700_000_000, &settings());
+    ZoneIndex::compile(&zones)
+}
+
+/// The zone the query targets answer from: members with names, IPv6, a records file with
+/// CNAME chains, a wildcard, SRV, MX and TXT.
+fn fixture() -> &'static ZoneIndex {
+    static ZONE: OnceLock<ZoneIndex> = OnceLock::new();
+    ZONE.get_or_init(|| {
+        let members = serde_json::json!({
+            "network": {"id": NETWORK, "config": {
+                "routes": [{"target": "10.147.17.0/24", "via": null}],
+                "v6AssignMode": {"6plane": true, "rfc4193": true, "zt": false}}},
+            "members": [
+                {"nodeId": "a45dc9d260", "name": "db", "config": {"authorized": true,
+                 "creationTime": 1, "ipAssignments": ["10.147.17.2"]}},
+                {"nodeId": "e610b78bf1", "name": "web.prod", "config": {"authorized": true,
+                 "creationTime": 2, "ipAssignments": ["10.147.17.3", "10.147.17.4"]}},
+            ],
+        });
+        let id: NetworkId = NETWORK.parse().unwrap();
+        let snapshot = file::parse(members.to_string().as_bytes(), id).unwrap();
+        let text = "db2 CNAME db\nloop1 CNAME loop2\nloop2 CNAME loop1\nout CNAME www.example.com.\n\
+                    *.dev A 10.147.17.60\n_pg._tcp SRV 0 0 5432 db\n@ MX 10 db\n@ TXT \"v=spf1 -all\"\n";
+        let parsed = records::parse(text, &domain(), &[], 60).unwrap();
+        let files = FileRecords {
+            private: parsed.into_iter().map(|r| r.record).collect(),
+            public: None,
+        };
+        compile(Some(&snapshot), &files)
+    })
+}
+
+/// What every reply must satisfy: a DNS message that parses, with the query's ID, QR set,
+/// its question echoed, and (over UDP) within the size the client can take.
+fn check_reply(query: &[u8], reply: &[u8], transport: Transport) {
+    assert!(reply.len() >= 12, "a reply shorter than a header");
+    assert_eq!(reply[0..2], query[0..2], "the reply has the query's ID");
+    assert_eq!(reply[2] & 0x80, 0x80, "QR is set");
+    if transport == Transport::Udp {
+        assert!(
+            reply.len() <= usize::from(MAX_UDP_PAYLOAD),
+            "a UDP reply over 1232 bytes"
+        );
+        let edns = hickory_proto::op::Message::from_vec(query)
+            .ok()
+            .and_then(|m| m.edns);
+        if edns.is_none() {
+            assert!(reply.len() <= 512, "a reply over 512 bytes without EDNS");
+        }
+    }
+    let message = hickory_proto::op::Message::from_vec(reply)
+        .unwrap_or_else(|e| panic!("the reply does not parse: {e}"));
+    let qd = u16::from_be_bytes([reply[4], reply[5]]);
+    if qd == 1 {
+        // The question as the client sent it (its case included).
+        let asked = hickory_proto::op::Message::from_vec(query).ok();
+        if let Some(asked) = asked.and_then(|m| m.queries.first().cloned()) {
+            let q = &message.queries[0];
+            assert_eq!(
+                q.name().to_string(),
+                asked.name().to_string(),
+                "question echoed"
+            );
+            assert_eq!(q.query_type(), asked.query_type());
+        }
+    }
+}
+
+/// The query path: `respond` over UDP and TCP for an allowed client that may have names
+/// resolved, and for one that may not ask; then the same bytes as a zone transfer request.
+pub fn query(data: &[u8]) {
+    let zone = fixture();
+    let mut out = Vec::new();
+    for transport in [Transport::Udp, Transport::Tcp] {
+        for policy in [
+            Policy {
+                allowed: true,
+                forward: true,
+            },
+            Policy {
+                allowed: false,
+                forward: false,
+            },
+        ] {
+            match respond(zone, data, transport, policy, &mut out) {
+                Outcome::Reply { .. } => check_reply(data, &out, transport),
+                Outcome::ForwardChain => check_reply(data, &out, transport),
+                Outcome::Forward => assert!(policy.allowed && policy.forward),
+                Outcome::Drop => {}
+            }
+        }
+    }
+    if transfer::is_transfer(data) {
+        if let Some(messages) = transfer::axfr(zone, data) {
+            for m in &messages {
+                check_reply(data, m, Transport::Tcp);
+            }
+        }
+    }
+}
+
+/// TCP framing: the bytes as a stream of length-prefixed queries, each answered in turn.
+pub fn tcp_stream(data: &[u8]) {
+    let zone = fixture();
+    let mut rest = data;
+    let mut out = Vec::new();
+    let policy = Policy {
+        allowed: true,
+        forward: false,
+    };
+    while rest.len() >= 2 {
+        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        let Some(message) = rest.get(2..2 + len) else {
+            break;
+        };
+        if let Outcome::Reply { .. } = respond(zone, message, Transport::Tcp, policy, &mut out) {
+            check_reply(message, &out, Transport::Tcp);
+        }
+        rest = &rest[2 + len..];
+    }
+}
+
+/// A records (or public) zone file as an operator could write it: read, and if it is taken,
+/// built, compiled and queried. Nothing the reader accepts may fail later.
+pub fn zone_file(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(parsed) = records::parse(text, &domain(), &[], 60) else {
+        return;
+    };
+    let records: Vec<_> = parsed.into_iter().map(|r| r.record).collect();
+    let files = FileRecords {
+        private: records.clone(),
+        public: Some(records.clone()),
+    };
+    let zone = compile(None, &files);
+    let zones = zone::build_public(&records, &settings());
+    let _ = zone::master_file(&zones);
+    let mut out = Vec::new();
+    let policy = Policy {
+        allowed: true,
+        forward: false,
+    };
+    for r in records.iter().take(16) {
+        let q = query_for(&r.name.to_ascii(), u16::from(r.record_type()));
+        if let Outcome::Reply { .. } = respond(&zone, &q, Transport::Udp, policy, &mut out) {
+            check_reply(&q, &out, Transport::Udp);
+        }
+    }
+}
+
+/// A members file (Central's member list JSON): parsed, built and compiled.
+pub fn members(data: &[u8]) {
+    let id: NetworkId = NETWORK.parse().unwrap();
+    let Ok(snapshot) = file::parse(data, id) else {
+        return;
+    };
+    let zone = compile(Some(&snapshot), &FileRecords::default());
+    let mut out = Vec::new();
+    for m in snapshot.members.iter().take(8) {
+        let q = query_for(&format!("zt-{}.backhaul.", m.node), 1);
+        let policy = Policy {
+            allowed: true,
+            forward: false,
+        };
+        if let Outcome::Reply { .. } = respond(&zone, &q, Transport::Udp, policy, &mut out) {
+            check_reply(&q, &out, Transport::Udp);
+        }
+    }
+}
+
+/// The config file: any text is a config or a one-line error.
+pub fn config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let dir = std::env::temp_dir();
+    if let Err(e) = Config::parse(&dir.join("fuzz.toml"), text) {
+        assert!(!e.to_string().contains('\n'), "a multi-line error: {e}");
+    }
+}
+
+/// The webhook verifier: the first line is the signature header, the rest the body.
+pub fn webhook(data: &[u8]) {
+    let split = data.iter().position(|b| *b == b'\n').unwrap_or(data.len());
+    let header = std::str::from_utf8(&data[..split]).ok();
+    let body = data.get(split + 1..).unwrap_or_default();
+    let secrets = vec![vec![7u8; 32], Vec::new()];
+    let _ = backhaul_dns::webhook::verify(&secrets, header, body, 1_700_000_000);
+}
+
+/// A query for `name` and `rtype` with EDNS (1232 bytes) and RD.
+fn query_for(name: &str, rtype: u16) -> Vec<u8> {
+    let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
+    for label in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
+        let label = &label.as_bytes()[..label.len().min(63)];
+        q.push(label.len() as u8);
+        q.extend_from_slice(label);
+    }
+    q.push(0);
+    q.extend_from_slice(&rtype.to_be_bytes());
+    q.extend_from_slice(&[0, 1]);
+    q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+    q
+}
