@@ -1,8 +1,9 @@
 //! DNS serving: the compiled zone ([`index`], its hash table in `table`), request parsing
 //! ([`wire`]), the answer logic ([`answer`]), who may ask ([`access`]), what every listener
 //! of a view shares ([`context`]), serving by transport ([`udp`] with batched system calls,
-//! [`tcp`]), binding and following addresses ([`listen`]), zone transfers and NOTIFY
-//! ([`transfer`]), and forwarding of other names ([`forward`]).
+//! [`tcp`]), response rate limiting over UDP ([`ratelimit`]), binding and following addresses
+//! ([`listen`]), zone transfers and NOTIFY ([`transfer`]), and forwarding of other names
+//! ([`forward`]).
 
 pub mod access;
 pub mod answer;
