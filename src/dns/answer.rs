@@ -74,7 +74,7 @@ pub fn respond(
         Err(ParseError::FormErr) => return format_error(query, out),
     };
     let limit = size_limit(transport, &req);
-    let mut w = Writer::start(out, &req);
+    let mut w = Writer::start(out, &req, policy.allowed && policy.forward);
     let rcode = if !policy.allowed {
         Rcode::Refused
     } else {
@@ -103,12 +103,19 @@ pub fn respond(
 /// A reply with only the question (when it parses) and `rcode`: for queries the zone handed
 /// on ([`Outcome::Forward`]) that end up answered by no one else. Malformed queries get
 /// FORMERR as in [`respond`]; nothing to reply to gives [`Outcome::Drop`].
-pub fn reply_with(query: &[u8], rcode: Rcode, transport: Transport, out: &mut Vec<u8>) -> Outcome {
+/// `recursion_available`: the client may have names resolved (RA).
+pub fn reply_with(
+    query: &[u8],
+    rcode: Rcode,
+    transport: Transport,
+    recursion_available: bool,
+    out: &mut Vec<u8>,
+) -> Outcome {
     out.clear();
     match wire::parse(query) {
         Ok(req) => {
             let limit = size_limit(transport, &req);
-            Writer::start(out, &req).finish(&req, rcode, limit)
+            Writer::start(out, &req, recursion_available).finish(&req, rcode, limit)
         }
         Err(ParseError::Ignore) => Outcome::Drop,
         Err(ParseError::FormErr) => format_error(query, out),
@@ -117,11 +124,14 @@ pub fn reply_with(query: &[u8], rcode: Rcode, transport: Transport, out: &mut Ve
 
 /// The empty, truncated form of a response (TC=1, the question and `rcode` only), which rate
 /// limiting sends instead of some responses: a real client retries over TCP.
-pub fn truncated(query: &[u8], rcode: Rcode, out: &mut Vec<u8>) -> Outcome {
+pub fn truncated(query: &[u8], rcode: Rcode, policy: Policy, out: &mut Vec<u8>) -> Outcome {
     out.clear();
     match wire::parse(query) {
         // A limit of 0 bytes: nothing fits, so the sections are cut and TC is set.
-        Ok(req) => Writer::start(out, &req).finish(&req, rcode, 0),
+        Ok(req) => {
+            let ra = policy.allowed && policy.forward;
+            Writer::start(out, &req, ra).finish(&req, rcode, 0)
+        }
         Err(ParseError::Ignore) => Outcome::Drop,
         Err(ParseError::FormErr) => format_error(query, out),
     }
@@ -264,12 +274,15 @@ struct Writer<'a> {
     out: &'a mut Vec<u8>,
     question_end: usize,
     authoritative: bool,
+    /// RA: this client may have names resolved (RFC 1035 4.1.1: RA says whether recursion is
+    /// available to it), on every answer, ours included.
+    recursion_available: bool,
     ancount: u16,
     nscount: u16,
 }
 
 impl<'a> Writer<'a> {
-    fn start(out: &'a mut Vec<u8>, req: &Request<'_>) -> Writer<'a> {
+    fn start(out: &'a mut Vec<u8>, req: &Request<'_>, recursion_available: bool) -> Writer<'a> {
         out.extend_from_slice(&[0; HEADER_LEN]);
         if let Some(q) = &req.question {
             out.extend_from_slice(&req.raw[HEADER_LEN..q.end]);
@@ -279,6 +292,7 @@ impl<'a> Writer<'a> {
             out,
             question_end,
             authoritative: false,
+            recursion_available,
             ancount: 0,
             nscount: 0,
         }
@@ -331,6 +345,9 @@ impl<'a> Writer<'a> {
             | (code & 0xf);
         if self.authoritative {
             f |= flags::AA;
+        }
+        if self.recursion_available {
+            f |= flags::RA;
         }
         let (mut ancount, mut nscount) = (self.ancount, self.nscount);
         let opt_len = if req.edns.is_some() { 11 } else { 0 };

@@ -250,10 +250,10 @@ impl Context {
         match partial {
             Some(p) => out.extend_from_slice(p),
             None if self.forwarder.load().is_some() => {
-                reply_with(query, Rcode::FormErr, transport, out);
+                reply_with(query, Rcode::FormErr, transport, true, out);
             }
             None => {
-                reply_with(query, Rcode::Refused, transport, out);
+                reply_with(query, Rcode::Refused, transport, false, out);
             }
         }
     }

@@ -203,7 +203,7 @@ fn serve(socket: &Arc<UdpSocket>, ctx: &Arc<Context>, stop: &AtomicBool, runtime
                     match verdict {
                         Verdict::Send => b.queue(i, peer),
                         Verdict::Slip => {
-                            truncated(query, rcode, &mut b.outs[i]);
+                            truncated(query, rcode, policy, &mut b.outs[i]);
                             b.queue(i, peer)
                         }
                         Verdict::Drop => {}
@@ -217,7 +217,7 @@ fn serve(socket: &Arc<UdpSocket>, ctx: &Arc<Context>, stop: &AtomicBool, runtime
                             forward_udp(socket, ctx, runtime, query, partial, peer, started)
                         }
                         Verdict::Slip => {
-                            truncated(query, Rcode::NoError, &mut b.outs[i]);
+                            truncated(query, Rcode::NoError, policy, &mut b.outs[i]);
                             b.queue(i, peer)
                         }
                         Verdict::Drop => {}
@@ -270,7 +270,8 @@ fn forward_udp(
 ) {
     let Ok(slot) = ctx.forward_slots.try_acquire() else {
         let mut out = Vec::with_capacity(512);
-        if let Outcome::Reply { .. } = reply_with(query, Rcode::ServFail, Transport::Udp, &mut out)
+        if let Outcome::Reply { .. } =
+            reply_with(query, Rcode::ServFail, Transport::Udp, true, &mut out)
         {
             let _ = sock.send_to(&out, peer);
             ctx.answered(query, &out, peer, started);

@@ -55,11 +55,24 @@ fn forwards_other_names_with_a_cache() {
     let m = query(server.dns, "nx.example.com.", RecordType::A);
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
     assert_eq!(m.authorities[0].record_type(), RecordType::SOA);
-    // Our own names are still ours: never forwarded.
-    assert!(is_a(
-        &query(server.dns, "db.backhaul.", RecordType::A),
-        "10.147.17.2"
-    ));
+    // Our own names are still ours: never forwarded. Answered with AA, and with RA, since
+    // recursion is available to this client (RFC 1035 4.1.1), over both transports.
+    for (proto, ex) in [
+        ("udp", exchange_udp as fn(_, &_) -> _),
+        ("tcp", exchange_tcp),
+    ] {
+        let m = ex(server.dns, &request("db.backhaul.", RecordType::A));
+        assert!(is_a(&m, "10.147.17.2"), "{proto}");
+        assert!(
+            m.metadata.authoritative && m.metadata.recursion_available,
+            "{proto}"
+        );
+        let m = ex(server.dns, &request("nope.backhaul.", RecordType::A));
+        assert!(
+            m.metadata.recursion_available,
+            "{proto}: on negative answers too"
+        );
+    }
     assert_eq!(up.count("db.backhaul"), 0);
     // DO is echoed on forwarded answers too.
     let mut q = request("example.com.", RecordType::A);
@@ -162,7 +175,8 @@ fn a_cname_out_of_our_zones_is_completed_for_resolver_clients() {
     req.metadata.recursion_desired = false;
     let m = exchange_udp(server.dns, &req);
     assert_eq!(m.answers.len(), 1);
-    assert!(!m.metadata.recursion_available);
+    // RA still says recursion is available to this client.
+    assert!(m.metadata.recursion_available);
 }
 
 /// The server's own /etc/hosts is not an answer for clients: the host's names (and any other
