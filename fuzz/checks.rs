@@ -147,9 +147,9 @@ pub fn query(data: &[u8]) {
         }
     }
     if transfer::is_transfer(data) {
-        if let Some(messages) = transfer::axfr(zone, data) {
-            for m in &messages {
-                check_reply(data, m, Transport::Tcp);
+        for (udp, transport) in [(true, Transport::Udp), (false, Transport::Tcp)] {
+            for m in &transfer::reply(zone, data, udp) {
+                check_reply(data, m, transport);
             }
         }
     }

@@ -41,8 +41,9 @@ const QTYPES: [(u16, &str); 13] = [
     (0, "other"),
 ];
 /// Response codes counted by name; everything else is `other`.
-const RCODES: [&str; 8] = [
+const RCODES: [&str; 9] = [
     "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "other", "BADVERS",
+    "NOTAUTH",
 ];
 const VIEWS: [&str; 2] = ["backhaul", "public"];
 /// Upper bounds of the latency buckets, in microseconds.
@@ -75,6 +76,7 @@ fn rcode_index(rcode: u16) -> usize {
     match rcode {
         0..=5 => usize::from(rcode),
         16 => 7,
+        9 => 8,
         _ => 6,
     }
 }

@@ -481,9 +481,9 @@ pub async fn zone_text(config: &Config, files: FileRecords) -> anyhow::Result<St
     if let Ok(nets) = Finder::new(&config.listen).find().await {
         builder.set_nameserver_addresses(nets.iter().map(|n| n.addr()).collect());
     }
+    // Serials come from the book the server saved: an unchanged zone prints the serial it
+    // serves. Nothing is written: a running server owns its state_dir.
     let built = builder.build();
-    // The serials printed are the ones `run` serves next.
-    builder.save_serials();
     let mut text = zone::master_file(&built.private);
     if let Some(public) = &built.public {
         text.push_str("; ---- public view ----\n");

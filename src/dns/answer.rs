@@ -24,6 +24,8 @@ pub enum Rcode {
     NxDomain = 3,
     NotImp = 4,
     Refused = 5,
+    /// Not authoritative for the zone (RFC 2136; RFC 5936 2.2.1 for transfers).
+    NotAuth = 9,
     BadVers = 16,
 }
 

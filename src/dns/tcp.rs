@@ -84,15 +84,14 @@ async fn serve_connection(
         if may_transfer && transfer::is_transfer(&query) {
             // Hold one zone for the whole transfer: a swap mid-way must not mix two serials.
             let current = ctx.zone.load_full();
-            if let Some(messages) = transfer::axfr(&current, &query) {
-                for m in &messages {
-                    write_frame(&mut stream, m, ctx).await?;
-                }
-                if let Some(first) = messages.first() {
-                    ctx.answered(&query, first, peer, started);
-                }
-                continue;
+            let messages = transfer::reply(&current, &query, false);
+            for m in &messages {
+                write_frame(&mut stream, m, ctx).await?;
             }
+            if let Some(first) = messages.first() {
+                ctx.answered(&query, first, peer, started);
+            }
+            continue;
         }
         match respond(&ctx.zone.load(), &query, Transport::Tcp, policy, &mut out) {
             Outcome::Drop => return Ok(()),

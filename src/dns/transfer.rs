@@ -1,9 +1,10 @@
-//! Zone transfers (AXFR, RFC 5936) to the secondaries in `[transfer] allow`, and NOTIFY
-//! (RFC 1996) to `[transfer] notify` when a zone's serial changes.
+//! Zone transfers (AXFR, RFC 5936; IXFR, RFC 1995) to the secondaries in `[transfer] allow`,
+//! and NOTIFY (RFC 1996) to `[transfer] notify` when a zone's serial changes.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::answer::Rcode;
 use super::index::{RrSet, ZoneIndex};
 use super::wire;
 use crate::dname::{flags, opcode, rtype, wire_to_text, HEADER_LEN};
@@ -12,7 +13,7 @@ use crate::dname::{flags, opcode, rtype, wire_to_text, HEADER_LEN};
 const MESSAGE_TARGET: usize = 16 * 1024;
 
 /// Whether `query` asks for a zone transfer (AXFR, or IXFR, which is answered with the whole
-/// zone as RFC 1995 section 4 allows).
+/// zone as RFC 1995 section 4 allows, or with the SOA alone when the secondary is current).
 pub fn is_transfer(query: &[u8]) -> bool {
     wire::parse(query)
         .ok()
@@ -20,9 +21,118 @@ pub fn is_transfer(query: &[u8]) -> bool {
         .is_some_and(|q| q.qtype == rtype::AXFR || q.qtype == rtype::IXFR)
 }
 
+/// The messages answering a transfer request (`is_transfer`) from a client allowed to
+/// transfer:
+/// - a name that is not the apex of a zone we serve: NOTAUTH (RFC 5936 2.2.1);
+/// - a zone not synced yet: SERVFAIL (never hand out a zone we have not seen whole);
+/// - IXFR from a secondary whose serial is the current one or later (RFC 1982): the current
+///   SOA alone, "up to date" (RFC 1995 2);
+/// - over UDP, any other IXFR: the current SOA alone too, which tells the secondary to ask
+///   over TCP (RFC 1995 2); AXFR over UDP: REFUSED (RFC 5936 4.2);
+/// - otherwise the whole zone: SOA, every other record, SOA (for IXFR too, RFC 1995 4).
+pub fn reply(zone: &ZoneIndex, query: &[u8], udp: bool) -> Vec<Vec<u8>> {
+    let Ok(req) = wire::parse(query) else {
+        return Vec::new();
+    };
+    let Some(q) = req.question.as_ref() else {
+        return Vec::new();
+    };
+    if udp && q.qtype == rtype::AXFR {
+        return vec![single(&req, query, Rcode::Refused, None)];
+    }
+    let Some((_, apex, meta)) = zone.zone_at_apex(q.name.wire()) else {
+        return vec![single(&req, query, Rcode::NotAuth, None)];
+    };
+    let Some(soa) = apex.rrset(rtype::SOA).filter(|_| meta.complete) else {
+        return vec![single(&req, query, Rcode::ServFail, None)];
+    };
+    if q.qtype == rtype::IXFR {
+        let current = soa_serial(soa.wire);
+        let theirs = ixfr_serial(query);
+        let up_to_date = matches!((current, theirs), (Some(c), Some(t)) if !serial_after(c, t));
+        if up_to_date || udp {
+            return vec![single(&req, query, Rcode::NoError, Some(&soa))];
+        }
+    }
+    axfr(zone, query).unwrap_or_default()
+}
+
+/// One message: the question, and the SOA when given.
+fn single(req: &wire::Request<'_>, query: &[u8], rcode: Rcode, soa: Option<&RrSet>) -> Vec<u8> {
+    let end = req.question.as_ref().map_or(HEADER_LEN, |q| q.end);
+    let mut m = Vec::with_capacity(end + soa.map_or(0, |s| s.wire.len()));
+    m.extend_from_slice(&req.id.to_be_bytes());
+    let aa = if rcode == Rcode::NotAuth || rcode == Rcode::Refused {
+        0
+    } else {
+        flags::AA
+    };
+    let f = flags::QR
+        | (u16::from(req.opcode) << 11)
+        | aa
+        | (req.flags & flags::RD)
+        | (rcode as u16 & 0xf);
+    m.extend_from_slice(&f.to_be_bytes());
+    m.extend_from_slice(&u16::from(end > HEADER_LEN).to_be_bytes());
+    m.extend_from_slice(&u16::from(soa.is_some()).to_be_bytes());
+    m.extend_from_slice(&[0, 0, 0, 0]);
+    m.extend_from_slice(&query[HEADER_LEN..end]);
+    if let Some(soa) = soa {
+        m.extend_from_slice(soa.wire);
+    }
+    m
+}
+
+/// RFC 1982: is serial `a` after `b`?
+fn serial_after(a: u32, b: u32) -> bool {
+    a != b && (a.wrapping_sub(b) as i32) > 0
+}
+
+/// The serial of an SOA RRset as stored (`C0 0C | fixed | MNAME RNAME SERIAL ...`, names
+/// uncompressed).
+fn soa_serial(wire: &[u8]) -> Option<u32> {
+    let rdata = wire.get(12..)?;
+    let after_names = skip_name(rdata, 0).and_then(|at| skip_name(rdata, at))?;
+    let s = rdata.get(after_names..after_names + 4)?;
+    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+/// The serial an IXFR request carries: the SOA in its authority section (RFC 1995 3).
+fn ixfr_serial(query: &[u8]) -> Option<u32> {
+    let ancount = u16::from_be_bytes([*query.get(6)?, *query.get(7)?]);
+    let nscount = u16::from_be_bytes([*query.get(8)?, *query.get(9)?]);
+    if ancount != 0 || nscount == 0 {
+        return None;
+    }
+    // Past the question: its name, type and class.
+    let at = skip_name(query, HEADER_LEN)? + 4;
+    // The authority record: owner, type, class, TTL, RDLENGTH, then MNAME RNAME SERIAL.
+    let at = skip_name(query, at)?;
+    if u16::from_be_bytes([*query.get(at)?, *query.get(at + 1)?]) != rtype::SOA {
+        return None;
+    }
+    let rdata = at + 10;
+    let after_names = skip_name(query, rdata).and_then(|p| skip_name(query, p))?;
+    let s = query.get(after_names..after_names + 4)?;
+    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+/// The offset just past a name at `at` (labels ending in the root or a compression pointer).
+fn skip_name(msg: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let len = *msg.get(at)?;
+        match len & 0xc0 {
+            0 if len == 0 => return Some(at + 1),
+            0 => at += 1 + usize::from(len),
+            0xc0 => return msg.get(at + 1).map(|_| at + 2),
+            _ => return None,
+        }
+    }
+}
+
 /// The messages of a full transfer: SOA, every other record, SOA. `None` when the question is
-/// not the apex of a complete zone we serve (the caller answers it the normal way: REFUSED).
-pub fn axfr(zone: &ZoneIndex, query: &[u8]) -> Option<Vec<Vec<u8>>> {
+/// not the apex of a complete zone we serve.
+fn axfr(zone: &ZoneIndex, query: &[u8]) -> Option<Vec<Vec<u8>>> {
     let req = wire::parse(query).ok()?;
     let q = req.question.as_ref()?;
     let (z, apex_node, meta) = zone.zone_at_apex(q.name.wire())?;

@@ -19,6 +19,7 @@ use tokio::runtime::Handle;
 use super::answer::{reply_with, respond, truncated, Outcome, Rcode, Transport};
 use super::context::Context;
 use super::ratelimit::{Kind, Verdict};
+use super::transfer;
 
 /// Queries taken per system call.
 const BATCH: usize = 32;
@@ -195,6 +196,18 @@ fn serve(socket: &Arc<UdpSocket>, ctx: &Arc<Context>, stop: &AtomicBool, runtime
             let query = &b.bufs[i][..len];
             let policy = ctx.policy(peer.ip());
             match respond(&zone, query, Transport::Udp, policy, &mut b.outs[i]) {
+                // A transfer request is REFUSED by the answer logic; from a secondary allowed to
+                // transfer, IXFR over UDP gets its SOA answer instead (AXFR stays REFUSED).
+                Outcome::Reply {
+                    rcode: Rcode::Refused,
+                    ..
+                } if ctx.may_transfer(peer.ip()) && transfer::is_transfer(query) => {
+                    if let Some(m) = transfer::reply(&zone, query, true).pop() {
+                        b.outs[i].clear();
+                        b.outs[i].extend_from_slice(&m);
+                        b.queue(i, peer);
+                    }
+                }
                 Outcome::Reply { rcode, .. } => {
                     // Answers from our zones are never limited: only errors and NXDOMAIN.
                     let verdict = limited(rcode).map_or(Verdict::Send, |kind| {

@@ -52,6 +52,9 @@ pub struct Builder {
     /// Networks synced by this process (the others, if held, come from a snapshot).
     fresh: HashSet<NetworkId>,
     telemetry: Arc<Telemetry>,
+    /// False for the one-shot commands (`zone`): they read `state_dir` (the serials a running
+    /// server saved) but never write it, which would race with that server.
+    persist: bool,
 }
 
 impl Builder {
@@ -72,6 +75,16 @@ impl Builder {
             overrides_seen: HashSet::new(),
             fresh: HashSet::new(),
             telemetry,
+            persist: true,
+        }
+    }
+
+    /// A builder for a one-shot command: it reads `state_dir` (saved serials, so that what it
+    /// prints carries the serials the server serves) and writes nothing there.
+    pub fn read_only(config: &Config, files: FileRecords) -> Builder {
+        Builder {
+            persist: false,
+            ..Builder::new(config, files, Arc::default())
         }
     }
 
@@ -111,7 +124,9 @@ impl Builder {
             Some(h) if !changed => h.clone(),
             _ => Arc::new(snapshot),
         };
-        self.writer.save(&snapshot, changed);
+        if self.persist {
+            self.writer.save(&snapshot, changed);
+        }
         self.snapshots.insert(snapshot.id, snapshot);
         changed || first
     }
@@ -227,6 +242,9 @@ impl Builder {
     /// than any it served.
     pub fn save_serials(&mut self) {
         let (private, public) = std::mem::take(&mut self.unsaved);
+        if !self.persist {
+            return;
+        }
         if private {
             self.save_book(View::Backhaul);
         }

@@ -259,9 +259,10 @@ pub async fn start(
     Ok(handle)
 }
 
-/// Fetches every network once (the `zone` command). Fails if any network fails.
+/// Fetches every network once (the `zone` command), into a builder that writes nothing to
+/// `state_dir` ([`Builder::read_only`]). Fails if any network fails.
 pub async fn fetch_all(config: &Config, files: FileRecords) -> Result<Builder, SyncError> {
-    let mut builder = Builder::new(config, files, Arc::default());
+    let mut builder = Builder::read_only(config, files);
     let sources = sources(&config.networks)
         .map_err(|(network, source)| SyncError::Network { network, source })?;
     for (net, source) in config.networks.iter().zip(sources) {
@@ -271,7 +272,6 @@ pub async fn fetch_all(config: &Config, files: FileRecords) -> Result<Builder, S
         })?;
         builder.set(snapshot);
     }
-    save_pending(builder.snapshot_writer()).await;
     Ok(builder)
 }
 

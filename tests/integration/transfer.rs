@@ -24,6 +24,36 @@ fn axfr(addr: SocketAddr, zone: &str) -> Result<Vec<String>, ResponseCode> {
         Name::from_ascii(zone).unwrap(),
         RecordType::AXFR,
     ));
+    transfer_tcp(addr, &q)
+}
+
+/// An IXFR request for `zone` from a secondary at `serial` (the SOA in the authority section,
+/// RFC 1995 3).
+fn ixfr_request(zone: &str, serial: u32) -> Message {
+    use hickory_proto::rr::rdata::SOA;
+    let apex = Name::from_ascii(zone).unwrap();
+    let mut q = Message::new(4343, MessageType::Query, OpCode::Query);
+    q.add_query(Query::query(apex.clone(), RecordType::IXFR));
+    let soa = SOA::new(apex.clone(), apex.clone(), serial, 3600, 600, 86400, 30);
+    q.add_authority(hickory_proto::rr::Record::from_rdata(
+        apex,
+        0,
+        hickory_proto::rr::RData::SOA(soa),
+    ));
+    q
+}
+
+/// The serial of the SOA in a response's answer section.
+fn answer_serial(m: &Message) -> u32 {
+    match &m.answers[0].data {
+        hickory_proto::rr::RData::SOA(soa) => soa.serial,
+        other => panic!("not an SOA: {other:?}"),
+    }
+}
+
+/// Sends a transfer request over TCP; reads messages until the second SOA, or returns the
+/// records of a single-SOA reply (an up-to-date IXFR), or the rcode of a refusal.
+fn transfer_tcp(addr: SocketAddr, q: &Message) -> Result<Vec<String>, ResponseCode> {
     let bytes = q.to_vec().unwrap();
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -41,9 +71,20 @@ fn axfr(addr: SocketAddr, zone: &str) -> Result<Vec<String>, ResponseCode> {
             return Err(m.metadata.response_code);
         }
         assert!(m.metadata.authoritative);
+        let single_soa = records.is_empty() && m.answers.len() == 1;
         for r in m.answers {
             soas += usize::from(r.record_type() == RecordType::SOA);
             records.push(r.to_string());
+        }
+        if single_soa && records[0].contains(" SOA ") {
+            // An IXFR answered "up to date": one message with the SOA alone (RFC 1995 2).
+            let mut one = [0u8; 1];
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            if !matches!(s.read(&mut one), Ok(1)) {
+                return Ok(records);
+            }
+            panic!("more after a single-SOA reply");
         }
     }
     Ok(records)
@@ -64,6 +105,11 @@ fn axfr_equals_the_served_zone_and_is_refused_to_others() {
     );
     let server = Server::start("", &transfer_config(&fake, "\"127.0.0.1\"", ""));
     server.wait_answer("db.backhaul.", RecordType::A);
+    // The server saves its serials just after its first swap; `zone` reads them.
+    let serials = server.path("state/serials.json");
+    wait_for(Duration::from_secs(10), || serials.exists().then_some(()))
+        .expect("the serials are saved");
+    let saved = std::fs::read(&serials).unwrap();
     let records = axfr(server.dns, "backhaul.").expect("transfer allowed");
     assert!(
         records.first().unwrap().contains(" SOA ") && records.last().unwrap().contains(" SOA ")
@@ -81,14 +127,32 @@ fn axfr_equals_the_served_zone_and_is_refused_to_others() {
         .collect();
     let transferred: BTreeSet<String> = records.into_iter().collect();
     assert_eq!(transferred, printed);
+    // `zone` wrote nothing into the running server's state_dir.
+    assert_eq!(
+        std::fs::read(&serials).unwrap(),
+        saved,
+        "zone rewrote serials.json"
+    );
     assert!(transferred.contains("db.backhaul. 60 IN A 10.147.17.2"));
     // A reverse zone transfers too.
     assert!(axfr(server.dns, "17.147.10.in-addr.arpa.")
         .unwrap()
         .iter()
         .any(|r| r.contains("PTR db.backhaul.")));
-    // Not an apex of ours: refused.
-    assert_eq!(axfr(server.dns, "db.backhaul."), Err(ResponseCode::Refused));
+    // Not an apex of ours: NOTAUTH (RFC 5936 2.2.1), inside our zones or outside them.
+    assert_eq!(axfr(server.dns, "db.backhaul."), Err(ResponseCode::NotAuth));
+    assert_eq!(axfr(server.dns, "example.com."), Err(ResponseCode::NotAuth));
+    // IXFR: a secondary that is current gets the SOA alone; an older one the whole zone.
+    let soa = query(server.dns, "backhaul.", RecordType::SOA);
+    let current = answer_serial(&soa);
+    let up_to_date = transfer_tcp(server.dns, &ixfr_request("backhaul.", current)).unwrap();
+    assert_eq!(up_to_date.len(), 1, "{up_to_date:?}");
+    let behind = transfer_tcp(server.dns, &ixfr_request("backhaul.", current - 1)).unwrap();
+    assert_eq!(behind.into_iter().collect::<BTreeSet<_>>(), transferred);
+    // IXFR over UDP: the SOA alone (ask over TCP for the rest).
+    let m = exchange_udp(server.dns, &ixfr_request("backhaul.", current - 1));
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!((m.answers.len(), answer_serial(&m)), (1, current));
     // Over UDP: refused.
     let mut q = Message::new(7, MessageType::Query, OpCode::Query);
     q.add_query(Query::query(
