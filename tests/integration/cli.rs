@@ -98,14 +98,28 @@ fn zone_prints_a_master_file() {
         ],
     );
     let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("records.zone"),
+        "@ TXT \"v=spf1 -all\"\ntxt TXT \"two words\" \"a \\\"quote\\\" and \\\\\"\n\
+         box HINFO \"PC Intel\" \"Debian 12\"\n",
+    )
+    .unwrap();
     let body = format!(
-        "state_dir = \"state\"\n{LISTEN}{}",
+        "state_dir = \"state\"\n{LISTEN}[records]\nzone_file = \"records.zone\"\n{}",
         central(&fake.api_url())
     );
     let path = write_config(dir.path(), &body);
     let (code, out, err) = run_cli(&["zone"], &path);
     assert_eq!(code, 0, "{err}");
+    // A one-shot command writes nothing into state_dir (a running server owns it).
+    assert!(
+        !dir.path().join("state").exists(),
+        "zone wrote to state_dir"
+    );
     for line in [
+        "backhaul. 60 IN TXT \"v=spf1 -all\"",
+        "txt.backhaul. 60 IN TXT \"two words\" \"a \\\"quote\\\" and \\\\\"",
+        "box.backhaul. 60 IN HINFO \"PC Intel\" \"Debian 12\"",
         "$ORIGIN backhaul.",
         "db.backhaul. 60 IN A 10.147.17.2",
         "zt-e610b78bf1.backhaul. 60 IN A 10.147.17.3",
@@ -123,6 +137,26 @@ fn zone_prints_a_master_file() {
     assert!(out
         .lines()
         .all(|l| l.is_empty() || l.starts_with(';') || l.starts_with('$') || l.contains(" IN ")));
+    // Every zone printed loads in NSD's own checker.
+    for block in out.split("\n\n").filter(|b| b.contains("$ORIGIN")) {
+        let origin = block
+            .lines()
+            .find_map(|l| l.strip_prefix("$ORIGIN "))
+            .unwrap();
+        let file = dir.path().join("check.zone");
+        std::fs::write(&file, block).unwrap();
+        let checked = std::process::Command::new("nsd-checkzone")
+            .arg(origin)
+            .arg(&file)
+            .output()
+            .expect("this test needs nsd-checkzone: apt-get install nsd (.ci/run installs it)");
+        assert!(
+            checked.status.success(),
+            "{origin}: {}{}\n{block}",
+            String::from_utf8_lossy(&checked.stdout),
+            String::from_utf8_lossy(&checked.stderr)
+        );
+    }
 }
 
 #[test]
