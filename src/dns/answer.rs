@@ -214,6 +214,9 @@ fn answer_name(zone: &ZoneIndex, qname: &[u8], qtype: u16, w: &mut Writer<'_>) -
     name[..len].copy_from_slice(qname);
     // Where the current name sits in the response: the question, then each CNAME's RDATA.
     let mut owner_at = HEADER_LEN;
+    // The CNAME nodes followed so far: a loop stops at its first repeat, so each RR is in
+    // the answer once (as NSD and Knot answer).
+    let mut followed = [std::ptr::null::<u8>(); MAX_CHAIN + 1];
     for hop in 0..=MAX_CHAIN {
         let found = match zone.lookup(&name[..len]) {
             Lookup::NotOurs if hop == 0 => return Decision::NotOurs,
@@ -243,6 +246,11 @@ fn answer_name(zone: &ZoneIndex, qname: &[u8], qtype: u16, w: &mut Writer<'_>) -
             return Rcode::NoError.into();
         }
         if let Some(cname) = node.rrsets().find(|s| s.rtype == rtype::CNAME) {
+            let id = node.prefix.as_ptr();
+            if followed[..hop].contains(&id) {
+                return Rcode::NoError.into();
+            }
+            followed[hop] = id;
             let start = w.answer(&cname, owner_at);
             // The record is `owner(2) TYPE CLASS TTL RDLENGTH(10) target`.
             let target = &cname.wire[12..];

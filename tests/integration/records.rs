@@ -124,10 +124,11 @@ fn every_type_cname_chase_wildcards_and_override() {
     let m = query(dns, "out.backhaul.", RecordType::A);
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     assert_eq!(rdatas(&m), ["www.example.com."]);
-    // A loop ends, with an answer.
+    // A loop ends at its first repeat: each CNAME once, as NSD and Knot answer.
     let m = query(dns, "loop1.backhaul.", RecordType::A);
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
-    assert!(!m.answers.is_empty() && m.answers.len() <= 9);
+    let owners: Vec<String> = m.answers.iter().map(|r| r.name.to_string()).collect();
+    assert_eq!(owners, ["loop1.backhaul.", "loop2.backhaul."], "{m:?}");
 
     // The file's `web` wins over the member named web, which keeps its zt- name (and its PTR
     // points there); said once in the log.
