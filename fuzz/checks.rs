@@ -42,6 +42,7 @@ fn settings() -> Settings {
         negative_ttl: 30,
         nameserver: domain(),
         nameserver_addresses: vec!["10.147.17.1".parse().unwrap(), "fd00::1".parse().unwrap()],
+        soa: config::Soa::default(),
     }
 }
 

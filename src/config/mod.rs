@@ -72,6 +72,36 @@ pub struct Config {
     pub log_queries: bool,
     /// `[rate_limit]`: response rate limiting over UDP.
     pub rate_limit: RateLimit,
+    /// `[soa]`: the SOA's names and timers.
+    pub soa: Soa,
+}
+
+/// `[soa]`: what every zone's SOA says besides its serial (RFC 1035 3.3.13). The timers tell
+/// secondaries how often to check for changes; the defaults are in the ranges RFC 1912 2.2
+/// recommends, which zone checkers hold zones to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Soa {
+    /// The primary's name; by default the first NS name at the zone's apex, so it always
+    /// names a server that answers.
+    pub mname: Option<Name>,
+    /// The responsible mailbox as a name (`hostmaster.backhaul.`); by default `hostmaster`
+    /// under the domain.
+    pub rname: Option<Name>,
+    pub refresh: u32,
+    pub retry: u32,
+    pub expire: u32,
+}
+
+impl Default for Soa {
+    fn default() -> Soa {
+        Soa {
+            mname: None,
+            rname: None,
+            refresh: 4 * 3600,
+            retry: 3600,
+            expire: 14 * 24 * 3600,
+        }
+    }
 }
 
 /// `[rate_limit]`: how many REFUSED, NXDOMAIN and error responses, and how many forwarded

@@ -32,6 +32,19 @@ pub(super) struct RawConfig {
     pub(super) log: RawLog,
     #[serde(default)]
     pub(super) rate_limit: RawRateLimit,
+    #[serde(default)]
+    pub(super) soa: RawSoa,
+}
+
+/// `[soa]`: what every zone's SOA says besides its serial.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSoa {
+    pub(super) mname: Option<String>,
+    pub(super) rname: Option<String>,
+    pub(super) refresh: Option<String>,
+    pub(super) retry: Option<String>,
+    pub(super) expire: Option<String>,
 }
 
 /// `[rate_limit]`: response rate limiting over UDP.
@@ -168,6 +181,15 @@ pub(super) fn default_rate_limit() -> u32 {
 }
 pub(super) fn default_slip() -> u32 {
     2
+}
+pub(super) fn default_soa_refresh() -> String {
+    "4h".into()
+}
+pub(super) fn default_soa_retry() -> String {
+    "1h".into()
+}
+pub(super) fn default_soa_expire() -> String {
+    "14d".into()
 }
 pub(super) fn default_rate_limit_ipv4_prefix() -> u8 {
     24

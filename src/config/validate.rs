@@ -91,7 +91,9 @@ impl Validator<'_> {
             })
             .transpose()?;
         let rate_limit = self.rate_limit(raw.rate_limit)?;
+        let soa = self.soa(raw.soa)?;
         Ok(Config {
+            soa,
             rate_limit,
             http,
             log_queries: raw.log.queries,
@@ -108,6 +110,45 @@ impl Validator<'_> {
             listen,
             networks,
         })
+    }
+
+    fn soa(&self, raw: RawSoa) -> Result<Soa, ConfigError> {
+        let name = |key: &str, text: Option<String>| -> Result<Option<Name>, ConfigError> {
+            let Some(text) = text else { return Ok(None) };
+            // A mailbox may be written as an address: hostmaster@example.com.
+            let text = match key {
+                "soa.rname" => text.replacen('@', ".", 1),
+                _ => text,
+            };
+            let fqdn = format!("{}.", text.trim().trim_end_matches('.'));
+            Name::from_ascii(&fqdn)
+                .map(|n| Some(n.to_lowercase()))
+                .map_err(|e| self.err(key, format!("\"{text}\" is not a domain name: {e}")))
+        };
+        let soa = Soa {
+            mname: name("soa.mname", raw.mname)?,
+            rname: name("soa.rname", raw.rname)?,
+            refresh: self.seconds(
+                "soa.refresh",
+                &raw.refresh.unwrap_or_else(default_soa_refresh),
+            )?,
+            retry: self.seconds("soa.retry", &raw.retry.unwrap_or_else(default_soa_retry))?,
+            expire: self.seconds("soa.expire", &raw.expire.unwrap_or_else(default_soa_expire))?,
+        };
+        if soa.retry >= soa.refresh {
+            return Err(self.err(
+                "soa.retry",
+                "must be shorter than soa.refresh (RFC 1912 2.2): a secondary retries a failed \
+                 refresh sooner than it refreshes",
+            ));
+        }
+        if soa.expire <= soa.refresh + soa.retry {
+            return Err(self.err(
+                "soa.expire",
+                "must be longer than soa.refresh + soa.retry (RFC 1912 2.2 suggests 2 to 4 weeks)",
+            ));
+        }
+        Ok(soa)
     }
 
     fn rate_limit(&self, raw: RawRateLimit) -> Result<RateLimit, ConfigError> {

@@ -44,6 +44,8 @@ pub struct Settings {
     /// Addresses published for `nameserver`, so the NS name resolves: the addresses the
     /// server answers on, which it learns while running.
     pub nameserver_addresses: Vec<IpAddr>,
+    /// `[soa]`: names and timers of every SOA.
+    pub soa: config::Soa,
 }
 
 impl Settings {
@@ -53,6 +55,7 @@ impl Settings {
             negative_ttl: config.negative_ttl,
             nameserver: config.domain.clone(),
             nameserver_addresses: Vec::new(),
+            soa: config.soa.clone(),
         }
     }
 }
@@ -110,9 +113,20 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
     let (conflicts, overridden) = names::resolve(&mut entries, &apexes, &file_owners);
     let (mut records, members, records_by_network) =
         member_records(&entries, &file_owners, settings);
+    // The listen addresses are the apex's A/AAAA (the NS name's addresses), unless the records
+    // file sets the apex's NS or addresses: then its records stand alone (one TTL per RRset,
+    // RFC 2181 5.2, and no address of ours beside servers it names).
     let nameserver = name_wire(&settings.nameserver);
-    for ip in &settings.nameserver_addresses {
-        records.push_address(&nameserver, *ip, settings.ttl);
+    let file_sets_apex = files.private.iter().any(|r| {
+        matches!(
+            r.record_type(),
+            RecordType::NS | RecordType::A | RecordType::AAAA
+        ) && name_wire(&r.name) == nameserver
+    });
+    if !file_sets_apex {
+        for ip in &settings.nameserver_addresses {
+            records.push_address(&nameserver, *ip, settings.ttl);
+        }
     }
     for r in &files.private {
         records.push_record(r);
@@ -447,6 +461,7 @@ mod tests {
             negative_ttl: 30,
             nameserver: Name::from_ascii("backhaul.").unwrap(),
             nameserver_addresses: vec!["10.147.17.1".parse().unwrap()],
+            soa: config::Soa::default(),
         }
     }
 

@@ -5,15 +5,36 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hickory_proto::rr::rdata::SOA;
-use hickory_proto::rr::{Name, RData, Record};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 use serde::{Deserialize, Serialize};
 
-use super::{Settings, Zones};
+use super::{Settings, ZoneContent, Zones};
+use crate::dname::{name_wire, wire_name};
 
-/// SOA timers for secondaries (RFC 1912 section 2.2 ranges).
-const SOA_REFRESH: i32 = 3600;
-const SOA_RETRY: i32 = 600;
-const SOA_EXPIRE: i32 = 14 * 24 * 3600;
+/// The SOA's MNAME: `[soa] mname`, else the first NS name at the zone's apex (so it names a
+/// server that answers), else the server's own name.
+fn mname(z: &ZoneContent, settings: &Settings) -> Name {
+    if let Some(m) = &settings.soa.mname {
+        return m.clone();
+    }
+    let apex = name_wire(&z.apex);
+    (z.records.iter())
+        .filter(|r| r.rtype == u16::from(RecordType::NS) && r.owner == apex.as_slice())
+        .map(|r| wire_name(r.rdata))
+        .min_by_key(|n| n.to_ascii())
+        .unwrap_or_else(|| settings.nameserver.clone())
+}
+
+/// The SOA's RNAME: `[soa] rname`, else `hostmaster.<domain>` (or the domain itself in the
+/// rare case that is too long for one more label).
+fn rname(settings: &Settings) -> Name {
+    if let Some(r) = &settings.soa.rname {
+        return r.clone();
+    }
+    Name::from_ascii("hostmaster")
+        .and_then(|n| n.append_domain(&settings.nameserver))
+        .unwrap_or_else(|_| settings.nameserver.clone())
+}
 
 /// Last serial and content hash of every zone, persisted in `state_dir` across restarts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,16 +82,13 @@ impl SerialBook {
             }
             seen.insert(key);
             z.serial = serial;
-            let rname = Name::from_ascii("hostmaster")
-                .and_then(|n| n.append_domain(&settings.nameserver))
-                .expect("hostmaster.<domain> is a valid name");
             let soa = SOA::new(
-                settings.nameserver.clone(),
-                rname,
+                mname(z, settings),
+                rname(settings),
                 serial,
-                SOA_REFRESH,
-                SOA_RETRY,
-                SOA_EXPIRE,
+                settings.soa.refresh as i32,
+                settings.soa.retry as i32,
+                settings.soa.expire as i32,
                 settings.negative_ttl,
             );
             (z.records).set_first(&Record::from_rdata(

@@ -82,6 +82,19 @@ fn check_names_the_fault() {
         &["unknown variant `carrier-pigeon`"],
     );
     check_fails("[listen\n", &["line 1"]);
+    // The open-resolver guard covers any wide public range, not only /0.
+    check_fails(
+        &format!("[listen]\naddresses = [\"127.0.0.1\"]\nallow = [\"0.0.0.0/1\", \"128.0.0.0/1\"]\n{net}"),
+        &["listen.allow[0]", "open resolver"],
+    );
+    check_fails(
+        &format!("[soa]\nrefresh = \"1h\"\nretry = \"2h\"\n{LISTEN}{net}"),
+        &["soa.retry", "shorter than soa.refresh"],
+    );
+    check_fails(
+        &format!("[listen]\naddresses = [\"127.0.0.1\"]\ntcp_per_client = 0\n{net}"),
+        &["listen.tcp_per_client", "at least 1"],
+    );
     // A missing config file is also exit 2, naming the file.
     let (code, _, err) = run_cli(&["check"], Path::new("/nonexistent/backhaul-dns.toml"));
     assert_eq!(code, 2);

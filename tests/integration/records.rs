@@ -281,3 +281,47 @@ fn a_record_that_cannot_be_encoded_is_refused_and_members_keep_syncing() {
     let bugs = server.count_logs(|l| l["message"].as_str().unwrap_or("").contains("a bug"));
     assert_eq!(bugs, 0, "{}", server.log_text());
 }
+
+/// The apex: when the records file sets the apex's NS and addresses, its records stand alone
+/// (the listen addresses are not mixed in, one TTL per RRset); the SOA names the first NS as
+/// the primary, and `[soa]` sets the rest.
+#[test]
+fn the_records_file_owns_the_apex_when_it_sets_it_and_soa_is_configurable() {
+    let dir = tempfile::tempdir().unwrap();
+    write_members(dir.path());
+    std::fs::write(
+        dir.path().join("records.zone"),
+        "@ NS ns1\n@ NS ns2\nns1 A 10.147.17.10\nns2 A 10.147.17.12\n@ 300 A 10.147.17.11\n",
+    )
+    .unwrap();
+    let top = "[soa]\nrname = \"dns-admin@backhaul\"\nrefresh = \"2h\"\nretry = \"30m\"\nexpire = \"21d\"";
+    let server = Server::start_in(dir, top, TABLES);
+    server.wait_answer("db.backhaul.", RecordType::A);
+    let m = query(server.dns, "backhaul.", RecordType::A);
+    assert_eq!(
+        rdatas(&m),
+        ["10.147.17.11"],
+        "the file's apex address alone"
+    );
+    assert!(m.answers.iter().all(|r| r.ttl == 300), "{m:?}");
+    let m = query(server.dns, "backhaul.", RecordType::NS);
+    let mut ns = rdatas(&m);
+    ns.sort();
+    assert_eq!(ns, ["ns1.backhaul.", "ns2.backhaul."]);
+    let m = query(server.dns, "backhaul.", RecordType::SOA);
+    let RData::SOA(soa) = &m.answers[0].data else {
+        panic!("{m:?}")
+    };
+    assert_eq!(soa.mname.to_string(), "ns1.backhaul.");
+    assert_eq!(soa.rname.to_string(), "dns-admin.backhaul.");
+    assert_eq!(
+        (soa.refresh, soa.retry, soa.expire),
+        (7200, 1800, 21 * 86400)
+    );
+    // A reverse zone's SOA names our own NS (the file sets nothing there).
+    let m = query(server.dns, "17.147.10.in-addr.arpa.", RecordType::SOA);
+    let RData::SOA(soa) = &m.answers[0].data else {
+        panic!("{m:?}")
+    };
+    assert_eq!(soa.mname.to_string(), "backhaul.");
+}
