@@ -238,8 +238,11 @@ fn answer_name(zone: &ZoneIndex, qname: &[u8], qtype: u16, w: &mut Writer<'_>) -
         let mut answered = false;
         for set in node.rrsets() {
             if set.rtype == qtype || qtype == rtype::ANY {
-                w.answer(&set, owner_at);
+                let start = w.answer(&set, owner_at);
                 answered = true;
+                if let Some(at) = target_offset(set.rtype) {
+                    w.target_addresses(zone, &set, start, at);
+                }
             }
         }
         if answered {
@@ -276,6 +279,18 @@ fn answer_name(zone: &ZoneIndex, qname: &[u8], qtype: u16, w: &mut Writer<'_>) -
     Rcode::NoError.into()
 }
 
+/// Where the target name starts in the RDATA of the types whose targets get their addresses in
+/// the additional section (RFC 1034 3.6, RFC 2782): NS, MX (after the preference), SRV (after
+/// priority, weight and port).
+fn target_offset(rtype: u16) -> Option<usize> {
+    match rtype {
+        rtype::NS => Some(0),
+        rtype::MX => Some(2),
+        rtype::SRV => Some(6),
+        _ => None,
+    }
+}
+
 /// The largest offset a compression pointer can hold.
 const MAX_POINTER: usize = 0x3fff;
 
@@ -289,6 +304,10 @@ struct Writer<'a> {
     recursion_available: bool,
     ancount: u16,
     nscount: u16,
+    /// Records in the additional section (OPT aside), and where that section starts: it is
+    /// the first thing dropped when the response does not fit.
+    arcount: u16,
+    additional_at: usize,
 }
 
 impl<'a> Writer<'a> {
@@ -305,6 +324,56 @@ impl<'a> Writer<'a> {
             recursion_available,
             ancount: 0,
             nscount: 0,
+            arcount: 0,
+            additional_at: 0,
+        }
+    }
+
+    /// The in-zone A and AAAA records of the targets of `set` (NS, MX, SRV), written at `start`
+    /// of the answer, into the additional section; each target once. `at`: where the target
+    /// starts in each record's RDATA. The owners point at the targets in the answer.
+    fn target_addresses(&mut self, zone: &ZoneIndex, set: &RrSet, start: usize, at: usize) {
+        if self.arcount == 0 {
+            self.additional_at = self.out.len();
+        }
+        let mut done: [usize; 8] = [0; 8];
+        let mut pos = 0;
+        for _ in 0..set.count {
+            let Some(header) = set.wire.get(pos..pos + 12) else {
+                return;
+            };
+            let rdlen = usize::from(u16::from_be_bytes([header[10], header[11]]));
+            let Some(target) = set.wire.get(pos + 12 + at.min(rdlen)..pos + 12 + rdlen) else {
+                return;
+            };
+            let target_at = start + pos + 12 + at;
+            pos += 12 + rdlen;
+            let mut name = [0u8; MAX_NAME];
+            let len = target.len().min(MAX_NAME);
+            for (d, s) in name.iter_mut().zip(&target[..len]) {
+                *d = s.to_ascii_lowercase();
+            }
+            let name = &name[..len];
+            // The same target twice (two MX to one host): its addresses once.
+            let key = name
+                .iter()
+                .fold(len, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(*b)));
+            if done.contains(&key) || target_at > MAX_POINTER || name.len() < 2 {
+                continue;
+            }
+            if let Some(slot) = done.iter_mut().find(|d| **d == 0) {
+                *slot = key;
+            }
+            if let Lookup::Found(node, _) = zone.lookup(name) {
+                for rtype in [rtype::A, rtype::AAAA] {
+                    if let Some(addresses) = node.rrset(rtype) {
+                        self.answer(&addresses, target_at);
+                        // `answer` counted them as answers: they are additional.
+                        self.ancount -= addresses.count;
+                        self.arcount += addresses.count;
+                    }
+                }
+            }
         }
     }
 
@@ -359,8 +428,13 @@ impl<'a> Writer<'a> {
         if self.recursion_available {
             f |= flags::RA;
         }
-        let (mut ancount, mut nscount) = (self.ancount, self.nscount);
+        let (mut ancount, mut nscount, mut arcount) = (self.ancount, self.nscount, self.arcount);
         let opt_len = if req.edns.is_some() { 11 } else { 0 };
+        if arcount > 0 && self.out.len() + opt_len > limit {
+            // Additional addresses are a courtesy: dropped before anything is truncated.
+            self.out.truncate(self.additional_at);
+            arcount = 0;
+        }
         let truncated = self.out.len() + opt_len > limit;
         if truncated {
             // RFC 2181 9: never a partial RRset; the client retries over TCP.
@@ -387,7 +461,77 @@ impl<'a> Writer<'a> {
         header[4..6].copy_from_slice(&qdcount.to_be_bytes());
         header[6..8].copy_from_slice(&ancount.to_be_bytes());
         header[8..10].copy_from_slice(&nscount.to_be_bytes());
-        header[10..12].copy_from_slice(&u16::from(req.edns.is_some()).to_be_bytes());
+        let additional = arcount + u16::from(req.edns.is_some());
+        header[10..12].copy_from_slice(&additional.to_be_bytes());
         Outcome::Reply { rcode, truncated }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Soa;
+    use crate::records::{self, FileRecords};
+    use crate::zone::{self, SerialBook, Settings};
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::Name;
+
+    /// The backhaul zone holding just the records of `text` (a records file).
+    fn index(text: &str) -> ZoneIndex {
+        let domain = Name::from_ascii("backhaul.").unwrap();
+        let settings = Settings {
+            ttl: 60,
+            negative_ttl: 30,
+            nameserver: domain.clone(),
+            nameserver_addresses: Vec::new(),
+            soa: Soa::default(),
+        };
+        let parsed = records::parse(text, &domain, &[], 60).unwrap();
+        let files = FileRecords {
+            private: parsed.into_iter().map(|r| r.record).collect(),
+            public: None,
+        };
+        let mut zones = zone::build(&[], &settings, &files);
+        SerialBook::default().stamp(&mut zones, 1, &settings);
+        ZoneIndex::compile(&zones)
+    }
+
+    fn ask(zone: &ZoneIndex, name: &str, qtype: u16, transport: Transport) -> Message {
+        let mut q = vec![0, 7, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in name.trim_end_matches('.').split('.') {
+            q.push(label.len() as u8);
+            q.extend_from_slice(label.as_bytes());
+        }
+        q.extend_from_slice(&[0]);
+        q.extend_from_slice(&qtype.to_be_bytes());
+        q.extend_from_slice(&[0, 1]);
+        let policy = Policy {
+            allowed: true,
+            forward: false,
+        };
+        let mut out = Vec::new();
+        respond(zone, &q, transport, policy, &mut out);
+        Message::from_vec(&out).unwrap()
+    }
+
+    #[test]
+    fn target_addresses_are_dropped_before_the_answer_is_truncated() {
+        let mut text = String::from("@ MX 10 big\n@ MX 20 big\n");
+        for i in 1..=60 {
+            text.push_str(&format!("big AAAA fd00::{i:x}\n"));
+        }
+        let zone = index(&text);
+        // Over UDP without EDNS (512 bytes) the MX fit, the 60 addresses do not: dropped, and
+        // the answer is whole, not truncated.
+        let m = ask(&zone, "backhaul.", rtype::MX, Transport::Udp);
+        assert_eq!(m.answers.len(), 2);
+        assert!(m.additionals.is_empty() && !m.metadata.truncation);
+        // Over TCP everything fits: the target's addresses, once for its two MX.
+        let m = ask(&zone, "backhaul.", rtype::MX, Transport::Tcp);
+        assert_eq!((m.answers.len(), m.additionals.len()), (2, 60));
+        assert!(m
+            .additionals
+            .iter()
+            .all(|r| r.name.to_ascii() == "big.backhaul."));
     }
 }

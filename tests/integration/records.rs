@@ -86,10 +86,21 @@ fn every_type_cname_chase_wildcards_and_override() {
     assert_eq!(rdatas(&srv), ["0 0 5432 db.backhaul."]);
     let txt = query(dns, "backhaul.", RecordType::TXT);
     assert!(matches!(&txt.answers[0].data, RData::TXT(t) if t.to_string() == "v=spf1 -all"));
+    let mx = query(dns, "backhaul.", RecordType::MX);
+    assert_eq!(rdatas(&mx), ["10 mail.backhaul."]);
+    // The targets' in-zone addresses come along in the additional section.
+    let additional = |m: &Message| -> Vec<String> {
+        let mut a: Vec<String> = (m.additionals.iter())
+            .map(|r| format!("{} {}", r.name, r.data))
+            .collect();
+        a.sort();
+        a
+    };
     assert_eq!(
-        rdatas(&query(dns, "backhaul.", RecordType::MX)),
-        ["10 mail.backhaul."]
+        additional(&mx),
+        ["mail.backhaul. 10.147.17.50", "mail.backhaul. fd00::50"]
     );
+    assert_eq!(additional(&srv), ["db.backhaul. 10.147.17.2"]);
     assert_eq!(
         rdatas(&query(dns, "mail.backhaul.", RecordType::AAAA)),
         ["fd00::50"]
@@ -308,6 +319,14 @@ fn the_records_file_owns_the_apex_when_it_sets_it_and_soa_is_configurable() {
     let mut ns = rdatas(&m);
     ns.sort();
     assert_eq!(ns, ["ns1.backhaul.", "ns2.backhaul."]);
+    let mut glue: Vec<String> = (m.additionals.iter())
+        .map(|r| format!("{} {}", r.name, r.data))
+        .collect();
+    glue.sort();
+    assert_eq!(
+        glue,
+        ["ns1.backhaul. 10.147.17.10", "ns2.backhaul. 10.147.17.12"]
+    );
     let m = query(server.dns, "backhaul.", RecordType::SOA);
     let RData::SOA(soa) = &m.answers[0].data else {
         panic!("{m:?}")
