@@ -20,9 +20,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Forward, ListenOn, Source};
+use crate::dname::name_wire;
 use crate::dns::access::{Acl, SharedAcl};
 use crate::dns::context::Context;
-use crate::dns::forward::{self, Forwarder};
+use crate::dns::forward::{self, Forwarder, Forwarders};
 use crate::dns::listen::{BindError, Listeners};
 use crate::dns::ratelimit::Limiter;
 use crate::interfaces::Finder;
@@ -61,7 +62,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         views.private.clone(),
         acl.clone(),
         config.transfer.allow.clone(),
-        forwarder(&config, &own)?,
+        forwarders(&config, &own)?,
         telemetry.clone(),
         shutdown.clone(),
         config.listen.tcp,
@@ -72,7 +73,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         views.public.clone(),
         Arc::default(),
         Vec::new(),
-        None,
+        Forwarders::default(),
         telemetry.clone(),
         shutdown.clone(),
         config.listen.tcp,
@@ -289,9 +290,9 @@ impl Server {
             Err(e) => return reject(&e),
         };
         let new = self.keep_restart_only(new);
-        if new.forward != self.config.forward {
-            match forwarder(&new, &self.listeners.addresses()) {
-                Ok(f) => self.ctx.forwarder.store(f.map(Arc::new)),
+        if new.forward != self.config.forward || new.forward_zones != self.config.forward_zones {
+            match forwarders(&new, &self.listeners.addresses()) {
+                Ok(f) => self.ctx.forwarders.store(Arc::new(f)),
                 Err(e) => return reject(&format!("{e:#}")),
             }
         }
@@ -344,16 +345,25 @@ impl Server {
     }
 }
 
-/// The forwarder for `[forward]`, or `None` when forwarding is off (other names: REFUSED).
-fn forwarder(config: &Config, own: &[IpAddr]) -> anyhow::Result<Option<Forwarder>> {
-    let upstreams = match &config.forward {
-        Forward::Off => {
-            tracing::info!(
-                "forwarding is off (upstreams = []): names outside our zones get REFUSED"
-            );
-            return Ok(None);
+/// Where names outside our zones go: `[forward] upstreams` (empty when forwarding is off)
+/// and each `[[forward.zone]]`. Upstreams that are this server itself (one of `own` on our
+/// port) are left out: forwarding to ourselves would loop.
+fn forwarders(config: &Config, own: &[IpAddr]) -> anyhow::Result<Forwarders> {
+    let not_us = |list: &[SocketAddr], what: &str| -> Vec<SocketAddr> {
+        let (us, others): (Vec<SocketAddr>, Vec<SocketAddr>) = list
+            .iter()
+            .partition(|a| own.contains(&a.ip()) && a.port() == config.listen.port);
+        for a in us {
+            tracing::warn!(upstream = %a, "not forwarding {what} to {a}: that is this server (it would loop)");
         }
-        Forward::To(list) => list.clone(),
+        others
+    };
+    let build = |upstreams: &[SocketAddr]| {
+        Forwarder::new(upstreams).map_err(|e| anyhow::anyhow!("cannot set up forwarding: {e}"))
+    };
+    let upstreams = match &config.forward {
+        Forward::Off => Vec::new(),
+        Forward::To(list) => not_us(list, "other names"),
         Forward::ResolvConf => {
             let text = std::fs::read_to_string(RESOLV_CONF).unwrap_or_default();
             let (kept, skipped) = forward::from_resolv_conf(&text, own);
@@ -362,16 +372,31 @@ fn forwarder(config: &Config, own: &[IpAddr]) -> anyhow::Result<Option<Forwarder
             }
             if kept.is_empty() {
                 tracing::warn!("no usable nameserver in {RESOLV_CONF}: set [forward] upstreams; names outside our zones get REFUSED");
-                return Ok(None);
             }
             kept
         }
     };
-    let list: Vec<String> = upstreams.iter().map(|u| u.to_string()).collect();
-    tracing::info!(upstreams = %list.join(", "), "forwarding other names for allowed clients");
-    Ok(Some(Forwarder::new(&upstreams).map_err(|e| {
-        anyhow::anyhow!("cannot set up forwarding: {e}")
-    })?))
+    let default = if upstreams.is_empty() {
+        tracing::info!(
+            "no default upstreams: names outside our zones (and the forward zones) get REFUSED"
+        );
+        None
+    } else {
+        let list: Vec<String> = upstreams.iter().map(|u| u.to_string()).collect();
+        tracing::info!(upstreams = %list.join(", "), "forwarding other names for allowed clients");
+        Some(build(&upstreams)?)
+    };
+    let mut zones = Vec::new();
+    for zone in &config.forward_zones {
+        let upstreams = not_us(&zone.upstreams, &zone.name.to_ascii());
+        if upstreams.is_empty() {
+            continue;
+        }
+        let list: Vec<String> = upstreams.iter().map(|u| u.to_string()).collect();
+        tracing::info!(zone = %zone.name, upstreams = %list.join(", "), "forwarding a zone");
+        zones.push((name_wire(&zone.name), build(&upstreams)?));
+    }
+    Ok(Forwarders::new(default, zones))
 }
 
 const RESOLV_CONF: &str = "/etc/resolv.conf";

@@ -70,6 +70,8 @@ pub struct Config {
     pub http: Option<std::net::SocketAddr>,
     /// `[log] queries`: one log line per query.
     pub log_queries: bool,
+    /// `[[forward.zone]]`: names under these go to their own upstreams (longest match).
+    pub forward_zones: Vec<ForwardZone>,
     /// `[rate_limit]`: response rate limiting over UDP.
     pub rate_limit: RateLimit,
     /// `[soa]`: the SOA's names and timers.
@@ -139,6 +141,15 @@ pub enum Forward {
     To(Vec<std::net::SocketAddr>),
     /// No `upstreams` key: the nameservers in /etc/resolv.conf that are not this server.
     ResolvConf,
+}
+
+/// `[[forward.zone]]`: conditional forwarding. Names at or under `name` (outside our zones)
+/// are resolved through `upstreams` instead of `[forward] upstreams`, for the same clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardZone {
+    /// Lowercase, fully qualified.
+    pub name: Name,
+    pub upstreams: Vec<std::net::SocketAddr>,
 }
 
 /// `[transfer]`: zone transfers to standard secondaries (NSD, Knot, BIND).

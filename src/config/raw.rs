@@ -90,6 +90,16 @@ pub(super) struct RawPublic {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawForward {
     pub(super) upstreams: Option<Vec<String>>,
+    /// `[[forward.zone]]`: conditional forwarding.
+    #[serde(default)]
+    pub(super) zone: Vec<RawForwardZone>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawForwardZone {
+    pub(super) name: String,
+    pub(super) upstreams: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -74,6 +74,37 @@ impl Validator<'_> {
                 Forward::To(ups)
             }
         };
+        let mut forward_zones: Vec<ForwardZone> = Vec::new();
+        for (i, z) in raw.forward.zone.iter().enumerate() {
+            let key = format!("forward.zone[{i}]");
+            let name = self.domain(&format!("{key}.name"), &z.name)?;
+            let ours = std::iter::once(&domain)
+                .chain(networks.iter().map(|n| &n.domain))
+                .find(|d| d.zone_of(&name) || name.zone_of(d));
+            if let Some(d) = ours {
+                return Err(self.err(
+                    format!("{key}.name"),
+                    format!(
+                        "{name} overlaps {d}, which this server answers for: forward zones are \
+                         for names outside it (delegate a subdomain with NS records instead)"
+                    ),
+                ));
+            }
+            if forward_zones.iter().any(|o| o.name == name) {
+                return Err(self.err(format!("{key}.name"), format!("{name} is listed twice")));
+            }
+            if z.upstreams.is_empty() {
+                return Err(self.err(
+                    format!("{key}.upstreams"),
+                    "give at least one upstream (address or address:port)",
+                ));
+            }
+            let mut upstreams = Vec::new();
+            for (j, a) in z.upstreams.iter().enumerate() {
+                upstreams.push(self.socket_addr(&format!("{key}.upstreams[{j}]"), a)?);
+            }
+            forward_zones.push(ForwardZone { name, upstreams });
+        }
         let records_file = raw.records.map(|r| self.resolve(&r.zone_file));
         let public = raw.public.map(|p| self.public(p, &listen)).transpose()?;
         let http = raw
@@ -93,6 +124,7 @@ impl Validator<'_> {
         let rate_limit = self.rate_limit(raw.rate_limit)?;
         let soa = self.soa(raw.soa)?;
         Ok(Config {
+            forward_zones,
             soa,
             rate_limit,
             http,

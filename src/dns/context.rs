@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwap;
 use ipnet::IpNet;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use super::access::SharedAcl;
 use super::answer::{reply_with, Policy, Rcode, Transport};
-use super::forward::Forwarder;
+use super::forward::Forwarders;
 use super::ratelimit::{Kind, Limiter, Verdict};
 use super::{wire, SharedZone};
 use crate::config::{RateLimit, TcpLimits};
@@ -37,8 +37,8 @@ pub struct Context {
     pub acl: SharedAcl,
     /// Networks allowed to AXFR (over TCP).
     pub transfer: ArcSwap<Vec<IpNet>>,
-    /// `None` when forwarding is off: other names get REFUSED.
-    pub forwarder: ArcSwapOption<Forwarder>,
+    /// Where other names go; empty when forwarding is off (they get REFUSED).
+    pub forwarders: ArcSwap<Forwarders>,
     /// Bounds forwarded UDP queries in flight, so a flood cannot pile up tasks.
     pub forward_slots: Semaphore,
     pub telemetry: Arc<Telemetry>,
@@ -104,7 +104,7 @@ impl Context {
         zone: SharedZone,
         acl: SharedAcl,
         transfer: Vec<IpNet>,
-        forwarder: Option<Forwarder>,
+        forwarders: Forwarders,
         telemetry: Arc<Telemetry>,
         shutdown: CancellationToken,
         tcp_limits: TcpLimits,
@@ -115,7 +115,7 @@ impl Context {
             zone,
             acl,
             transfer: ArcSwap::from_pointee(transfer),
-            forwarder: ArcSwapOption::from(forwarder.map(Arc::new)),
+            forwarders: ArcSwap::from_pointee(forwarders),
             forward_slots: Semaphore::new(FORWARD_MAX_IN_FLIGHT),
             telemetry,
             log_queries: AtomicBool::new(false),
@@ -188,7 +188,7 @@ impl Context {
             },
             View::Backhaul => Policy {
                 allowed: self.acl.load().allows(client),
-                forward: self.forwarder.load().is_some(),
+                forward: !self.forwarders.load().is_empty(),
             },
         }
     }
@@ -237,7 +237,16 @@ impl Context {
         out: &mut Vec<u8>,
     ) {
         out.clear();
-        if let Some(forwarder) = self.forwarder.load_full() {
+        let forwarders = self.forwarders.load_full();
+        // The name to resolve picks the upstreams: the question, or the chain's last target.
+        let name = match partial {
+            None => wire::parse(query)
+                .ok()
+                .and_then(|r| r.question.map(|q| q.name.wire().to_vec())),
+            Some(p) => chain_target(p),
+        };
+        let picked = name.as_deref().and_then(|n| forwarders.pick(n));
+        if let Some(forwarder) = picked {
             let upstream_ok = match partial {
                 None => forwarder.answer(query, transport, out).await,
                 Some(p) => forwarder.complete_chain(query, p, transport, out).await,
@@ -247,24 +256,37 @@ impl Context {
         if !out.is_empty() {
             return;
         }
+        let recursion = !forwarders.is_empty();
         match partial {
             Some(p) => out.extend_from_slice(p),
-            None if self.forwarder.load().is_some() => {
-                reply_with(query, Rcode::FormErr, transport, true, out);
+            None if picked.is_some() => {
+                reply_with(query, Rcode::FormErr, transport, recursion, out);
             }
             None => {
-                reply_with(query, Rcode::Refused, transport, false, out);
+                reply_with(query, Rcode::Refused, transport, recursion, out);
             }
         }
     }
 }
 
+/// The last CNAME target of our partial answer (lowercase wire form): where the chain leaves
+/// our zones.
+fn chain_target(partial: &[u8]) -> Option<Vec<u8>> {
+    let message = hickory_proto::op::Message::from_vec(partial).ok()?;
+    message.answers.iter().rev().find_map(|r| match &r.data {
+        hickory_proto::rr::RData::CNAME(c) => Some(crate::dname::name_wire(&c.0)),
+        _ => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dns::forward::Forwarder;
     use crate::dns::ZoneIndex;
 
     fn context(forwarder: Option<Forwarder>) -> Arc<Context> {
+        let forwarder = Forwarders::new(forwarder, Vec::new());
         Arc::new(Context::new(
             View::Backhaul,
             Arc::new(ArcSwap::from_pointee(ZoneIndex::default())),

@@ -14,6 +14,7 @@ use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::Resolver;
 
 use super::answer::{Transport, MAX_UDP_PAYLOAD};
+use crate::dname::{labels, parent};
 
 /// Per-attempt upstream timeout: a stub resolver gives up after about 5 s, so answer
 /// SERVFAIL before that rather than never.
@@ -24,6 +25,49 @@ const DEADLINE: Duration = Duration::from_secs(3);
 
 pub struct Forwarder {
     resolver: Resolver<TokioRuntimeProvider>,
+}
+
+/// Where names outside our zones go: `[forward] upstreams` and the `[[forward.zone]]`s.
+#[derive(Default)]
+pub struct Forwarders {
+    default: Option<Forwarder>,
+    /// Each zone's lowercase wire name and forwarder, most labels first: the first that holds
+    /// a name is its longest match.
+    zones: Vec<(Vec<u8>, Forwarder)>,
+}
+
+impl Forwarders {
+    pub fn new(default: Option<Forwarder>, zones: Vec<(Vec<u8>, Forwarder)>) -> Forwarders {
+        let mut zones = zones;
+        zones.sort_by_key(|(name, _)| std::cmp::Reverse(labels(name).count()));
+        Forwarders { default, zones }
+    }
+
+    /// No upstream at all: names outside our zones get REFUSED.
+    pub fn is_empty(&self) -> bool {
+        self.default.is_none() && self.zones.is_empty()
+    }
+
+    /// The forwarder for `name` (lowercase wire form): the zone with the longest match, else
+    /// the default; `None` when neither is configured.
+    pub fn pick(&self, name: &[u8]) -> Option<&Forwarder> {
+        (self.zones.iter())
+            .find(|(zone, _)| is_at_or_under(name, zone))
+            .map(|(_, f)| f)
+            .or(self.default.as_ref())
+    }
+}
+
+/// Whether wire name `name` is `zone` or below it (on a label boundary).
+fn is_at_or_under(name: &[u8], zone: &[u8]) -> bool {
+    let mut at = Some(name);
+    while let Some(n) = at {
+        if n == zone {
+            return true;
+        }
+        at = parent(n);
+    }
+    false
 }
 
 /// The `nameserver` lines of a resolv.conf, minus addresses of this server (forwarding to
@@ -213,5 +257,41 @@ mod tests {
             ["9.9.9.9:53".parse().unwrap(), "[::1]:53".parse().unwrap()]
         );
         assert_eq!(skipped, own);
+    }
+
+    #[test]
+    fn the_longest_zone_wins_else_the_default() {
+        let f = |port: u16| Forwarder::new(&[SocketAddr::from(([127, 0, 0, 1], port))]).unwrap();
+        let wire =
+            |n: &str| crate::dname::name_wire(&hickory_proto::rr::Name::from_ascii(n).unwrap());
+        let all = Forwarders::new(
+            Some(f(1)),
+            vec![(wire("consul."), f(2)), (wire("dc1.consul."), f(3))],
+        );
+        // Which one was picked: "default", or the zone's name.
+        let which = |name: &str| {
+            let picked = all.pick(&wire(name)).unwrap();
+            if std::ptr::eq(picked, all.default.as_ref().unwrap()) {
+                return "default".to_owned();
+            }
+            let (zone, _) = all
+                .zones
+                .iter()
+                .find(|(_, z)| std::ptr::eq(z, picked))
+                .unwrap();
+            crate::dname::wire_to_text(zone)
+        };
+        assert_eq!(which("example.com."), "default");
+        assert_eq!(which("x.dc1.consul."), "dc1.consul.", "the longest match");
+        assert_eq!(which("x.consul."), "consul.");
+        assert_eq!(which("consul."), "consul.");
+        assert_eq!(
+            which("notconsul."),
+            "default",
+            "a label boundary, not a suffix"
+        );
+        let zones_only = Forwarders::new(None, vec![(wire("consul."), f(2))]);
+        assert!(zones_only.pick(&wire("example.com.")).is_none());
+        assert!(!zones_only.is_empty() && Forwarders::default().is_empty());
     }
 }

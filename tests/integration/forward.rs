@@ -248,3 +248,94 @@ fn queries_the_forwarder_cannot_read_get_formerr() {
         }
     }
 }
+
+/// `[[forward.zone]]`: names under a forward zone go to its upstreams (longest match wins),
+/// everything else to the default ones; live on reload; same client rules.
+#[test]
+fn forward_zones_send_their_names_to_their_own_upstreams() {
+    let default = FakeUpstream::start();
+    let consul = FakeUpstream::start();
+    let fake = FakeCentral::start(
+        network_json(&["10.147.17.0/24"], false, false),
+        vec![member("a45dc9d260", "db", true, 1, &["10.147.17.2"])],
+    );
+    let tables = |zones: &str| {
+        format!(
+            "[forward]\nupstreams = [\"{}\"]\n{zones}\n{}",
+            default.addr,
+            central_network(&fake, "1h")
+        )
+    };
+    let zone = format!(
+        "[[forward.zone]]\nname = \"consul\"\nupstreams = [\"{}\"]\n",
+        consul.addr
+    );
+    let server = Server::start("", &tables(&zone));
+    server.wait_answer("db.backhaul.", RecordType::A);
+    let octet = |port: u16| format!("192.0.2.{}", port % 250);
+    let m = query(server.dns, "whoami.consul.", RecordType::A);
+    assert!(is_a(&m, &octet(consul.addr.port())), "{m:?}");
+    assert_eq!(
+        (
+            consul.count("whoami.consul."),
+            default.count("whoami.consul.")
+        ),
+        (1, 0)
+    );
+    let m = query(server.dns, "whoami.test.", RecordType::A);
+    assert!(is_a(&m, &octet(default.addr.port())), "{m:?}");
+    assert_eq!(consul.count("whoami.test."), 0);
+
+    // Without the zone (a live reload), consul names go to the default upstreams.
+    std::fs::write(server.path("backhaul-dns.toml"), {
+        let text = std::fs::read_to_string(server.path("backhaul-dns.toml")).unwrap();
+        text.replace(&zone, "")
+    })
+    .unwrap();
+    wait_for(Duration::from_secs(10), || {
+        let m = query(server.dns, "whoami.consul.", RecordType::A);
+        is_a(&m, &octet(default.addr.port())).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the forward zone stayed; logs:\n{}", server.log_text()));
+}
+
+/// A forward zone cannot take names this server answers for, and a forward zone that points
+/// at this server itself is left out rather than looping.
+#[test]
+fn forward_zones_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("backhaul-dns.toml");
+    std::fs::write(
+        &config,
+        "[listen]\naddresses = [\"127.0.0.1\"]\n[[forward.zone]]\nname = \"prod.backhaul\"\n\
+         upstreams = [\"127.0.0.1:8600\"]\n[[network]]\nid = \"8056c2e21c000001\"\n\
+         source = \"file\"\nmembers_file = \"m.json\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("m.json"), "[]").unwrap();
+    let (code, _, err) = run_cli(&["check"], &config);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("forward.zone[0].name") && err.contains("overlaps"),
+        "{err}"
+    );
+
+    // Pointing at this very server: left out, said in the log, and the name is REFUSED
+    // instead of going round in a loop.
+    let port = free_port();
+    let text = format!(
+        "state_dir = \"state\"\n[listen]\naddresses = [\"127.0.0.1\"]\nport = {port}\n\
+         [forward]\nupstreams = []\n[[forward.zone]]\nname = \"consul\"\n\
+         upstreams = [\"127.0.0.1:{port}\"]\n[[network]]\nid = \"8056c2e21c000001\"\n\
+         source = \"file\"\nmembers_file = \"m.json\"\n"
+    );
+    let server = Server::launch(dir, &text, &[]).wait_listening();
+    server.expect_log(Duration::from_secs(5), "a warning about the loop", |l| {
+        l["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("that is this server")
+    });
+    let m = query(server.dns, "whoami.consul.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+}

@@ -674,6 +674,7 @@ impl FakeUpstream {
                 netns::enter(&ns);
             }
             let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let port = sock.local_addr().unwrap().port();
             tx.send(sock.local_addr().unwrap()).unwrap();
             let mut buf = [0u8; 4096];
             while let Ok((n, peer)) = sock.recv_from(&mut buf) {
@@ -686,7 +687,7 @@ impl FakeUpstream {
                 log.lock()
                     .unwrap()
                     .push(format!("{} {}", query.name(), query.query_type()));
-                let resp = upstream_answer(&q, &query);
+                let resp = upstream_answer(&q, &query, port);
                 let _ = sock.send_to(&resp.to_vec().unwrap(), peer);
             }
         });
@@ -707,7 +708,7 @@ impl FakeUpstream {
 }
 
 /// example.com A 192.0.2.10; www.example.com CNAME example.com; nx.example.com NXDOMAIN.
-fn upstream_answer(q: &Message, query: &Query) -> Message {
+fn upstream_answer(q: &Message, query: &Query, port: u16) -> Message {
     use hickory_proto::op::ResponseCode;
     use hickory_proto::rr::rdata::{A, CNAME, SOA};
     use hickory_proto::rr::Record;
@@ -739,6 +740,15 @@ fn upstream_answer(q: &Message, query: &Query) -> Message {
                 RData::CNAME(CNAME(example.clone())),
             ));
             r.add_answer(a);
+        }
+        // Every fake upstream also knows one name of its own: `whoami.test.` answers with
+        // the port it listens on in the last octet, so a test sees which upstream answered.
+        ("whoami.test.", RecordType::A) | ("whoami.consul.", RecordType::A) => {
+            r.add_answer(Record::from_rdata(
+                query.name().clone(),
+                30,
+                RData::A(A(std::net::Ipv4Addr::new(192, 0, 2, (port % 250) as u8))),
+            ));
         }
         _ if name.ends_with("example.com.") => {
             r.metadata.response_code = if name == "example.com." {
