@@ -82,6 +82,7 @@ fn fixture() -> &'static ZoneIndex {
         let files = FileRecords {
             private: parsed.into_iter().map(|r| r.record).collect(),
             public: None,
+            included: Vec::new(),
         };
         compile(Some(&snapshot), &files)
     })
@@ -190,6 +191,7 @@ pub fn zone_file(data: &[u8]) {
     let files = FileRecords {
         private: records.clone(),
         public: Some(records.clone()),
+        included: Vec::new(),
     };
     let zone = compile(None, &files);
     let zones = zone::build_public(&records, &settings());

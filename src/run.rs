@@ -110,7 +110,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
     // Watch before the first read of any file, so that no edit falls in between.
     let (changes_tx, changes) = tokio::sync::mpsc::unbounded_channel();
     let mut files_watch = FileWatch::new(changes_tx).context("cannot watch files for changes")?;
-    files_watch.follow(&server.config);
+    files_watch.follow(&server.config, &files.included);
     // The first zone (from the last good snapshots) is published before any listener binds,
     // so the first query is answered from it; its NS records carry the addresses found just
     // now, and follow the ones actually bound if those differ.
@@ -299,10 +299,11 @@ impl Server {
         self.ctx
             .transfer
             .store(Arc::new(new.transfer.allow.clone()));
+        let included = files.included.clone();
         if let Err(e) = sync.reconfigure(&new, files).await {
             return reject(&format!("{e:#}"));
         }
-        files_watch.follow(&new);
+        files_watch.follow(&new, &included);
         for c in [&self.ctx, &self.public_ctx] {
             c.log_queries.store(new.log_queries, Ordering::Relaxed);
             c.tcp_limits.store(Arc::new(new.listen.tcp));

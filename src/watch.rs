@@ -61,10 +61,14 @@ impl FileWatch {
         })
     }
 
-    /// Watches the files `config` names (and the config file itself), and only those.
-    pub fn follow(&mut self, config: &Config) {
+    /// Watches the files `config` names (and the config file itself), and the files the
+    /// records files `$INCLUDE` (`included`), and only those.
+    pub fn follow(&mut self, config: &Config, included: &[PathBuf]) {
         let mut wanted: HashMap<PathBuf, Change> = HashMap::new();
         wanted.insert(absolute(&config.path), Change::Reload);
+        for p in included {
+            wanted.insert(absolute(p), Change::Reload);
+        }
         if let Some(p) = &config.records_file {
             wanted.insert(absolute(p), Change::Reload);
         }

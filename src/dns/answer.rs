@@ -490,6 +490,7 @@ mod tests {
         let files = FileRecords {
             private: parsed.into_iter().map(|r| r.record).collect(),
             public: None,
+            included: Vec::new(),
         };
         let mut zones = zone::build(&[], &settings, &files);
         SerialBook::default().stamp(&mut zones, 1, &settings);

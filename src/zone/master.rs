@@ -1,7 +1,7 @@
 //! RFC 1035 master-file text of the zones: what `backhaul-dns zone` prints.
 
 use super::{canonical_key, ZoneRecord, Zones};
-use hickory_proto::rr::RData;
+use hickory_proto::rr::{RData, RecordType};
 
 use crate::dname::wire_to_text;
 
@@ -36,7 +36,12 @@ pub fn master_file(zones: &Zones) -> String {
 /// character-strings quoted and escaped (RFC 1035 5.1), RDATA that cannot be shown otherwise
 /// in the RFC 3597 generic form.
 fn presentation(r: &ZoneRecord<'_>) -> String {
-    let Some(record) = r.to_record() else {
+    let record = r.to_record().filter(|rec| {
+        // A type hickory has no name or text form for: the generic form keeps it exact.
+        !matches!(rec.record_type(), RecordType::Unknown(_) | RecordType::NULL)
+            && !matches!(rec.data, RData::Unknown { .. })
+    });
+    let Some(record) = record else {
         return format!(
             "{} {} IN TYPE{} \\# {} {}",
             wire_to_text(r.owner),

@@ -41,3 +41,5 @@ mod sync;
 mod transfer;
 // Central webhooks: verified events sync at once, others get 401.
 mod webhook;
+// Zone files read as NSD reads them: the same file answers the same in NSD and here.
+mod zone_files;

@@ -280,3 +280,19 @@ fn a_file_truncated_then_written_never_serves_the_empty_moment() {
         )
     });
 }
+
+/// A file the records file `$INCLUDE`s is watched like the records file itself.
+#[test]
+fn an_included_file_is_watched_too() {
+    let (server, _) = start("", "[records]\nzone_file = \"records.zone\"\n\n", |dir| {
+        std::fs::create_dir(dir.join("more")).unwrap();
+        std::fs::write(dir.join("records.zone"), "$INCLUDE more/hosts.zone\n").unwrap();
+        std::fs::write(dir.join("more/hosts.zone"), "one A 10.147.17.61\n").unwrap();
+    });
+    server.wait_answer("one.backhaul.", RecordType::A);
+    replace_by_rename(
+        &server.path("more/hosts.zone"),
+        "one A 10.147.17.61\ntwo A 10.147.17.62\n",
+    );
+    server.wait_answer("two.backhaul.", RecordType::A);
+}

@@ -1,0 +1,554 @@
+//! RFC 1035 5.1 master-file syntax, read as NSD reads it: entries (parentheses, comments,
+//! quotes), tokens, `\X` and `\DDD` escapes (decimal, giving any byte), `@`, relative names,
+//! and the RFC 3597 generic form (`TYPE65534 \# 3 abcdef`) for any type.
+//!
+//! Record data of most types is then read by hickory-proto from text this module prepares
+//! (names made absolute, `@` replaced); character-strings (TXT, SPF, HINFO) and the generic
+//! form are built here from the decoded bytes, since they may hold any byte.
+
+use hickory_proto::rr::rdata::{HINFO, TXT};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecoder, Restrict};
+use hickory_proto::serialize::txt::{parse_ttl, Parser};
+
+/// One entry of a master file: a line, or several joined by parentheses.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Entry {
+    pub(super) line: usize,
+    /// The entry with comments removed and parenthesised continuation lines joined.
+    pub(super) text: String,
+    /// Starts with a blank: the owner is the previous entry's (RFC 1035 5.1).
+    pub(super) blank_owner: bool,
+}
+
+/// Splits master-file text into entries, keeping quoted strings intact.
+pub(super) fn entries(text: &str) -> Result<Vec<Entry>, (usize, String)> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut start = 0;
+    let mut depth = 0usize;
+    let mut in_quote = false;
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        if depth == 0 && !in_quote {
+            start = n;
+            current.clear();
+        }
+        let mut chars = raw.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    current.push(c);
+                    if let Some(next) = chars.next() {
+                        current.push(next);
+                    }
+                }
+                '"' => {
+                    in_quote = !in_quote;
+                    current.push(c);
+                }
+                ';' if !in_quote => break,
+                '(' if !in_quote => {
+                    depth += 1;
+                    current.push(' ');
+                }
+                ')' if !in_quote => {
+                    if depth == 0 {
+                        return Err((n, "')' without '('".into()));
+                    }
+                    depth -= 1;
+                    current.push(' ');
+                }
+                _ => current.push(c),
+            }
+        }
+        if in_quote {
+            return Err((n, "unterminated quoted string".into()));
+        }
+        if depth > 0 {
+            current.push(' ');
+            continue;
+        }
+        if !current.trim().is_empty() {
+            let blank_owner = current.starts_with([' ', '\t']);
+            out.push(Entry {
+                line: start,
+                text: current.trim_end().to_owned(),
+                blank_owner,
+            });
+        }
+    }
+    if depth > 0 {
+        return Err((start, "'(' is never closed".into()));
+    }
+    Ok(out)
+}
+
+/// One token of an entry: a run of non-blank characters, or a quoted string (without its
+/// quotes). Escapes are kept as written until the token is decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Token {
+    pub(super) raw: String,
+    pub(super) quoted: bool,
+}
+
+/// Splits an entry into tokens: blanks separate them, quotes make one token of what they hold,
+/// a backslash keeps the next character in the token whatever it is.
+pub(super) fn tokens(text: &str) -> Result<Vec<Token>, String> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+            continue;
+        }
+        let quoted = c == '"';
+        if quoted {
+            chars.next();
+        }
+        let mut raw = String::new();
+        let mut closed = !quoted;
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    raw.push(c);
+                    match chars.next() {
+                        Some(next) => raw.push(next),
+                        None => return Err("a backslash at the end of the line".into()),
+                    }
+                }
+                '"' if quoted => {
+                    closed = true;
+                    break;
+                }
+                c if !quoted && c.is_whitespace() => break,
+                c => raw.push(c),
+            }
+        }
+        if !closed {
+            return Err("unterminated quoted string".into());
+        }
+        out.push(Token { raw, quoted });
+    }
+    Ok(out)
+}
+
+/// The bytes a token stands for: `\DDD` is the byte of decimal value DDD (at most 255), `\X`
+/// is X itself, everything else is its UTF-8 encoding.
+pub(super) fn unescape(raw: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(raw.len());
+    let bytes = raw.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let digits = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(u8::is_ascii_digit));
+        match digits {
+            Some(d) => {
+                let value = d.iter().fold(0u32, |v, b| v * 10 + u32::from(b - b'0'));
+                let byte = u8::try_from(value).map_err(|_| {
+                    format!("\\{} is not a byte (\\DDD is decimal, 0 to 255)", value)
+                })?;
+                out.push(byte);
+                i += 4;
+            }
+            None => {
+                // `\X`: the next character as it is (all of its UTF-8 bytes).
+                let rest = &raw[i + 1..];
+                let c = rest
+                    .chars()
+                    .next()
+                    .ok_or("a backslash at the end of a token")?;
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                i += 1 + c.len_utf8();
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A domain name token: `@` is the origin; a name not ending in an unescaped dot is relative
+/// to the origin; labels may hold any byte through escapes.
+pub(super) fn name(token: &Token, origin: &Name) -> Result<Name, String> {
+    let raw = token.raw.as_str();
+    if raw == "@" && !token.quoted {
+        return Ok(origin.clone());
+    }
+    if raw == "." {
+        return Ok(Name::root());
+    }
+    // Split on unescaped dots.
+    let mut labels: Vec<Vec<u8>> = Vec::new();
+    let mut current = String::new();
+    let mut absolute = false;
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                current.push(c);
+                if let Some(next) = chars.next() {
+                    current.push(next);
+                }
+            }
+            '.' => {
+                if current.is_empty() {
+                    return Err(format!("\"{raw}\" has an empty label"));
+                }
+                labels.push(unescape(&current)?);
+                current.clear();
+                absolute = chars.peek().is_none();
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        labels.push(unescape(&current)?);
+    }
+    if let Some(long) = labels.iter().find(|l| l.len() > 63) {
+        return Err(format!(
+            "\"{raw}\": a label of {} bytes (at most 63)",
+            long.len()
+        ));
+    }
+    let name = Name::from_labels(labels).map_err(|e| format!("\"{raw}\" is not a name: {e}"))?;
+    let name = if absolute {
+        name
+    } else {
+        name.append_domain(origin)
+            .map_err(|e| format!("\"{raw}\" under {origin} is too long: {e}"))?
+    };
+    let mut fqdn = name;
+    fqdn.set_fqdn(true);
+    Ok(fqdn)
+}
+
+/// One record entry, after its owner: `[TTL] [CLASS] TYPE RDATA` (TTL and class in either
+/// order). `default_ttl`: the TTL of a record without one.
+pub(super) fn record(
+    owner: Name,
+    rest: &[Token],
+    origin: &Name,
+    default_ttl: u32,
+) -> Result<Record, String> {
+    let mut ttl = None;
+    let mut class_seen = false;
+    let mut at = 0;
+    while at < rest.len() {
+        let word = rest[at].raw.to_ascii_uppercase();
+        if !rest[at].quoted && ttl.is_none() && word.starts_with(|c: char| c.is_ascii_digit()) {
+            ttl = Some(parse_ttl(&word).map_err(|e| format!("bad TTL {:?}: {e}", rest[at].raw))?);
+        } else if !rest[at].quoted && !class_seen && (word == "IN" || is_other_class(&word)) {
+            if word != "IN" {
+                return Err(format!("class {word} is not served: only IN records"));
+            }
+            class_seen = true;
+        } else {
+            break;
+        }
+        at += 1;
+    }
+    let Some(type_token) = rest.get(at) else {
+        return Err("no record type".into());
+    };
+    let rtype = record_type(&type_token.raw)?;
+    let rdata = &rest[at + 1..];
+    let ttl = ttl.unwrap_or(default_ttl);
+    let data = if rdata.first().is_some_and(|t| t.raw == "\\#" && !t.quoted) {
+        generic(rtype, &rdata[1..])?
+    } else {
+        match rtype {
+            RecordType::TXT => RData::TXT(TXT::from_bytes(
+                strings(rdata)?.iter().map(Vec::as_slice).collect(),
+            )),
+            RecordType::HINFO => {
+                let mut s = strings(rdata)?;
+                if s.len() != 2 {
+                    return Err("HINFO takes two strings: CPU and OS".into());
+                }
+                let os = s.pop().unwrap_or_default();
+                let cpu = s.pop().unwrap_or_default();
+                RData::HINFO(HINFO::from_bytes(cpu.into(), os.into()))
+            }
+            other => match extra(u16::from(other), rdata, origin)? {
+                Some(bytes) => RData::Unknown {
+                    code: other,
+                    rdata: hickory_proto::rr::rdata::NULL::with(bytes),
+                },
+                None => through_hickory(rtype, rdata, origin)?,
+            },
+        }
+    };
+    let mut record = Record::from_rdata(owner, ttl, data);
+    record.ttl = ttl;
+    Ok(record)
+}
+
+fn is_other_class(word: &str) -> bool {
+    matches!(word, "CH" | "CS" | "HS" | "ANY" | "NONE") || word.starts_with("CLASS")
+}
+
+/// Types NSD loads that hickory has no text form (or no name) for: their codes, and their
+/// RDATA is built here ([`extra`]).
+const EXTRA_TYPES: [(&str, u16); 9] = [
+    ("RP", 17),
+    ("AFSDB", 18),
+    ("KX", 36),
+    ("DHCID", 49),
+    ("ZONEMD", 63),
+    ("SPF", 99),
+    ("EUI48", 108),
+    ("EUI64", 109),
+    ("URI", 256),
+];
+
+/// `A`, `TXT`, ... or `TYPE65534` (RFC 3597 5).
+fn record_type(raw: &str) -> Result<RecordType, String> {
+    let upper = raw.to_ascii_uppercase();
+    if let Some(n) = upper.strip_prefix("TYPE") {
+        if let Ok(code) = n.parse::<u16>() {
+            return Ok(RecordType::from(code));
+        }
+    }
+    if let Some((_, code)) = EXTRA_TYPES.iter().find(|(n, _)| *n == upper) {
+        return Ok(RecordType::from(*code));
+    }
+    if upper == "DNAME" {
+        return Err("DNAME is not supported: use a CNAME per name".into());
+    }
+    if upper == "LOC" || upper == "APL" {
+        return Err(format!(
+            "{upper} records are not supported yet; write the record in RFC 3597 form \
+             (TYPEnnn \\# <length> <hex>) if a client needs it"
+        ));
+    }
+    match upper.parse::<RecordType>() {
+        Ok(RecordType::Unknown(_)) | Err(_) => Err(format!(
+            "unknown record type {raw}: write it as TYPEnnn \\# <length> <hex> (RFC 3597)"
+        )),
+        Ok(t) => Ok(t),
+    }
+}
+
+/// Character-strings (RFC 1035 3.3): each token is one, at most 255 bytes.
+fn strings(tokens: &[Token]) -> Result<Vec<Vec<u8>>, String> {
+    if tokens.is_empty() {
+        return Err("no strings".into());
+    }
+    tokens
+        .iter()
+        .map(|t| {
+            let bytes = unescape(&t.raw)?;
+            if bytes.len() > 255 {
+                return Err(format!(
+                    "a string of {} bytes; a quoted string holds at most 255 bytes (RFC 1035 \
+                     3.3): split a long value into several quoted strings, e.g. \"part one\" \
+                     \"part two\"",
+                    bytes.len()
+                ));
+            }
+            Ok(bytes)
+        })
+        .collect()
+}
+
+/// RDATA of the [`EXTRA_TYPES`] in wire form; `None` for any other type.
+fn extra(code: u16, tokens: &[Token], origin: &Name) -> Result<Option<Vec<u8>>, String> {
+    let count = |n: usize| -> Result<(), String> {
+        if tokens.len() == n {
+            Ok(())
+        } else {
+            Err(format!("expected {n} fields, found {}", tokens.len()))
+        }
+    };
+    let number = |t: &Token, max: u64| -> Result<u64, String> {
+        t.raw
+            .parse::<u64>()
+            .ok()
+            .filter(|v| *v <= max)
+            .ok_or_else(|| format!("{:?} is not a number up to {max}", t.raw))
+    };
+    let mut out = Vec::new();
+    let name_wire = |t: &Token, out: &mut Vec<u8>| -> Result<(), String> {
+        for label in name(t, origin)?.iter() {
+            out.push(label.len() as u8);
+            out.extend_from_slice(label);
+        }
+        out.push(0);
+        Ok(())
+    };
+    match code {
+        // RP: mailbox, TXT name (RFC 1183 2.2).
+        17 => {
+            count(2)?;
+            name_wire(&tokens[0], &mut out)?;
+            name_wire(&tokens[1], &mut out)?;
+        }
+        // AFSDB (RFC 1183 1), KX (RFC 2230): a 16-bit number and a name.
+        18 | 36 => {
+            count(2)?;
+            out.extend_from_slice(&(number(&tokens[0], 65535)? as u16).to_be_bytes());
+            name_wire(&tokens[1], &mut out)?;
+        }
+        // DHCID (RFC 4701): base64.
+        49 => {
+            let text: String = tokens.iter().map(|t| t.raw.as_str()).collect();
+            out = base64(&text)?;
+        }
+        // ZONEMD (RFC 8976): serial, scheme, hash algorithm, hex digest.
+        63 => {
+            if tokens.len() < 4 {
+                return Err("ZONEMD takes a serial, a scheme, an algorithm and a digest".into());
+            }
+            out.extend_from_slice(&(number(&tokens[0], u64::from(u32::MAX))? as u32).to_be_bytes());
+            out.push(number(&tokens[1], 255)? as u8);
+            out.push(number(&tokens[2], 255)? as u8);
+            let digest: String = tokens[3..].iter().map(|t| t.raw.as_str()).collect();
+            out.extend(hex::decode(&digest).map_err(|e| format!("digest is not hex: {e}"))?);
+        }
+        // SPF (RFC 7208 3.1, obsolete but loaded): TXT's format.
+        99 => {
+            for s in strings(tokens)? {
+                out.push(s.len() as u8);
+                out.extend_from_slice(&s);
+            }
+        }
+        // EUI48, EUI64 (RFC 7043): hex pairs joined by '-'.
+        108 | 109 => {
+            count(1)?;
+            let len = if code == 108 { 6 } else { 8 };
+            let parts: Vec<&str> = tokens[0].raw.split('-').collect();
+            let bytes: Result<Vec<u8>, _> =
+                parts.iter().map(|p| u8::from_str_radix(p, 16)).collect();
+            match bytes {
+                Ok(b) if b.len() == len && parts.iter().all(|p| p.len() == 2) => out = b,
+                _ => {
+                    return Err(format!(
+                        "{:?} is not {len} hex pairs joined by '-'",
+                        tokens[0].raw
+                    ))
+                }
+            }
+        }
+        // URI (RFC 7553): priority, weight, and the target as one quoted string.
+        256 => {
+            count(3)?;
+            out.extend_from_slice(&(number(&tokens[0], 65535)? as u16).to_be_bytes());
+            out.extend_from_slice(&(number(&tokens[1], 65535)? as u16).to_be_bytes());
+            out.extend(unescape(&tokens[2].raw)?);
+        }
+        _ => return Ok(None),
+    }
+    Ok(Some(out))
+}
+
+/// Standard base64 (RFC 4648 4), as zone files write DHCID and key data.
+fn base64(text: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| format!("not base64: {e}"))
+}
+
+/// RFC 3597 generic RDATA: `\# <length> <hex>...`, read as the type's own RDATA when the
+/// type is one hickory knows (so `TYPE1 \# 4 0a000001` is an ordinary A record).
+fn generic(rtype: RecordType, tokens: &[Token]) -> Result<RData, String> {
+    let Some((len, hex_tokens)) = tokens.split_first() else {
+        return Err("\\# needs a length".into());
+    };
+    let len: u16 = len
+        .raw
+        .parse()
+        .map_err(|_| format!("\\# length {:?} is not a number", len.raw))?;
+    let text: String = hex_tokens.iter().map(|t| t.raw.as_str()).collect();
+    let bytes = hex::decode(&text).map_err(|e| format!("\\# data is not hex: {e}"))?;
+    if bytes.len() != usize::from(len) {
+        return Err(format!(
+            "\\# says {len} bytes but its data has {}",
+            bytes.len()
+        ));
+    }
+    let mut decoder = BinDecoder::new(&bytes);
+    let data = RData::read(&mut decoder, rtype, Restrict::new(len))
+        .map_err(|e| format!("the data is not a valid {rtype}: {e}"))?;
+    if decoder.index() != bytes.len() {
+        return Err(format!("the data is longer than a {rtype} record"));
+    }
+    Ok(data)
+}
+
+/// Any other type: hickory reads the RDATA from text with `@` made the origin, and names
+/// made absolute here (so that its own name parsing only sees plain, absolute names).
+fn through_hickory(rtype: RecordType, tokens: &[Token], origin: &Name) -> Result<RData, String> {
+    let mut text = format!("placeholder. 0 IN {rtype}");
+    for t in tokens {
+        text.push(' ');
+        if t.quoted {
+            text.push('"');
+            text.push_str(&t.raw);
+            text.push('"');
+        } else if t.raw == "@" {
+            text.push_str(&origin.to_ascii());
+        } else {
+            text.push_str(&t.raw);
+        }
+    }
+    text.push('\n');
+    let parsed = Parser::new(text, None, Some(origin.clone()))
+        .parse()
+        .map_err(|e| one_line(&e.to_string()))?;
+    let record = (parsed.1.into_values())
+        .flat_map(|set| set.records_without_rrsigs().cloned().collect::<Vec<_>>())
+        .next()
+        .ok_or("no record read")?;
+    Ok(record.data)
+}
+
+/// hickory's messages can span lines; a log line must not.
+pub(super) fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin() -> Name {
+        Name::from_ascii("backhaul.").unwrap()
+    }
+
+    fn tok(raw: &str) -> Token {
+        Token {
+            raw: raw.into(),
+            quoted: false,
+        }
+    }
+
+    #[test]
+    fn decimal_escapes_are_bytes() {
+        assert_eq!(unescape(r"\065\066\195\133").unwrap(), [65, 66, 195, 133]);
+        assert_eq!(unescape(r#"a\.b\\c\""#), Ok(b"a.b\\c\"".to_vec()));
+        assert_eq!(unescape(r"\000\255").unwrap(), [0, 255]);
+        assert!(unescape(r"\256").is_err());
+        let n = name(&tok(r"x\065y"), &origin()).unwrap();
+        assert_eq!(n.to_ascii(), "xAy.backhaul.");
+        let n = name(&tok(r"a\.b.example."), &origin()).unwrap();
+        assert_eq!(n.num_labels(), 2, "an escaped dot is in the label");
+        assert_eq!(name(&tok("@"), &origin()).unwrap(), origin());
+        assert!(name(&tok(&"a".repeat(64)), &origin()).is_err());
+    }
+
+    #[test]
+    fn tokens_keep_quotes_and_escapes() {
+        let t = tokens(r#"txt TXT "a b" c\ d "\"q\"""#).unwrap();
+        let raw: Vec<&str> = t.iter().map(|t| t.raw.as_str()).collect();
+        assert_eq!(raw, ["txt", "TXT", "a b", r"c\ d", r#"\"q\""#]);
+        assert!(t[2].quoted && !t[3].quoted);
+        assert!(tokens(r#"x TXT "open"#).is_err());
+    }
+}
