@@ -83,6 +83,7 @@ fn fixture() -> &'static ZoneIndex {
             private: parsed.into_iter().map(|r| r.record).collect(),
             public: None,
             included: Vec::new(),
+            delegations: Vec::new(),
         };
         compile(Some(&snapshot), &files)
     })
@@ -192,6 +193,7 @@ pub fn zone_file(data: &[u8]) {
         private: records.clone(),
         public: Some(records.clone()),
         included: Vec::new(),
+        delegations: Vec::new(),
     };
     let zone = compile(None, &files);
     let zones = zone::build_public(&records, &settings());

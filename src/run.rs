@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, Forward, ListenOn, Source};
+use crate::config::{Config, Forward, ForwardZone, ListenOn, Source};
 use crate::dname::name_wire;
 use crate::dns::access::{Acl, SharedAcl};
 use crate::dns::context::Context;
@@ -62,7 +62,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         views.private.clone(),
         acl.clone(),
         config.transfer.allow.clone(),
-        forwarders(&config, &own)?,
+        forwarders(&config, &own, &files.delegations)?,
         telemetry.clone(),
         shutdown.clone(),
         config.listen.tcp,
@@ -104,6 +104,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         telemetry: telemetry.clone(),
         follower: Follower::default(),
         settling: Settling::default(),
+        delegations: files.delegations.clone(),
         acl,
         config,
     };
@@ -168,6 +169,8 @@ struct Server {
     follower: Follower,
     /// Watched files being written are held back until they settle.
     settling: Settling,
+    /// The records file's delegations, resolved through their servers (see [`forwarders`]).
+    delegations: Vec<ForwardZone>,
 }
 
 impl Server {
@@ -290,8 +293,11 @@ impl Server {
             Err(e) => return reject(&e),
         };
         let new = self.keep_restart_only(new);
-        if new.forward != self.config.forward || new.forward_zones != self.config.forward_zones {
-            match forwarders(&new, &self.listeners.addresses()) {
+        if new.forward != self.config.forward
+            || new.forward_zones != self.config.forward_zones
+            || files.delegations != self.delegations
+        {
+            match forwarders(&new, &self.listeners.addresses(), &files.delegations) {
                 Ok(f) => self.ctx.forwarders.store(Arc::new(f)),
                 Err(e) => return reject(&format!("{e:#}")),
             }
@@ -300,6 +306,7 @@ impl Server {
             .transfer
             .store(Arc::new(new.transfer.allow.clone()));
         let included = files.included.clone();
+        self.delegations = files.delegations.clone();
         if let Err(e) = sync.reconfigure(&new, files).await {
             return reject(&format!("{e:#}"));
         }
@@ -349,7 +356,11 @@ impl Server {
 /// Where names outside our zones go: `[forward] upstreams` (empty when forwarding is off)
 /// and each `[[forward.zone]]`. Upstreams that are this server itself (one of `own` on our
 /// port) are left out: forwarding to ourselves would loop.
-fn forwarders(config: &Config, own: &[IpAddr]) -> anyhow::Result<Forwarders> {
+fn forwarders(
+    config: &Config,
+    own: &[IpAddr],
+    delegations: &[ForwardZone],
+) -> anyhow::Result<Forwarders> {
     let not_us = |list: &[SocketAddr], what: &str| -> Vec<SocketAddr> {
         let (us, others): (Vec<SocketAddr>, Vec<SocketAddr>) = list
             .iter()
@@ -388,9 +399,12 @@ fn forwarders(config: &Config, own: &[IpAddr]) -> anyhow::Result<Forwarders> {
         Some(build(&upstreams)?)
     };
     let mut zones = Vec::new();
-    for zone in &config.forward_zones {
+    for zone in config.forward_zones.iter().chain(delegations) {
         let upstreams = not_us(&zone.upstreams, &zone.name.to_ascii());
         if upstreams.is_empty() {
+            if delegations.contains(zone) {
+                tracing::info!(zone = %zone.name, "delegation without glue addresses in the records file: clients are referred, not resolved");
+            }
             continue;
         }
         let list: Vec<String> = upstreams.iter().map(|u| u.to_string()).collect();

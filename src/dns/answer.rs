@@ -96,6 +96,10 @@ pub fn respond(
                     other => other,
                 };
             }
+            Decision::Referral if policy.forward && req.flags & flags::RD != 0 => {
+                return Outcome::Forward
+            }
+            Decision::Referral => Rcode::NoError,
             Decision::Answer(rcode) => rcode,
         }
     };
@@ -167,6 +171,8 @@ enum Decision {
     NotOurs,
     /// Answered with a CNAME chain whose last target is outside our zones.
     LeavesZones,
+    /// The name is delegated: the referral is written (NS in authority, glue).
+    Referral,
 }
 
 impl From<Rcode> for Decision {
@@ -220,6 +226,23 @@ fn answer_name(zone: &ZoneIndex, qname: &[u8], qtype: u16, w: &mut Writer<'_>) -
     for hop in 0..=MAX_CHAIN {
         let found = match zone.lookup(&name[..len]) {
             Lookup::NotOurs if hop == 0 => return Decision::NotOurs,
+            // DS lives at the parent side of a cut (RFC 4035 2.4): ours to answer.
+            Lookup::Referral(cut, meta, cut_len)
+                if hop == 0 && cut_len == len && qtype == rtype::DS =>
+            {
+                (cut, meta)
+            }
+            // Delegated to other servers: a referral (AA clear, RFC 1034 4.3.2), or, for a
+            // client that may have names resolved, resolution through them.
+            Lookup::Referral(cut, _, cut_len) if hop == 0 => {
+                if let Some(ns) = cut.rrset(rtype::NS) {
+                    let start = w.authority(&ns, owner_at + len - cut_len);
+                    w.target_addresses(zone, &ns, start, 0);
+                }
+                return Decision::Referral;
+            }
+            // A CNAME into a delegated name leaves what we answer for.
+            Lookup::Referral(..) => return Decision::LeavesZones,
             // The chain leaves our zones: the forwarder may complete it, else the client's
             // resolver follows it from here.
             Lookup::NotOurs => return Decision::LeavesZones,
@@ -364,7 +387,13 @@ impl<'a> Writer<'a> {
             if let Some(slot) = done.iter_mut().find(|d| **d == 0) {
                 *slot = key;
             }
-            if let Lookup::Found(node, _) = zone.lookup(name) {
+            let node = match zone.lookup(name) {
+                Lookup::Found(node, _) => Some(node),
+                // Glue: the addresses of a name below a delegation.
+                Lookup::Referral(..) => zone.exact(name),
+                _ => None,
+            };
+            if let Some(node) = node {
                 for rtype in [rtype::A, rtype::AAAA] {
                     if let Some(addresses) = node.rrset(rtype) {
                         self.answer(&addresses, target_at);
@@ -395,6 +424,14 @@ impl<'a> Writer<'a> {
             self.out.extend_from_slice(&rest[2..end]);
             rest = &rest[end..];
         }
+        start
+    }
+
+    /// Copies an RRset into the authority section (a referral's NS); see [`Self::answer`].
+    fn authority(&mut self, set: &RrSet, owner_at: usize) -> usize {
+        let start = self.answer(set, owner_at);
+        self.ancount -= set.count;
+        self.nscount += set.count;
         start
     }
 
@@ -491,6 +528,7 @@ mod tests {
             private: parsed.into_iter().map(|r| r.record).collect(),
             public: None,
             included: Vec::new(),
+            delegations: Vec::new(),
         };
         let mut zones = zone::build(&[], &settings, &files);
         SerialBook::default().stamp(&mut zones, 1, &settings);

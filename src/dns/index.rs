@@ -141,6 +141,9 @@ pub struct ZoneMeta {
     pub negative_soa: Box<[u8]>,
     pub complete: bool,
     pub serial: u32,
+    /// The zone has delegations (NS below its apex): lookups then look for a cut above the
+    /// name. Zones without any pay nothing for them.
+    pub cuts: bool,
 }
 
 impl ZoneMeta {
@@ -156,6 +159,9 @@ pub enum Lookup<'a> {
     Found(Node<'a>, &'a ZoneMeta),
     /// Inside one of our zones, but no such name.
     NxDomain(&'a ZoneMeta),
+    /// At or below a delegation (NS below the apex): the cut's node, whose NS set is the
+    /// referral, and the length of the cut's wire name (a suffix of the name asked).
+    Referral(Node<'a>, &'a ZoneMeta, usize),
     /// Not in any zone we serve.
     NotOurs,
 }
@@ -315,11 +321,14 @@ impl ZoneIndex {
             let zone = index.zones.len() as u32;
             let apex_len = apex.len();
             let apex = apex.into_boxed_slice();
+            let ns = u16::from(RecordType::NS);
+            let cuts = (z.records.iter()).any(|r| r.rtype == ns && r.owner != &apex[..]);
             index.zones.push(ZoneMeta {
                 apex,
                 negative_soa: Box::new([]),
                 complete: z.complete,
                 serial: z.serial,
+                cuts,
             });
             let mut negative_soa = Vec::new();
             let records = &z.records;
@@ -497,6 +506,42 @@ impl ZoneIndex {
 
     /// `qname` is lowercase wire form (as [`super::wire::QName::wire`] gives it).
     pub fn lookup(&self, qname: &[u8]) -> Lookup<'_> {
+        let found = self.lookup_data(qname);
+        let meta = match &found {
+            Lookup::Found(_, meta) | Lookup::NxDomain(meta) => *meta,
+            _ => return found,
+        };
+        if meta.cuts {
+            if let Some((cut, len)) = self.cut_above(qname, meta) {
+                return Lookup::Referral(cut, meta, len);
+            }
+        }
+        found
+    }
+
+    /// The delegation at or above `qname` in its zone, if any: walks up from the name to
+    /// (not including) the apex. Nested cuts are refused when files are read, so the first
+    /// one found is the only one.
+    fn cut_above(&self, qname: &[u8], meta: &ZoneMeta) -> Option<(Node<'_>, usize)> {
+        let mut at = Some(qname);
+        while let Some(name) = at.filter(|n| n.len() > meta.apex.len()) {
+            if let Some(node) = self.get(name) {
+                if node.rrset(u16::from(RecordType::NS)).is_some() {
+                    return Some((node, name.len()));
+                }
+            }
+            at = parent(name);
+        }
+        None
+    }
+
+    /// The node named exactly `name`, cuts or not: glue below a delegation.
+    pub fn exact(&self, name: &[u8]) -> Option<Node<'_>> {
+        self.get(name)
+    }
+
+    /// [`lookup`](Self::lookup) without delegations: the data and wildcards of the zone.
+    fn lookup_data(&self, qname: &[u8]) -> Lookup<'_> {
         if let Some(node) = self.get(qname) {
             return Lookup::Found(node, &self.zones[node.zone as usize]);
         }
@@ -757,6 +802,7 @@ mod tests {
                     )),
                     Lookup::NxDomain(meta) => Some((Vec::new(), meta.apex_len(), false)),
                     Lookup::NotOurs => None,
+                    Lookup::Referral(..) => panic!("the model has no delegations"),
                 };
                 assert_eq!(
                     got,

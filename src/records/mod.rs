@@ -15,7 +15,7 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use hickory_proto::serialize::txt::parse_ttl;
 use thiserror::Error;
 
-use crate::config::Config;
+use crate::config::{Config, ForwardZone};
 
 mod text;
 
@@ -56,6 +56,10 @@ pub struct FileRecords {
     pub public: Option<Vec<Record>>,
     /// Files read through `$INCLUDE`: watched like the records files themselves.
     pub included: Vec<PathBuf>,
+    /// The delegations of the backhaul view, each with its glue addresses (port 53): names
+    /// below them are resolved through those servers for clients that may have names
+    /// resolved. A delegation without glue is only referred.
+    pub delegations: Vec<ForwardZone>,
 }
 
 /// Reads and checks the records files a configuration names. Any error rejects them all.
@@ -78,11 +82,50 @@ pub fn load_files(config: &Config) -> Result<FileRecords, RecordsError> {
     };
     included.sort();
     included.dedup();
+    let mut domains = domains;
+    domains.push(config.domain.clone());
+    let delegations = delegations(&private, &domains);
     Ok(FileRecords {
+        delegations,
         private: private.into_iter().map(|r| r.record).collect(),
         public: public.map(|p| p.into_iter().map(|r| r.record).collect()),
         included,
     })
+}
+
+/// NS records below a domain apex (cuts), with the addresses of their name servers found in
+/// the same records (glue), on port 53.
+fn delegations(records: &[FileRecord], domains: &[Name]) -> Vec<ForwardZone> {
+    let mut out: Vec<ForwardZone> = Vec::new();
+    for r in records {
+        let RData::NS(ns) = &r.record.data else {
+            continue;
+        };
+        let cut = r.record.name.to_lowercase();
+        if domains.contains(&cut) {
+            continue;
+        }
+        let target = ns.0.to_lowercase();
+        let glue = (records.iter())
+            .filter(|g| g.record.name.to_lowercase() == target)
+            .filter_map(|g| match &g.record.data {
+                RData::A(a) => Some(std::net::SocketAddr::new(a.0.into(), 53)),
+                RData::AAAA(a) => Some(std::net::SocketAddr::new(a.0.into(), 53)),
+                _ => None,
+            });
+        match out.iter_mut().find(|z| z.name == cut) {
+            Some(zone) => zone.upstreams.extend(glue),
+            None => out.push(ForwardZone {
+                name: cut,
+                upstreams: glue.collect(),
+            }),
+        }
+    }
+    for zone in &mut out {
+        zone.upstreams.sort();
+        zone.upstreams.dedup();
+    }
+    out
 }
 
 /// Reads and checks a records file. `apex`: the file's default `$ORIGIN` and the domain every
@@ -298,9 +341,46 @@ fn check(
     also: &[Name],
 ) -> Result<(), (Option<PathBuf>, usize, String)> {
     let mut at_owner: HashMap<Name, Vec<&FileRecord>> = HashMap::new();
+    // Delegations: NS below an apex cuts the zone there.
+    let domains: Vec<&Name> = std::iter::once(apex).chain(also).collect();
+    let zone_of = |name: &Name| {
+        (domains.iter().copied())
+            .filter(|d| d.zone_of(name))
+            .max_by_key(|d| d.num_labels())
+    };
+    let cuts: Vec<Name> = (records.iter())
+        .filter(|r| r.record.record_type() == RecordType::NS)
+        .filter(|r| zone_of(&r.record.name).is_some_and(|z| *z != r.record.name))
+        .map(|r| r.record.name.to_lowercase())
+        .collect();
     for r in records {
         let name = &r.record.name;
-        let zone = std::iter::once(apex).chain(also).find(|d| d.zone_of(name));
+        let lower = name.to_lowercase();
+        let rtype = r.record.record_type();
+        let glue = matches!(rtype, RecordType::A | RecordType::AAAA);
+        if let Some(cut) = cuts.iter().find(|c| c.zone_of(&lower) && **c != lower) {
+            if !glue {
+                return Err((
+                    r.file.clone(),
+                    r.line,
+                    format!(
+                        "{name} is below the delegation at {cut}: only glue addresses (A, AAAA \
+                         of its name servers) may be there; the rest belongs on the servers \
+                         {cut} is delegated to"
+                    ),
+                ));
+            }
+        } else if cuts.contains(&lower)
+            && !glue
+            && !matches!(rtype, RecordType::NS | RecordType::DS)
+        {
+            return Err((
+                r.file.clone(),
+                r.line,
+                format!("{name} is delegated (NS): only NS, DS and glue addresses may be there"),
+            ));
+        }
+        let zone = zone_of(name);
         let Some(zone) = zone else {
             return Err((
                 r.file.clone(),
@@ -310,10 +390,10 @@ fn check(
         };
         let why = match r.record.record_type() {
             RecordType::SOA => Some("no SOA here: backhaul-dns makes the SOA (and its serial)"),
-            RecordType::NS if name != zone => {
-                Some("NS below the apex would be a delegation, which is not supported")
-            }
             RecordType::DNAME => Some("DNAME is not supported: use a CNAME per name"),
+            RecordType::DS if !cuts.contains(&lower) => {
+                Some("DS belongs at a delegation (a name with NS records below the apex)")
+            }
             RecordType::CNAME if name == zone => {
                 Some("no CNAME at the apex: the apex holds the SOA and NS (RFC 1034 3.6.2)")
             }
@@ -402,7 +482,21 @@ mod tests {
         assert_eq!(line, 1);
         assert!(msg.contains("outside"), "{msg}");
         assert!(error("@ SOA a b 1 2 3 4 5\n").1.contains("SOA"));
-        assert!(error("sub NS ns1\n").1.contains("delegation"));
+        // Delegations: NS below the apex, with glue; nothing else at or below the cut.
+        assert_eq!(
+            lines("sub NS ns1.sub\nns1.sub A 10.0.0.53\nsub DS 1 8 2 abcd\n").len(),
+            3
+        );
+        assert!(error("sub NS ns1.sub\nwww.sub CNAME db\n")
+            .1
+            .contains("below the delegation"));
+        assert!(error("sub NS ns1.sub\nsub TXT x\n").1.contains("delegated"));
+        assert!(error("sub NS ns1.sub\nx.sub NS ns.x.sub\n")
+            .1
+            .contains("below the delegation"));
+        assert!(error("db DS 1 8 2 abcd\n")
+            .1
+            .contains("DS belongs at a delegation"));
         let (line, msg) = error("x CNAME db\nx A 10.0.0.1\n");
         assert_eq!(line, 2);
         assert!(msg.contains("alone"), "{msg}");

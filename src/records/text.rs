@@ -295,8 +295,9 @@ fn is_other_class(word: &str) -> bool {
 
 /// Types NSD loads that hickory has no text form (or no name) for: their codes, and their
 /// RDATA is built here ([`extra`]).
-const EXTRA_TYPES: [(&str, u16); 9] = [
+const EXTRA_TYPES: [(&str, u16); 10] = [
     ("RP", 17),
+    ("DS", 43),
     ("AFSDB", 18),
     ("KX", 36),
     ("DHCID", 49),
@@ -394,6 +395,17 @@ fn extra(code: u16, tokens: &[Token], origin: &Name) -> Result<Option<Vec<u8>>, 
             count(2)?;
             out.extend_from_slice(&(number(&tokens[0], 65535)? as u16).to_be_bytes());
             name_wire(&tokens[1], &mut out)?;
+        }
+        // DS (RFC 4034 5.3): key tag, algorithm, digest type, hex digest.
+        43 => {
+            if tokens.len() < 4 {
+                return Err("DS takes a key tag, an algorithm, a digest type and a digest".into());
+            }
+            out.extend_from_slice(&(number(&tokens[0], 65535)? as u16).to_be_bytes());
+            out.push(number(&tokens[1], 255)? as u8);
+            out.push(number(&tokens[2], 255)? as u8);
+            let digest: String = tokens[3..].iter().map(|t| t.raw.as_str()).collect();
+            out.extend(hex::decode(&digest).map_err(|e| format!("digest is not hex: {e}"))?);
         }
         // DHCID (RFC 4701): base64.
         49 => {

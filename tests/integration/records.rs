@@ -2,6 +2,8 @@
 //! wildcards, overrides of member names, and bad files that keep the old records.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::*;
@@ -343,4 +345,83 @@ fn the_records_file_owns_the_apex_when_it_sets_it_and_soa_is_configurable() {
         panic!("{m:?}")
     };
     assert_eq!(soa.mname.to_string(), "backhaul.");
+}
+
+/// A name server on `ip`:53 authoritative for everything it is asked: A queries get
+/// 10.96.0.10. Counts the queries it answered.
+struct DelegatedServer {
+    asked: Arc<AtomicUsize>,
+}
+
+fn delegated_server(ip: &str) -> DelegatedServer {
+    use hickory_proto::op::MessageType;
+    let sock = std::net::UdpSocket::bind((ip, 53)).expect("binding port 53 needs root");
+    let asked = Arc::new(AtomicUsize::new(0));
+    let count = asked.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, peer)) = sock.recv_from(&mut buf) {
+            let Ok(q) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            count.fetch_add(1, Ordering::Relaxed);
+            let mut r = Message::new(q.metadata.id, MessageType::Response, q.metadata.op_code);
+            r.metadata.authoritative = true;
+            if let Some(query) = q.queries.first() {
+                r.add_query(query.clone());
+                if query.query_type() == RecordType::A {
+                    r.add_answer(hickory_proto::rr::Record::from_rdata(
+                        query.name().clone(),
+                        30,
+                        RData::A(hickory_proto::rr::rdata::A("10.96.0.10".parse().unwrap())),
+                    ));
+                }
+            }
+            let _ = sock.send_to(&r.to_vec().unwrap(), peer);
+        }
+    });
+    DelegatedServer { asked }
+}
+
+/// Delegations: NS below the apex cuts the zone. Resolvers get a referral (AA clear, the NS
+/// set in authority, glue in additional); clients that may have names resolved get the
+/// answer through the delegated server; DS at the cut is ours.
+#[test]
+fn a_delegation_refers_resolvers_and_resolves_for_clients() {
+    let delegated = delegated_server("127.0.0.77");
+    let up = FakeUpstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    write_members(dir.path());
+    std::fs::write(
+        dir.path().join("records.zone"),
+        "k8s NS ns.k8s\nns.k8s A 127.0.0.77\nk8s DS 60485 5 1 2BB183AF5F22588179A53B0A98631FAD1A292118\n",
+    )
+    .unwrap();
+    let tables = format!("[forward]\nupstreams = [\"{}\"]\n{TABLES}", up.addr);
+    let server = Server::start_in(dir, "", &tables);
+    server.wait_answer("db.backhaul.", RecordType::A);
+
+    // Without RD (a resolver walking down): a referral.
+    let mut q = request("www.k8s.backhaul.", RecordType::A);
+    q.metadata.recursion_desired = false;
+    let m = exchange_udp(server.dns, &q);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(!m.metadata.authoritative && m.answers.is_empty(), "{m:?}");
+    let authority: Vec<String> = m.authorities.iter().map(|r| r.to_string()).collect();
+    assert_eq!(authority, ["k8s.backhaul. 60 IN NS ns.k8s.backhaul."]);
+    let glue: Vec<String> = m.additionals.iter().map(|r| r.to_string()).collect();
+    assert_eq!(glue, ["ns.k8s.backhaul. 60 IN A 127.0.0.77"]);
+    assert_eq!(delegated.asked.load(Ordering::Relaxed), 0);
+
+    // With RD from a client we resolve for: the delegated server's answer.
+    let m = query(server.dns, "www.k8s.backhaul.", RecordType::A);
+    assert!(is_a(&m, "10.96.0.10"), "{m:?}\n{}", server.log_text());
+    assert!(delegated.asked.load(Ordering::Relaxed) >= 1);
+    assert_eq!(up.count("www.k8s.backhaul."), 0, "not the default upstream");
+
+    // DS at the cut: ours, authoritative.
+    let mut q = request("k8s.backhaul.", RecordType::DS);
+    q.metadata.recursion_desired = false;
+    let m = exchange_udp(server.dns, &q);
+    assert!(m.metadata.authoritative && m.answers.len() == 1, "{m:?}");
 }
