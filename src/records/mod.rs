@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+use hickory_proto::serialize::binary::{
+    BinDecoder, BinEncodable, BinEncoder, NameEncoding, Restrict,
+};
 use hickory_proto::serialize::txt::parse_ttl;
 use thiserror::Error;
 
@@ -286,7 +288,8 @@ impl Reader {
                 .map_err(|m| at(line, m))?;
             // Encoded here, once, so that nothing the file says can fail later, in a zone
             // build: a record that passed this check always encodes.
-            if let Err(why) = rdata_wire(&record.data) {
+            let checked = rdata_wire(&record.data).and_then(|wire| reads_back(&record, &wire));
+            if let Err(why) = checked {
                 return Err(at(
                     line,
                     format!(
@@ -304,6 +307,22 @@ impl Reader {
             });
         }
         Ok(())
+    }
+}
+
+/// Whether a resolver can read the record's RDATA as encoded: the text was accepted, but some
+/// values are not valid data of the type (a CAA tag with a dot, say), and clients would fail
+/// to parse the whole answer.
+fn reads_back(record: &Record, wire: &[u8]) -> Result<(), String> {
+    let len = u16::try_from(wire.len()).map_err(|_| "its data is too long".to_owned())?;
+    let mut decoder = BinDecoder::new(wire);
+    match RData::read(&mut decoder, record.record_type(), Restrict::new(len)) {
+        Ok(_) if decoder.index() == wire.len() => Ok(()),
+        Ok(_) => Err("its data does not read back whole".into()),
+        Err(e) => Err(format!(
+            "its data is not valid for the type ({})",
+            one_line(&e.to_string())
+        )),
     }
 }
 
