@@ -295,8 +295,10 @@ fn is_other_class(word: &str) -> bool {
 
 /// Types NSD loads that hickory has no text form (or no name) for: their codes, and their
 /// RDATA is built here ([`extra`]).
-const EXTRA_TYPES: [(&str, u16); 10] = [
+const EXTRA_TYPES: [(&str, u16); 12] = [
     ("RP", 17),
+    ("LOC", 29),
+    ("APL", 42),
     ("DS", 43),
     ("AFSDB", 18),
     ("KX", 36),
@@ -321,12 +323,6 @@ fn record_type(raw: &str) -> Result<RecordType, String> {
     }
     if upper == "DNAME" {
         return Err("DNAME is not supported: use a CNAME per name".into());
-    }
-    if upper == "LOC" || upper == "APL" {
-        return Err(format!(
-            "{upper} records are not supported yet; write the record in RFC 3597 form \
-             (TYPEnnn \\# <length> <hex>) if a client needs it"
-        ));
     }
     match upper.parse::<RecordType>() {
         Ok(RecordType::Unknown(_)) | Err(_) => Err(format!(
@@ -396,6 +392,34 @@ fn extra(code: u16, tokens: &[Token], origin: &Name) -> Result<Option<Vec<u8>>, 
             out.extend_from_slice(&(number(&tokens[0], 65535)? as u16).to_be_bytes());
             name_wire(&tokens[1], &mut out)?;
         }
+        // LOC (RFC 1876 3).
+        29 => out = loc(tokens)?,
+        // APL (RFC 3123 5): [!]family:address/prefix, each item.
+        42 => {
+            for t in tokens {
+                let (negate, item) = match t.raw.strip_prefix('!') {
+                    Some(rest) => (0x80u8, rest),
+                    None => (0, t.raw.as_str()),
+                };
+                let (family, net) = item
+                    .split_once(':')
+                    .ok_or_else(|| format!("{:?} is not family:address/prefix", t.raw))?;
+                let net: ipnet::IpNet = net
+                    .parse()
+                    .map_err(|_| format!("{net:?} is not an address/prefix"))?;
+                let (code, bytes) = match (family, net) {
+                    ("1", ipnet::IpNet::V4(n)) => (1u16, n.network().octets().to_vec()),
+                    ("2", ipnet::IpNet::V6(n)) => (2u16, n.network().octets().to_vec()),
+                    _ => return Err(format!("{:?}: family 1 is IPv4, 2 is IPv6", t.raw)),
+                };
+                // The address without its trailing zero bytes (RFC 3123 4.1).
+                let len = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+                out.extend_from_slice(&code.to_be_bytes());
+                out.push(net.prefix_len());
+                out.push(negate | len as u8);
+                out.extend_from_slice(&bytes[..len]);
+            }
+        }
         // DS (RFC 4034 5.3): key tag, algorithm, digest type, hex digest.
         43 => {
             if tokens.len() < 4 {
@@ -457,6 +481,80 @@ fn extra(code: u16, tokens: &[Token], origin: &Name) -> Result<Option<Vec<u8>>, 
         _ => return Ok(None),
     }
     Ok(Some(out))
+}
+
+/// LOC RDATA (RFC 1876): `d [m [s]] N|S d [m [s]] E|W alt[m] [size[m] [hp[m] [vp[m]]]]`.
+fn loc(tokens: &[Token]) -> Result<Vec<u8>, String> {
+    let words: Vec<&str> = tokens.iter().map(|t| t.raw.as_str()).collect();
+    let bad = || format!("{:?} is not a LOC position (RFC 1876 3)", words.join(" "));
+    // One coordinate: degrees, optional minutes and seconds, then the hemisphere letter.
+    let mut at = 0;
+    let mut coordinate = |pos: &[char; 2], max_deg: f64| -> Result<u32, String> {
+        let mut parts = Vec::new();
+        while let Some(w) = words.get(at) {
+            at += 1;
+            if let Some(h) = w
+                .chars()
+                .next()
+                .filter(|c| w.len() == 1 && pos.contains(&c.to_ascii_uppercase()))
+            {
+                let v: Vec<f64> = parts
+                    .iter()
+                    .map(|p: &&str| p.parse::<f64>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| bad())?;
+                let (d, m, s) = (
+                    v.first().copied().unwrap_or(0.0),
+                    v.get(1).copied().unwrap_or(0.0),
+                    v.get(2).copied().unwrap_or(0.0),
+                );
+                if parts.is_empty() || parts.len() > 3 || d > max_deg || m >= 60.0 || s >= 60.0 {
+                    return Err(bad());
+                }
+                let ms = ((d * 3600.0 + m * 60.0 + s) * 1000.0).round() as i64;
+                let signed = if h.to_ascii_uppercase() == pos[0] {
+                    ms
+                } else {
+                    -ms
+                };
+                return Ok((i64::from(1u32 << 31) + signed) as u32);
+            }
+            parts.push(w);
+        }
+        Err(bad())
+    };
+    let lat = coordinate(&['N', 'S'], 90.0)?;
+    let lon = coordinate(&['E', 'W'], 180.0)?;
+    let meters = |w: &str| -> Result<f64, String> {
+        w.trim_end_matches(['m', 'M'])
+            .parse::<f64>()
+            .map_err(|_| bad())
+    };
+    let rest = &words[at..];
+    let alt = meters(rest.first().ok_or_else(bad)?)?;
+    // Size and precisions as mantissa * 10^exponent centimetres, one byte each.
+    let size_byte = |m: f64| -> u8 {
+        let mut cm = (m * 100.0).round() as u64;
+        let mut exp = 0u8;
+        while cm >= 10 && exp < 9 {
+            cm = (cm + 5) / 10;
+            exp += 1;
+        }
+        ((cm.min(9) as u8) << 4) | exp
+    };
+    let size = rest.get(1).map(|w| meters(w)).transpose()?.unwrap_or(1.0);
+    let hp = rest
+        .get(2)
+        .map(|w| meters(w))
+        .transpose()?
+        .unwrap_or(10_000.0);
+    let vp = rest.get(3).map(|w| meters(w)).transpose()?.unwrap_or(10.0);
+    let mut out = vec![0, size_byte(size), size_byte(hp), size_byte(vp)];
+    out.extend_from_slice(&lat.to_be_bytes());
+    out.extend_from_slice(&lon.to_be_bytes());
+    let alt = ((alt * 100.0).round() as i64 + 10_000_000).clamp(0, i64::from(u32::MAX)) as u32;
+    out.extend_from_slice(&alt.to_be_bytes());
+    Ok(out)
 }
 
 /// Standard base64 (RFC 4648 4), as zone files write DHCID and key data.

@@ -36,6 +36,9 @@ kx       KX 10 a
 dhcid    DHCID AAIBY2/AuCccgoJbsaxcQc9TUapptP69lOjxfNuVAA2kjEA=
 eui48    EUI48 00-00-5e-00-53-2a
 eui64    EUI64 00-00-5e-ef-10-00-00-2a
+loc      LOC 52 22 23.000 N 4 53 32.000 E -2.00m 0.00m 10000m 10m
+loc2     LOC 37 46 S 122 25 W 100m
+apl      APL 1:192.168.32.0/21 !1:192.168.38.0/28 2:2001:db8::/32
 generic  TYPE65534 \# 3 abcdef
 empty    TYPE65534 \# 0
 gen-a    TYPE1 \# 4 0a93110c
@@ -89,40 +92,11 @@ fn the_same_file_answers_the_same_in_nsd_and_backhaul_dns() {
     ours.wait_answer("a.backhaul.", RecordType::A);
 
     // NSD: the same records in a zone of the same name.
-    let nsd_dir = tempfile::tempdir().unwrap();
-    let d = nsd_dir.path().display();
-    let port = free_port();
-    std::fs::write(
-        nsd_dir.path().join("backhaul.zone"),
-        format!(
-            "$ORIGIN backhaul.\n@ 300 SOA ns.backhaul. hostmaster.backhaul. 1 3600 600 86400 30\n\
-             @ 300 NS ns.backhaul.\nns 300 A 10.147.17.1\n{RECORDS}"
-        ),
-    )
-    .unwrap();
-    let conf = format!(
-        "server:\n\tip-address: 127.0.0.1@{port}\n\tserver-count: 1\n\tusername: \"\"\n\tchroot: \"\"\n\
-         \tzonesdir: \"{d}\"\n\tdatabase: \"\"\n\tzonelistfile: \"{d}/zone.list\"\n\txfrdfile: \"{d}/xfrd.state\"\n\
-         \txfrdir: \"{d}\"\n\tpidfile: \"{d}/nsd.pid\"\n\tlogfile: \"{d}/nsd.log\"\n\trrl-ratelimit: 0\n\
-         remote-control:\n\tcontrol-enable: no\nzone:\n\tname: \"backhaul\"\n\tzonefile: \"backhaul.zone\"\n"
+    let nsd_zone = format!(
+        "$ORIGIN backhaul.\n@ 300 SOA ns.backhaul. hostmaster.backhaul. 1 3600 600 86400 30\n\
+         @ 300 NS ns.backhaul.\nns 300 A 10.147.17.1\n{RECORDS}"
     );
-    std::fs::write(nsd_dir.path().join("nsd.conf"), conf).unwrap();
-    let _nsd = Nsd(Command::new("/usr/sbin/nsd")
-        .args(["-d", "-c"])
-        .arg(nsd_dir.path().join("nsd.conf"))
-        .spawn()
-        .expect("nsd starts"));
-    let nsd: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    wait_for(Duration::from_secs(10), || {
-        let q = request("a.backhaul.", RecordType::A).to_vec().unwrap();
-        udp_raw(nsd, &q).filter(|r| r.len() > 12 && r[7] > 0)
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "NSD did not come up: {}",
-            std::fs::read_to_string(nsd_dir.path().join("nsd.log")).unwrap_or_default()
-        )
-    });
+    let (nsd_proc, nsd, _nsd_dir) = start_nsd(&nsd_zone);
 
     // Every owner and type of the file, and a name the wildcard covers.
     let apex = Name::from_ascii("backhaul.").unwrap();
@@ -164,4 +138,55 @@ fn the_same_file_answers_the_same_in_nsd_and_backhaul_dns() {
         u[question_end..question_end + 12]
     );
     assert!(asked.len() >= 27, "{} names asked", asked.len());
+    drop(nsd_proc);
+
+    // What `backhaul-dns zone` prints, loaded into NSD, answers the same again: the printed
+    // master file reads back to exactly the served records.
+    let (code, printed, err) = run_cli(&["zone"], &ours.path("backhaul-dns.toml"));
+    assert_eq!(code, 0, "{err}");
+    let block = printed
+        .split("\n\n")
+        .find(|b| b.contains("$ORIGIN backhaul.\n"))
+        .unwrap();
+    let (_nsd_proc, nsd, _dir) = start_nsd(block);
+    for (name, rtype) in &asked {
+        let ns = answers(nsd, name, *rtype);
+        let us = answers(ours.dns, name, *rtype);
+        assert_eq!(
+            ns, us,
+            "{name} {rtype}: NSD from `zone` output vs backhaul-dns"
+        );
+    }
+}
+
+/// Starts NSD on a free port serving `zone` as `backhaul.`; waits until it answers.
+fn start_nsd(zone: &str) -> (Nsd, SocketAddr, tempfile::TempDir) {
+    let nsd_dir = tempfile::tempdir().unwrap();
+    let d = nsd_dir.path().display();
+    let port = free_port();
+    std::fs::write(nsd_dir.path().join("backhaul.zone"), zone).unwrap();
+    let conf = format!(
+        "server:\n\tip-address: 127.0.0.1@{port}\n\tserver-count: 1\n\tusername: \"\"\n\tchroot: \"\"\n\
+         \tzonesdir: \"{d}\"\n\tdatabase: \"\"\n\tzonelistfile: \"{d}/zone.list\"\n\txfrdfile: \"{d}/xfrd.state\"\n\
+         \txfrdir: \"{d}\"\n\tpidfile: \"{d}/nsd.pid\"\n\tlogfile: \"{d}/nsd.log\"\n\trrl-ratelimit: 0\n\
+         remote-control:\n\tcontrol-enable: no\nzone:\n\tname: \"backhaul\"\n\tzonefile: \"backhaul.zone\"\n"
+    );
+    std::fs::write(nsd_dir.path().join("nsd.conf"), conf).unwrap();
+    let proc = Nsd(Command::new("/usr/sbin/nsd")
+        .args(["-d", "-c"])
+        .arg(nsd_dir.path().join("nsd.conf"))
+        .spawn()
+        .expect("nsd starts"));
+    let nsd: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_for(Duration::from_secs(10), || {
+        let q = request("a.backhaul.", RecordType::A).to_vec().unwrap();
+        udp_raw(nsd, &q).filter(|r| r.len() > 12 && r[7] > 0)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "NSD did not come up: {}",
+            std::fs::read_to_string(nsd_dir.path().join("nsd.log")).unwrap_or_default()
+        )
+    });
+    (proc, nsd, nsd_dir)
 }
