@@ -15,6 +15,18 @@ fn snapshot_path(server: &Server) -> std::path::PathBuf {
     server.path(&format!("state/snapshots/{NETWORK}.json"))
 }
 
+/// A server that has synced from `fake` and saved the snapshot of that sync.
+fn synced_and_saved(fake: &FakeCentral) -> Server {
+    let server = Server::start("", &central_network(fake, "1s"));
+    server.wait_answer("db.backhaul.", RecordType::A);
+    // Saved on its own thread, just after the new zone answers.
+    wait_for(Duration::from_secs(5), || {
+        snapshot_path(&server).exists().then_some(())
+    })
+    .expect("the first sync's snapshot is saved");
+    server
+}
+
 fn members() -> Vec<serde_json::Value> {
     vec![member("a45dc9d260", "db", true, 1, &["10.147.17.2"])]
 }
@@ -22,13 +34,7 @@ fn members() -> Vec<serde_json::Value> {
 #[test]
 fn restart_with_the_api_down_serves_the_snapshot() {
     let mut fake = FakeCentral::start(network_json(&["10.147.17.0/24"], false, false), members());
-    let server = Server::start("", &central_network(&fake, "1s"));
-    server.wait_answer("db.backhaul.", RecordType::A);
-    // Saved on its own thread, just after the new zone answers.
-    wait_for(Duration::from_secs(5), || {
-        snapshot_path(&server).exists().then_some(())
-    })
-    .expect("the first sync's snapshot is saved");
+    let server = synced_and_saved(&fake);
     let dir = server.stop();
     fake.stop();
 
@@ -144,12 +150,7 @@ fn no_snapshot_and_no_api_starts_and_keeps_trying() {
 #[test]
 fn a_snapshot_passes_the_same_address_rule_as_the_api() {
     let mut fake = FakeCentral::start(network_json(&["10.147.17.0/24"], false, false), members());
-    let server = Server::start("", &central_network(&fake, "1s"));
-    server.wait_answer("db.backhaul.", RecordType::A);
-    wait_for(Duration::from_secs(5), || {
-        snapshot_path(&server).exists().then_some(())
-    })
-    .expect("the first sync's snapshot is saved");
+    let server = synced_and_saved(&fake);
     let path = snapshot_path(&server);
     let dir = server.stop();
     fake.stop();
