@@ -339,3 +339,41 @@ fn forward_zones_are_checked() {
     let m = query(server.dns, "whoami.consul.", RecordType::A);
     assert_eq!(m.metadata.response_code, ResponseCode::Refused);
 }
+
+/// Beyond 1,024 forwarded queries in flight (upstreams that do not answer), more get SERVFAIL
+/// at once instead of silence: every query gets an answer, the ones in flight when the
+/// forwarder's deadline passes, the others at once.
+#[test]
+fn forwards_beyond_the_cap_get_servfail_not_silence() {
+    // An upstream that takes queries and never answers.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (_fake, server) = start_with(&format!("\"{}\"", silent.local_addr().unwrap()));
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let sent = 1_300;
+    for i in 0..sent {
+        let mut q = request(&format!("n{i}.example.com."), RecordType::A);
+        q.metadata.id = i as u16;
+        client.send_to(&q.to_vec().unwrap(), server.dns).unwrap();
+    }
+    let mut answered = std::collections::BTreeSet::new();
+    let mut buf = [0u8; 1500];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while answered.len() < sent && Instant::now() < deadline {
+        let Ok(n) = client.recv(&mut buf) else {
+            continue;
+        };
+        let m = hickory_proto::op::Message::from_vec(&buf[..n]).unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+        answered.insert(m.metadata.id);
+    }
+    assert_eq!(
+        answered.len(),
+        sent,
+        "queries without an answer; logs:\n{}",
+        server.log_text()
+    );
+    drop(silent);
+}
