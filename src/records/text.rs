@@ -435,6 +435,9 @@ fn extra(code: u16, tokens: &[Token], origin: &Name) -> Result<Option<Vec<u8>>, 
         49 => {
             let text: String = tokens.iter().map(|t| t.raw.as_str()).collect();
             out = base64(&text)?;
+            if out.is_empty() {
+                return Err("DHCID needs its base64 data".into());
+            }
         }
         // ZONEMD (RFC 8976): serial, scheme, hash algorithm, hex digest.
         63 => {
