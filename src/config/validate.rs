@@ -22,11 +22,20 @@ pub(super) struct Validator<'a> {
 }
 
 impl Validator<'_> {
+    /// An error about `key`. Values quoted in it may hold anything (a TOML string can hold a
+    /// newline): control characters are escaped, so the error stays one line.
     fn err(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        let one_line = |s: String| {
+            if s.chars().any(char::is_control) {
+                s.chars().flat_map(char::escape_default).collect()
+            } else {
+                s
+            }
+        };
         ConfigError::Invalid {
             path: self.path.to_owned(),
-            key: key.into(),
-            message: message.into(),
+            key: one_line(key.into()),
+            message: one_line(message.into()),
         }
     }
 
