@@ -19,6 +19,7 @@ use thiserror::Error;
 
 use crate::config::{Config, ForwardZone};
 
+mod rdata;
 mod text;
 
 use text::{entries, name, one_line, tokens, unescape};
@@ -284,7 +285,7 @@ impl Reader {
             } else {
                 (name(first, &origin).map_err(|m| at(line, m))?, &toks[1..])
             };
-            let record = text::record(owner.clone(), rest, &origin, self.default_ttl)
+            let record = rdata::record(owner.clone(), rest, &origin, self.default_ttl)
                 .map_err(|m| at(line, m))?;
             // Encoded here, once, so that nothing the file says can fail later, in a zone
             // build: a record that passed this check always encodes.
