@@ -293,7 +293,12 @@ pub(super) fn record(
             other => match extra(u16::from(other), rdata, origin)? {
                 Some(bytes) => RData::Unknown {
                     code: other,
-                    rdata: hickory_proto::rr::rdata::NULL::with(bytes),
+                    // Empty data (an APL with no items) is valid; `NULL::with` wants some.
+                    rdata: if bytes.is_empty() {
+                        hickory_proto::rr::rdata::NULL::new()
+                    } else {
+                        hickory_proto::rr::rdata::NULL::with(bytes)
+                    },
                 },
                 None => through_hickory(rtype, rdata, origin)?,
             },
