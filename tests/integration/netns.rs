@@ -505,7 +505,7 @@ fn tcp_clients_that_do_not_read_or_may_not_ask_cannot_take_the_service() {
     ]);
     let server = serve(
         &lab,
-        "interface = \"zt*\"\nport = 53\ntcp_write_timeout = \"1s\"",
+        "interface = \"zt*\"\nport = 53\ntcp_per_client = 16\ntcp_write_timeout = \"1s\"",
         &[],
     );
     let dns = addr("10.147.17.1:53");
