@@ -306,10 +306,11 @@ impl Server {
             .transfer
             .store(Arc::new(new.transfer.allow.clone()));
         let included = files.included.clone();
-        self.delegations = files.delegations.clone();
+        let delegations = files.delegations.clone();
         if let Err(e) = sync.reconfigure(&new, files).await {
             return reject(&format!("{e:#}"));
         }
+        self.delegations = delegations;
         files_watch.follow(&new, &included);
         for c in [&self.ctx, &self.public_ctx] {
             c.log_queries.store(new.log_queries, Ordering::Relaxed);

@@ -359,7 +359,8 @@ impl<'a> Writer<'a> {
         if self.arcount == 0 {
             self.additional_at = self.out.len();
         }
-        let mut done: [usize; 8] = [0; 8];
+        // Targets already looked up (two MX to one host: its addresses once).
+        let mut done: [&[u8]; 8] = [&[]; 8];
         let mut pos = 0;
         for _ in 0..set.count {
             let Some(header) = set.wire.get(pos..pos + 12) else {
@@ -377,15 +378,12 @@ impl<'a> Writer<'a> {
                 *d = s.to_ascii_lowercase();
             }
             let name = &name[..len];
-            // The same target twice (two MX to one host): its addresses once.
-            let key = name
-                .iter()
-                .fold(len, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(*b)));
-            if done.contains(&key) || target_at > MAX_POINTER || name.len() < 2 {
+            let seen = done.iter().any(|d| d.eq_ignore_ascii_case(target));
+            if seen || target_at > MAX_POINTER || name.len() < 2 {
                 continue;
             }
-            if let Some(slot) = done.iter_mut().find(|d| **d == 0) {
-                *slot = key;
+            if let Some(slot) = done.iter_mut().find(|d| d.is_empty()) {
+                *slot = target;
             }
             let node = match zone.lookup(name) {
                 Lookup::Found(node, _) => Some(node),

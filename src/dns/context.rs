@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -54,13 +54,9 @@ pub struct Context {
     /// Response rate limiting over UDP, replaced on reload.
     pub limiter: ArcSwap<Limiter>,
     /// TCP connections open now, in all and per client.
-    tcp_open: Mutex<TcpCount>,
-}
-
-#[derive(Default)]
-struct TcpCount {
-    total: usize,
-    per_client: HashMap<IpAddr, usize>,
+    tcp_per_client: Mutex<HashMap<IpAddr, usize>>,
+    /// Read on every TCP query (the idle time): an atomic, not the lock.
+    tcp_total: AtomicUsize,
 }
 
 /// One TCP connection counted in its context; dropping it gives the place back.
@@ -71,12 +67,12 @@ pub struct TcpSlot {
 
 impl Drop for TcpSlot {
     fn drop(&mut self) {
-        let mut open = self.ctx.tcp_count();
-        open.total = open.total.saturating_sub(1);
-        if let Some(n) = open.per_client.get_mut(&self.client) {
+        let mut per_client = self.ctx.tcp_per_client();
+        self.ctx.tcp_total.fetch_sub(1, Ordering::Relaxed);
+        if let Some(n) = per_client.get_mut(&self.client) {
             *n -= 1;
             if *n == 0 {
-                open.per_client.remove(&self.client);
+                per_client.remove(&self.client);
             }
         }
     }
@@ -123,12 +119,15 @@ impl Context {
             shutdown,
             tcp_limits: ArcSwap::from_pointee(tcp_limits),
             limiter: ArcSwap::from_pointee(Limiter::new(rate_limit)),
-            tcp_open: Mutex::default(),
+            tcp_per_client: Mutex::default(),
+            tcp_total: AtomicUsize::new(0),
         }
     }
 
-    fn tcp_count(&self) -> std::sync::MutexGuard<'_, TcpCount> {
-        self.tcp_open.lock().unwrap_or_else(|e| e.into_inner())
+    fn tcp_per_client(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.tcp_per_client
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// A place for a new TCP connection from `client`, unless all are taken or this client
@@ -136,13 +135,15 @@ impl Context {
     pub fn tcp_slot(self: &Arc<Self>, client: IpAddr) -> Option<TcpSlot> {
         let limits = self.tcp_limits.load();
         let key = client_key(client);
-        let mut open = self.tcp_count();
-        let mine = open.per_client.get(&key).copied().unwrap_or(0);
-        if open.total >= limits.connections || mine >= limits.per_client {
+        // Taken and given back under the lock, so the two counts move together.
+        let mut per_client = self.tcp_per_client();
+        let mine = per_client.get(&key).copied().unwrap_or(0);
+        let total = self.tcp_total.load(Ordering::Relaxed);
+        if total >= limits.connections || mine >= limits.per_client {
             return None;
         }
-        open.total += 1;
-        *open.per_client.entry(key).or_default() += 1;
+        self.tcp_total.fetch_add(1, Ordering::Relaxed);
+        *per_client.entry(key).or_default() += 1;
         Some(TcpSlot {
             ctx: self.clone(),
             client: key,
@@ -154,7 +155,7 @@ impl Context {
     /// under load), so that idle clients make room.
     pub fn tcp_idle(&self) -> Duration {
         let limits = self.tcp_limits.load();
-        if self.tcp_count().total * 2 > limits.connections {
+        if self.tcp_total.load(Ordering::Relaxed) * 2 > limits.connections {
             limits.idle.min(BUSY_IDLE)
         } else {
             limits.idle

@@ -8,6 +8,7 @@ use super::answer::Rcode;
 use super::index::{RrSet, ZoneIndex};
 use super::wire;
 use crate::dname::{flags, opcode, rtype, wire_to_text, HEADER_LEN};
+use crate::zone::serial_after;
 
 /// Messages of a transfer stay well under the 64 KiB TCP limit.
 const MESSAGE_TARGET: usize = 16 * 1024;
@@ -81,11 +82,6 @@ fn single(req: &wire::Request<'_>, query: &[u8], rcode: Rcode, soa: Option<&RrSe
         m.extend_from_slice(soa.wire);
     }
     m
-}
-
-/// RFC 1982: is serial `a` after `b`?
-fn serial_after(a: u32, b: u32) -> bool {
-    a != b && (a.wrapping_sub(b) as i32) > 0
 }
 
 /// The serial of an SOA RRset as stored (`C0 0C | fixed | MNAME RNAME SERIAL ...`, names

@@ -32,7 +32,7 @@ mod serial;
 use apexes::Apexes;
 pub use list::{RecordList, ZoneRecord};
 pub use master::master_file;
-pub use serial::SerialBook;
+pub use serial::{serial_after, SerialBook};
 
 /// What the zone needs from the configuration.
 #[derive(Debug, Clone)]

@@ -49,7 +49,7 @@ struct SerialEntry {
 }
 
 /// RFC 1982 serial number arithmetic: is `a` after `b`?
-fn serial_after(a: u32, b: u32) -> bool {
+pub fn serial_after(a: u32, b: u32) -> bool {
     a != b && (a.wrapping_sub(b) as i32) > 0
 }
 
