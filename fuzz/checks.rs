@@ -43,7 +43,51 @@ fn settings() -> Settings {
         nameserver: domain(),
         nameserver_addresses: vec!["10.147.17.1".parse().unwrap(), "fd00::1".parse().unwrap()],
         soa: config::Soa::default(),
+        services: services(),
     }
+}
+
+/// Services of every kind, so that member data from the fuzzer goes through service
+/// selection too (tags, globs, descriptions).
+fn services() -> Vec<config::Service> {
+    let service =
+        |name: &str, tag: Option<config::TagMatch>, members: Vec<config::MemberPattern>| {
+            config::Service {
+                label: name.into(),
+                name: Name::from_ascii(format!("{name}.backhaul.")).unwrap(),
+                network: None,
+                tag,
+                members,
+                policy: config::Policy::All,
+                port: Some(5432),
+                protocol: "tcp".into(),
+                check: config::Check::None,
+                interval: Duration::from_secs(5),
+                fall: 2,
+                rise: 2,
+                max_age: Duration::from_secs(120),
+                ttl: 5,
+            }
+        };
+    let named = |t: &str, v: &str| config::TagMatch {
+        tag: config::TagKey::Name(t.into()),
+        value: config::TagKey::Name(v.into()),
+    };
+    let numeric = config::TagMatch {
+        tag: config::TagKey::Number(1000),
+        value: config::TagKey::Number(1),
+    };
+    let glob = config::MemberPattern::Glob(glob::Pattern::new("web-*").unwrap());
+    let node = config::MemberPattern::Node("a45dc9d260".parse().unwrap());
+    vec![
+        service("pg", Some(named("role", "pg")), Vec::new()),
+        config::Service {
+            policy: config::Policy::First,
+            ..service("web.prod", None, vec![glob, node])
+        },
+        service("cache", None, Vec::new()),
+        service("numeric", Some(numeric), Vec::new()),
+    ]
 }
 
 /// Builds and compiles the backhaul view as the server does (serials stamped).

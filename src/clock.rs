@@ -12,3 +12,9 @@ pub fn unix_secs(t: SystemTime) -> u64 {
 pub fn unix_now() -> u64 {
     unix_secs(SystemTime::now())
 }
+
+/// Milliseconds since the Unix epoch, now (the unit of Central's `lastSeen`).
+pub fn unix_now_ms() -> i64 {
+    (SystemTime::now().duration_since(UNIX_EPOCH))
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

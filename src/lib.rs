@@ -8,6 +8,7 @@
 //!
 //! - A query is answered in [`dns::answer`] (UDP in [`dns::udp`], TCP in [`dns::tcp`]).
 //! - A member becomes a name in [`names`]; its records are made in [`zone`].
+//! - A service name learns who is up in [`services`].
 //! - A sync happens in [`sync`]: [`sync::poller`] fetches, [`sync::builder`] builds,
 //!   [`sync::publish`] swaps.
 //!
@@ -29,16 +30,18 @@
 //!      file); each produces a plain [`zerotier::NetworkSnapshot`]. Takes plain values, not
 //!      the config.
 //!    - [`metrics`]: what the server counts (queries, syncs, reloads) and readiness.
-//!    - [`names`]: member name -> labels, reserved names, the collision rule. Pure.
+//!    - [`names`]: member name -> labels, reserved names, the collision rule, aliases. Pure.
 //!    - [`records`]: the `[records]` and `[public]` zone files, checked line by line.
 //!    - [`zone`]: snapshots + records files -> the zones of each view, serials, master-file
-//!      text. Pure.
+//!      text, and which members each `[[service]]` has ([`zone::services`]). Pure.
 //!    - [`state`]: everything under `state_dir` (snapshots, serial books, atomic writes).
 //!    - [`interfaces`]: which addresses to answer on. [`watch`]: watched files -> reloads.
 //! 3. **Serving and syncing**.
 //!    - [`dns`]: the compiled zone index, the answer logic, the listeners of each view,
 //!      transfers and forwarding.
 //!    - [`sync`]: pollers, the builder thread, publishing.
+//!    - [`services`]: health checks of service names and their live answers, swapped apart
+//!      from the zone index.
 //!    - [`http`]: `/healthz`, `/readyz` and `/metrics`. [`webhook`]: Central webhooks that
 //!      trigger a sync.
 //! 4. **Top**: [`run`] wires the pieces for each subcommand, reloads the configuration and
@@ -69,6 +72,7 @@ pub mod records;
 pub mod reverse;
 pub mod run;
 pub mod secret;
+pub mod services;
 pub mod state;
 pub mod sync;
 pub mod view;

@@ -158,6 +158,8 @@ impl Collector for QueryStats {
 type NetworkLabel = [(&'static str, String); 1];
 type FailureLabels = [(&'static str, String); 2];
 type ZoneLabels = [(&'static str, String); 2];
+type ServiceLabel = [(&'static str, String); 1];
+type ServiceStateLabels = [(&'static str, String); 2];
 
 /// One network as readiness sees it.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -171,6 +173,21 @@ pub struct NetworkStatus {
     pub last_sync: Option<u64>,
     pub members: usize,
     pub last_error: Option<String>,
+}
+
+/// One service as operators see it (`/readyz`, `/metrics`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub check: &'static str,
+    /// Members' names, in service order.
+    pub up: Vec<String>,
+    pub down: Vec<String>,
+    /// No member is up: the name answers with every member (`first`: the first) anyway.
+    pub fail_open: bool,
+    /// Problems with the service's definition (a tag no network declares...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 /// Everything the server reports about itself.
@@ -191,6 +208,10 @@ pub struct Telemetry {
     reloads: Counter,
     rejected_reloads: Counter,
     ready: Gauge,
+    service_members: Family<ServiceStateLabels, Gauge>,
+    service_fail_open: Family<ServiceLabel, Gauge>,
+    service_check_failures: Family<ServiceLabel, Counter>,
+    service_flips: Family<ServiceLabel, Counter>,
     state: Mutex<State>,
 }
 
@@ -198,6 +219,7 @@ pub struct Telemetry {
 struct State {
     listening: Vec<IpAddr>,
     networks: BTreeMap<NetworkId, NetworkStatus>,
+    services: Vec<ServiceStatus>,
 }
 
 impl Telemetry {
@@ -220,6 +242,10 @@ impl Telemetry {
             reloads: Counter::default(),
             rejected_reloads: Counter::default(),
             ready: Gauge::default(),
+            service_members: Family::default(),
+            service_fail_open: Family::default(),
+            service_check_failures: Family::default(),
+            service_flips: Family::default(),
             state: Mutex::default(),
             registry: Registry::default(),
         };
@@ -277,7 +303,56 @@ impl Telemetry {
             "1 when answering on an address with a zone for every network",
             t.ready.clone(),
         );
+        r.register(
+            "service_members",
+            "Members of each service, up or down",
+            t.service_members.clone(),
+        );
+        r.register(
+            "service_fail_open",
+            "1 while no member of the service is up and it answers with every member",
+            t.service_fail_open.clone(),
+        );
+        r.register(
+            "service_check_failures",
+            "Health checks that failed, by service",
+            t.service_check_failures.clone(),
+        );
+        r.register(
+            "service_flips",
+            "Members that went up or down, by service",
+            t.service_flips.clone(),
+        );
         Telemetry { registry, ..t }
+    }
+
+    /// The services as the live table now answers them (for /metrics and /readyz).
+    pub fn services(&self, statuses: &[ServiceStatus]) {
+        self.service_members.clear();
+        self.service_fail_open.clear();
+        for s in statuses {
+            for (state, n) in [("up", s.up.len()), ("down", s.down.len())] {
+                self.service_members
+                    .get_or_create(&[("service", s.name.clone()), ("state", state.to_owned())])
+                    .set(n as i64);
+            }
+            self.service_fail_open
+                .get_or_create(&[("service", s.name.clone())])
+                .set(i64::from(s.fail_open));
+        }
+        self.state.lock().expect("telemetry lock").services = statuses.to_vec();
+    }
+
+    pub fn service_check_failed(&self, service: &str) {
+        self.service_check_failures
+            .get_or_create(&[("service", service.to_owned())])
+            .inc();
+    }
+
+    pub fn service_flip(&self, service: &str) {
+        self.service_flips
+            .get_or_create(&[("service", service.to_owned())])
+            .inc();
     }
 
     /// One answered query (the hot path: a few relaxed atomic adds).
@@ -405,6 +480,7 @@ impl Telemetry {
             ready: !state.listening.is_empty() && networks.iter().all(|n| n.ready),
             listening: state.listening.clone(),
             networks,
+            services: state.services.clone(),
         }
     }
 
@@ -432,6 +508,9 @@ pub struct Readiness {
     pub ready: bool,
     pub listening: Vec<IpAddr>,
     pub networks: Vec<NetworkStatus>,
+    /// Each `[[service]]` with its up and down members.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceStatus>,
 }
 
 #[cfg(test)]

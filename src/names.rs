@@ -142,6 +142,8 @@ pub struct Named<'a> {
     pub custom_wire: Option<Vec<u8>>,
     /// Set by [`resolve`]: the member got the name it asks for.
     pub custom_won: bool,
+    /// Set by [`resolve_aliases`]: the extra names (`dns:` in its description) it got.
+    pub aliases: Vec<Vec<u8>>,
 }
 
 impl<'a> Named<'a> {
@@ -159,12 +161,21 @@ impl<'a> Named<'a> {
             zt_wire: zt_wire(member.node, domain),
             custom_wire: member_wire(&member.name, domain),
             custom_won: false,
+            aliases: Vec::new(),
         }
     }
 
-    /// Owners of the member's address records: its zt- name, and its own name if it won it.
+    /// Owners of the member's address records: its zt- name, its own name if it won it, and
+    /// the aliases it got.
     pub fn owners(&self) -> impl Iterator<Item = &[u8]> {
-        std::iter::once(self.zt_wire.as_slice()).chain(self.won())
+        std::iter::once(self.zt_wire.as_slice())
+            .chain(self.won())
+            .chain(self.aliases.iter().map(Vec::as_slice))
+    }
+
+    /// The name it is known by: its own if it won it, else its zt- name (its PTR target).
+    pub fn name(&self) -> &[u8] {
+        self.ptr_target()
     }
 
     /// What its PTR records point at: its own name if it won it, else its zt- name.
@@ -242,6 +253,76 @@ pub fn resolve(
     conflicts.sort_by(|a, b| (&a.name, a.loser).cmp(&(&b.name, b.loser)));
     overridden.sort_by(|a, b| (&a.name, a.member).cmp(&(&b.name, b.member)));
     (conflicts, overridden)
+}
+
+/// Gives members the aliases their descriptions ask for (`dns: alias1 alias2`), after
+/// [`resolve`]: an alias never takes a name that is already taken (`taken`: records-file
+/// owners, service names and apexes; every member's zt- name and won name are added here),
+/// and two members asking for one alias are settled by [`precedence`]. Returns the alias
+/// conflicts; `domains` gives each entry's domain (lowercase wire form) by network.
+pub fn resolve_aliases(
+    entries: &mut [Named<'_>],
+    domain_of: impl Fn(NetworkId) -> Vec<u8>,
+    mut taken: HashSet<Vec<u8>>,
+) -> Vec<Conflict> {
+    // Who holds each member-held name, for the conflict report.
+    let mut holders: foldhash::HashMap<Vec<u8>, NodeId> = foldhash::HashMap::default();
+    for e in entries.iter() {
+        holders.insert(e.zt_wire.clone(), e.member.node);
+        if let Some(w) = e.won() {
+            holders.insert(w.to_vec(), e.member.node);
+        }
+    }
+    let mut order: Vec<usize> = (0..entries.len())
+        .filter(|i| {
+            entries[*i]
+                .member
+                .hints
+                .as_ref()
+                .is_some_and(|h| !h.aliases.is_empty())
+        })
+        .collect();
+    order.sort_by(|a, b| precedence(entries[*a].member, entries[*b].member));
+    let mut conflicts = Vec::new();
+    for i in order {
+        let domain = domain_of(entries[i].network);
+        let e = &mut entries[i];
+        let hints = e
+            .member
+            .hints
+            .as_deref()
+            .map(|h| h.aliases.as_slice())
+            .unwrap_or_default();
+        for alias in hints {
+            let Some(wire) = member_wire(alias, &domain) else {
+                continue;
+            };
+            if e.owners().any(|o| o == wire.as_slice()) {
+                continue;
+            }
+            if let Some(holder) = holders.get(&wire).copied().filter(|h| *h != e.member.node) {
+                tracing::warn!(network = %e.network, name = %wire_to_text(&wire), holder = %holder, member = %e.member.node,
+                    "alias conflict: the name is taken, the alias is not served");
+                conflicts.push(Conflict {
+                    name: wire_name(&wire),
+                    winner: holder,
+                    loser: e.member.node,
+                    network: e.network,
+                });
+                continue;
+            }
+            if taken.contains(&wire) {
+                tracing::warn!(network = %e.network, name = %wire_to_text(&wire), member = %e.member.node,
+                    "alias not served: the records file, a service or a zone apex has the name");
+                continue;
+            }
+            taken.insert(wire.clone());
+            holders.insert(wire.clone(), e.member.node);
+            e.aliases.push(wire);
+        }
+    }
+    conflicts.sort_by(|a, b| (&a.name, a.loser).cmp(&(&b.name, b.loser)));
+    conflicts
 }
 
 #[cfg(test)]
@@ -353,6 +434,8 @@ mod tests {
             creation_time: t,
             ips: vec![],
             no_auto_assign_ips: false,
+            hints: None,
+            last_seen: None,
         };
         assert_eq!(precedence(&m(9, Some(1)), &m(1, Some(2))), Ordering::Less);
         assert_eq!(precedence(&m(1, Some(5)), &m(2, Some(5))), Ordering::Less);

@@ -47,8 +47,8 @@ const DRAIN: Duration = Duration::from_secs(5);
 pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
-    let views = Views::new();
     let telemetry = Arc::new(Telemetry::new());
+    let views = Views::reporting(telemetry.clone());
     let acl: SharedAcl = Arc::new(ArcSwap::from_pointee(Acl::default()));
     let finder = Finder::new(&config.listen);
     // Where the listening addresses are known before binding, loop protection can use them.
@@ -115,6 +115,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
     // The first zone (from the last good snapshots) is published before any listener binds,
     // so the first query is answered from it; its NS records carry the addresses found just
     // now, and follow the ones actually bound if those differ.
+    let services = views.services.clone();
     let sync = sync::start(&server.config, files, views, own.clone(), telemetry.clone()).await?;
     let outcome = async {
         let published = server.follow(&finder).await?;
@@ -152,6 +153,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         }
     }
     sync.stop().await;
+    services.stop().await;
     outcome
 }
 
@@ -524,7 +526,12 @@ pub async fn zone_text(config: &Config, files: FileRecords) -> anyhow::Result<St
     }
     // Serials come from the book the server saved: an unchanged zone prints the serial it
     // serves. Nothing is written: a running server owns its state_dir.
-    let built = builder.build();
+    let mut built = builder.build();
+    // Service names as they are now: one round of checks, then their live answers.
+    let services = crate::services::Services::one_shot();
+    services.plan(built.private.services.clone());
+    services.check_once().await;
+    zone::services::replace_records(&mut built.private, &services.records());
     let mut text = zone::master_file(&built.private);
     if let Some(public) = &built.public {
         text.push_str("; ---- public view ----\n");

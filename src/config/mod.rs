@@ -11,7 +11,7 @@ use hickory_proto::rr::Name;
 use ipnet::IpNet;
 use thiserror::Error;
 
-use crate::ids::NetworkId;
+use crate::ids::{NetworkId, NodeId};
 use crate::secret::Secret;
 
 mod raw;
@@ -76,6 +76,75 @@ pub struct Config {
     pub rate_limit: RateLimit,
     /// `[soa]`: the SOA's names and timers.
     pub soa: Soa,
+    /// `[[service]]`: names for the members that do a job, while they are up.
+    pub services: Vec<Service>,
+}
+
+/// `[[service]]`: one name for the members that do a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// The service's name as written in the config (for logs and labels): `pg`, `pg.prod`.
+    pub label: String,
+    /// The full name, lowercase: `pg.backhaul.`.
+    pub name: Name,
+    /// Only this network's members; `None`: every network's.
+    pub network: Option<NetworkId>,
+    /// `tag = "role=pg"`: members with this tag value.
+    pub tag: Option<TagMatch>,
+    /// `members = [...]`: member-name globs and node ids, in the order failover follows.
+    pub members: Vec<MemberPattern>,
+    pub policy: Policy,
+    /// With a port, `_<name>._<protocol>` SRV records are served too.
+    pub port: Option<u16>,
+    pub protocol: String,
+    pub check: Check,
+    pub interval: Duration,
+    pub fall: u32,
+    pub rise: u32,
+    pub max_age: Duration,
+    pub ttl: u32,
+}
+
+/// Half of `tag = "role=pg"`: a name (resolved through the network's `tagsByName`) or a number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TagKey {
+    Name(String),
+    Number(u32),
+}
+
+/// `tag = "<tag>=<value>"`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TagMatch {
+    pub tag: TagKey,
+    pub value: TagKey,
+}
+
+/// One entry of `members = [...]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberPattern {
+    Node(NodeId),
+    /// Over the member's name after the naming rules, below its domain (`db-1`, `web.prod`).
+    Glob(glob::Pattern),
+}
+
+/// Which of the up members a service name answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Every up member, the order rotated from answer to answer.
+    All,
+    /// The first up member in the service's order: failover.
+    First,
+}
+
+/// How a service learns whether a member is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Authorized members are up.
+    None,
+    /// A TCP connect to the member's address on the service's port.
+    Tcp,
+    /// Central's `lastSeen` within `max_age`.
+    Online,
 }
 
 /// `[soa]`: what every zone's SOA says besides its serial (RFC 1035 3.3.13). The timers tell

@@ -34,6 +34,36 @@ pub(super) struct RawConfig {
     pub(super) rate_limit: RawRateLimit,
     #[serde(default)]
     pub(super) soa: RawSoa,
+    #[serde(default, rename = "service")]
+    pub(super) services: Vec<RawService>,
+}
+
+/// `[[service]]`: one name for the members that do a job.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawService {
+    pub(super) name: String,
+    pub(super) network: Option<String>,
+    pub(super) tag: Option<String>,
+    #[serde(default)]
+    pub(super) members: Vec<String>,
+    #[serde(default = "default_service_policy")]
+    pub(super) policy: String,
+    pub(super) port: Option<u16>,
+    #[serde(default = "default_service_protocol")]
+    pub(super) protocol: String,
+    #[serde(default = "default_service_check")]
+    pub(super) check: String,
+    #[serde(default = "default_service_interval")]
+    pub(super) interval: String,
+    #[serde(default = "default_service_fall")]
+    pub(super) fall: u32,
+    #[serde(default = "default_service_rise")]
+    pub(super) rise: u32,
+    #[serde(default = "default_service_max_age")]
+    pub(super) max_age: String,
+    #[serde(default = "default_service_ttl")]
+    pub(super) ttl: String,
 }
 
 /// `[soa]`: what every zone's SOA says besides its serial.
@@ -250,4 +280,31 @@ pub(super) fn default_poll_interval() -> String {
 }
 pub(super) fn default_request_timeout() -> String {
     "20s".into()
+}
+pub(super) fn default_service_policy() -> String {
+    "all".into()
+}
+pub(super) fn default_service_protocol() -> String {
+    "tcp".into()
+}
+pub(super) fn default_service_check() -> String {
+    "none".into()
+}
+pub(super) fn default_service_interval() -> String {
+    "5s".into()
+}
+/// Two failures in a row before a member leaves: one lost SYN is not an outage.
+pub(super) fn default_service_fall() -> u32 {
+    2
+}
+pub(super) fn default_service_rise() -> u32 {
+    2
+}
+/// Central updates `lastSeen` about once a minute for a member that is online.
+pub(super) fn default_service_max_age() -> String {
+    "2m".into()
+}
+/// Short: clients must see a failover quickly.
+pub(super) fn default_service_ttl() -> String {
+    "5s".into()
 }

@@ -258,6 +258,26 @@ fn answer_name(zone: &ZoneIndex, qname: &[u8], qtype: u16, w: &mut Writer<'_>) -
         };
         let (node, meta) = found;
         w.authoritative |= hop == 0;
+        if node.is_live() {
+            let table = zone.live();
+            if let Some(live) = table.get(&name[..len]) {
+                let mut answered = false;
+                for (first, second) in live.answer_sets(qtype, rtype::ANY) {
+                    let start = w.answer(&first, owner_at);
+                    if second.count > 0 {
+                        w.answer(&second, owner_at);
+                    }
+                    answered = true;
+                    if let Some(at) = target_offset(first.rtype) {
+                        w.target_addresses(zone, &first, start, at);
+                    }
+                }
+                if !answered {
+                    w.negative_soa(owner_at, len, meta.apex_len(), &meta.negative_soa);
+                }
+                return Rcode::NoError.into();
+            }
+        }
         let mut answered = false;
         for set in node.rrsets() {
             if set.rtype == qtype || qtype == rtype::ANY {
@@ -520,6 +540,7 @@ mod tests {
             nameserver: domain.clone(),
             nameserver_addresses: Vec::new(),
             soa: Soa::default(),
+            services: Vec::new(),
         };
         let parsed = records::parse(text, &domain, &[], 60).unwrap();
         let files = FileRecords {

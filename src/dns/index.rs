@@ -23,6 +23,7 @@ use std::hash::BuildHasher;
 
 use hickory_proto::rr::RecordType;
 
+use super::live::{LiveTable, SharedLive};
 use super::table::{Probe, Table};
 use crate::dname::{class, name_wire, parent, MAX_NAME};
 use crate::zone::{RecordList, Zones};
@@ -38,6 +39,9 @@ const POINTER_TO_QNAME: [u8; 2] = [0xc0, 0x0c];
 const WILDCARD_CHILD: u8 = 1;
 /// Node flag: a later copy of this node (with more RRsets) replaced it; skipped when walking.
 const SUPERSEDED: u8 = 2;
+/// Node flag: a service name, answered from the live table when it has the name
+/// ([`super::live`]).
+const LIVE: u8 = 4;
 
 /// A node in the arena: `KEYLEN(1) | KEY | ZONE(4) | FLAGS(1) | SETS(4)`, where the key is the
 /// lowercase wire name without its zone's apex and SETS the arena offset of its RRset list:
@@ -131,6 +135,11 @@ impl<'a> Node<'a> {
     fn wildcard_child(&self) -> bool {
         self.flags & WILDCARD_CHILD != 0
     }
+
+    /// A service name: see [`ZoneIndex::live`].
+    pub fn is_live(&self) -> bool {
+        self.flags & LIVE != 0
+    }
 }
 
 pub struct ZoneMeta {
@@ -175,6 +184,8 @@ pub struct ZoneIndex {
     zones: Vec<ZoneMeta>,
     /// Seeded per process: query names are the lookup keys, and clients choose them.
     hasher: RandomState,
+    /// The service names' current answers, shared by every index of the view.
+    live: SharedLive,
 }
 
 impl Default for ZoneIndex {
@@ -184,6 +195,7 @@ impl Default for ZoneIndex {
             table: Table::default(),
             zones: Vec::new(),
             hasher: RandomState::default(),
+            live: SharedLive::default(),
         }
     }
 }
@@ -364,6 +376,14 @@ impl ZoneIndex {
             index.zones[zone as usize].negative_soa = negative_soa.into_boxed_slice();
         }
         index.mark_wildcard_parents();
+        for plan in &zones.services {
+            for owner in plan.owners() {
+                if let Some(at) = index.find(owner) {
+                    let key_end = at as usize + 1 + usize::from(index.arena[at as usize]);
+                    index.arena[key_end + 4] |= LIVE;
+                }
+            }
+        }
         // A copy, not shrink_to_fit: mimalloc shrinks a block by less than half in place,
         // keeping the whole capacity resident.
         if index.arena.capacity() > index.arena.len() + index.arena.len() / 16 {
@@ -371,6 +391,18 @@ impl ZoneIndex {
         }
         index.table.shrink_to_fit();
         index
+    }
+
+    /// Answers service names from `live` (the view's table) from now on.
+    pub fn with_live(mut self, live: SharedLive) -> ZoneIndex {
+        self.live = live;
+        self
+    }
+
+    /// The live answers of `name`, a node flagged [`Node::is_live`]; `None` (answer from the
+    /// zone) until the health side has published the name.
+    pub fn live(&self) -> arc_swap::Guard<std::sync::Arc<LiveTable>> {
+        self.live.load()
     }
 
     /// `name` (hashed to `hash`, below its apex) and its ancestors down to the apex, as empty

@@ -1,6 +1,6 @@
 //! DNS serving: the compiled zone ([`index`], its hash table in `table`), request parsing
 //! ([`wire`]), the answer logic ([`answer`]), who may ask ([`access`]), what every listener
-//! of a view shares ([`context`]), serving by transport ([`udp`] with batched system calls,
+//! of a view shares ([`context`]), the service names' live answers ([`live`]), serving by transport ([`udp`] with batched system calls,
 //! [`tcp`]), response rate limiting over UDP ([`ratelimit`]), binding and following addresses
 //! ([`listen`]), zone transfers and NOTIFY ([`transfer`]), and forwarding of other names
 //! ([`forward`]).
@@ -11,6 +11,7 @@ pub mod context;
 pub mod forward;
 pub mod index;
 pub mod listen;
+pub mod live;
 pub mod ratelimit;
 mod table;
 pub mod tcp;

@@ -275,7 +275,10 @@ mod tests {
                 creation_time: Some(1),
                 ips: vec!["10.147.17.2".parse().unwrap()],
                 no_auto_assign_ips: false,
+                hints: None,
+                last_seen: None,
             }],
+            tags: Vec::new(),
         }
     }
 

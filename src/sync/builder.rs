@@ -120,15 +120,18 @@ impl Builder {
         let changed = held.is_none_or(|h| **h != snapshot);
         // The first sync after a snapshot changes where the data comes from, if not the data.
         let first = self.fresh.insert(snapshot.id);
-        let snapshot = match held {
-            Some(h) if !changed => h.clone(),
-            _ => Arc::new(snapshot),
-        };
+        // The newest is kept even when nothing changed: its `lastSeen` times are newer.
+        let snapshot = Arc::new(snapshot);
         if self.persist {
             self.writer.save(&snapshot, changed);
         }
         self.snapshots.insert(snapshot.id, snapshot);
         changed || first
+    }
+
+    /// The snapshot held for `network`.
+    pub fn snapshot(&self, network: NetworkId) -> Option<&NetworkSnapshot> {
+        self.snapshots.get(&network).map(Arc::as_ref)
     }
 
     /// The thread that saves snapshots (for waiting on it at shutdown).
@@ -389,10 +392,13 @@ impl BuilderThread {
                 let network = snapshot.id;
                 // A poller stopped by a reload may still deliver one last fetch.
                 let current = self.generations.get(&network) == Some(&generation);
-                (
-                    format!("network {network}"),
-                    current && builder.set(snapshot),
-                )
+                let changed = current && builder.set(snapshot);
+                if current && !changed {
+                    if let Some(held) = builder.snapshot(network) {
+                        self.views.services.seen(held);
+                    }
+                }
+                (format!("network {network}"), changed)
             }
             Update::Nameservers(addresses) => (
                 "listen addresses".to_owned(),

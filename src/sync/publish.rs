@@ -7,6 +7,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::dns::{SharedZone, ZoneIndex};
+use crate::metrics::Telemetry;
+use crate::services::Services;
 use crate::zone::Zones;
 
 /// Both views, built together from the same data.
@@ -22,22 +24,31 @@ pub struct Views {
     pub private: SharedZone,
     /// Empty (every name REFUSED) unless `[public]` is configured.
     pub public: SharedZone,
+    /// The service names' health and live answers (backhaul view only).
+    pub services: Arc<Services>,
 }
 
 impl Views {
     pub fn new() -> Views {
+        Views::reporting(Arc::default())
+    }
+
+    /// Views whose services report to `telemetry`.
+    pub fn reporting(telemetry: Arc<Telemetry>) -> Views {
         Views {
             private: Arc::new(ArcSwap::from_pointee(ZoneIndex::default())),
             public: Arc::new(ArcSwap::from_pointee(ZoneIndex::default())),
+            services: Arc::new(Services::new(telemetry)),
         }
     }
 
     /// Compiles both views and swaps them in. The zones they replace are freed here, not on
-    /// a query thread.
+    /// a query thread. The service plans go first: the live table has the new services'
+    /// answers before the zone that names them is served.
     pub fn publish(&self, built: &Built) {
-        let private = self
-            .private
-            .swap(Arc::new(ZoneIndex::compile(&built.private)));
+        self.services.plan(built.private.services.clone());
+        let index = ZoneIndex::compile(&built.private).with_live(self.services.live());
+        let private = self.private.swap(Arc::new(index));
         let public = built
             .public
             .as_ref()

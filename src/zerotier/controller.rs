@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use super::api::{Api, Auth};
 use super::models::{ApiMember, MemberConfig, Network, NetworkConfig, Route, V6AssignMode};
-use super::{FetchError, Member, MemberWarnings, NetworkSnapshot};
+use super::{FetchError, Member, MemberWarnings, NetworkSnapshot, TagDef};
 use crate::ids::{NetworkId, NodeId};
 use crate::secret::Secret;
 
@@ -29,6 +29,32 @@ struct ControllerNetwork {
     v6_assign_mode: Option<V6Mode>,
     #[serde(default)]
     routes: Option<Vec<Route>>,
+    /// `[{"id": 1000, "default": 0}, ...]`: tags without names (the controller stores only
+    /// the compiled rules).
+    #[serde(default)]
+    tags: Option<Value>,
+}
+
+impl ControllerNetwork {
+    fn tags(&self) -> Vec<TagDef> {
+        let number = |v: Option<&Value>| {
+            v.and_then(Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok())
+        };
+        let list = self.tags.as_ref().and_then(Value::as_array);
+        let mut tags: Vec<TagDef> = (list.into_iter().flatten())
+            .filter_map(|t| {
+                Some(TagDef {
+                    id: number(t.get("id"))?,
+                    name: None,
+                    default: number(t.get("default")),
+                    enums: Vec::new(),
+                })
+            })
+            .collect();
+        tags.sort_by_key(|t| t.id);
+        tags
+    }
 }
 
 /// An object, or the legacy comma-separated string form (`"rfc4193,6plane"`).
@@ -57,6 +83,7 @@ impl From<ControllerNetwork> for Network {
                 routes: c.routes,
                 dns: None,
             }),
+            tags_by_name: None,
         }
     }
 }
@@ -73,6 +100,9 @@ struct ControllerMember {
     creation_time: Option<i64>,
     ip_assignments: Option<Vec<String>>,
     no_auto_assign_ips: Option<bool>,
+    tags: Option<Value>,
+    /// Not in the controller's own JSON, but kept if a tool stores one.
+    description: Option<String>,
 }
 
 impl From<ControllerMember> for ApiMember<'static> {
@@ -88,7 +118,10 @@ impl From<ControllerMember> for ApiMember<'static> {
                 ip_assignments: (c.ip_assignments)
                     .map(|ips| ips.into_iter().map(Cow::Owned).collect()),
                 no_auto_assign_ips: c.no_auto_assign_ips,
+                tags: c.tags,
             }),
+            description: c.description.map(Cow::Owned),
+            last_seen: None,
         }
     }
 }
@@ -197,7 +230,10 @@ impl ControllerClient {
         let mut members: Vec<Member> = cache.values().filter_map(|(_, m)| m.clone()).collect();
         members.sort_by_key(|m| m.node);
         self.warnings.report(self.network, problems);
-        Ok(Network::from(network).into_snapshot(self.network, members))
+        let tags = network.tags();
+        let mut snapshot = Network::from(network).into_snapshot(self.network, members);
+        snapshot.tags = tags;
+        Ok(snapshot)
     }
 }
 

@@ -24,7 +24,7 @@ use thiserror::Error;
 use crate::ids::{NetworkId, NodeId};
 
 /// One network member as the zone needs it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Member {
     pub node: NodeId,
     /// Free-form name from the API; may be empty.
@@ -36,6 +36,96 @@ pub struct Member {
     pub ips: Vec<IpAddr>,
     /// The controller assigns no computed IPv6 addresses to such members.
     pub no_auto_assign_ips: bool,
+    /// Tags and description lines that services and aliases read; `None` for the many
+    /// members that have none (eight bytes each instead of three empty lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hints: Option<Box<Hints>>,
+    /// Central's `lastSeen` (ms since the epoch), for `check = "online"`. Not part of the
+    /// member's content: it moves on every poll, and must not make every poll a new zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<i64>,
+}
+
+impl PartialEq for Member {
+    /// Everything but `last_seen` (see there).
+    fn eq(&self, other: &Member) -> bool {
+        self.node == other.node
+            && self.name == other.name
+            && self.authorized == other.authorized
+            && self.creation_time == other.creation_time
+            && self.ips == other.ips
+            && self.no_auto_assign_ips == other.no_auto_assign_ips
+            && self.hints == other.hints
+    }
+}
+
+impl Eq for Member {}
+
+/// What a member says about itself beyond its name: its ZeroTier tags and the lines of its
+/// description meant for DNS (`services: pg, cache` and `dns: alias1 alias2`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hints {
+    /// `[tagId, value]` pairs from `config.tags` (a `true` flag value counts as 1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<(u32, u32)>,
+    /// Services the description puts the member in, lowercased.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
+    /// Extra names the description asks for, as written (the naming rules apply later).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+}
+
+impl Hints {
+    /// The hints of a member with these tags and this description; `None` if there are none.
+    pub fn new(tags: Vec<(u32, u32)>, description: &str) -> Option<Box<Hints>> {
+        let mut hints = Hints {
+            tags,
+            ..Hints::default()
+        };
+        for line in description.lines() {
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
+            let words = value
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|w| !w.is_empty());
+            match key.trim().to_ascii_lowercase().as_str() {
+                "services" | "service" => hints.services.extend(words.map(str::to_ascii_lowercase)),
+                "dns" => hints.aliases.extend(words.map(str::to_owned)),
+                _ => {}
+            }
+        }
+        // A description is free text any member owner can fill: bound what one member adds.
+        hints.services.truncate(MAX_HINTS);
+        hints.aliases.truncate(MAX_HINTS);
+        hints.tags.truncate(MAX_HINTS);
+        (hints != Hints::default()).then(|| Box::new(hints))
+    }
+
+    /// This member's value of tag `id`, if it has one.
+    pub fn tag(&self, id: u32) -> Option<u32> {
+        self.tags.iter().find(|(t, _)| *t == id).map(|(_, v)| *v)
+    }
+}
+
+/// Services, aliases and tags one member may contribute.
+pub const MAX_HINTS: usize = 32;
+
+/// A tag the network's rules declare (Central's `tagsByName`; a controller's `tags`, which
+/// have no names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagDef {
+    pub id: u32,
+    /// Lowercase, as the rule compiler stores it; `None` on a controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The value of members that have no entry for this tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<u32>,
+    /// Names of values (`enum 1 pg`), lowercase.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enums: Vec<(String, u32)>,
 }
 
 /// Everything one successful sync learned about one network. Also the format of the last-good
@@ -50,6 +140,9 @@ pub struct NetworkSnapshot {
     /// Managed routes (no `via`): the network's own subnets, used for reverse zones.
     pub routes: Vec<IpNet>,
     pub members: Vec<Member>,
+    /// The tags the network's rules declare (empty when it declares none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<TagDef>,
 }
 
 impl NetworkSnapshot {

@@ -11,14 +11,18 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::addresses::servable;
-use super::{Member, NetworkSnapshot};
+use super::{Hints, Member, NetworkSnapshot, TagDef};
 use crate::ids::{NetworkId, NodeId};
 
 /// `GET /network/{id}`: only what DNS needs.
 #[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Network {
     #[serde(default)]
     pub config: Option<NetworkConfig>,
+    /// The tags the rules declare: `{"role": {"id": 1000, "default": 0, "enums": {"pg": 1}}}`.
+    #[serde(default)]
+    pub tags_by_name: Option<serde_json::Map<String, Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -87,6 +91,9 @@ pub struct ApiMember<'a> {
     pub name: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub config: Option<MemberConfig<'a>>,
+    #[serde(borrow)]
+    pub description: Option<Cow<'a, str>>,
+    pub last_seen: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,6 +108,55 @@ pub struct MemberConfig<'a> {
     #[serde(borrow)]
     pub ip_assignments: Option<Vec<Cow<'a, str>>>,
     pub no_auto_assign_ips: Option<bool>,
+    /// `[[tagId, value], ...]`; read leniently (see [`member_tags`]).
+    pub tags: Option<Value>,
+}
+
+/// `[[tagId, value], ...]` -> pairs; a flag's `true` is 1. Entries of any other shape are
+/// ignored: tags only choose services, and one odd entry must not cost the member its name.
+pub fn member_tags(tags: Option<&Value>) -> Vec<(u32, u32)> {
+    let Some(list) = tags.and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    let number = |v: &Value| match v {
+        Value::Bool(b) => Some(u32::from(*b)),
+        v => v.as_u64().and_then(|n| u32::try_from(n).ok()),
+    };
+    list.iter()
+        .filter_map(|pair| match pair.as_array()?.as_slice() {
+            [id, value] => Some((number(id)?, number(value)?)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Central's `tagsByName` -> tag declarations; odd entries are ignored.
+pub fn tags_by_name(map: &serde_json::Map<String, Value>) -> Vec<TagDef> {
+    let number = |v: Option<&Value>| {
+        v.and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+    };
+    let mut tags: Vec<TagDef> = map
+        .iter()
+        .filter_map(|(name, def)| {
+            let mut enums: Vec<(String, u32)> = (def.get("enums").and_then(Value::as_object))
+                .map(|e| {
+                    e.iter()
+                        .filter_map(|(k, v)| Some((k.to_ascii_lowercase(), number(Some(v))?)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            enums.sort();
+            Some(TagDef {
+                id: number(def.get("id"))?,
+                name: Some(name.to_ascii_lowercase()),
+                default: number(def.get("default")),
+                enums,
+            })
+        })
+        .collect();
+    tags.sort_by(|a, b| a.name.cmp(&b.name));
+    tags
 }
 
 /// Why one member was skipped; the rest of the list is still served.
@@ -144,6 +200,11 @@ impl ApiMember<'_> {
                 creation_time: config.creation_time,
                 ips,
                 no_auto_assign_ips: config.no_auto_assign_ips.unwrap_or(false),
+                hints: Hints::new(
+                    member_tags(config.tags.as_ref()),
+                    self.description.as_deref().unwrap_or(""),
+                ),
+                last_seen: self.last_seen.filter(|t| *t > 0),
             },
             warnings,
         ))
@@ -177,6 +238,11 @@ impl Network {
             sixplane: modes.sixplane.unwrap_or(false),
             routes,
             members,
+            tags: self
+                .tags_by_name
+                .as_ref()
+                .map(tags_by_name)
+                .unwrap_or_default(),
         }
     }
 }

@@ -28,11 +28,13 @@ mod apexes;
 mod list;
 mod master;
 mod serial;
+pub mod services;
 
 use apexes::Apexes;
 pub use list::{RecordList, ZoneRecord};
 pub use master::master_file;
 pub use serial::{serial_after, SerialBook};
+pub use services::{ServiceMember, ServicePlan};
 
 /// What the zone needs from the configuration.
 #[derive(Debug, Clone)]
@@ -46,6 +48,8 @@ pub struct Settings {
     pub nameserver_addresses: Vec<IpAddr>,
     /// `[soa]`: names and timers of every SOA.
     pub soa: config::Soa,
+    /// `[[service]]`.
+    pub services: Vec<config::Service>,
 }
 
 impl Settings {
@@ -56,6 +60,7 @@ impl Settings {
             nameserver: config.domain.clone(),
             nameserver_addresses: Vec::new(),
             soa: config.soa.clone(),
+            services: config.services.clone(),
         }
     }
 }
@@ -90,8 +95,10 @@ pub struct Zones {
     /// Records derived from each network's members (A, AAAA, PTR).
     pub records_by_network: BTreeMap<NetworkId, usize>,
     pub conflicts: Vec<Conflict>,
-    /// Member names taken over by a records-file record of the same owner.
+    /// Member names taken over by a records-file record or a service of the same name.
     pub overridden: Vec<Override>,
+    /// Every `[[service]]` with its members (the health checks' input).
+    pub services: Vec<ServicePlan>,
 }
 
 impl Zones {
@@ -108,11 +115,24 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
         apexes,
         incomplete,
     } = gather(inputs, settings);
-    // A deliberate record in the records file wins over a member-derived name.
+    // A deliberate record in the records file, or a service's name, wins over a member-derived
+    // name.
     let file_owners: HashSet<Vec<u8>> = files.private.iter().map(|r| name_wire(&r.name)).collect();
-    let (conflicts, overridden) = names::resolve(&mut entries, &apexes, &file_owners);
-    let (mut records, members, records_by_network) =
-        member_records(&entries, &file_owners, settings);
+    let mut reserved = file_owners.clone();
+    for (owner, srv) in services::owner_names(&settings.services) {
+        reserved.extend(std::iter::once(owner).chain(srv));
+    }
+    let (mut conflicts, overridden) = names::resolve(&mut entries, &apexes, &reserved);
+    let mut taken = reserved.clone();
+    taken.extend(apexes.iter().map(name_wire));
+    let domains: BTreeMap<NetworkId, Vec<u8>> = (inputs.iter())
+        .map(|i| (i.network.id, name_wire(&i.network.domain)))
+        .collect();
+    let domain_of = |id: NetworkId| domains.get(&id).cloned().unwrap_or_default();
+    conflicts.extend(names::resolve_aliases(&mut entries, domain_of, taken));
+    let (mut records, members, records_by_network) = member_records(&entries, &reserved, settings);
+    let plans = services::select(&settings.services, &entries, inputs, &file_owners);
+    services::push_records(&mut records, &plans);
     // The listen addresses are the apex's A/AAAA (the NS name's addresses), unless the records
     // file sets the apex's NS or addresses: then its records stand alone (one TTL per RRset,
     // RFC 2181 5.2, and no address of ours beside servers it names).
@@ -142,6 +162,7 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
         records_by_network,
         conflicts,
         overridden,
+        services: plans,
     }
 }
 
@@ -452,6 +473,8 @@ mod tests {
             creation_time: Some(created),
             ips: ips.iter().map(|i| i.parse().unwrap()).collect(),
             no_auto_assign_ips: false,
+            hints: None,
+            last_seen: None,
         }
     }
 
@@ -462,6 +485,7 @@ mod tests {
             nameserver: Name::from_ascii("backhaul.").unwrap(),
             nameserver_addresses: vec!["10.147.17.1".parse().unwrap()],
             soa: config::Soa::default(),
+            services: Vec::new(),
         }
     }
 
@@ -472,6 +496,7 @@ mod tests {
             sixplane: false,
             routes: vec!["10.147.17.0/24".parse().unwrap()],
             members,
+            tags: Vec::new(),
         }
     }
 

@@ -1,52 +1,11 @@
 //! `[http]`: /healthz, /readyz (flipping once every network has a zone) and /metrics whose
 //! values move with queries, syncs and reloads; the query log; the `health` subcommand.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use crate::common::*;
 use hickory_proto::rr::RecordType;
 use serde_json::Value;
-
-/// `GET path` over HTTP/1.1; returns (status, body).
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text[9..12].parse().unwrap();
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// The value of one sample line of /metrics (`name{labels}`), if present.
-fn metric(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
-fn http_addr(server: &Server) -> SocketAddr {
-    let line = server.expect_log(
-        Duration::from_secs(10),
-        "the http endpoint listening",
-        |l| {
-            l["message"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("http endpoint listening")
-        },
-    );
-    line["address"].as_str().unwrap().parse().unwrap()
-}
 
 #[test]
 fn health_readiness_and_metrics_follow_what_happens() {

@@ -35,6 +35,8 @@ mod snapshot;
 mod sources;
 // `[public]`: the split-horizon view.
 mod split_horizon;
+// `[[service]]`: names for roles by tag, glob and description; aliases; TCP health checks.
+mod services;
 // Syncing: changes propagate; every failure keeps the last good zone.
 mod sync;
 // Zone transfers and NOTIFY, with a real NSD secondary.

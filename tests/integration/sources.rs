@@ -23,13 +23,18 @@ struct ControllerState {
     log: Vec<String>,
 }
 
-struct FakeController {
+pub(crate) struct FakeController {
     addr: std::net::SocketAddr,
     state: Arc<Mutex<ControllerState>>,
     _http: FakeHttp,
 }
 
-fn controller_member(id: &str, name: Option<&str>, ips: &[&str], revision: u64) -> Value {
+pub(crate) fn controller_member(
+    id: &str,
+    name: Option<&str>,
+    ips: &[&str],
+    revision: u64,
+) -> Value {
     let mut m = json!({
         "activeBridge": false, "address": id, "authenticationExpiryTime": 0, "authorized": true,
         "capabilities": [], "creationTime": 1689164995720i64 + revision as i64, "id": id,
@@ -47,7 +52,7 @@ fn controller_member(id: &str, name: Option<&str>, ips: &[&str], revision: u64) 
 }
 
 impl FakeController {
-    fn start(members: Vec<Value>) -> FakeController {
+    pub(crate) fn start(members: Vec<Value>) -> FakeController {
         let state = Arc::new(Mutex::new(ControllerState {
             members: members
                 .into_iter()
@@ -115,7 +120,8 @@ async fn controller_handler(
             "v6AssignMode": {"rfc4193": false, "zt": false, "6plane": false},
             "routes": [{"target": "172.22.0.0/16", "via": null}],
             "ipAssignmentPools": [], "mtu": 2800, "rules": [], "dns": [],
-            "authTokens": [null], "capabilities": [], "tags": [], "rulesSource": ""
+            "authTokens": [null], "capabilities": [], "rulesSource": "",
+            "tags": [{"id": 1000, "default": 0}]
         });
         return reply(200, net.to_string());
     }
@@ -136,7 +142,7 @@ async fn controller_handler(
     reply(404, String::new())
 }
 
-fn controller_table(fake: &FakeController, token_file: &str, domain: &str) -> String {
+pub(crate) fn controller_table(fake: &FakeController, token_file: &str, domain: &str) -> String {
     format!(
         "[[network]]\nid = \"{CONTROLLER_NET}\"\nsource = \"controller\"\napi_url = \"http://{}\"\n\
          token_file = \"{token_file}\"\npoll_interval = \"1s\"\ndomain = \"{domain}\"\n",
@@ -144,7 +150,7 @@ fn controller_table(fake: &FakeController, token_file: &str, domain: &str) -> St
     )
 }
 
-fn write_token(dir: &tempfile::TempDir) {
+pub(crate) fn write_token(dir: &tempfile::TempDir) {
     std::fs::write(dir.path().join("authtoken.secret"), AUTHTOKEN).unwrap();
 }
 

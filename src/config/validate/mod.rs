@@ -18,6 +18,7 @@ const MIN_CENTRAL_POLL: Duration = Duration::from_secs(1);
 const MIN_FILE_POLL: Duration = Duration::from_millis(100);
 
 mod listen;
+mod service;
 
 pub(super) struct Validator<'a> {
     pub(super) path: &'a Path,
@@ -134,7 +135,9 @@ impl Validator<'_> {
             .transpose()?;
         let rate_limit = self.rate_limit(raw.rate_limit)?;
         let soa = self.soa(raw.soa)?;
+        let services = self.services(raw.services, &domain, &networks)?;
         Ok(Config {
+            services,
             forward_zones,
             soa,
             rate_limit,

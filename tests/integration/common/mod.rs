@@ -778,3 +778,42 @@ pub fn replace_by_rename(path: &Path, text: &str) {
     std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, path).unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// The HTTP endpoint
+
+/// `GET path` over HTTP/1.1; returns (status, body).
+pub fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    std::io::Write::write_all(&mut s, request.as_bytes()).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut s, &mut text).unwrap();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The value of one sample line of /metrics (`name{labels}`), if present.
+pub fn metric(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+pub fn http_addr(server: &Server) -> SocketAddr {
+    let line = server.expect_log(
+        Duration::from_secs(10),
+        "the http endpoint listening",
+        |l| {
+            l["message"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("http endpoint listening")
+        },
+    );
+    line["address"].as_str().unwrap().parse().unwrap()
+}
