@@ -219,7 +219,7 @@ pub struct Telemetry {
 struct State {
     listening: Vec<IpAddr>,
     networks: BTreeMap<NetworkId, NetworkStatus>,
-    services: Vec<ServiceStatus>,
+    services: BTreeMap<String, ServiceStatus>,
 }
 
 impl Telemetry {
@@ -326,21 +326,35 @@ impl Telemetry {
         Telemetry { registry, ..t }
     }
 
-    /// The services as the live table now answers them (for /metrics and /readyz).
-    pub fn services(&self, statuses: &[ServiceStatus]) {
-        self.service_members.clear();
-        self.service_fail_open.clear();
-        for s in statuses {
-            for (state, n) in [("up", s.up.len()), ("down", s.down.len())] {
-                self.service_members
-                    .get_or_create(&[("service", s.name.clone()), ("state", state.to_owned())])
-                    .set(n as i64);
-            }
-            self.service_fail_open
-                .get_or_create(&[("service", s.name.clone())])
-                .set(i64::from(s.fail_open));
+    /// One service as the live table now answers it (for /metrics and /readyz).
+    pub fn service(&self, s: &ServiceStatus) {
+        for (state, n) in [("up", s.up.len()), ("down", s.down.len())] {
+            self.service_members
+                .get_or_create(&[("service", s.name.clone()), ("state", state.to_owned())])
+                .set(n as i64);
         }
-        self.state.lock().expect("telemetry lock").services = statuses.to_vec();
+        self.service_fail_open
+            .get_or_create(&[("service", s.name.clone())])
+            .set(i64::from(s.fail_open));
+        let mut state = self.state.lock().expect("telemetry lock");
+        state.services.insert(s.name.clone(), s.clone());
+    }
+
+    /// The services configured now: the others are no longer reported.
+    pub fn retain_services(&self, names: &[String]) {
+        let mut state = self.state.lock().expect("telemetry lock");
+        let gone: Vec<String> = (state.services.keys())
+            .filter(|n| !names.contains(n))
+            .cloned()
+            .collect();
+        for name in gone {
+            state.services.remove(&name);
+            for st in ["up", "down"] {
+                self.service_members
+                    .remove(&[("service", name.clone()), ("state", st.to_owned())]);
+            }
+            self.service_fail_open.remove(&[("service", name.clone())]);
+        }
     }
 
     pub fn service_check_failed(&self, service: &str) {
@@ -480,7 +494,7 @@ impl Telemetry {
             ready: !state.listening.is_empty() && networks.iter().all(|n| n.ready),
             listening: state.listening.clone(),
             networks,
-            services: state.services.clone(),
+            services: state.services.values().cloned().collect(),
         }
     }
 

@@ -1,6 +1,9 @@
 //! What the benches share: the configuration and the member lists they sync (the shape
 //! bench/gen.py writes).
 
+// Each bench compiles this module on its own and uses part of it.
+#![allow(dead_code)]
+
 use std::path::Path;
 
 use backhaul_dns::config::Config;
@@ -38,12 +41,17 @@ pub fn members_json(n: usize, salt: usize) -> Vec<u8> {
 /// One file-source network in `dir` (its members file holds an empty list; benches hand
 /// their member lists to the builder directly).
 pub fn config(dir: &Path) -> Config {
+    config_with(dir, "")
+}
+
+/// [`config`] with more tables (`[[service]]`...) after the network's.
+pub fn config_with(dir: &Path, tables: &str) -> Config {
     std::fs::write(dir.join("m.json"), "[]").unwrap();
     Config::parse(
         &dir.join("c.toml"),
         &format!(
             "state_dir = \"state\"\n[listen]\naddresses = [\"127.0.0.1\"]\n\
-             [[network]]\nid = \"{NETWORK}\"\nsource = \"file\"\nmembers_file = \"m.json\"\n"
+             [[network]]\nid = \"{NETWORK}\"\nsource = \"file\"\nmembers_file = \"m.json\"\n{tables}"
         ),
     )
     .unwrap()

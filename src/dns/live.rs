@@ -6,7 +6,8 @@
 //! table instead, when the table has the name; a health flip compiles a new table (a few
 //! records per service) and swaps it in with one atomic store.
 
-use std::collections::HashMap;
+// foldhash, seeded per process: lookups are by names clients choose, inserts by ours only.
+use foldhash::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -19,10 +20,11 @@ use crate::zone::services::LiveRecords;
 /// The table every zone index of the backhaul view points at; the health side swaps it.
 pub type SharedLive = Arc<ArcSwap<LiveTable>>;
 
-/// The current answers of every service name, by lowercase wire name.
-#[derive(Default)]
+/// The current answers of every service name, by lowercase wire name. A flip makes a new
+/// table from the last one: the entries are shared, only the changed service's are new.
+#[derive(Default, Clone)]
 pub struct LiveTable {
-    names: HashMap<Box<[u8]>, LiveName>,
+    names: HashMap<Arc<[u8]>, Arc<LiveName>>,
 }
 
 /// One name's RRsets, encoded as the zone index encodes them (owner = pointer to the question).
@@ -42,8 +44,17 @@ struct LiveSet {
 
 impl LiveTable {
     /// The table answering with `records`.
-    pub fn new(records: &[LiveRecords]) -> LiveTable {
+    pub fn new<'a>(records: impl IntoIterator<Item = &'a LiveRecords>) -> LiveTable {
         let mut table = LiveTable::default();
+        for r in records {
+            table.insert(&r.owner, &r.sets, r.ttl, r.rotate);
+        }
+        table
+    }
+
+    /// This table with the names of `records` answered by those (the rest shared).
+    pub fn updated<'a>(&self, records: impl IntoIterator<Item = &'a LiveRecords>) -> LiveTable {
+        let mut table = self.clone();
         for r in records {
             table.insert(&r.owner, &r.sets, r.ttl, r.rotate);
         }
@@ -58,7 +69,8 @@ impl LiveTable {
             .filter(|(_, rdatas)| !rdatas.is_empty())
             .map(|(rtype, rdatas)| {
                 let rtype = *rtype;
-                let mut wire = Vec::new();
+                let len: usize = rdatas.iter().map(|r| 12 + r.len()).sum();
+                let mut wire = Vec::with_capacity(len);
                 for rdata in rdatas {
                     wire.extend_from_slice(&[0xc0, 0x0c]);
                     wire.extend_from_slice(&rtype.to_be_bytes());
@@ -80,11 +92,11 @@ impl LiveTable {
             turn: AtomicU32::new(0),
         };
         self.names
-            .insert(owner.to_ascii_lowercase().into_boxed_slice(), name);
+            .insert(Arc::from(owner.to_ascii_lowercase()), Arc::new(name));
     }
 
     pub fn get(&self, name: &[u8]) -> Option<&LiveName> {
-        self.names.get(name)
+        self.names.get(name).map(Arc::as_ref)
     }
 
     pub fn len(&self) -> usize {

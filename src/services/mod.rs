@@ -51,8 +51,6 @@ struct Shared {
     health: Mutex<Health>,
     live: SharedLive,
     telemetry: Arc<Telemetry>,
-    /// What was published last, to log and count the changes.
-    statuses: Mutex<Vec<ServiceStatus>>,
 }
 
 impl Services {
@@ -62,14 +60,14 @@ impl Services {
                 health: Mutex::default(),
                 live: SharedLive::default(),
                 telemetry,
-                statuses: Mutex::default(),
             }),
             keep_checking: true,
             checks: Mutex::default(),
         }
     }
 
-    /// Services for a one-shot command: no checks thread; [`Services::check_once`] checks.
+    /// Services without a checks thread (one-shot commands, tests, benchmarks): results come
+    /// from [`Services::check_once`] or [`Services::take_results`].
     pub fn one_shot() -> Services {
         Services {
             keep_checking: false,
@@ -89,16 +87,30 @@ impl Services {
         if health.plans() == plans.as_slice() {
             return;
         }
+        // Each problem once, not at every zone build.
+        let known: std::collections::HashSet<(&str, &str)> = (health.plans().iter())
+            .flat_map(|p| {
+                p.problems
+                    .iter()
+                    .map(|x| (p.service.label.as_str(), x.as_str()))
+            })
+            .collect();
         for p in &plans {
             for problem in &p.problems {
-                tracing::warn!(service = %health::display_name(&p.service), "{problem}");
+                if !known.contains(&(p.service.label.as_str(), problem.as_str())) {
+                    tracing::warn!(service = %health::display_name(&p.service), "{problem}");
+                }
             }
         }
         let needs_thread = plans
             .iter()
             .any(|p| matches!(p.service.check, Check::Tcp | Check::Online));
         health.set_plans(plans);
-        self.shared.publish(&health);
+        let names: Vec<String> = (health.plans().iter())
+            .map(|p| health::display_name(&p.service))
+            .collect();
+        self.shared.telemetry.retain_services(&names);
+        self.shared.publish(&mut health, true);
         drop(health);
         if needs_thread && self.keep_checking {
             self.start_checks();
@@ -133,13 +145,13 @@ impl Services {
         }
         if plans != health.plans() {
             health.set_plans(plans);
-            self.shared.publish(&health);
+            self.shared.publish(&mut health, false);
         }
     }
 
     /// What `/readyz` shows.
     pub fn statuses(&self) -> Vec<ServiceStatus> {
-        lock(&self.shared.statuses).clone()
+        lock(&self.shared.health).statuses().cloned().collect()
     }
 
     /// Runs one round of checks now, every address once (for the one-shot `zone` command:
@@ -151,12 +163,23 @@ impl Services {
         for (key, ok) in results {
             health.record(key, ok);
         }
-        self.shared.publish(&health);
+        self.shared.publish(&mut health, false);
+    }
+
+    /// Takes check results as the checks thread does (benchmarks drive flips through it);
+    /// returns whether the live table changed.
+    pub fn take_results(&self, results: Vec<(CheckKey, bool)>) -> bool {
+        self.shared.take(results.into_iter())
+    }
+
+    /// Every TCP check the current plans need.
+    pub fn checks(&self) -> Vec<CheckKey> {
+        lock(&self.shared.health).checks()
     }
 
     /// The service names' records as they are answered now.
     pub fn records(&self) -> Vec<LiveRecords> {
-        lock(&self.shared.health).compile(clock::unix_now_ms()).0
+        lock(&self.shared.health).records().cloned().collect()
     }
 
     fn start_checks(&self) {
@@ -196,15 +219,44 @@ impl Services {
 }
 
 impl Shared {
-    /// Compiles the live table from `health` and swaps it in; logs and counts what changed.
-    fn publish(&self, health: &Health) {
-        let (records, statuses) = health.compile(clock::unix_now_ms());
-        self.live.store(Arc::new(LiveTable::new(&records)));
-        let mut last = lock(&self.statuses);
-        let before: HashMap<&str, &ServiceStatus> =
-            last.iter().map(|s| (s.name.as_str(), s)).collect();
-        for s in &statuses {
-            let Some(old) = before.get(s.name.as_str()) else {
+    /// Takes check results; publishes a new table if an address changed state. Returns
+    /// whether it did.
+    fn take(&self, results: impl Iterator<Item = (CheckKey, bool)>) -> bool {
+        let mut health = lock(&self.health);
+        let mut flipped = false;
+        for (key, ok) in results {
+            tracing::debug!(address = %key.ip, port = key.port, ok, "service check");
+            if !ok {
+                for service in health.services_of(&key) {
+                    self.telemetry.service_check_failed(&service);
+                }
+            }
+            flipped |= health.record(key, ok);
+        }
+        flipped && self.publish(&mut health, false)
+    }
+
+    /// Works out the services whose checks changed and, if any answer or status did (or
+    /// `always`), swaps in a new live table; logs and counts what changed. Returns whether
+    /// it swapped.
+    fn publish(&self, health: &mut Health, always: bool) -> bool {
+        let changed = health.refresh(clock::unix_now_ms());
+        if changed.is_empty() && !always {
+            return false;
+        }
+        let table = if always {
+            LiveTable::new(health.records())
+        } else {
+            let changed = changed.iter().flat_map(|c| health.records_of(c.index));
+            self.live.load().updated(changed)
+        };
+        self.live.store(Arc::new(table));
+        for c in changed {
+            let Some(s) = health.status(c.index) else {
+                continue;
+            };
+            self.telemetry.service(s);
+            let Some(old) = c.before else {
                 tracing::info!(service = %s.name, up = s.up.len(), down = s.down.len(), check = s.check, "serving service");
                 continue;
             };
@@ -221,8 +273,7 @@ impl Shared {
                     "no member of the service is up: answering with every member (fail open)");
             }
         }
-        self.telemetry.services(&statuses);
-        *last = statuses;
+        true
     }
 }
 
@@ -258,29 +309,14 @@ fn run_checks(
                     probes.follow(&lock(&shared.health).checks());
                 }
                 Some(first) = results.recv() => {
-                    let mut health = lock(&shared.health);
-                    let mut flipped = false;
                     // Results that arrived together cost one table.
-                    let mut next = Some(first);
-                    while let Some((key, ok)) = next {
-                        if !ok {
-                            for service in health.services_of(&key) {
-                                shared.telemetry.service_check_failed(&service);
-                            }
-                        }
-                        flipped |= health.record(key, ok);
-                        next = results.try_recv().ok();
-                    }
-                    if flipped {
-                        shared.publish(&health);
-                    }
+                    let more = std::iter::from_fn(|| results.try_recv().ok());
+                    shared.take(std::iter::once(first).chain(more));
                 }
                 _ = tick.tick() => {
-                    let health = lock(&shared.health);
-                    let online = health.plans().iter().any(|p| p.service.check == Check::Online);
-                    if online && health.compile(clock::unix_now_ms()).1 != *lock(&shared.statuses) {
-                        shared.publish(&health);
-                    }
+                    let mut health = lock(&shared.health);
+                    health.age();
+                    shared.publish(&mut health, false);
                 }
             }
         }

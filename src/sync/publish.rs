@@ -29,16 +29,23 @@ pub struct Views {
 }
 
 impl Views {
+    /// Views that run no health checks (tests and benchmarks: a check would connect to the
+    /// members' addresses); service names answer with every member unless results are given
+    /// to [`Services::take_results`].
     pub fn new() -> Views {
-        Views::reporting(Arc::default())
+        Views::with(Services::one_shot())
     }
 
-    /// Views whose services report to `telemetry`.
+    /// The server's views: services run their checks and report to `telemetry`.
     pub fn reporting(telemetry: Arc<Telemetry>) -> Views {
+        Views::with(Services::new(telemetry))
+    }
+
+    fn with(services: Services) -> Views {
         Views {
             private: Arc::new(ArcSwap::from_pointee(ZoneIndex::default())),
             public: Arc::new(ArcSwap::from_pointee(ZoneIndex::default())),
-            services: Arc::new(Services::new(telemetry)),
+            services: Arc::new(services),
         }
     }
 

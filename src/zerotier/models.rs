@@ -308,6 +308,40 @@ mod tests {
     }
 
     #[test]
+    fn tags_description_and_last_seen() {
+        let v = json!([{"nodeId": "efcc1b0947", "lastSeen": 1691078701874i64,
+            "description": "db host\nServices: pg, cache\ndns: postgres  pg-main\nnot: this",
+            "config": {"authorized": true, "tags": [[1000, 1], [7, true], ["x", 1], [5], [4294967296u64, 1]]}}]);
+        let text = v.to_string();
+        let (ms, _) = parse_members(&serde_json::from_str::<Vec<_>>(&text).unwrap());
+        let hints = ms[0].hints.as_deref().unwrap();
+        assert_eq!(hints.tags, [(1000, 1), (7, 1)], "odd entries are ignored");
+        assert_eq!(hints.services, ["pg", "cache"]);
+        assert_eq!(hints.aliases, ["postgres", "pg-main"]);
+        assert_eq!(ms[0].last_seen, Some(1691078701874));
+        // lastSeen is not content: a member that only checked in again is the same member.
+        let mut later = ms[0].clone();
+        later.last_seen = Some(1691078799999);
+        assert_eq!(ms[0], later);
+        // Nothing to say: no hints at all.
+        let plain = json!([{"nodeId": "efcc1b0947", "description": "just a box", "config": {"authorized": true, "tags": []}}]);
+        let text = plain.to_string();
+        let (ms, _) = parse_members(&serde_json::from_str::<Vec<_>>(&text).unwrap());
+        assert!(ms[0].hints.is_none());
+        let n: Network = serde_json::from_value(json!({"tagsByName": {
+            "Role": {"id": 1000, "default": 0, "enums": {"PG": 1, "web": 2}, "flags": {}},
+            "broken": {"id": "x"}}}))
+        .unwrap();
+        let s = n.into_snapshot(NetworkId(1), vec![]);
+        assert_eq!(s.tags.len(), 1);
+        assert_eq!(s.tags[0].name.as_deref(), Some("role"));
+        assert_eq!(
+            s.tags[0].enums,
+            [("pg".to_owned(), 1), ("web".to_owned(), 2)]
+        );
+    }
+
+    #[test]
     fn bad_members_are_skipped_alone() {
         let v = json!([
             {"nodeId": "efcc1b0947", "config": {"authorized": true}},

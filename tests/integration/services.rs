@@ -517,3 +517,64 @@ fn tcp_checks_take_members_out_and_back_and_fail_open() {
     // A check never touches an address outside the members' own.
     assert_eq!(stranger.accepted(), 0);
 }
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[test]
+fn online_follows_last_seen_without_a_zone_build_and_services_reload() {
+    let seen = |node: &str, name: &str, created: i64, ip: &str, last_seen: i64| {
+        let mut m = tagged(node, name, created, ip, json!([]), "services: pg");
+        m["lastSeen"] = json!(last_seen);
+        m
+    };
+    let now = now_ms();
+    let fake = FakeCentral::start(
+        network_json(&["10.147.17.0/24"], false, false),
+        vec![
+            seen("00000000a1", "db-1", 1, "10.147.17.11", now),
+            seen("00000000a2", "db-2", 2, "10.147.17.12", now - 600_000),
+        ],
+    );
+    let tables = format!(
+        "{}\n[[service]]\nname = \"pg\"\ncheck = \"online\"\nmax_age = \"1m\"\n",
+        central_network(&fake, "1s")
+    );
+    let server = Server::start("", &tables);
+    let dns = server.dns;
+    let answers = |name: &str| address_set(&query(dns, name, RecordType::A));
+    wait_for(Duration::from_secs(10), || {
+        (answers("pg.backhaul.") == set(&["10.147.17.11"])).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{:?}\n{}", answers("pg.backhaul."), server.log_text()));
+    // db-2 checks in: lastSeen moves, nothing else. It joins without a zone build.
+    let builds = server.count_logs(|l| l["message"] == "zone updated");
+    fake.set_members(vec![
+        seen("00000000a1", "db-1", 1, "10.147.17.11", now_ms()),
+        seen("00000000a2", "db-2", 2, "10.147.17.12", now_ms()),
+    ]);
+    wait_for(Duration::from_secs(10), || {
+        (answers("pg.backhaul.") == set(&["10.147.17.11", "10.147.17.12"])).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{:?}\n{}", answers("pg.backhaul."), server.log_text()));
+    assert_eq!(
+        server.count_logs(|l| l["message"] == "zone updated"),
+        builds,
+        "a lastSeen change rebuilt the zone"
+    );
+    // Services reload with the config.
+    let path = server.path("backhaul-dns.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    replace_by_rename(
+        &path,
+        &format!("{text}\n[[service]]\nname = \"second\"\nmembers = [\"db-2\"]\n"),
+    );
+    wait_for(Duration::from_secs(10), || {
+        (answers("second.backhaul.") == set(&["10.147.17.12"])).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}", server.log_text()));
+}
