@@ -24,6 +24,7 @@ use std::hash::BuildHasher;
 use hickory_proto::rr::RecordType;
 
 use super::live::{LiveTable, SharedLive};
+pub use super::rrset::RrSet;
 use super::table::{Probe, Table};
 use crate::dname::{class, name_wire, parent, MAX_NAME};
 use crate::zone::{RecordList, Zones};
@@ -63,16 +64,6 @@ const LOOKAHEAD: usize = 8;
 struct Hashes {
     owner: u64,
     parent: Option<u64>,
-}
-
-/// One RRset ready to copy into an answer.
-#[derive(Clone, Copy)]
-pub struct RrSet<'a> {
-    pub rtype: u16,
-    pub count: u16,
-    /// Every record as `C0 0C | TYPE | CLASS | TTL | RDLENGTH | RDATA`: the owner is a pointer
-    /// to the question name, which is the owner of everything answered at a node.
-    pub wire: &'a [u8],
 }
 
 /// A name of the index, read in place from the arena.

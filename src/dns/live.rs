@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::index::RrSet;
+use super::rrset::RrSet;
 use crate::dname::{class, rtype};
 use crate::zone::services::LiveRecords;
 

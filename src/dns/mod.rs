@@ -1,7 +1,8 @@
-//! DNS serving: the compiled zone ([`index`], its hash table in `table`), request parsing
-//! ([`wire`]), the answer logic ([`answer`]), who may ask ([`access`]), what every listener
-//! of a view shares ([`context`]), the service names' live answers ([`live`]), serving by transport ([`udp`] with batched system calls,
-//! [`tcp`]), response rate limiting over UDP ([`ratelimit`]), binding and following addresses
+//! DNS serving: the compiled zone ([`index`], its hash table in `table`, the [`rrset`]s it
+//! hands out), request parsing ([`wire`]), the answer logic ([`answer`]), who may ask
+//! ([`access`]), what every listener of a view shares ([`context`]), the service names' live
+//! answers ([`live`]), serving by transport ([`udp`] with batched system calls, [`tcp`]),
+//! response rate limiting over UDP ([`ratelimit`]), binding and following addresses
 //! ([`listen`]), zone transfers and NOTIFY ([`transfer`]), and forwarding of other names
 //! ([`forward`]).
 
@@ -13,6 +14,7 @@ pub mod index;
 pub mod listen;
 pub mod live;
 pub mod ratelimit;
+pub mod rrset;
 mod table;
 pub mod tcp;
 pub mod transfer;

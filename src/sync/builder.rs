@@ -185,7 +185,7 @@ impl Builder {
         for o in &private.overridden {
             if !self.overrides_seen.contains(o) {
                 tracing::info!(name = %o.name, member = %o.member, network = %o.network,
-                    "the records file defines this name: the member keeps only its zt- name");
+                    "the records file or a service defines this name: the member keeps only its zt- name");
             }
         }
         self.overrides_seen = private.overridden.iter().cloned().collect();
