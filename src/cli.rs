@@ -20,6 +20,9 @@ pub enum Command {
     Check(CommonArgs),
     /// Sync once and print the zone in RFC 1035 master-file format.
     Zone(CommonArgs),
+    /// Sync once and print a hosts file (`address name zt-name` lines, IPv4 and IPv6), for
+    /// hosts that cannot ask the server: `backhaul-dns hosts >> /etc/hosts` from cron.
+    Hosts(CommonArgs),
     /// Ask the running server's /healthz (at `[http] listen`); exit 0 when it is alive, 1 if
     /// not (a container HEALTHCHECK).
     Health(CommonArgs),
@@ -28,7 +31,11 @@ pub enum Command {
 impl Command {
     pub fn common(&self) -> &CommonArgs {
         match self {
-            Command::Run(a) | Command::Check(a) | Command::Zone(a) | Command::Health(a) => a,
+            Command::Run(a)
+            | Command::Check(a)
+            | Command::Zone(a)
+            | Command::Hosts(a)
+            | Command::Health(a) => a,
         }
     }
 }

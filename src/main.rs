@@ -71,6 +71,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Zone(_) => runtime()
             .and_then(|rt| rt.block_on(run::zone_text(&config, files)))
             .and_then(|text| print_all(&text)),
+        Command::Hosts(_) => runtime()
+            .and_then(|rt| rt.block_on(run::hosts_text(&config, files)))
+            .and_then(|text| print_all(&text)),
     };
     outcome.map_err(Failure::runtime)
 }

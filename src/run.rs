@@ -89,7 +89,12 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         let listener = http::bind(listen)
             .await
             .with_context(|| format!("cannot listen for http on {listen}"))?;
-        let serving = http::serve(listener, telemetry.clone(), shutdown.clone());
+        let serving = http::serve(
+            listener,
+            telemetry.clone(),
+            views.names.clone(),
+            shutdown.clone(),
+        );
         tasks.spawn(async move {
             if let Err(e) = serving.await {
                 tracing::error!(error = %e, "http endpoint failed; DNS continues");
@@ -538,6 +543,12 @@ pub async fn zone_text(config: &Config, files: FileRecords) -> anyhow::Result<St
         text.push_str(&zone::master_file(public));
     }
     Ok(text)
+}
+
+/// `backhaul-dns hosts`: one sync, then the hosts file of the names it gives.
+pub async fn hosts_text(config: &Config, files: FileRecords) -> anyhow::Result<String> {
+    let builder = sync::fetch_all(config, files).await?;
+    Ok(builder.directory().hosts())
 }
 
 /// `backhaul-dns health`: whether the running server's /healthz answers.

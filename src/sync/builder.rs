@@ -129,6 +129,24 @@ impl Builder {
         changed || first
     }
 
+    /// What the names directory is worked out from (see [`zone::directory`]): the data of
+    /// the last build, shared, not copied (the records files aside).
+    pub fn names_source(&self) -> NamesSource {
+        NamesSource {
+            networks: self.networks.clone(),
+            snapshots: (self.networks.iter())
+                .map(|n| self.snapshots.get(&n.id).cloned())
+                .collect(),
+            settings: self.settings.clone(),
+            files: self.files.clone(),
+        }
+    }
+
+    /// The names directory of what is held now (for `backhaul-dns hosts`).
+    pub fn directory(&self) -> zone::Directory {
+        self.names_source().directory()
+    }
+
     /// The snapshot held for `network`.
     pub fn snapshot(&self, network: NetworkId) -> Option<&NetworkSnapshot> {
         self.snapshots.get(&network).map(Arc::as_ref)
@@ -274,6 +292,26 @@ impl Builder {
     }
 }
 
+/// The data of one build, for working out the names directory later.
+pub struct NamesSource {
+    networks: Vec<config::Network>,
+    snapshots: Vec<Option<Arc<NetworkSnapshot>>>,
+    settings: Settings,
+    files: FileRecords,
+}
+
+impl NamesSource {
+    pub fn directory(&self) -> zone::Directory {
+        let inputs: Vec<zone::Input<'_>> = (self.networks.iter().zip(&self.snapshots))
+            .map(|(network, snapshot)| zone::Input {
+                network,
+                snapshot: snapshot.as_deref(),
+            })
+            .collect();
+        zone::directory(&inputs, &self.settings, &self.files)
+    }
+}
+
 fn public_addresses(config: &Config) -> Vec<IpAddr> {
     config
         .public
@@ -356,6 +394,7 @@ impl BuilderThread {
         let started = std::time::Instant::now();
         let built = self.builder.build();
         self.views.publish(&built);
+        self.views.names.set(self.builder.names_source());
         self.builder.save_serials();
         // Tell secondaries about every complete zone whose serial moved.
         for z in built.private.zones.iter().filter(|z| z.complete) {

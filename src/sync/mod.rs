@@ -227,6 +227,7 @@ pub async fn start(
     let served = Arc::new(watch::Sender::new(nameservers.clone()));
     builder.set_nameserver_addresses(nameservers);
     views.publish(&builder.build());
+    views.names.set(builder.names_source());
     builder.save_serials();
 
     let (tx, rx) = mpsc::channel::<Update>(16);

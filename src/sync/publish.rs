@@ -6,9 +6,13 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
+use std::sync::Mutex;
+
+use super::builder::NamesSource;
 use crate::dns::{SharedZone, ZoneIndex};
 use crate::metrics::Telemetry;
 use crate::services::Services;
+use crate::zone::Directory;
 use crate::zone::Zones;
 
 /// Both views, built together from the same data.
@@ -26,6 +30,50 @@ pub struct Views {
     pub public: SharedZone,
     /// The service names' health and live answers (backhaul view only).
     pub services: Arc<Services>,
+    /// The names directory of the last build, worked out when asked.
+    pub names: Arc<Names>,
+}
+
+/// The names directory (`/`, `/api/v1/names`, `/hosts`): worked out from the last build's
+/// data the first time it is asked for, then kept until the next build.
+#[derive(Default)]
+pub struct Names {
+    source: Mutex<Option<Arc<NamesSource>>>,
+    /// The directory of `source`, once worked out.
+    worked_out: Mutex<Option<Arc<Directory>>>,
+}
+
+impl Names {
+    pub fn set(&self, source: NamesSource) {
+        *lock(&self.source) = Some(Arc::new(source));
+        *lock(&self.worked_out) = None;
+    }
+
+    /// The directory of the last build (`None` before the first). Takes a zone build's worth
+    /// of work the first time after a build: call it off the async workers.
+    pub fn directory(&self) -> Option<Arc<Directory>> {
+        // One caller works it out; others asking meanwhile wait for that instead of doing it
+        // again.
+        let mut worked_out = lock(&self.worked_out);
+        if let Some(d) = worked_out.as_ref() {
+            return Some(d.clone());
+        }
+        let source = lock(&self.source).clone()?;
+        let directory = Arc::new(source.directory());
+        // A build that came in meanwhile cleared nothing yet (we hold the lock): keep this
+        // one only if the source is still the latest.
+        if lock(&self.source)
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, &source))
+        {
+            *worked_out = Some(directory.clone());
+        }
+        Some(directory)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Views {
@@ -46,6 +94,7 @@ impl Views {
             private: Arc::new(ArcSwap::from_pointee(ZoneIndex::default())),
             public: Arc::new(ArcSwap::from_pointee(ZoneIndex::default())),
             services: Arc::new(services),
+            names: Arc::default(),
         }
     }
 

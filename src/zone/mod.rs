@@ -25,12 +25,14 @@ use crate::reverse;
 use crate::zerotier::{addresses, NetworkSnapshot};
 
 mod apexes;
+pub mod directory;
 mod list;
 mod master;
 mod serial;
 pub mod services;
 
 use apexes::Apexes;
+pub use directory::{directory, Directory};
 pub use list::{RecordList, ZoneRecord};
 pub use master::master_file;
 pub use serial::{serial_after, SerialBook};
@@ -110,28 +112,16 @@ impl Zones {
 /// Builds every zone of the backhaul view from the networks' snapshots and the records files.
 /// Pure and deterministic.
 pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> Zones {
-    let Gathered {
-        mut entries,
+    let Settled {
+        entries,
         apexes,
         incomplete,
-    } = gather(inputs, settings);
-    // A deliberate record in the records file, or a service's name, wins over a member-derived
-    // name.
-    let file_owners: HashSet<Vec<u8>> = files.private.iter().map(|r| name_wire(&r.name)).collect();
-    let mut reserved = file_owners.clone();
-    for (owner, srv) in services::owner_names(&settings.services) {
-        reserved.extend(std::iter::once(owner).chain(srv));
-    }
-    let (mut conflicts, overridden) = names::resolve(&mut entries, &apexes, &reserved);
-    let mut taken = reserved.clone();
-    taken.extend(apexes.iter().map(name_wire));
-    let domains: BTreeMap<NetworkId, Vec<u8>> = (inputs.iter())
-        .map(|i| (i.network.id, name_wire(&i.network.domain)))
-        .collect();
-    let domain_of = |id: NetworkId| domains.get(&id).cloned().unwrap_or_default();
-    conflicts.extend(names::resolve_aliases(&mut entries, domain_of, taken));
+        conflicts,
+        overridden,
+        reserved,
+        plans,
+    } = settle(inputs, settings, files);
     let (mut records, members, records_by_network) = member_records(&entries, &reserved, settings);
-    let plans = services::select(&settings.services, &entries, inputs, &file_owners);
     services::push_records(&mut records, &plans);
     // The listen addresses are the apex's A/AAAA (the NS name's addresses), unless the records
     // file sets the apex's NS or addresses: then its records stand alone (one TTL per RRset,
@@ -163,6 +153,54 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
         conflicts,
         overridden,
         services: plans,
+    }
+}
+
+/// Who gets which name: the members that get names (collisions settled, aliases given), the
+/// zone apexes, and each service's members.
+struct Settled<'a> {
+    entries: Vec<Named<'a>>,
+    apexes: BTreeSet<Name>,
+    /// Domains of networks not synced yet.
+    incomplete: HashSet<Name>,
+    conflicts: Vec<Conflict>,
+    overridden: Vec<Override>,
+    /// Names members may not have: the records file's owners and the services' names.
+    reserved: HashSet<Vec<u8>>,
+    plans: Vec<ServicePlan>,
+}
+
+/// Steps 1 and 2: gathers the members and settles their names.
+fn settle<'a>(inputs: &[Input<'a>], settings: &Settings, files: &FileRecords) -> Settled<'a> {
+    let Gathered {
+        mut entries,
+        apexes,
+        incomplete,
+    } = gather(inputs, settings);
+    // A deliberate record in the records file, or a service's name, wins over a member-derived
+    // name.
+    let file_owners: HashSet<Vec<u8>> = files.private.iter().map(|r| name_wire(&r.name)).collect();
+    let mut reserved = file_owners.clone();
+    for (owner, srv) in services::owner_names(&settings.services) {
+        reserved.extend(std::iter::once(owner).chain(srv));
+    }
+    let (mut conflicts, overridden) = names::resolve(&mut entries, &apexes, &reserved);
+    let mut taken = reserved.clone();
+    taken.extend(apexes.iter().map(name_wire));
+    let domains: BTreeMap<NetworkId, Vec<u8>> = (inputs.iter())
+        .map(|i| (i.network.id, name_wire(&i.network.domain)))
+        .collect();
+    let domain_of = |id: NetworkId| domains.get(&id).cloned().unwrap_or_default();
+    conflicts.extend(names::resolve_aliases(&mut entries, domain_of, taken));
+    let plans = services::select(&settings.services, &entries, inputs, &file_owners);
+    Settled {
+        entries,
+        apexes,
+        incomplete,
+        conflicts,
+        overridden,
+        reserved,
+        plans,
     }
 }
 

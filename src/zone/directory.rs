@@ -1,0 +1,250 @@
+//! Every name served, with where it comes from and what is wrong: the status page's table,
+//! `/api/v1/names`, `/hosts` and `backhaul-dns hosts`.
+//!
+//! Worked out from the same data and the same steps as the zone ([`super::settle`]), on
+//! demand: nothing of it is kept while nobody asks.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use hickory_proto::rr::{RData, RecordType};
+use serde::Serialize;
+
+use super::{settle, Input, Settings, Settled};
+use crate::dname::{name_wire, wire_to_text};
+use crate::ids::{NetworkId, NodeId};
+use crate::records::FileRecords;
+
+/// Where a name comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A member's own name or its `zt-` name.
+    Member,
+    /// A name from a `dns:` line of the member's description.
+    Alias,
+    /// A record of the records file.
+    Records,
+    /// A `[[service]]` name.
+    Service,
+}
+
+/// One row: a name and its addresses, or a member that has no name served (`served` false).
+/// The field names are the `/api/v1/names` contract (README "Status page and names API").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Row {
+    /// Without the trailing dot: `db.backhaul`.
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: Kind,
+    pub addresses: Vec<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodeId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorized: Option<bool>,
+    /// Answered by this server now.
+    pub served: bool,
+    /// What is wrong, in words, when something is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// Every row, sorted by name.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Directory {
+    pub names: Vec<Row>,
+}
+
+/// Works out the rows from what a build would use.
+pub fn directory(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> Directory {
+    let Settled {
+        entries,
+        conflicts,
+        overridden,
+        plans,
+        ..
+    } = settle(inputs, settings, files);
+    let text = |wire: &[u8]| wire_to_text(wire).trim_end_matches('.').to_owned();
+    let mut rows = Vec::with_capacity(entries.len() * 2);
+    let lost: HashMap<(NetworkId, NodeId), String> = conflicts
+        .iter()
+        .filter(|c| c.loser != c.winner)
+        .map(|c| {
+            let why = format!(
+                "wants {} but {} has it (older, or lower id)",
+                c.name.to_ascii().trim_end_matches('.'),
+                c.winner
+            );
+            ((c.network, c.loser), why)
+        })
+        .collect();
+    let taken: HashMap<(NetworkId, NodeId), String> = overridden
+        .iter()
+        .map(|o| {
+            let why = format!(
+                "wants {}, which the records file or a service defines",
+                o.name.to_ascii().trim_end_matches('.')
+            );
+            ((o.network, o.member), why)
+        })
+        .collect();
+    let mut named: std::collections::HashSet<(NetworkId, NodeId)> = Default::default();
+    for e in &entries {
+        named.insert((e.network, e.member.node));
+        let key = (e.network, e.member.node);
+        let row = |name: &[u8], kind: Kind, problem: Option<String>| Row {
+            name: text(name),
+            kind,
+            addresses: e.addresses.clone(),
+            node: Some(e.member.node),
+            network: Some(e.network),
+            authorized: Some(e.member.authorized),
+            served: true,
+            problem,
+        };
+        let mut problem = lost.get(&key).or_else(|| taken.get(&key)).cloned();
+        if problem.is_none() && e.custom_wire.is_none() && !e.member.name.trim().is_empty() {
+            problem = Some(format!(
+                "its name \"{}\" gives no usable DNS label",
+                e.member.name
+            ));
+        }
+        if !e.member.authorized {
+            problem = Some("not authorized (include_unauthorized = true serves it)".into());
+        }
+        rows.push(row(&e.zt_wire, Kind::Member, problem));
+        if let Some(w) = e.custom_wire.as_deref().filter(|_| e.custom_won) {
+            rows.push(row(w, Kind::Member, None));
+        }
+        for a in &e.aliases {
+            rows.push(row(a, Kind::Alias, None));
+        }
+    }
+    // Members without a name: not authorized, or nothing to answer with.
+    for input in inputs {
+        let Some(snap) = input.snapshot else { continue };
+        for m in &snap.members {
+            if named.contains(&(snap.id, m.node)) {
+                continue;
+            }
+            let problem = if !m.authorized {
+                "not authorized: waiting for approval"
+            } else {
+                "no address: nothing to answer with"
+            };
+            let wanted = crate::names::member_wire(&m.name, &name_wire(&input.network.domain));
+            let name = match &wanted {
+                Some(w) => text(w),
+                None => text(&crate::names::zt_wire(
+                    m.node,
+                    &name_wire(&input.network.domain),
+                )),
+            };
+            rows.push(Row {
+                name,
+                kind: Kind::Member,
+                addresses: snap.addresses_of(m),
+                node: Some(m.node),
+                network: Some(snap.id),
+                authorized: Some(m.authorized),
+                served: false,
+                problem: Some(problem.into()),
+            });
+        }
+    }
+    // The records file's names with addresses, and CNAMEs.
+    let mut by_owner: std::collections::BTreeMap<String, Vec<IpAddr>> = Default::default();
+    for r in &files.private {
+        let owner = r.name.to_ascii().trim_end_matches('.').to_ascii_lowercase();
+        let entry = by_owner.entry(owner).or_default();
+        match &r.data {
+            RData::A(a) => entry.push(IpAddr::V4(a.0)),
+            RData::AAAA(a) => entry.push(IpAddr::V6(a.0)),
+            _ => {}
+        }
+    }
+    for r in files.private.iter().filter(|r| {
+        matches!(
+            r.record_type(),
+            RecordType::A | RecordType::AAAA | RecordType::CNAME
+        )
+    }) {
+        let owner = r.name.to_ascii().trim_end_matches('.').to_ascii_lowercase();
+        if let Some(addresses) = by_owner.remove(&owner) {
+            rows.push(Row {
+                name: owner,
+                kind: Kind::Records,
+                addresses,
+                node: None,
+                network: None,
+                authorized: None,
+                served: true,
+                problem: None,
+            });
+        }
+    }
+    for p in &plans {
+        let addresses = p
+            .members
+            .iter()
+            .flat_map(|m| m.addresses.iter().copied())
+            .collect();
+        let problem = (!p.problems.is_empty()).then(|| p.problems.join("; "));
+        rows.push(Row {
+            name: text(&p.owner),
+            kind: Kind::Service,
+            addresses,
+            node: None,
+            network: p.service.network,
+            authorized: None,
+            served: p.problems.is_empty() || !p.members.is_empty(),
+            problem,
+        });
+    }
+    rows.sort_by(|a, b| (&a.name, a.kind).cmp(&(&b.name, b.kind)));
+    Directory { names: rows }
+}
+
+impl Directory {
+    /// The hosts file of the served member names (`address name zt-name` lines, aliases after
+    /// them), IPv4 and IPv6: for machines that cannot ask the server.
+    pub fn hosts(&self) -> String {
+        // Per member: its own name first, then the zt- name, then aliases.
+        type Names<'a> = (Vec<(u8, &'a str)>, &'a [IpAddr]);
+        let mut members: std::collections::BTreeMap<(NetworkId, NodeId), Names<'_>> =
+            Default::default();
+        for r in self.names.iter().filter(|r| r.served) {
+            let (Some(node), Some(network)) = (r.node, r.network) else {
+                continue;
+            };
+            // The member's own name, then its zt- name, then its aliases.
+            let rank = match r.kind {
+                Kind::Alias => 2,
+                _ if r.name.starts_with(&format!("zt-{node}.")) => 1,
+                _ => 0,
+            };
+            let entry = members
+                .entry((network, node))
+                .or_insert((Vec::new(), &r.addresses));
+            entry.0.push((rank, &r.name));
+        }
+        let mut lines = Vec::new();
+        for (_, (mut names, addresses)) in members {
+            names.sort();
+            let line: Vec<&str> = names.iter().map(|(_, n)| *n).collect();
+            let line = line.join(" ");
+            for ip in addresses {
+                lines.push(format!("{ip}\t{line}"));
+            }
+        }
+        let mut out =
+            String::from("# Generated by backhaul-dns: the names of the members, as served.\n");
+        for l in lines {
+            out.push_str(&l);
+            out.push('\n');
+        }
+        out
+    }
+}
