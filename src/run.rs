@@ -50,6 +50,8 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
     let telemetry = Arc::new(Telemetry::new());
     let views = Views::reporting(telemetry.clone());
     let acl: SharedAcl = Arc::new(ArcSwap::from_pointee(Acl::default()));
+    // Who may use the HTTP endpoint besides loopback: the same subnets, `[http] allow`.
+    let http_clients: SharedAcl = Arc::new(ArcSwap::from_pointee(Acl::default()));
     let finder = Finder::new(&config.listen);
     // Where the listening addresses are known before binding, loop protection can use them.
     let own: Vec<IpAddr> = finder
@@ -93,6 +95,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
             listener,
             telemetry.clone(),
             views.names.clone(),
+            http_clients.clone(),
             shutdown.clone(),
         );
         tasks.spawn(async move {
@@ -111,6 +114,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         settling: Settling::default(),
         delegations: files.delegations.clone(),
         acl,
+        http_clients,
         config,
     };
     // Watch before the first read of any file, so that no edit falls in between.
@@ -170,6 +174,8 @@ struct Server {
     public_ctx: Arc<Context>,
     telemetry: Arc<Telemetry>,
     acl: SharedAcl,
+    /// Who may use the HTTP endpoint besides loopback.
+    http_clients: SharedAcl,
     listeners: Listeners,
     /// `[public]` addresses.
     public: Listeners,
@@ -248,7 +254,12 @@ impl Server {
     async fn follow(&mut self, finder: &Finder) -> anyhow::Result<Vec<IpAddr>> {
         let served = self
             .follower
-            .step(finder, &mut self.listeners, &self.acl, &self.config)
+            .step(
+                finder,
+                &mut self.listeners,
+                (&self.acl, &self.http_clients),
+                &self.config,
+            )
             .await?;
         let public = self
             .config
@@ -439,7 +450,7 @@ impl Follower {
         &mut self,
         finder: &Finder,
         listeners: &mut Listeners,
-        acl: &SharedAcl,
+        (acl, http_clients): (&SharedAcl, &SharedAcl),
         config: &Config,
     ) -> anyhow::Result<Vec<IpAddr>> {
         match finder.find().await {
@@ -449,6 +460,7 @@ impl Follower {
                 }
                 let ips: Vec<IpAddr> = nets.iter().map(|n| n.addr()).collect();
                 acl.store(Arc::new(Acl::new(&nets, &config.listen.allow)));
+                http_clients.store(Arc::new(Acl::new(&nets, &config.http_allow)));
                 let errors = listeners.set(&ips).await;
                 self.report(errors, "backhaul")?;
             }

@@ -68,6 +68,8 @@ pub struct Config {
     pub public: Option<Public>,
     /// `[http] listen`: /healthz, /readyz and /metrics; off when absent.
     pub http: Option<std::net::SocketAddr>,
+    /// `[http] allow`: clients besides loopback and the listening interfaces' subnets.
+    pub http_allow: Vec<IpNet>,
     /// `[log] queries`: one log line per query.
     pub log_queries: bool,
     /// `[[forward.zone]]`: names under these go to their own upstreams (longest match).

@@ -94,6 +94,12 @@ pub(super) struct RawRateLimit {
 pub(super) struct RawHttp {
     #[serde(default = "default_http_listen")]
     pub(super) listen: String,
+    /// Client CIDRs besides loopback and the ZeroTier subnets.
+    #[serde(default)]
+    pub(super) allow: Vec<String>,
+    /// Listening on a public (or wildcard) address is refused unless this is set.
+    #[serde(default)]
+    pub(super) allow_public: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -8,7 +8,7 @@ mod page;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -16,6 +16,7 @@ use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock;
+use crate::dns::access::SharedAcl;
 use crate::metrics::Telemetry;
 use crate::sync::publish::Names;
 use crate::zone::Directory;
@@ -32,6 +33,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     telemetry: Arc<Telemetry>,
     names: Arc<Names>,
+    clients: SharedAcl,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let app = axum::Router::new()
@@ -41,10 +43,31 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(Endpoint { telemetry, names });
+        .with_state(Endpoint { telemetry, names })
+        .layer(axum::middleware::from_fn_with_state(clients, only_allowed));
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
+}
+
+/// Loopback, the listening interfaces' subnets and `[http] allow` may ask; everyone else
+/// gets 403, as DNS clients outside them get REFUSED.
+async fn only_allowed(
+    State(clients): State<SharedAcl>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let ip = peer.ip().to_canonical();
+    if ip.is_loopback() || clients.load().allows(ip) {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::FORBIDDEN,
+        "not allowed: add this client to [http] allow\n",
+    )
+        .into_response()
 }
 
 /// What the handlers read.

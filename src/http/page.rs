@@ -270,9 +270,13 @@ fn names(h: &mut String, d: &Directory, query: &PageQuery) {
         let addresses: Vec<String> = r.addresses.iter().map(|a| a.to_string()).collect();
         let _ = write!(
             h,
-            "<tr class=\"{class}\"><td>{}{}</td><td>{kind}</td><td class=addr>{}</td><td class=node>{}</td><td class=net>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr class=\"{class}\"><td>{}{}{}</td><td>{kind}</td><td class=addr>{}</td><td class=node>{}</td><td class=net>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&r.name),
             if r.served { "" } else { " <span class=muted>(not served)</span>" },
+            r.zerotier_name
+                .as_deref()
+                .map(|n| format!("<br><span class=muted>ZeroTier name: {}</span>", esc(n)))
+                .unwrap_or_default(),
             esc(&addresses.join(" ")),
             r.node.map(|n| n.to_string()).unwrap_or_default(),
             r.network.map(|n| n.to_string()).unwrap_or_default(),

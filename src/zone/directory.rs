@@ -44,6 +44,9 @@ pub struct Row {
     pub network: Option<NetworkId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorized: Option<bool>,
+    /// The member's name as set in ZeroTier (any text), when it is not the DNS name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zerotier_name: Option<String>,
     /// Answered by this server now.
     pub served: bool,
     /// What is wrong, in words, when something is.
@@ -101,6 +104,7 @@ pub fn directory(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords)
             node: Some(e.member.node),
             network: Some(e.network),
             authorized: Some(e.member.authorized),
+            zerotier_name: zerotier_name(&e.member.name, name),
             served: true,
             problem,
         };
@@ -142,6 +146,7 @@ pub fn directory(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords)
                     &name_wire(&input.network.domain),
                 )),
             };
+            let zerotier_name = zerotier_name(&m.name, wanted.as_deref().unwrap_or_default());
             rows.push(Row {
                 name,
                 kind: Kind::Member,
@@ -149,6 +154,7 @@ pub fn directory(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords)
                 node: Some(m.node),
                 network: Some(snap.id),
                 authorized: Some(m.authorized),
+                zerotier_name,
                 served: false,
                 problem: Some(problem.into()),
             });
@@ -180,6 +186,7 @@ pub fn directory(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords)
                 node: None,
                 network: None,
                 authorized: None,
+                zerotier_name: None,
                 served: true,
                 problem: None,
             });
@@ -199,12 +206,23 @@ pub fn directory(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords)
             node: None,
             network: p.service.network,
             authorized: None,
+            zerotier_name: None,
             served: p.problems.is_empty() || !p.members.is_empty(),
             problem,
         });
     }
     rows.sort_by(|a, b| (&a.name, a.kind).cmp(&(&b.name, b.kind)));
     Directory { names: rows }
+}
+
+/// The member's ZeroTier name when the DNS name `wire` does not simply spell it.
+fn zerotier_name(raw: &str, wire: &[u8]) -> Option<String> {
+    let dns = wire_to_text(wire);
+    let first = dns.split('.').next().unwrap_or("");
+    (!raw.is_empty()
+        && !raw.eq_ignore_ascii_case(first)
+        && !dns.starts_with(&raw.to_ascii_lowercase()))
+    .then(|| raw.to_owned())
 }
 
 impl Directory {

@@ -37,6 +37,8 @@ mod sources;
 mod split_horizon;
 // `[[service]]`: names for roles by tag, glob and description; aliases; TCP health checks.
 mod services;
+// The status page in headless Chromium, /api/v1/names, /hosts and `backhaul-dns hosts`.
+mod status_page;
 // Syncing: changes propagate; every failure keeps the last good zone.
 mod sync;
 // Zone transfers and NOTIFY, with a real NSD secondary.

@@ -573,3 +573,52 @@ fn tcp_clients_that_do_not_read_or_may_not_ask_cannot_take_the_service() {
     );
     drop(held);
 }
+
+/// `GET /healthz` from address `from` inside the client namespace; the status code.
+fn http_status_from(lab: &Lab, from: &str, to: SocketAddr) -> u16 {
+    in_netns(&lab.cli.name, || {
+        use std::io::{Read, Write};
+        let mut s = tcp_from(from, to).unwrap();
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            s,
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text[9..12].parse().unwrap()
+    })
+}
+
+#[test]
+fn the_http_endpoint_answers_the_network_and_allowed_clients_only() {
+    let lab = Lab::new(true);
+    lab.add_outside_client();
+    let server = serve(
+        &lab,
+        &format!(
+            "interface = \"{ZT_IF}\"\nport = 53\n\n[http]\nlisten = \"10.147.17.1:9153\"\nallow = [\"192.0.2.9/32\"]"
+        ),
+        &[],
+    );
+    server.expect_log(
+        Duration::from_secs(10),
+        "the http endpoint listening",
+        |l| {
+            l["message"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("http endpoint listening")
+        },
+    );
+    let http = addr("10.147.17.1:9153");
+    // Inside the ZeroTier subnet: answered (once the subnets are known).
+    wait_for(Duration::from_secs(10), || {
+        (http_status_from(&lab, "10.147.17.2", http) == 200).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}", server.log_text()));
+    // Outside it and not in [http] allow: 403.
+    assert_eq!(http_status_from(&lab, "192.0.2.2", http), 403);
+}

@@ -161,7 +161,7 @@ fn every_type_cname_chase_wildcards_and_override() {
         l["message"]
             .as_str()
             .unwrap_or("")
-            .contains("the records file defines this name")
+            .contains("defines this name: the member keeps only its zt- name")
     };
     assert_eq!(server.count_logs(overridden), 1, "{}", server.log_text());
     // Another rebuild (a members change) does not repeat it.

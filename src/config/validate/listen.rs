@@ -49,26 +49,7 @@ impl Validator<'_> {
             }
             ListenOn::Interface(glob)
         };
-        let mut allow = Vec::new();
-        for (i, a) in raw.allow.iter().enumerate() {
-            let key = format!("listen.allow[{i}]");
-            let net = a
-                .trim()
-                .parse::<IpNet>()
-                .or_else(|_| a.trim().parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| self.err(&key, format!("\"{a}\" is not an address or CIDR")))?;
-            if covers_public_space(net) {
-                return Err(self.err(
-                    &key,
-                    format!(
-                        "{net} covers a large part of the public internet and would make this \
-                         an open resolver: allow private ranges or specific networks (at most \
-                         a public IPv4 /16 or IPv6 /32 each)"
-                    ),
-                ));
-            }
-            allow.push(net.trunc());
-        }
+        let allow = self.allow_list("listen.allow", &raw.allow)?;
         let positive = |key: &str, v: Option<usize>, default: usize| match v {
             Some(0) => Err(self.err(key, "must be at least 1")),
             Some(n) => Ok(n),
@@ -183,18 +164,67 @@ impl Validator<'_> {
     }
 }
 
+impl Validator<'_> {
+    /// An `allow` list (`listen.allow`, `http.allow`): addresses or CIDRs, none covering a
+    /// large part of the public internet.
+    pub(super) fn allow_list(&self, key: &str, raw: &[String]) -> Result<Vec<IpNet>, ConfigError> {
+        let mut allow = Vec::new();
+        for (i, a) in raw.iter().enumerate() {
+            let key = format!("{key}[{i}]");
+            let net = a
+                .trim()
+                .parse::<IpNet>()
+                .or_else(|_| a.trim().parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| self.err(&key, format!("\"{a}\" is not an address or CIDR")))?;
+            if covers_public_space(net) {
+                return Err(self.err(
+                    &key,
+                    format!(
+                        "{net} covers a large part of the public internet and would open this \
+                         server to it (for DNS: an open resolver): allow private ranges or \
+                         specific networks (at most a public IPv4 /16 or IPv6 /32 each)"
+                    ),
+                ));
+            }
+            allow.push(net.trunc());
+        }
+        Ok(allow)
+    }
+}
+
+/// Loopback, or inside a private, shared, link-local or ULA range (where ZeroTier networks
+/// live): not reachable from the public internet.
+pub(super) fn is_private(ip: IpAddr) -> bool {
+    ip.is_loopback() || !is_public_host(ip)
+}
+
+/// A single address outside every private range.
+fn is_public_host(ip: IpAddr) -> bool {
+    let net = IpNet::from(ip);
+    let private = |list: &[&str]| {
+        list.iter()
+            .filter_map(|p| p.parse::<IpNet>().ok())
+            .any(|p| p.contains(&net))
+    };
+    match ip {
+        IpAddr::V4(_) => !private(&PRIVATE_V4),
+        IpAddr::V6(_) => !private(&PRIVATE_V6),
+    }
+}
+
+const PRIVATE_V4: [&str; 5] = [
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+];
+const PRIVATE_V6: [&str; 2] = ["fc00::/7", "fe80::/10"];
+
 /// Whether `net` reaches far into public address space: a public network wider than an IPv4
 /// /16 or an IPv6 /32, or anything containing one (`0.0.0.0/1`, `::/0`). Private, shared,
 /// loopback, link-local and ULA ranges of any size are fine.
 fn covers_public_space(net: IpNet) -> bool {
-    const PRIVATE_V4: [&str; 5] = [
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "100.64.0.0/10",
-        "169.254.0.0/16",
-    ];
-    const PRIVATE_V6: [&str; 2] = ["fc00::/7", "fe80::/10"];
     let private: Vec<IpNet> = match net {
         IpNet::V4(_) => PRIVATE_V4.iter().filter_map(|p| p.parse().ok()).collect(),
         IpNet::V6(_) => PRIVATE_V6.iter().filter_map(|p| p.parse().ok()).collect(),

@@ -119,10 +119,10 @@ impl Validator<'_> {
         }
         let records_file = raw.records.map(|r| self.resolve(&r.zone_file));
         let public = raw.public.map(|p| self.public(p, &listen)).transpose()?;
-        let http = raw
-            .http
-            .map(|h| {
-                h.listen.trim().parse().map_err(|_| {
+        let (http, http_allow) = match raw.http {
+            None => (None, Vec::new()),
+            Some(h) => {
+                let listen: std::net::SocketAddr = h.listen.trim().parse().map_err(|_| {
                     self.err(
                         "http.listen",
                         format!(
@@ -130,9 +130,21 @@ impl Validator<'_> {
                             h.listen
                         ),
                     )
-                })
-            })
-            .transpose()?;
+                })?;
+                let ip = listen.ip();
+                if (ip.is_unspecified() || !listen::is_private(ip)) && !h.allow_public {
+                    return Err(self.err(
+                        "http.listen",
+                        format!(
+                            "{ip} is reachable from the public internet (or is every address): \
+                             the status page lists every host; use a loopback or ZeroTier address, \
+                             or set allow_public = true if that is really meant"
+                        ),
+                    ));
+                }
+                (Some(listen), self.allow_list("http.allow", &h.allow)?)
+            }
+        };
         let rate_limit = self.rate_limit(raw.rate_limit)?;
         let soa = self.soa(raw.soa)?;
         let services = self.services(raw.services, &domain, &networks)?;
@@ -142,6 +154,7 @@ impl Validator<'_> {
             soa,
             rate_limit,
             http,
+            http_allow,
             log_queries: raw.log.queries,
             records_file,
             public,
