@@ -4,9 +4,17 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `--version`: the package version and the git commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BACKHAUL_DNS_COMMIT"),
+    ")"
+);
+
 /// Authoritative DNS for a ZeroTier backhaul network.
 #[derive(Debug, Parser)]
-#[command(name = "backhaul-dns", version, about)]
+#[command(name = "backhaul-dns", version = VERSION, about)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

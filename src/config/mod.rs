@@ -462,6 +462,9 @@ mod tests {
     fn no_network() {
         let e = err("[listen]\naddresses=[\"127.0.0.1\"]\n");
         assert!(e.contains("no [[network]]"), "{e}");
+        // The packaged config's placeholder id.
+        let e = err("[[network]]\nid = \"0000000000000000\"\n");
+        assert!(e.contains("network[0].id: set your ZeroTier network's id"), "{e}");
     }
 
     #[test]

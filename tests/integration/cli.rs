@@ -216,3 +216,17 @@ fn example_config_parses() {
         "{out}"
     );
 }
+
+#[test]
+fn version_names_the_commit() {
+    let out = std::process::Command::new(binary())
+        .arg("--version")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.starts_with(&format!("backhaul-dns {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+}

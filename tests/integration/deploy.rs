@@ -9,7 +9,7 @@ fn systemd_unit_verifies() {
     )
     .unwrap();
     // verify checks that ExecStart's binary exists: point it at the one under test.
-    let unit = unit.replace("/usr/local/bin/backhaul-dns", crate::common::binary());
+    let unit = unit.replace("/usr/bin/backhaul-dns", crate::common::binary());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("backhaul-dns.service");
     std::fs::write(&path, unit).unwrap();

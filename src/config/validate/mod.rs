@@ -286,6 +286,13 @@ impl Validator<'_> {
                 ),
             )
         })?;
+        // The packaged config's placeholder: no controller has the address 0.
+        if id.0 == 0 {
+            return Err(self.err(
+                key("id"),
+                "set your ZeroTier network's id (16 hex digits; Central -> Networks)",
+            ));
+        }
         let domain = match &raw.domain {
             Some(d) => self.domain(&key("domain"), d)?,
             None => domain.clone(),
