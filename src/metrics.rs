@@ -169,6 +169,10 @@ pub struct NetworkStatus {
     pub ready: bool,
     /// "sync", "snapshot" or "none".
     pub data: &'static str,
+    /// Where members come from: "central", "controller" or "file".
+    pub source: &'static str,
+    /// Unix time of the last good snapshot in `state_dir` (written after each changed sync).
+    pub snapshot_saved: Option<u64>,
     /// Unix time of the last successful sync by this process.
     pub last_sync: Option<u64>,
     pub members: usize,
@@ -421,19 +425,27 @@ impl Telemetry {
             .inc();
     }
 
-    /// The networks configured now (a reload may change them).
-    pub fn set_networks(&self, ids: &[NetworkId]) {
+    /// The networks configured now, with their source kinds (a reload may change them).
+    pub fn set_networks(&self, networks: &[(NetworkId, &'static str)]) {
         let mut state = self.state.lock().expect("telemetry lock");
-        state.networks.retain(|id, _| ids.contains(id));
-        for id in ids {
-            state.networks.entry(*id).or_insert_with(|| NetworkStatus {
+        state
+            .networks
+            .retain(|id, _| networks.iter().any(|(n, _)| n == id));
+        for (id, source) in networks {
+            let status = state.networks.entry(*id).or_insert_with(|| NetworkStatus {
                 id: id.to_string(),
                 data: "none",
                 ..NetworkStatus::default()
             });
+            status.source = source;
         }
         drop(state);
         self.refresh_ready();
+    }
+
+    /// When the network's last good snapshot was written (or, at start-up, was found written).
+    pub fn snapshot_saved(&self, network: NetworkId, unix_time: u64) {
+        self.update(network, |s| s.snapshot_saved = Some(unix_time));
     }
 
     /// What the built zone holds for a network. `data`: "sync", "snapshot" or "none".
@@ -560,7 +572,7 @@ mod tests {
         let t = Telemetry::new();
         let a: NetworkId = "8056c2e21c000001".parse().unwrap();
         let b: NetworkId = "8056c2e21c000002".parse().unwrap();
-        t.set_networks(&[a, b]);
+        t.set_networks(&[(a, "file"), (b, "file")]);
         t.listening(vec!["127.0.0.1".parse().unwrap()]);
         assert!(!t.readiness().ready);
         t.network_zone(a, "sync", 2, 6, 0);

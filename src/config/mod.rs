@@ -311,6 +311,17 @@ pub enum Source {
     File { members_file: PathBuf },
 }
 
+impl Source {
+    /// "central", "controller" or "file", as the config names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::Central { .. } => "central",
+            Source::Controller { .. } => "controller",
+            Source::File { .. } => "file",
+        }
+    }
+}
+
 impl Config {
     /// Reads, parses and validates the config file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -464,7 +475,10 @@ mod tests {
         assert!(e.contains("no [[network]]"), "{e}");
         // The packaged config's placeholder id.
         let e = err("[[network]]\nid = \"0000000000000000\"\n");
-        assert!(e.contains("network[0].id: set your ZeroTier network's id"), "{e}");
+        assert!(
+            e.contains("network[0].id: set your ZeroTier network's id"),
+            "{e}"
+        );
     }
 
     #[test]

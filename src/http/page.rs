@@ -161,9 +161,10 @@ fn networks(h: &mut String, ready: &Readiness, now: u64) {
         let bad = n.last_error.is_some() || !n.ready;
         let _ = write!(
             h,
-            "<div class=\"card{}\"><b>{}</b><br>{} members; data: {}<br>last sync: {}",
+            "<div class=\"card{}\"><b>{}</b> <span class=muted>({})</span><br>{} members; data: {}<br>last sync: {}",
             if bad { " bad" } else { "" },
             esc(&n.id),
+            esc(n.source),
             n.members,
             esc(match n.data {
                 "sync" => "synced by this process",
@@ -174,6 +175,9 @@ fn networks(h: &mut String, ready: &Readiness, now: u64) {
                 .map(|t| age(now, t))
                 .unwrap_or_else(|| "never".into()),
         );
+        if let Some(t) = n.snapshot_saved {
+            let _ = write!(h, "<br>snapshot saved: {}", age(now, t));
+        }
         if let Some(e) = &n.last_error {
             let _ = write!(h, "<br><span class=bad>last error: {}</span>", esc(e));
         }

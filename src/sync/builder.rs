@@ -101,6 +101,8 @@ impl Builder {
                 continue;
             }
             if let Some(loaded) = self.store.load(*id) {
+                let saved = clock::unix_now().saturating_sub(loaded.age.as_secs());
+                self.telemetry.snapshot_saved(*id, saved);
                 tracing::info!(network = %id, members = loaded.snapshot.members.len(),
                     age = %humantime::format_duration(Duration::from_secs(loaded.age.as_secs())),
                     "serving the last good snapshot until the first sync");
@@ -124,6 +126,10 @@ impl Builder {
         let snapshot = Arc::new(snapshot);
         if self.persist {
             self.writer.save(&snapshot, changed);
+            if changed {
+                self.telemetry
+                    .snapshot_saved(snapshot.id, clock::unix_now());
+            }
         }
         self.snapshots.insert(snapshot.id, snapshot);
         changed || first

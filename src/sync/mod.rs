@@ -153,7 +153,9 @@ impl SyncHandle {
             .map_err(|(network, source)| SyncError::Network { network, source })?;
         // Before any poller runs: a first fetch that fails at once must find its network in
         // the status (the builder thread, which may wait for idle CPU, is no place for this).
-        let ids: Vec<NetworkId> = config.networks.iter().map(|n| n.id).collect();
+        let ids: Vec<(NetworkId, &'static str)> = (config.networks.iter())
+            .map(|n| (n.id, n.source.kind()))
+            .collect();
         self.telemetry.set_networks(&ids);
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         {

@@ -226,7 +226,10 @@ fn version_names_the_commit() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     assert!(
-        text.starts_with(&format!("backhaul-dns {} (commit ", env!("CARGO_PKG_VERSION"))),
+        text.starts_with(&format!(
+            "backhaul-dns {} (commit ",
+            env!("CARGO_PKG_VERSION")
+        )),
         "{text}"
     );
 }

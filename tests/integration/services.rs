@@ -552,6 +552,10 @@ fn online_follows_last_seen_without_a_zone_build_and_services_reload() {
     })
     .unwrap_or_else(|| panic!("{:?}\n{}", answers("pg.backhaul."), server.log_text()));
     // db-2 checks in: lastSeen moves, nothing else. It joins without a zone build.
+    // The first sync's build is logged just after its zone is served: count after that line.
+    server.expect_log(Duration::from_secs(5), "the first sync's build", |l| {
+        l["message"] == "zone updated" && l["cause"].as_str().unwrap_or("").starts_with("network")
+    });
     let builds = server.count_logs(|l| l["message"] == "zone updated");
     fake.set_members(vec![
         seen("00000000a1", "db-1", 1, "10.147.17.11", now_ms()),

@@ -93,8 +93,10 @@ fn the_status_page_in_a_browser_shows_members_and_problems_as_text() {
         // The unauthorized member, waiting.
         "not authorized: waiting for approval",
         "newcomer.backhaul",
-        // The failing network.
+        // The failing network, where its members come from, its snapshot.
         "last error: the ZeroTier API answered HTTP 500",
+        "(central)",
+        "snapshot saved:",
     ] {
         assert!(dom.contains(shown), "{shown} not on the page:\n{dom}");
     }
