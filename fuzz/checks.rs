@@ -83,7 +83,7 @@ fn services() -> Vec<config::Service> {
         service("pg", Some(named("role", "pg")), Vec::new()),
         config::Service {
             policy: config::Policy::First,
-            ..service("web.prod", None, vec![glob, node])
+            ..service("www.prod", None, vec![glob, node])
         },
         service("cache", None, Vec::new()),
         service("numeric", Some(numeric), Vec::new()),
@@ -99,7 +99,10 @@ fn compile(snapshot: Option<&NetworkSnapshot>, files: &FileRecords) -> ZoneIndex
     }];
     let mut zones = zone::build(&inputs, &settings(), files);
     SerialBook::default().stamp(&mut zones, 1_700_000_000, &settings());
-    ZoneIndex::compile(&zones)
+    // Service names answer from their live table, as in the server (every member up).
+    let services = backhaul_dns::services::Services::one_shot();
+    services.plan(zones.services.clone());
+    ZoneIndex::compile(&zones).with_live(services.live())
 }
 
 /// The zone the query targets answer from: members with names, IPv6, a records file with
@@ -112,8 +115,9 @@ fn fixture() -> &'static ZoneIndex {
                 "routes": [{"target": "10.147.17.0/24", "via": null}],
                 "v6AssignMode": {"6plane": true, "rfc4193": true, "zt": false}}},
             "members": [
-                {"nodeId": "a45dc9d260", "name": "db", "config": {"authorized": true,
-                 "creationTime": 1, "ipAssignments": ["10.147.17.2"]}},
+                {"nodeId": "a45dc9d260", "name": "db", "description": "services: cache\ndns: postgres",
+                 "config": {"authorized": true, "creationTime": 1, "ipAssignments": ["10.147.17.2"],
+                 "tags": [[1000, 1]]}},
                 {"nodeId": "e610b78bf1", "name": "web.prod", "config": {"authorized": true,
                  "creationTime": 2, "ipAssignments": ["10.147.17.3", "10.147.17.4"]}},
             ],

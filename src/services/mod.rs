@@ -284,7 +284,8 @@ fn run_checks(
     mut nudged: mpsc::UnboundedReceiver<()>,
     cancel: CancellationToken,
 ) {
-    crate::background::lower_priority();
+    // Normal priority, unlike the zone builder: checks are light, and a flip must not wait
+    // for a busy server's queries to leave it a turn.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -139,9 +139,11 @@ pub fn select(
         // The tag match, resolved per network: (tag id, value, default).
         let mut wanted: HashMap<NetworkId, (u32, u32, Option<u32>)> = HashMap::new();
         if let Some(t) = &s.tag {
+            // Networks not synced yet have no declarations to read: nothing to report.
             for i in inputs
                 .iter()
                 .filter(|i| s.network.is_none_or(|n| n == i.network.id))
+                .filter(|i| i.snapshot.is_some())
             {
                 let defs = tags.get(&i.network.id).copied().unwrap_or_default();
                 match resolve_tag(t, defs) {
