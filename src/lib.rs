@@ -42,7 +42,8 @@
 //!    - [`sync`]: pollers, the builder thread, publishing.
 //!    - [`services`]: health checks of service names and their live answers, swapped apart
 //!      from the zone index.
-//!    - [`http`]: `/healthz`, `/readyz` and `/metrics`. [`webhook`]: Central webhooks that
+//!    - [`http`]: the status page, `/api/v1/names`, `/hosts`, `/healthz`, `/readyz` and
+//!      `/metrics`. [`webhook`]: Central webhooks that
 //!      trigger a sync.
 //! 4. **Top**: [`run`] wires the pieces for each subcommand, reloads the configuration and
 //!    owns the one shutdown path; `main.rs` turns the outcome into an exit code.
