@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
+use crate::common::browser::Browser;
 use crate::common::*;
 use hickory_proto::rr::RecordType;
 use serde_json::Value;
@@ -24,29 +24,6 @@ fn members() -> Vec<Value> {
         member("00000000b1", "newcomer", false, 5, &["10.147.17.6"]),
         member("00000000c1", HOSTILE, true, 6, &["10.147.17.7"]),
     ]
-}
-
-/// Headless Chromium, as CI installs it (package `chromium`).
-fn chromium(args: &[&str], profile: &Path) -> String {
-    let out = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-dev-shm-usage",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(args)
-        .output()
-        .expect("run chromium (Debian package `chromium`; .ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "chromium {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Where tests leave files for people to look at.
@@ -74,16 +51,19 @@ fn the_status_page_in_a_browser_shows_members_and_problems_as_text() {
         body.contains("HTTP 500").then_some(())
     })
     .unwrap_or_else(|| panic!("{}", server.log_text()));
-    let profile = tempfile::tempdir().unwrap();
+    let mut browser = Browser::start();
     let url = format!("http://{http}/");
-    let dom = chromium(&["--dump-dom", &url], profile.path());
+    browser.open(&url);
     // The script in a member's name did not run, and shows as text.
-    assert!(dom.contains("<title>backhaul-dns</title>"), "{dom}");
-    assert!(!dom.contains("pwned</title>"));
-    assert!(
-        dom.contains("&lt;script&gt;document.title='pwned'&lt;/script&gt;"),
-        "{dom}"
+    assert_eq!(browser.eval("document.title"), "backhaul-dns");
+    assert_eq!(
+        browser.eval("document.querySelectorAll('script').length"),
+        1,
+        "only the page's own script"
     );
+    let text = browser.eval("document.body.innerText");
+    let text = text.as_str().unwrap();
+    assert!(text.contains(HOSTILE), "{text}");
     for shown in [
         "db.backhaul",
         "web.backhaul",
@@ -97,28 +77,42 @@ fn the_status_page_in_a_browser_shows_members_and_problems_as_text() {
         "last error: the ZeroTier API answered HTTP 500",
         "(central)",
         "snapshot saved:",
+        "1 failing network",
     ] {
-        assert!(dom.contains(shown), "{shown} not on the page:\n{dom}");
+        assert!(text.contains(shown), "{shown} not on the page:\n{text}");
     }
-    assert!(dom.contains("failing network"), "{dom}");
-    // A screenshot for people (and the README).
-    let shot = artifacts().join("status-page.png");
-    let _ = std::fs::remove_file(&shot);
-    chromium(
-        &[
-            &format!("--screenshot={}", shot.display()),
-            "--window-size=1280,900",
-            "--hide-scrollbars",
-            &url,
-        ],
-        profile.path(),
+    // Problems are highlighted: the conflict's and the unauthorized member's rows.
+    let highlighted = browser.eval(
+        "Array.from(document.querySelectorAll('#table tr.problem td:first-child')).map(td => td.textContent.split(' ')[0].split('ZeroTier')[0])",
     );
-    let png = std::fs::read(&shot).unwrap();
+    let highlighted: Vec<&str> = (highlighted.as_array().unwrap().iter())
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        highlighted.contains(&"newcomer.backhaul"),
+        "{highlighted:?}"
+    );
+    assert!(
+        highlighted.contains(&"zt-00000000a2.backhaul"),
+        "{highlighted:?}"
+    );
+    // Clicking a column header sorts by it: by address, ascending, then descending.
+    let top_address = |b: &mut Browser| {
+        b.eval("document.querySelector('#table tbody tr td:nth-child(3)').textContent")
+    };
+    browser.eval("document.querySelector('th[data-col=\"2\"]').click()");
+    assert_eq!(top_address(&mut browser), "10.147.17.2");
+    browser.eval("document.querySelector('th[data-col=\"2\"]').click()");
+    assert_eq!(top_address(&mut browser), "10.147.17.7");
+    // A screenshot for people (and the README).
+    browser.open(&url);
+    let png = browser.screenshot();
     assert!(
         png.starts_with(b"\x89PNG") && png.len() > 10_000,
         "{}",
         png.len()
     );
+    std::fs::write(artifacts().join("status-page.png"), &png).unwrap();
     // Filtering on the server: only the rows asked for.
     let (_, filtered) = get(http, "/?q=newcomer");
     assert!(filtered.contains("newcomer.backhaul") && !filtered.contains("web.backhaul</td>"));

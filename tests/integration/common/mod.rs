@@ -4,6 +4,7 @@
 //! `Authorization: token <T>` (or legacy `bearer`), 401/403/404 bodies shaped
 //! `{"type","message"}`, 429 with `Retry-After` and `X-Ratelimit-*` headers.
 
+pub mod browser;
 pub mod netns;
 
 use std::io::{BufRead, BufReader, Read, Write};
