@@ -259,7 +259,7 @@ pub fn resolve(
 /// [`resolve`]: an alias never takes a name that is already taken (`taken`: records-file
 /// owners, service names and apexes; every member's zt- name and won name are added here),
 /// and two members asking for one alias are settled by [`precedence`]. Returns the alias
-/// conflicts; `domains` gives each entry's domain (lowercase wire form) by network.
+/// conflicts; `domain_of` gives a network's domain (lowercase wire form).
 pub fn resolve_aliases(
     entries: &mut [Named<'_>],
     domain_of: impl Fn(NetworkId) -> Vec<u8>,

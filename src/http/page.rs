@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 
 use crate::metrics::Readiness;
-use crate::zone::directory::{Directory, Kind, Row};
+use crate::zone::directory::{Directory, Kind, ProblemKind, Row};
 
 /// Names per page: a page for 1,000 members renders at once in a browser; 100,000 members
 /// are a hundred pages, not one document of 30 MB.
@@ -97,17 +97,10 @@ pub fn render(ready: &Readiness, directory: &Directory, now: u64, query: &PageQu
 /// One line of counts, problems first.
 fn summary(h: &mut String, ready: &Readiness, d: &Directory) {
     let count = |f: &dyn Fn(&Row) -> bool| d.names.iter().filter(|r| f(r)).count();
-    let conflicts = count(&|r| {
-        r.problem
-            .as_deref()
-            .is_some_and(|p| p.starts_with("wants "))
-    });
-    let waiting = count(&|r| r.authorized == Some(false));
-    let no_address = count(&|r| {
-        r.problem
-            .as_deref()
-            .is_some_and(|p| p.starts_with("no address"))
-    });
+    let has = |kind: ProblemKind| count(&|r| r.problem.as_ref().is_some_and(|p| p.kind == kind));
+    let conflicts = has(ProblemKind::Conflict);
+    let waiting = has(ProblemKind::Unauthorized);
+    let no_address = has(ProblemKind::NoAddress);
     let failing = ready
         .networks
         .iter()
@@ -227,9 +220,7 @@ fn names(h: &mut String, d: &Directory, query: &PageQuery) {
         r.name.contains(&q)
             || r.node.is_some_and(|n| n.to_string().contains(&q))
             || r.addresses.iter().any(|a| a.to_string().contains(&q))
-            || r.problem
-                .as_deref()
-                .is_some_and(|p| p.to_ascii_lowercase().contains(&q))
+            || (r.problem.as_ref()).is_some_and(|p| p.text.to_ascii_lowercase().contains(&q))
     };
     let rows: Vec<&Row> = d.names.iter().filter(|r| matches(r)).collect();
     let pages = rows.len().div_ceil(PER_PAGE).max(1);
@@ -289,7 +280,7 @@ fn names(h: &mut String, d: &Directory, query: &PageQuery) {
                 Some(false) => "<span class=bad>no</span>",
                 None => "",
             },
-            esc(r.problem.as_deref().unwrap_or("")),
+            esc(r.problem.as_ref().map_or("", |p| p.text.as_str())),
         );
     }
     h.push_str("</tbody></table></div>");

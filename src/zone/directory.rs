@@ -49,9 +49,46 @@ pub struct Row {
     pub zerotier_name: Option<String>,
     /// Answered by this server now.
     pub served: bool,
-    /// What is wrong, in words, when something is.
+    /// What is wrong, when something is (in words in the JSON).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub problem: Option<String>,
+    pub problem: Option<Problem>,
+}
+
+/// What is wrong with a row: its kind (what the status page counts) and the words for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// Another member has the name it wants.
+    Conflict,
+    /// The records file or a service defines the name it wants.
+    Taken,
+    /// Its name gives no DNS label.
+    NoLabel,
+    Unauthorized,
+    NoAddress,
+    /// A service's definition (a tag no network declares...).
+    Service,
+}
+
+impl Problem {
+    fn new(kind: ProblemKind, text: impl Into<String>) -> Problem {
+        Problem {
+            kind,
+            text: text.into(),
+        }
+    }
+}
+
+/// `/api/v1/names` gives the words.
+impl Serialize for Problem {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
 }
 
 /// Every row, sorted by name.
@@ -71,7 +108,7 @@ pub fn directory(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords)
     } = settle(inputs, settings, files);
     let text = |wire: &[u8]| wire_to_text(wire).trim_end_matches('.').to_owned();
     let mut rows = Vec::with_capacity(entries.len() * 2);
-    let lost: HashMap<(NetworkId, NodeId), String> = conflicts
+    let lost: HashMap<(NetworkId, NodeId), Problem> = conflicts
         .iter()
         .filter(|c| c.loser != c.winner)
         .map(|c| {
@@ -80,24 +117,27 @@ pub fn directory(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords)
                 c.name.to_ascii().trim_end_matches('.'),
                 c.winner
             );
-            ((c.network, c.loser), why)
+            (
+                (c.network, c.loser),
+                Problem::new(ProblemKind::Conflict, why),
+            )
         })
         .collect();
-    let taken: HashMap<(NetworkId, NodeId), String> = overridden
+    let taken: HashMap<(NetworkId, NodeId), Problem> = overridden
         .iter()
         .map(|o| {
             let why = format!(
                 "wants {}, which the records file or a service defines",
                 o.name.to_ascii().trim_end_matches('.')
             );
-            ((o.network, o.member), why)
+            ((o.network, o.member), Problem::new(ProblemKind::Taken, why))
         })
         .collect();
     let mut named: std::collections::HashSet<(NetworkId, NodeId)> = Default::default();
     for e in &entries {
         named.insert((e.network, e.member.node));
         let key = (e.network, e.member.node);
-        let row = |name: &[u8], kind: Kind, problem: Option<String>| Row {
+        let row = |name: &[u8], kind: Kind, problem: Option<Problem>| Row {
             name: text(name),
             kind,
             addresses: e.addresses.clone(),
@@ -110,13 +150,16 @@ pub fn directory(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords)
         };
         let mut problem = lost.get(&key).or_else(|| taken.get(&key)).cloned();
         if problem.is_none() && e.custom_wire.is_none() && !e.member.name.trim().is_empty() {
-            problem = Some(format!(
-                "its name \"{}\" gives no usable DNS label",
-                e.member.name
+            problem = Some(Problem::new(
+                ProblemKind::NoLabel,
+                format!("its name \"{}\" gives no usable DNS label", e.member.name),
             ));
         }
         if !e.member.authorized {
-            problem = Some("not authorized (include_unauthorized = true serves it)".into());
+            problem = Some(Problem::new(
+                ProblemKind::Unauthorized,
+                "not authorized (include_unauthorized = true serves it)",
+            ));
         }
         rows.push(row(&e.zt_wire, Kind::Member, problem));
         if let Some(w) = e.custom_wire.as_deref().filter(|_| e.custom_won) {
@@ -134,9 +177,12 @@ pub fn directory(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords)
                 continue;
             }
             let problem = if !m.authorized {
-                "not authorized: waiting for approval"
+                Problem::new(
+                    ProblemKind::Unauthorized,
+                    "not authorized: waiting for approval",
+                )
             } else {
-                "no address: nothing to answer with"
+                Problem::new(ProblemKind::NoAddress, "no address: nothing to answer with")
             };
             let wanted = crate::names::member_wire(&m.name, &name_wire(&input.network.domain));
             let name = match &wanted {
@@ -156,7 +202,7 @@ pub fn directory(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords)
                 authorized: Some(m.authorized),
                 zerotier_name,
                 served: false,
-                problem: Some(problem.into()),
+                problem: Some(problem),
             });
         }
     }
@@ -198,7 +244,8 @@ pub fn directory(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords)
             .iter()
             .flat_map(|m| m.addresses.iter().copied())
             .collect();
-        let problem = (!p.problems.is_empty()).then(|| p.problems.join("; "));
+        let problem = (!p.problems.is_empty())
+            .then(|| Problem::new(ProblemKind::Service, p.problems.join("; ")));
         rows.push(Row {
             name: text(&p.owner),
             kind: Kind::Service,
@@ -207,7 +254,8 @@ pub fn directory(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords)
             network: p.service.network,
             authorized: None,
             zerotier_name: None,
-            served: p.problems.is_empty() || !p.members.is_empty(),
+            // The name exists while it has members (the zone holds every one of them).
+            served: !p.members.is_empty(),
             problem,
         });
     }

@@ -87,6 +87,9 @@ pub fn select(
     inputs: &[Input<'_>],
     file_owners: &HashSet<Vec<u8>>,
 ) -> Vec<ServicePlan> {
+    if services.is_empty() {
+        return Vec::new();
+    }
     let tags: HashMap<NetworkId, &[TagDef]> = inputs
         .iter()
         .filter_map(|i| i.snapshot.map(|s| (s.id, s.tags.as_slice())))
@@ -95,9 +98,6 @@ pub fn select(
         .iter()
         .map(|i| (i.network.id, name_wire(&i.network.domain)))
         .collect();
-    if services.is_empty() {
-        return Vec::new();
-    }
     let globs = services.iter().any(|s| {
         s.members
             .iter()

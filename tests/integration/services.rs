@@ -127,9 +127,8 @@ fn services_by_tag_glob_and_description_and_aliases() {
             },
         ],
     );
-    let http = free_port();
     let tables = format!(
-        "[http]\nlisten = \"127.0.0.1:{http}\"\n\n{}\n\
+        "[http]\nlisten = \"127.0.0.1:0\"\n\n{}\n\
          [[service]]\nname = \"pg\"\ntag = \"role=pg\"\nport = 5432\n\n\
          [[service]]\nname = \"www\"\nmembers = [\"web-*\"]\n\n\
          [[service]]\nname = \"cache\"\n\n\
@@ -203,7 +202,7 @@ fn services_by_tag_glob_and_description_and_aliases() {
             && l["name"] == "db-1.backhaul."
     });
     // Operators see the services: /readyz, /metrics, `zone`.
-    let http: SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+    let http = http_addr(&server);
     let (_, body) = get(http, "/readyz");
     let ready: Value = serde_json::from_str(&body).unwrap();
     let pg_status = ready["services"]

@@ -26,6 +26,20 @@ fn members() -> Vec<Value> {
     ]
 }
 
+/// A server with the HTTP endpoint on a free loopback port, syncing `members` from a fake
+/// Central; returns once a member answers.
+fn serve(members: Vec<Value>) -> (FakeCentral, Server, SocketAddr) {
+    let fake = FakeCentral::start(network_json(&["10.147.17.0/24"], false, false), members);
+    let tables = format!(
+        "[http]\nlisten = \"127.0.0.1:0\"\n\n{}",
+        central_network(&fake, "1s")
+    );
+    let server = Server::start("", &tables);
+    server.wait_answer("db.backhaul.", RecordType::A);
+    let http = http_addr(&server);
+    (fake, server, http)
+}
+
 /// Where tests leave files for people to look at.
 fn artifacts() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
@@ -35,15 +49,7 @@ fn artifacts() -> PathBuf {
 
 #[test]
 fn the_status_page_in_a_browser_shows_members_and_problems_as_text() {
-    let fake = FakeCentral::start(network_json(&["10.147.17.0/24"], false, false), members());
-    let http = free_port();
-    let tables = format!(
-        "[http]\nlisten = \"127.0.0.1:{http}\"\n\n{}",
-        central_network(&fake, "1s")
-    );
-    let server = Server::start("", &tables);
-    server.wait_answer("db.backhaul.", RecordType::A);
-    let http: SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+    let (fake, server, http) = serve(members());
     // The network then fails: the page says so, and keeps the last good names.
     fake.set_fault(Some(Fault::Status(500)));
     wait_for(Duration::from_secs(10), || {
@@ -149,15 +155,7 @@ fn names_api_hosts_endpoint_and_hosts_command_agree() {
         7,
         &["10.147.17.8", "fd00:5a::8"],
     ));
-    let fake = FakeCentral::start(network_json(&["10.147.17.0/24"], false, false), list);
-    let http = free_port();
-    let tables = format!(
-        "[http]\nlisten = \"127.0.0.1:{http}\"\n\n{}",
-        central_network(&fake, "1s")
-    );
-    let server = Server::start("", &tables);
-    server.wait_answer("db.backhaul.", RecordType::A);
-    let http: SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+    let (_fake, server, http) = serve(list);
     let (code, body) = get(http, "/api/v1/names");
     assert_eq!(code, 200);
     let api: Value = serde_json::from_str(&body).unwrap();
