@@ -199,15 +199,33 @@ pub fn query(data: &[u8]) {
                 Outcome::ForwardChain => check_reply(data, &out, transport),
                 Outcome::Forward => assert!(policy.allowed && policy.forward),
                 Outcome::Drop => {}
+                Outcome::Signed(at) => signed(data, at),
             }
         }
     }
     if transfer::is_transfer(data) {
-        for (udp, transport) in [(true, Transport::Udp), (false, Transport::Tcp)] {
-            for m in &transfer::reply(zone, data, udp) {
+        for (udp, transport) in [(Some(512), Transport::Udp), (None, Transport::Tcp)] {
+            for m in &transfer::reply(zone, data, udp).messages {
                 check_reply(data, m, transport);
             }
         }
+    }
+}
+
+/// A request carrying TSIG: checked against a key (whatever it holds, never a panic); an
+/// error reply is a reply to it, a valid one gives back the request without its TSIG.
+fn signed(data: &[u8], at: usize) {
+    use backhaul_dns::config::{TsigAlgorithm, TsigKey};
+    use backhaul_dns::dns::tsig::{self, Checked};
+    let keys = tsig::Keyring::new(&[TsigKey {
+        name: hickory_proto::rr::Name::from_ascii("xfr.").unwrap(),
+        algorithm: TsigAlgorithm::HmacSha256,
+        secret: backhaul_dns::secret::Secret::new("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="),
+    }]);
+    match tsig::check(&keys, data, at, 1_700_000_000) {
+        Checked::Valid { unsigned, .. } => assert_eq!(unsigned.len(), at),
+        Checked::Failed { reply, .. } => check_reply(data, &reply, Transport::Tcp),
+        Checked::Malformed => {}
     }
 }
 

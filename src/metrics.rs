@@ -160,6 +160,9 @@ type FailureLabels = [(&'static str, String); 2];
 type ZoneLabels = [(&'static str, String); 2];
 type ServiceLabel = [(&'static str, String); 1];
 type ServiceStateLabels = [(&'static str, String); 2];
+type TransferLabels = [(&'static str, &'static str); 1];
+type ErrorLabel = [(&'static str, &'static str); 1];
+type ZoneLabel = [(&'static str, String); 1];
 
 /// One network as readiness sees it.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -216,6 +219,11 @@ pub struct Telemetry {
     service_fail_open: Family<ServiceLabel, Gauge>,
     service_check_failures: Family<ServiceLabel, Counter>,
     service_flips: Family<ServiceLabel, Counter>,
+    transfers: Family<TransferLabels, Counter>,
+    transfer_bytes: Family<TransferLabels, Counter>,
+    tsig_failures: Family<ErrorLabel, Counter>,
+    journal_changes: Family<ZoneLabel, Gauge>,
+    journal_bytes: Family<ZoneLabel, Gauge>,
     state: Mutex<State>,
 }
 
@@ -250,6 +258,11 @@ impl Telemetry {
             service_fail_open: Family::default(),
             service_check_failures: Family::default(),
             service_flips: Family::default(),
+            transfers: Family::default(),
+            transfer_bytes: Family::default(),
+            tsig_failures: Family::default(),
+            journal_changes: Family::default(),
+            journal_bytes: Family::default(),
             state: Mutex::default(),
             registry: Registry::default(),
         };
@@ -327,7 +340,55 @@ impl Telemetry {
             "Members that went up or down, by service",
             t.service_flips.clone(),
         );
+        r.register(
+            "transfers",
+            "Zone transfer requests answered, by what they got (axfr, ixfr, ixfr-whole-zone, soa-only, refused)",
+            t.transfers.clone(),
+        );
+        r.register(
+            "transfer_bytes",
+            "Bytes of zone transfer replies, by what they were",
+            t.transfer_bytes.clone(),
+        );
+        r.register(
+            "tsig_failures",
+            "Signed requests refused, by TSIG error (BADKEY, BADSIG, BADTIME, BADTRUNC)",
+            t.tsig_failures.clone(),
+        );
+        r.register(
+            "ixfr_journal_changes",
+            "Changes held in each zone's IXFR journal",
+            t.journal_changes.clone(),
+        );
+        r.register(
+            "ixfr_journal_bytes",
+            "Bytes held in each zone's IXFR journal",
+            t.journal_bytes.clone(),
+        );
         Telemetry { registry, ..t }
+    }
+
+    /// One transfer request answered: what it got and how many bytes.
+    pub fn transfer(&self, kind: &'static str, bytes: usize) {
+        self.transfers.get_or_create(&[("kind", kind)]).inc();
+        (self.transfer_bytes.get_or_create(&[("kind", kind)])).inc_by(bytes as u64);
+    }
+
+    pub fn tsig_failure(&self, error: &'static str) {
+        self.tsig_failures.get_or_create(&[("error", error)]).inc();
+    }
+
+    /// The IXFR journal of each zone now (zones not listed are dropped).
+    pub fn journals(&self, zones: &[(String, usize, usize)]) {
+        self.journal_changes.clear();
+        self.journal_bytes.clear();
+        for (zone, changes, bytes) in zones {
+            let label = [("zone", zone.clone())];
+            self.journal_changes
+                .get_or_create(&label)
+                .set(*changes as i64);
+            self.journal_bytes.get_or_create(&label).set(*bytes as i64);
+        }
     }
 
     /// One service as the live table now answers it (for /metrics and /readyz).

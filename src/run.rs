@@ -26,6 +26,7 @@ use crate::dns::context::Context;
 use crate::dns::forward::{self, Forwarder, Forwarders};
 use crate::dns::listen::{BindError, Listeners};
 use crate::dns::ratelimit::Limiter;
+use crate::dns::transfer::Transfers;
 use crate::interfaces::Finder;
 use crate::metrics::Telemetry;
 use crate::records::{self, FileRecords};
@@ -63,7 +64,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         View::Backhaul,
         views.private.clone(),
         acl.clone(),
-        config.transfer.allow.clone(),
+        Transfers::new(&config.transfer),
         forwarders(&config, &own, &files.delegations)?,
         telemetry.clone(),
         shutdown.clone(),
@@ -74,7 +75,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         View::Public,
         views.public.clone(),
         Arc::default(),
-        Vec::new(),
+        Transfers::default(),
         Forwarders::default(),
         telemetry.clone(),
         shutdown.clone(),
@@ -322,7 +323,7 @@ impl Server {
         }
         self.ctx
             .transfer
-            .store(Arc::new(new.transfer.allow.clone()));
+            .store(Arc::new(Transfers::new(&new.transfer)));
         let included = files.included.clone();
         let delegations = files.delegations.clone();
         if let Err(e) = sync.reconfigure(&new, files).await {

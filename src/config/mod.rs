@@ -224,12 +224,84 @@ pub struct ForwardZone {
 }
 
 /// `[transfer]`: zone transfers to standard secondaries (NSD, Knot, BIND).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transfer {
-    /// Who may AXFR/IXFR (over TCP).
-    pub allow: Vec<IpNet>,
+    /// Who may AXFR/IXFR, and with which TSIG key when one is named.
+    pub allow: Vec<TransferAllow>,
     /// Secondaries to NOTIFY when a zone's serial changes.
-    pub notify: Vec<std::net::SocketAddr>,
+    pub notify: Vec<NotifyTarget>,
+    /// `[[transfer.key]]`: TSIG keys (RFC 8945).
+    pub keys: Vec<TsigKey>,
+    /// The IXFR journal of each zone keeps at most this many changes...
+    pub journal_changes: usize,
+    /// ...of at most this many bytes (owners and RDATA) in all.
+    pub journal_bytes: usize,
+}
+
+impl Default for Transfer {
+    fn default() -> Transfer {
+        Transfer {
+            allow: Vec::new(),
+            notify: Vec::new(),
+            keys: Vec::new(),
+            journal_changes: 100,
+            journal_bytes: 8 << 20,
+        }
+    }
+}
+
+/// One `[transfer] allow` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferAllow {
+    pub network: IpNet,
+    /// The key requests from `network` must be signed with (lowercase, fully qualified); when
+    /// `None`, the address alone allows (signed requests are still verified and answered
+    /// signed).
+    pub key: Option<Name>,
+}
+
+/// One `[transfer] notify` target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyTarget {
+    pub address: std::net::SocketAddr,
+    /// The key NOTIFYs are signed with: named in the entry, or else the key of the first
+    /// `allow` entry holding the address.
+    pub key: Option<Name>,
+}
+
+/// A TSIG key: its name (lowercase, fully qualified, as both sides spell it), algorithm and
+/// secret (the base64 text of `secret_file`, checked to decode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TsigKey {
+    pub name: Name,
+    pub algorithm: TsigAlgorithm,
+    pub secret: Secret,
+}
+
+/// The TSIG algorithms served (RFC 8945 6: HMAC-SHA256 is required; SHA-384 and SHA-512 are
+/// what BIND, NSD and Knot offer beside it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TsigAlgorithm {
+    HmacSha256,
+    HmacSha384,
+    HmacSha512,
+}
+
+impl TsigAlgorithm {
+    /// The algorithm's name as config files (and `tsig-keygen -a`, `keymgr -t`) spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TsigAlgorithm::HmacSha256 => "hmac-sha256",
+            TsigAlgorithm::HmacSha384 => "hmac-sha384",
+            TsigAlgorithm::HmacSha512 => "hmac-sha512",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<TsigAlgorithm> {
+        [Self::HmacSha256, Self::HmacSha384, Self::HmacSha512]
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(name.trim_end_matches('.')))
+    }
 }
 
 /// `[webhook]`: Central webhooks trigger an immediate sync.

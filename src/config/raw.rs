@@ -138,13 +138,78 @@ pub(super) struct RawForwardZone {
     pub(super) upstreams: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTransfer {
     #[serde(default)]
-    pub(super) allow: Vec<String>,
+    pub(super) allow: Vec<RawPeer>,
     #[serde(default)]
-    pub(super) notify: Vec<String>,
+    pub(super) notify: Vec<RawPeer>,
+    #[serde(default, rename = "key")]
+    pub(super) keys: Vec<RawTsigKey>,
+    #[serde(default = "default_journal_changes")]
+    pub(super) journal_changes: usize,
+    #[serde(default = "default_journal_size")]
+    pub(super) journal_size: String,
+}
+
+/// A `[transfer] allow` or `notify` entry: `"10.147.17.7"`, or
+/// `{ address = "10.147.17.7", key = "xfr" }` for a secondary that signs with a TSIG key.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawPeer {
+    Address(String),
+    Keyed(RawKeyedPeer),
+}
+
+impl RawPeer {
+    /// The address text, and the key's name when one is given.
+    pub(super) fn parts(&self) -> (&str, Option<&String>) {
+        match self {
+            RawPeer::Address(a) => (a, None),
+            RawPeer::Keyed(k) => (&k.address, k.key.as_ref()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKeyedPeer {
+    pub(super) address: String,
+    pub(super) key: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTsigKey {
+    pub(super) name: String,
+    #[serde(default = "default_tsig_algorithm")]
+    pub(super) algorithm: String,
+    pub(super) secret_file: PathBuf,
+}
+
+impl Default for RawTransfer {
+    fn default() -> RawTransfer {
+        RawTransfer {
+            allow: Vec::new(),
+            notify: Vec::new(),
+            keys: Vec::new(),
+            journal_changes: default_journal_changes(),
+            journal_size: default_journal_size(),
+        }
+    }
+}
+
+fn default_journal_changes() -> usize {
+    100
+}
+
+fn default_journal_size() -> String {
+    "8 MiB".to_owned()
+}
+
+fn default_tsig_algorithm() -> String {
+    "hmac-sha256".to_owned()
 }
 
 #[derive(Debug, Deserialize)]

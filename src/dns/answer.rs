@@ -49,6 +49,9 @@ pub enum Outcome {
     /// `out` holds our answer, whose CNAME chain leads out of our zones; the client may have
     /// the rest resolved: the forwarder completes it.
     ForwardChain,
+    /// The request carries TSIG: [`super::signed`] checks it, answers and signs. `out` is
+    /// empty.
+    Signed(usize),
 }
 
 /// What this client may have done for it.
@@ -75,6 +78,9 @@ pub fn respond(
         Err(ParseError::Ignore) => return Outcome::Drop,
         Err(ParseError::FormErr) => return format_error(query, out),
     };
+    if let Some(at) = req.tsig {
+        return Outcome::Signed(at);
+    }
     let limit = size_limit(transport, &req);
     let mut w = Writer::start(out, &req, policy.allowed && policy.forward);
     let rcode = if !policy.allowed {
@@ -157,6 +163,11 @@ fn format_error(query: &[u8], out: &mut Vec<u8>) -> Outcome {
 }
 
 /// The largest response the client takes over this transport.
+/// The most a UDP reply to `query` may hold: its EDNS size within bounds, 512 without EDNS.
+pub fn udp_reply_size(query: &[u8]) -> usize {
+    wire::parse(query).map_or(CLASSIC_UDP_PAYLOAD, |req| size_limit(Transport::Udp, &req))
+}
+
 fn size_limit(transport: Transport, req: &Request<'_>) -> usize {
     match (transport, req.edns) {
         (Transport::Tcp, _) => usize::from(u16::MAX),

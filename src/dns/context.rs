@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use ipnet::IpNet;
+use hickory_proto::rr::Name;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -19,6 +19,8 @@ use super::access::SharedAcl;
 use super::answer::{reply_with, Policy, Rcode, Transport};
 use super::forward::Forwarders;
 use super::ratelimit::{Kind, Limiter, Verdict};
+use super::transfer::{self, Transfers};
+use super::tsig::Reported;
 use super::{wire, SharedZone};
 use crate::config::{RateLimit, TcpLimits};
 use crate::dname::wire_to_text;
@@ -35,8 +37,10 @@ pub struct Context {
     pub view: View,
     pub zone: SharedZone,
     pub acl: SharedAcl,
-    /// Networks allowed to AXFR (over TCP).
-    pub transfer: ArcSwap<Vec<IpNet>>,
+    /// Who may AXFR/IXFR, and the TSIG keys.
+    pub transfer: ArcSwap<Transfers>,
+    /// Sources whose TSIG failures were logged (once each).
+    pub tsig_reported: Reported,
     /// Where other names go; empty when forwarding is off (they get REFUSED).
     pub forwarders: ArcSwap<Forwarders>,
     /// Bounds forwarded UDP queries in flight, so a flood cannot pile up tasks.
@@ -99,7 +103,7 @@ impl Context {
         view: View,
         zone: SharedZone,
         acl: SharedAcl,
-        transfer: Vec<IpNet>,
+        transfer: Transfers,
         forwarders: Forwarders,
         telemetry: Arc<Telemetry>,
         shutdown: CancellationToken,
@@ -111,6 +115,7 @@ impl Context {
             zone,
             acl,
             transfer: ArcSwap::from_pointee(transfer),
+            tsig_reported: Reported::default(),
             forwarders: ArcSwap::from_pointee(forwarders),
             forward_slots: Semaphore::new(FORWARD_MAX_IN_FLIGHT),
             telemetry,
@@ -180,6 +185,33 @@ impl Context {
         }
     }
 
+    /// One transfer request answered (`reply`, to `query` from `client`, signed with `key`):
+    /// counted, and logged when zone data went out.
+    pub fn transferred(
+        &self,
+        query: &[u8],
+        reply: &transfer::Reply,
+        client: IpAddr,
+        key: Option<&Name>,
+    ) {
+        let bytes: usize = reply.messages.iter().map(Vec::len).sum();
+        self.telemetry.transfer(reply.kind.name(), bytes);
+        let zone = wire::parse(query)
+            .ok()
+            .and_then(|r| r.question.map(|q| wire_to_text(q.name.wire())))
+            .unwrap_or_default();
+        let key = key.map(|k| k.to_string()).unwrap_or_default();
+        match reply.kind {
+            transfer::Kind::Axfr | transfer::Kind::Ixfr | transfer::Kind::IxfrWhole => {
+                tracing::info!(%client, zone, kind = reply.kind.name(), from = reply.from,
+                    serial = reply.serial, messages = reply.messages.len(), bytes, key,
+                    "zone transfer")
+            }
+            _ => tracing::debug!(%client, zone, kind = reply.kind.name(), from = reply.from,
+                serial = reply.serial, key, "zone transfer request"),
+        }
+    }
+
     /// What this client may have done for it.
     pub fn policy(&self, client: IpAddr) -> Policy {
         match self.view {
@@ -187,9 +219,16 @@ impl Context {
                 allowed: true,
                 forward: false,
             },
-            View::Backhaul => Policy {
-                allowed: self.acl.load().allows(client),
+            View::Backhaul if self.acl.load().allows(client) => Policy {
+                allowed: true,
                 forward: !self.forwarders.load().is_empty(),
+            },
+            // A secondary outside the listening subnets asks for our SOA before it
+            // transfers: our zones are answered to it (it may have them all anyway), nothing
+            // is forwarded for it.
+            View::Backhaul => Policy {
+                allowed: self.transfer.load().allows(client, None),
+                forward: false,
             },
         }
     }
@@ -214,9 +253,16 @@ impl Context {
         verdict
     }
 
-    /// Whether this client may transfer zones (backhaul view, `[transfer] allow`).
+    /// Whether an entry of `[transfer] allow` holds this client (backhaul view only): it may
+    /// connect over TCP to transfer, signed or not as the entry says.
     pub fn may_transfer(&self, client: IpAddr) -> bool {
-        self.view == View::Backhaul && self.transfer.load().iter().any(|n| n.contains(&client))
+        self.view == View::Backhaul && self.transfer.load().listed(client)
+    }
+
+    /// Whether this client may transfer zones with a request signed by `key` (checked), or
+    /// unsigned (`None`).
+    pub fn transfer_allowed(&self, client: IpAddr, key: Option<&Name>) -> bool {
+        self.view == View::Backhaul && self.transfer.load().allows(client, key)
     }
 
     /// The reply to a query the zone handed on: [`super::answer::Outcome::Forward`] (not our
@@ -292,7 +338,7 @@ mod tests {
             View::Backhaul,
             Arc::new(ArcSwap::from_pointee(ZoneIndex::default())),
             Arc::default(),
-            Vec::new(),
+            Transfers::default(),
             forwarder,
             Arc::default(),
             CancellationToken::new(),

@@ -144,6 +144,8 @@ pub struct ZoneMeta {
     /// The zone has delegations (NS below its apex): lookups then look for a cut above the
     /// name. Zones without any pay nothing for them.
     pub cuts: bool,
+    /// Differences from older serials, for IXFR (when transfers are configured).
+    pub journal: Option<std::sync::Arc<crate::zone::Journal>>,
 }
 
 impl ZoneMeta {
@@ -332,6 +334,7 @@ impl ZoneIndex {
                 complete: z.complete,
                 serial: z.serial,
                 cuts,
+                journal: z.journal.clone(),
             });
             let mut negative_soa = Vec::new();
             let records = &z.records;
@@ -652,6 +655,7 @@ mod tests {
             hash: [0; 32],
             serial: 1,
             records: list.sorted(),
+            journal: None,
         }
     }
 

@@ -4,7 +4,7 @@
 //! answers ([`live`]), serving by transport ([`udp`] with batched system calls, [`tcp`]),
 //! response rate limiting over UDP ([`ratelimit`]), binding and following addresses
 //! ([`listen`]), zone transfers and NOTIFY ([`transfer`]), and forwarding of other names
-//! ([`forward`]).
+//! ([`forward`]); TSIG ([`tsig`]) and the requests that carry it ([`signed`]).
 
 pub mod access;
 pub mod answer;
@@ -15,9 +15,11 @@ pub mod listen;
 pub mod live;
 pub mod ratelimit;
 pub mod rrset;
+pub mod signed;
 mod table;
 pub mod tcp;
 pub mod transfer;
+pub mod tsig;
 pub mod udp;
 pub mod wire;
 

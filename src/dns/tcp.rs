@@ -13,7 +13,7 @@ use tokio::time::timeout;
 
 use super::answer::{respond, Outcome, Transport};
 use super::context::Context;
-use super::transfer;
+use super::{signed, transfer};
 
 /// Accepts connections until shutdown; each is served by a task of its own. A client that
 /// may neither query nor transfer is closed at accept, as is one over the caps of
@@ -72,7 +72,7 @@ async fn serve_connection(
 ) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let policy = ctx.policy(peer.ip());
-    let may_transfer = ctx.may_transfer(peer.ip());
+    let may_transfer = ctx.transfer_allowed(peer.ip(), None);
     let mut query = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(2048);
     while let Some(len) = next_length(&mut stream, ctx).await? {
@@ -84,17 +84,20 @@ async fn serve_connection(
         if may_transfer && transfer::is_transfer(&query) {
             // Hold one zone for the whole transfer: a swap mid-way must not mix two serials.
             let current = ctx.zone.load_full();
-            let messages = transfer::reply(&current, &query, false);
-            for m in &messages {
-                write_frame(&mut stream, m, ctx).await?;
-            }
-            if let Some(first) = messages.first() {
-                ctx.answered(&query, first, peer, started);
-            }
+            let reply = transfer::reply(&current, &query, None);
+            ctx.transferred(&query, &reply, peer.ip(), None);
+            write_all(&mut stream, &reply.messages, ctx, &query, peer, started).await?;
             continue;
         }
         match respond(&ctx.zone.load(), &query, Transport::Tcp, policy, &mut out) {
             Outcome::Drop => return Ok(()),
+            Outcome::Signed(at) => {
+                let current = ctx.zone.load_full();
+                let messages =
+                    signed::replies(ctx, &current, &query, at, Transport::Tcp, peer.ip());
+                write_all(&mut stream, &messages, ctx, &query, peer, started).await?;
+                continue;
+            }
             Outcome::Reply { .. } => {}
             Outcome::Forward => ctx.forwarded(&query, None, Transport::Tcp, &mut out).await,
             Outcome::ForwardChain => {
@@ -104,6 +107,24 @@ async fn serve_connection(
         }
         write_frame(&mut stream, &out, ctx).await?;
         ctx.answered(&query, &out, peer, started);
+    }
+    Ok(())
+}
+
+/// The messages of one reply (a transfer's, or one), each in its frame; the first is counted.
+async fn write_all(
+    stream: &mut TcpStream,
+    messages: &[Vec<u8>],
+    ctx: &Context,
+    query: &[u8],
+    peer: SocketAddr,
+    started: Instant,
+) -> io::Result<()> {
+    for m in messages {
+        write_frame(stream, m, ctx).await?;
+    }
+    if let Some(first) = messages.first() {
+        ctx.answered(query, first, peer, started);
     }
     Ok(())
 }

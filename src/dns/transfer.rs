@@ -1,20 +1,53 @@
 //! Zone transfers (AXFR, RFC 5936; IXFR, RFC 1995) to the secondaries in `[transfer] allow`,
 //! and NOTIFY (RFC 1996) to `[transfer] notify` when a zone's serial changes.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::answer::Rcode;
 use super::index::{RrSet, ZoneIndex};
+use super::tsig::Keyring;
 use super::wire;
-use crate::dname::{flags, opcode, rtype, wire_to_text, HEADER_LEN};
-use crate::zone::serial_after;
+use crate::config::{self, NotifyTarget, TransferAllow};
+use crate::dname::{class, flags, opcode, rtype, wire_to_text, HEADER_LEN};
+use crate::zone::{serial_after, ZoneRecord};
+use hickory_proto::rr::Name;
 
 /// Messages of a transfer stay well under the 64 KiB TCP limit.
 const MESSAGE_TARGET: usize = 16 * 1024;
 
-/// Whether `query` asks for a zone transfer (AXFR, or IXFR, which is answered with the whole
-/// zone as RFC 1995 section 4 allows, or with the SOA alone when the secondary is current).
+/// Who may transfer, and with which keys: `[transfer] allow` and `[[transfer.key]]`, swapped
+/// whole on reload.
+#[derive(Default)]
+pub struct Transfers {
+    allow: Vec<TransferAllow>,
+    pub keys: Keyring,
+}
+
+impl Transfers {
+    pub fn new(config: &config::Transfer) -> Transfers {
+        Transfers {
+            allow: config.allow.clone(),
+            keys: Keyring::new(&config.keys),
+        }
+    }
+
+    /// Whether some `allow` entry holds `client` (with or without a key).
+    pub fn listed(&self, client: IpAddr) -> bool {
+        self.allow.iter().any(|a| a.network.contains(&client))
+    }
+
+    /// Whether `client` may transfer with a request signed by `key` (already checked), or
+    /// unsigned (`None`): an entry holding it names no key, or names this one.
+    pub fn allows(&self, client: IpAddr, key: Option<&Name>) -> bool {
+        (self.allow.iter())
+            .filter(|a| a.network.contains(&client))
+            .any(|a| a.key.is_none() || a.key.as_ref() == key)
+    }
+}
+
+/// Whether `query` asks for a zone transfer (AXFR or IXFR).
 pub fn is_transfer(query: &[u8]) -> bool {
     wire::parse(query)
         .ok()
@@ -22,40 +55,140 @@ pub fn is_transfer(query: &[u8]) -> bool {
         .is_some_and(|q| q.qtype == rtype::AXFR || q.qtype == rtype::IXFR)
 }
 
-/// The messages answering a transfer request (`is_transfer`) from a client allowed to
-/// transfer:
-/// - a name that is not the apex of a zone we serve: NOTAUTH (RFC 5936 2.2.1);
-/// - a zone not synced yet: SERVFAIL (never hand out a zone we have not seen whole);
-/// - IXFR from a secondary whose serial is the current one or later (RFC 1982): the current
-///   SOA alone, "up to date" (RFC 1995 2);
-/// - over UDP, any other IXFR: the current SOA alone too, which tells the secondary to ask
-///   over TCP (RFC 1995 2); AXFR over UDP: REFUSED (RFC 5936 4.2);
-/// - otherwise the whole zone: SOA, every other record, SOA (for IXFR too, RFC 1995 4).
-pub fn reply(zone: &ZoneIndex, query: &[u8], udp: bool) -> Vec<Vec<u8>> {
-    let Ok(req) = wire::parse(query) else {
-        return Vec::new();
-    };
-    let Some(q) = req.question.as_ref() else {
-        return Vec::new();
-    };
-    if udp && q.qtype == rtype::AXFR {
-        return vec![single(&req, query, Rcode::Refused, None)];
-    }
-    let Some((_, apex, meta)) = zone.zone_at_apex(q.name.wire()) else {
-        return vec![single(&req, query, Rcode::NotAuth, None)];
-    };
-    let Some(soa) = apex.rrset(rtype::SOA).filter(|_| meta.complete) else {
-        return vec![single(&req, query, Rcode::ServFail, None)];
-    };
-    if q.qtype == rtype::IXFR {
-        let current = soa_serial(soa.wire);
-        let theirs = ixfr_serial(query);
-        let up_to_date = matches!((current, theirs), (Some(c), Some(t)) if !serial_after(c, t));
-        if up_to_date || udp {
-            return vec![single(&req, query, Rcode::NoError, Some(&soa))];
+/// What a transfer request got, for the log line and the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The whole zone, asked for with AXFR.
+    Axfr,
+    /// The differences since the secondary's serial (RFC 1995 4).
+    Ixfr,
+    /// The whole zone in answer to an IXFR: the journal does not reach back to the
+    /// secondary's serial (or it sent none).
+    IxfrWhole,
+    /// The current SOA alone: the secondary is current, or, over UDP, the differences do not
+    /// fit (it then asks over TCP).
+    SoaOnly,
+    /// An error reply (NOTAUTH, SERVFAIL, REFUSED).
+    Refused,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Axfr => "axfr",
+            Kind::Ixfr => "ixfr",
+            Kind::IxfrWhole => "ixfr-whole-zone",
+            Kind::SoaOnly => "soa-only",
+            Kind::Refused => "refused",
         }
     }
-    axfr(zone, query).unwrap_or_default()
+}
+
+/// The messages answering a transfer request, and what they are.
+pub struct Reply {
+    pub messages: Vec<Vec<u8>>,
+    pub kind: Kind,
+    /// The serial the secondary said it has (IXFR).
+    pub from: Option<u32>,
+    /// Our serial.
+    pub serial: Option<u32>,
+}
+
+/// The messages answering a transfer request (`is_transfer`) from a client allowed to
+/// transfer. `udp`: the request came over UDP and the reply must fit in this many bytes.
+/// - a name that is not the apex of a zone we serve: NOTAUTH (RFC 5936 2.2.1);
+/// - a zone not synced yet: SERVFAIL (never hand out a zone we have not seen whole);
+/// - AXFR over UDP: REFUSED (RFC 5936 4.2);
+/// - IXFR from a secondary whose serial is the current one or later (RFC 1982): the current
+///   SOA alone, "up to date" (RFC 1995 2);
+/// - IXFR from a serial the journal holds: the differences since, condensed (RFC 1995 4);
+///   over UDP only if they fit in one message, else the current SOA alone, which tells the
+///   secondary to ask over TCP (RFC 1995 2);
+/// - any other IXFR, and AXFR: the whole zone, SOA, every other record, SOA (over UDP the
+///   SOA alone).
+pub fn reply(zone: &ZoneIndex, query: &[u8], udp: Option<usize>) -> Reply {
+    let refused = |messages| Reply {
+        messages,
+        kind: Kind::Refused,
+        from: None,
+        serial: None,
+    };
+    let Ok(req) = wire::parse(query) else {
+        return refused(Vec::new());
+    };
+    let Some(q) = req.question.as_ref() else {
+        return refused(Vec::new());
+    };
+    if udp.is_some() && q.qtype == rtype::AXFR {
+        return refused(vec![single(&req, query, Rcode::Refused, None)]);
+    }
+    let Some((_, apex, meta)) = zone.zone_at_apex(q.name.wire()) else {
+        return refused(vec![single(&req, query, Rcode::NotAuth, None)]);
+    };
+    let Some(soa) = apex.rrset(rtype::SOA).filter(|_| meta.complete) else {
+        return refused(vec![single(&req, query, Rcode::ServFail, None)]);
+    };
+    let serial = soa_serial(soa.wire);
+    let soa_only = |from| Reply {
+        messages: vec![single(&req, query, Rcode::NoError, Some(&soa))],
+        kind: Kind::SoaOnly,
+        from,
+        serial,
+    };
+    let mut kind = Kind::Axfr;
+    let mut from = None;
+    if q.qtype == rtype::IXFR {
+        from = ixfr_serial(query);
+        kind = Kind::IxfrWhole;
+        if matches!((serial, from), (Some(c), Some(t)) if !serial_after(c, t)) {
+            return soa_only(from);
+        }
+        let changes = from.and_then(|f| Some((f, meta.journal.as_ref()?)));
+        if let Some(condensed) = changes.and_then(|(f, j)| j.since(f)) {
+            let messages = ixfr(&req, query, meta.apex.len(), &soa, &condensed);
+            return match udp {
+                Some(limit) if messages.len() > 1 || messages[0].len() > limit => soa_only(from),
+                _ => Reply {
+                    messages,
+                    kind: Kind::Ixfr,
+                    from,
+                    serial,
+                },
+            };
+        }
+    }
+    if udp.is_some() {
+        return soa_only(from);
+    }
+    Reply {
+        messages: axfr(zone, query).unwrap_or_default(),
+        kind,
+        from,
+        serial,
+    }
+}
+
+/// The condensed differences as IXFR messages: the current SOA, the old SOA, the deleted
+/// records, the current SOA, the added records, the current SOA (RFC 1995 4).
+fn ixfr(
+    req: &wire::Request<'_>,
+    query: &[u8],
+    apex_len: usize,
+    soa: &RrSet,
+    changes: &crate::zone::journal::Condensed<'_>,
+) -> Vec<Vec<u8>> {
+    let mut out = Stream::new(req, query);
+    out.rrset(&[], soa);
+    out.zone_record(apex_len, &changes.old_soa);
+    for r in &changes.deleted {
+        out.zone_record(apex_len, r);
+    }
+    out.rrset(&[], soa);
+    for r in &changes.added {
+        out.zone_record(apex_len, r);
+    }
+    out.rrset(&[], soa);
+    out.finish()
 }
 
 /// One message: the question, and the SOA when given.
@@ -136,19 +269,7 @@ fn axfr(zone: &ZoneIndex, query: &[u8]) -> Option<Vec<Vec<u8>>> {
         return None; // never hand out a zone we have not synced yet
     }
     let soa = apex_node.rrset(rtype::SOA)?;
-    let mut header = Vec::with_capacity(HEADER_LEN + q.end);
-    header.extend_from_slice(&req.id.to_be_bytes());
-    let f = flags::QR | flags::AA | (req.flags & flags::RD);
-    header.extend_from_slice(&f.to_be_bytes());
-    header.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
-    // The question is repeated in every message, so owners can point at the apex in it.
-    header.extend_from_slice(&query[HEADER_LEN..q.end]);
-    let mut out = Stream {
-        header,
-        messages: Vec::new(),
-        current: Vec::new(),
-        count: 0,
-    };
+    let mut out = Stream::new(&req, query);
     out.rrset(&[], &soa);
     for node in zone.names_in(z) {
         let prefix = node.prefix;
@@ -170,6 +291,36 @@ struct Stream {
 }
 
 impl Stream {
+    /// Messages answering `req`: each repeats the question, so owners can point at the apex
+    /// in it.
+    fn new(req: &wire::Request<'_>, query: &[u8]) -> Stream {
+        let end = req.question.as_ref().map_or(HEADER_LEN, |q| q.end);
+        let mut header = Vec::with_capacity(end);
+        header.extend_from_slice(&req.id.to_be_bytes());
+        let f = flags::QR | flags::AA | (req.flags & flags::RD);
+        header.extend_from_slice(&f.to_be_bytes());
+        header.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+        header.extend_from_slice(&query[HEADER_LEN..end]);
+        Stream {
+            header,
+            messages: Vec::new(),
+            current: Vec::new(),
+            count: 0,
+        }
+    }
+
+    /// Appends a record of the journal (its owner in full, at or under the apex).
+    fn zone_record(&mut self, apex_len: usize, r: &ZoneRecord<'_>) {
+        let prefix = &r.owner[..r.owner.len().saturating_sub(apex_len)];
+        let mut tail = Vec::with_capacity(10 + r.rdata.len());
+        tail.extend_from_slice(&r.rtype.to_be_bytes());
+        tail.extend_from_slice(&class::IN.to_be_bytes());
+        tail.extend_from_slice(&r.ttl.to_be_bytes());
+        tail.extend_from_slice(&(r.rdata.len() as u16).to_be_bytes());
+        tail.extend_from_slice(r.rdata);
+        self.record(prefix, &tail);
+    }
+
     /// Appends every record of `set`, owned by `prefix` labels + the apex.
     fn rrset(&mut self, prefix: &[u8], set: &RrSet) {
         // Each record in `set.wire`: C0 0C | TYPE CLASS TTL RDLENGTH | RDATA.
@@ -211,11 +362,13 @@ impl Stream {
     }
 }
 
-/// Sends NOTIFY for the zone `apex` (lowercase wire name) to every target, retrying each up to
-/// three times until it answers (RFC 1996 4.7).
-pub async fn notify(apex: Vec<u8>, targets: Vec<SocketAddr>) {
+/// Sends NOTIFY for the zone `apex` (lowercase wire name) to every target, signed with the
+/// target's key when it has one, retrying each up to three times until it answers (RFC 1996
+/// 4.7).
+pub async fn notify(apex: Vec<u8>, targets: Vec<NotifyTarget>, keys: Arc<Keyring>) {
     for target in targets {
         let apex = apex.clone();
+        let mut signer = target.key.as_ref().and_then(|k| keys.signer(k));
         tokio::spawn(async move {
             let id: u16 = rand::random();
             let mut msg = id.to_be_bytes().to_vec();
@@ -224,11 +377,24 @@ pub async fn notify(apex: Vec<u8>, targets: Vec<SocketAddr>) {
             msg.extend_from_slice(&apex);
             msg.extend_from_slice(&rtype::SOA.to_be_bytes());
             msg.extend_from_slice(&1u16.to_be_bytes());
+            if let Some(s) = signer.as_mut() {
+                s.sign(&mut msg);
+            }
             let name = wire_to_text(&apex);
+            let target = target.address;
             for attempt in 1..=3 {
                 match notify_once(&msg, id, target).await {
-                    Ok(()) => {
-                        tracing::debug!(zone = %name, %target, "NOTIFY acknowledged");
+                    Ok(reply) => {
+                        let rcode = reply[3] & 0xf;
+                        if rcode != 0 {
+                            tracing::warn!(zone = %name, %target, rcode,
+                                "secondary refused our NOTIFY (9 = NOTAUTH: it does not have the key we sign with, or not this secret); it will still refresh on its SOA timer");
+                        } else if signer.as_ref().is_some_and(|s| !s.verify_reply(&reply)) {
+                            tracing::warn!(zone = %name, %target,
+                                "secondary acknowledged NOTIFY without a valid signature of our key");
+                        } else {
+                            tracing::debug!(zone = %name, %target, "NOTIFY acknowledged");
+                        }
                         return;
                     }
                     Err(e) if attempt == 3 => tracing::warn!(zone = %name, %target, error = %e,
@@ -240,7 +406,8 @@ pub async fn notify(apex: Vec<u8>, targets: Vec<SocketAddr>) {
     }
 }
 
-async fn notify_once(msg: &[u8], id: u16, target: SocketAddr) -> std::io::Result<()> {
+/// Sends `msg` to `target` and waits up to 2 s for the reply with its id.
+async fn notify_once(msg: &[u8], id: u16, target: SocketAddr) -> std::io::Result<Vec<u8>> {
     let bind: SocketAddr = if target.is_ipv4() {
         "0.0.0.0:0".parse().expect("valid")
     } else {
@@ -249,14 +416,15 @@ async fn notify_once(msg: &[u8], id: u16, target: SocketAddr) -> std::io::Result
     let sock = tokio::net::UdpSocket::bind(bind).await?;
     sock.connect(target).await?;
     sock.send(msg).await?;
-    let mut buf = [0u8; 512];
+    let mut buf = vec![0u8; 4096];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     loop {
         let n = tokio::time::timeout_at(deadline, sock.recv(&mut buf))
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer"))??;
         if n >= HEADER_LEN && buf[..2] == id.to_be_bytes() && buf[2] & 0x80 != 0 {
-            return Ok(());
+            buf.truncate(n);
+            return Ok(buf);
         }
     }
 }

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 
-use super::answer::{reply_with, respond, truncated, Outcome, Rcode, Transport};
+use super::answer::{reply_with, respond, truncated, udp_reply_size, Outcome, Rcode, Transport};
 use super::context::Context;
 use super::ratelimit::{Kind, Verdict};
-use super::transfer;
+use super::{signed, transfer};
 
 /// Queries taken per system call.
 const BATCH: usize = 32;
@@ -201,8 +201,18 @@ fn serve(socket: &Arc<UdpSocket>, ctx: &Arc<Context>, stop: &AtomicBool, runtime
                 Outcome::Reply {
                     rcode: Rcode::Refused,
                     ..
-                } if ctx.may_transfer(peer.ip()) && transfer::is_transfer(query) => {
-                    if let Some(m) = transfer::reply(&zone, query, true).pop() {
+                } if ctx.transfer_allowed(peer.ip(), None) && transfer::is_transfer(query) => {
+                    let reply = transfer::reply(&zone, query, Some(udp_reply_size(query)));
+                    ctx.transferred(query, &reply, peer.ip(), None);
+                    if let Some(m) = reply.messages.into_iter().next() {
+                        b.outs[i].clear();
+                        b.outs[i].extend_from_slice(&m);
+                        b.queue(i, peer);
+                    }
+                }
+                Outcome::Signed(at) => {
+                    let replies = signed::replies(ctx, &zone, query, at, Transport::Udp, peer.ip());
+                    if let Some(m) = replies.into_iter().next() {
                         b.outs[i].clear();
                         b.outs[i].extend_from_slice(&m);
                         b.queue(i, peer);

@@ -62,6 +62,8 @@ pub struct Request<'a> {
     /// The first question; `None` when QDCOUNT is 0.
     pub question: Option<Question>,
     pub edns: Option<Edns>,
+    /// Where the request's TSIG record starts (RFC 8945): the last record, when it has one.
+    pub tsig: Option<usize>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -107,11 +109,22 @@ pub fn parse(raw: &[u8]) -> Result<Request<'_>, ParseError> {
         None
     };
     for _ in 0..(u32::from(ancount) + u32::from(nscount)) {
-        pos = skip_record(raw, pos)?.1;
+        let (kind, next, _) = skip_record(raw, pos)?;
+        if kind == rtype::TSIG {
+            return Err(ParseError::FormErr); // RFC 8945 5.1: only last of the additional
+        }
+        pos = next;
     }
     let mut edns = None;
-    for _ in 0..arcount {
+    let mut tsig = None;
+    for i in 0..arcount {
         let (kind, next, owner_is_root) = skip_record(raw, pos)?;
+        if kind == rtype::TSIG {
+            if i + 1 != arcount {
+                return Err(ParseError::FormErr);
+            }
+            tsig = Some(pos);
+        }
         if kind == rtype::OPT {
             // RFC 6891 6.1.1: one OPT, owned by the root; anything else is FORMERR.
             if edns.is_some() || !owner_is_root {
@@ -137,6 +150,7 @@ pub fn parse(raw: &[u8]) -> Result<Request<'_>, ParseError> {
         qdcount,
         question,
         edns,
+        tsig,
     })
 }
 

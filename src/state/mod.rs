@@ -1,5 +1,5 @@
 //! Everything under `state_dir`: the last good member snapshots ([`snapshot`]), the zone
-//! serial books, and the atomic writes both use. Nothing else in the crate touches that
+//! serial books, the IXFR journals, and the atomic writes they use. Nothing else in the crate touches that
 //! directory.
 
 pub mod snapshot;
@@ -7,7 +7,7 @@ pub mod snapshot;
 use std::path::{Path, PathBuf};
 
 use crate::view::View;
-use crate::zone::SerialBook;
+use crate::zone::{Journal, SerialBook};
 
 /// One serial book per view: the public view has zones of the same names as the backhaul
 /// view, so its serials are kept apart.
@@ -44,6 +44,37 @@ pub fn load_serials(state_dir: &Path, view: View) -> SerialBook {
 pub fn save_serials(state_dir: &Path, view: View, book: &SerialBook) -> std::io::Result<()> {
     let bytes = serde_json::to_vec_pretty(book).map_err(std::io::Error::other)?;
     write_atomically(&serials_path(state_dir, view), &bytes)
+}
+
+/// Where the IXFR journal of the zone `apex` (e.g. `backhaul.`) lives.
+pub fn journal_path(state_dir: &Path, apex: &str) -> PathBuf {
+    let name = apex.trim_end_matches('.').replace(['/', '\\'], "_");
+    let name = if name.is_empty() { "root" } else { &name };
+    state_dir.join("journal").join(format!("{name}.ixfr"))
+}
+
+/// The IXFR journal of `apex` as last saved; `None` when there is none, or it is damaged
+/// (logged: secondaries behind then get the whole zone).
+pub fn load_journal(state_dir: &Path, apex: &str) -> Option<Journal> {
+    let path = journal_path(state_dir, apex);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "cannot read the IXFR journal; secondaries behind get the whole zone");
+            return None;
+        }
+    };
+    let journal = Journal::from_bytes(&bytes);
+    if journal.is_none() {
+        tracing::warn!(file = %path.display(), "ignoring a damaged IXFR journal; secondaries behind get the whole zone");
+    }
+    journal
+}
+
+/// Saves the IXFR journal of `apex` atomically.
+pub fn save_journal(state_dir: &Path, apex: &str, journal: &Journal) -> std::io::Result<()> {
+    write_atomically(&journal_path(state_dir, apex), &journal.to_bytes())
 }
 
 /// Temp file, fsync, rename: a crash leaves the old file or the new one, never half of one.

@@ -3,8 +3,8 @@
 //! result ([`Views::publish`]). It runs on a thread of its own at idle priority, so a large
 //! build never delays a query.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +16,7 @@ use super::Update;
 use crate::config::{self, Config};
 use crate::dname::name_wire;
 use crate::dns::transfer;
+use crate::dns::tsig::Keyring;
 use crate::ids::NetworkId;
 use crate::metrics::Telemetry;
 use crate::names::Override;
@@ -23,7 +24,8 @@ use crate::records::FileRecords;
 use crate::state::{self, snapshot};
 use crate::view::View;
 use crate::zerotier::NetworkSnapshot;
-use crate::zone::{self, SerialBook, Settings, Zones};
+use crate::zone::journal::Limits;
+use crate::zone::{self, Journal, SerialBook, Settings, Zones};
 use crate::{background, clock, memory};
 
 /// How long the builder waits for another sync before sweeping the memory freed by the last
@@ -55,6 +57,23 @@ pub struct Builder {
     /// False for the one-shot commands (`zone`): they read `state_dir` (the serials a running
     /// server saved) but never write it, which would race with that server.
     persist: bool,
+    /// How much each zone's IXFR journal keeps; `None` (no journals) unless secondaries may
+    /// transfer (`[transfer] allow`) and this is the server.
+    journal_limits: Option<Limits>,
+    /// The IXFR journal of every complete backhaul zone, by apex.
+    journals: HashMap<String, Arc<Journal>>,
+    /// The records of every complete backhaul zone as last published, and its serial: what
+    /// the next build's are compared with (only while journals are kept).
+    published: HashMap<String, (u32, zone::RecordList)>,
+    /// Journals changed since they were last written.
+    unsaved_journals: BTreeSet<String>,
+}
+
+fn journal_limits(config: &Config) -> Option<Limits> {
+    (!config.transfer.allow.is_empty()).then_some(Limits {
+        changes: config.transfer.journal_changes,
+        bytes: config.transfer.journal_bytes,
+    })
 }
 
 impl Builder {
@@ -76,6 +95,10 @@ impl Builder {
             fresh: HashSet::new(),
             telemetry,
             persist: true,
+            journal_limits: journal_limits(config),
+            journals: HashMap::new(),
+            published: HashMap::new(),
+            unsaved_journals: BTreeSet::new(),
         }
     }
 
@@ -84,6 +107,7 @@ impl Builder {
     pub fn read_only(config: &Config, files: FileRecords) -> Builder {
         Builder {
             persist: false,
+            journal_limits: None,
             ..Builder::new(config, files, Arc::default())
         }
     }
@@ -180,6 +204,13 @@ impl Builder {
         self.settings.nameserver_addresses = addresses;
         self.files = files;
         self.public_addresses = public_addresses(config);
+        if self.persist {
+            self.journal_limits = journal_limits(config);
+        }
+        if self.journal_limits.is_none() {
+            self.journals.clear();
+            self.published.clear();
+        }
     }
 
     /// Records the server's own addresses (the NS name's records); returns whether they changed.
@@ -206,6 +237,7 @@ impl Builder {
         let mut private = zone::build(&inputs, &self.settings, &self.files);
         let now = clock::unix_now() as u32;
         self.unsaved.0 |= self.book.stamp(&mut private, now, &self.settings);
+        self.journal(&mut private);
         for o in &private.overridden {
             if !self.overrides_seen.contains(o) {
                 tracing::info!(name = %o.name, member = %o.member, network = %o.network,
@@ -223,6 +255,81 @@ impl Builder {
         }
         self.report(&private, public.as_ref());
         Built { private, public }
+    }
+
+    /// Brings every complete zone's IXFR journal up to its new serial: the change from the
+    /// records last published, by one pass over both (no second build), and hands the
+    /// journal to the zone to serve. A zone first seen by this process (a restart) keeps the
+    /// journal saved in `state_dir` only if it leads to the serial the zone has now;
+    /// otherwise it starts empty, and secondaries behind get the whole zone once.
+    fn journal(&mut self, zones: &mut Zones) {
+        let Some(limits) = self.journal_limits else {
+            return;
+        };
+        let mut seen = HashSet::new();
+        for z in zones.zones.iter_mut().filter(|z| z.complete) {
+            let apex = z.apex.to_ascii();
+            let journal = (self.journals.entry(apex.clone())).or_insert_with(|| {
+                Arc::new(state::load_journal(&self.state_dir, &apex).unwrap_or_default())
+            });
+            let before = (journal.len(), journal.last_serial());
+            let j = Arc::make_mut(journal);
+            match self.published.get(&apex) {
+                Some((serial, _)) if *serial == z.serial => {}
+                Some((serial, old)) => {
+                    match zone::journal::diff(old, &z.records, *serial, z.serial) {
+                        Some(change) => j.push(change, limits),
+                        None => {
+                            tracing::error!(zone = %apex, "records out of order: the IXFR journal starts over (a bug: please report it)");
+                            j.clear();
+                        }
+                    }
+                }
+                None if j.last_serial() != Some(z.serial) => j.clear(),
+                None => {}
+            }
+            j.trim(limits);
+            if (j.len(), j.last_serial()) != before {
+                self.unsaved_journals.insert(apex.clone());
+            }
+            z.journal = Some(journal.clone());
+            seen.insert(apex);
+        }
+        if zones.zones.iter().all(|z| z.complete) {
+            self.journals.retain(|apex, _| seen.contains(apex));
+        }
+        let held: Vec<(String, usize, usize)> = (self.journals.iter())
+            .map(|(apex, j)| (apex.clone(), j.len(), j.bytes()))
+            .collect();
+        self.telemetry.journals(&held);
+    }
+
+    /// Keeps the records of the zones just published, for the next build's journal entries
+    /// (moved out of `built`, not copied).
+    pub fn keep_published(&mut self, built: &mut Built) {
+        if self.journal_limits.is_none() {
+            return;
+        }
+        self.published.clear();
+        for z in built.private.zones.iter_mut().filter(|z| z.complete) {
+            let records = std::mem::take(&mut z.records);
+            self.published
+                .insert(z.apex.to_ascii(), (z.serial, records));
+        }
+    }
+
+    /// Writes the journals that changed since the last call (after the swap, like the
+    /// serials).
+    pub fn save_journals(&mut self) {
+        for apex in std::mem::take(&mut self.unsaved_journals) {
+            let Some(journal) = self.journals.get(&apex) else {
+                continue;
+            };
+            if let Err(e) = state::save_journal(&self.state_dir, &apex, journal) {
+                tracing::warn!(zone = %apex, state_dir = %self.state_dir.display(), error = %e,
+                    "cannot save the IXFR journal: after a restart, secondaries get the whole zone once");
+            }
+        }
     }
 
     /// What the new zones hold, for /metrics and /readyz.
@@ -332,7 +439,8 @@ pub(super) struct BuilderThread {
     pub(super) builder: Builder,
     pub(super) views: Views,
     pub(super) runtime: tokio::runtime::Handle,
-    pub(super) notify_targets: Vec<SocketAddr>,
+    /// `[transfer]`: whom to NOTIFY, with which keys.
+    pub(super) transfer: config::Transfer,
     /// The last serial of every zone, to NOTIFY secondaries when it moves.
     pub(super) serials: HashMap<String, u32>,
     /// The current poller generation of every network.
@@ -398,19 +506,21 @@ impl BuilderThread {
         causes.dedup();
         let cause = causes.join(", ");
         let started = std::time::Instant::now();
-        let built = self.builder.build();
+        let mut built = self.builder.build();
         self.views.publish(&built);
         self.views.names.set(self.builder.names_source());
         self.builder.save_serials();
+        self.builder.save_journals();
         // Tell secondaries about every complete zone whose serial moved.
         for z in built.private.zones.iter().filter(|z| z.complete) {
             let apex = z.apex.to_ascii();
             if self.serials.insert(apex, z.serial) != Some(z.serial)
-                && !self.notify_targets.is_empty()
+                && !self.transfer.notify.is_empty()
             {
                 self.runtime.spawn(transfer::notify(
                     name_wire(&z.apex),
-                    self.notify_targets.clone(),
+                    self.transfer.notify.clone(),
+                    Arc::new(Keyring::new(&self.transfer.keys)),
                 ));
             }
         }
@@ -425,6 +535,7 @@ impl BuilderThread {
             took_ms = started.elapsed().as_millis() as u64,
             "zone updated"
         );
+        self.builder.keep_published(&mut built);
         true
     }
 
@@ -451,7 +562,7 @@ impl BuilderThread {
             ),
             Update::Reconfigure(config, files, generations) => {
                 self.generations = generations;
-                self.notify_targets = config.transfer.notify.clone();
+                self.transfer = config.transfer.clone();
                 builder.reconfigure(&config, files);
                 ("reload".to_owned(), true)
             }
@@ -489,7 +600,7 @@ mod tests {
             builder: Builder::new(&config, FileRecords::default(), Arc::default()),
             views: views.clone(),
             runtime: tokio::runtime::Handle::current(),
-            notify_targets: Vec::new(),
+            transfer: config::Transfer::default(),
             serials: HashMap::new(),
             generations: HashMap::from([(id, 2)]),
         };

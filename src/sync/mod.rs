@@ -249,7 +249,7 @@ pub async fn start(
         builder,
         views,
         runtime: tokio::runtime::Handle::current(),
-        notify_targets: config.transfer.notify.clone(),
+        transfer: config.transfer.clone(),
         serials: HashMap::new(),
         generations: HashMap::new(),
     };

@@ -14,7 +14,7 @@ use crate::dname::name_wire;
 use crate::records;
 
 /// One record, borrowed from a [`RecordList`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ZoneRecord<'a> {
     /// Lowercase, uncompressed wire form of the owner name.
     pub owner: &'a [u8],

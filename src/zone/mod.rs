@@ -26,6 +26,7 @@ use crate::zerotier::{addresses, NetworkSnapshot};
 
 mod apexes;
 pub mod directory;
+pub mod journal;
 mod list;
 mod master;
 mod serial;
@@ -33,6 +34,7 @@ pub mod services;
 
 use apexes::Apexes;
 pub use directory::{directory, Directory};
+pub use journal::Journal;
 pub use list::{RecordList, ZoneRecord};
 pub use master::master_file;
 pub use serial::{serial_after, SerialBook};
@@ -87,6 +89,9 @@ pub struct ZoneContent {
     /// Grouped by owner, then type, in an order set by the records alone (see
     /// [`RecordList::sorted_subset`]); no duplicates.
     pub records: RecordList,
+    /// The differences from older serials (IXFR), when zone transfers are configured: set by
+    /// the builder after stamping, served with the zone.
+    pub journal: Option<std::sync::Arc<Journal>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -412,6 +417,7 @@ fn split(records: &RecordList, apexes: &Apexes, incomplete: &HashSet<Name>) -> V
                 complete,
                 serial: 0,
                 records,
+                journal: None,
             }
         })
         .collect();
@@ -450,6 +456,7 @@ pub fn build_public(records: &[Record], settings: &Settings) -> Zones {
             complete: true,
             serial: 0,
             records: out,
+            journal: None,
         }],
         ..Zones::default()
     }

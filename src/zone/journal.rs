@@ -1,0 +1,438 @@
+//! The IXFR journal of a zone (RFC 1995): the differences between its recent versions, each
+//! worked out when a build moves the serial, by one pass over the old and new records (both
+//! sorted the same way), never by a second build. Bounded in changes and bytes; answering an
+//! IXFR condenses the changes since the secondary's serial into one (RFC 1995 4).
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use super::list::{RecordList, ZoneRecord};
+
+/// One version step: the records deleted and added, each list led by its SOA (the old one,
+/// the new one), as an IXFR carries them.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub from: u32,
+    pub to: u32,
+    /// The SOA at `from`, then every record that version had and the next has not.
+    pub deleted: RecordList,
+    /// The SOA at `to`, then every record the next version has and the old had not.
+    pub added: RecordList,
+}
+
+impl Change {
+    /// Bytes of owners and RDATA: what the journal's size bound counts.
+    pub fn bytes(&self) -> usize {
+        let size = |l: &RecordList| -> usize {
+            l.iter().map(|r| r.owner.len() + r.rdata.len() + 10).sum()
+        };
+        size(&self.deleted) + size(&self.added)
+    }
+}
+
+/// The differences of one zone from older serials up to its current one.
+#[derive(Debug, Clone, Default)]
+pub struct Journal {
+    changes: VecDeque<Arc<Change>>,
+    bytes: usize,
+}
+
+/// How much a journal keeps (`[transfer] journal_changes`, `journal_size`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub changes: usize,
+    pub bytes: usize,
+}
+
+/// The records between a secondary's serial and ours, condensed: what an IXFR answers.
+pub struct Condensed<'a> {
+    /// The SOA at the secondary's serial.
+    pub old_soa: ZoneRecord<'a>,
+    pub deleted: Vec<ZoneRecord<'a>>,
+    pub added: Vec<ZoneRecord<'a>>,
+}
+
+impl Journal {
+    /// The changes held, oldest first.
+    pub fn changes(&self) -> impl Iterator<Item = &Change> {
+        self.changes.iter().map(Arc::as_ref)
+    }
+
+    /// The serial the last change leads to.
+    pub fn last_serial(&self) -> Option<u32> {
+        self.changes.back().map(|c| c.to)
+    }
+
+    pub fn len(&self) -> usize {
+        self.changes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// Bytes held (see [`Change::bytes`]).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Adds the newest change (it must start where the last one ended, or the journal starts
+    /// over with it), then drops the oldest past the limits. A change larger than the size
+    /// bound leaves the journal empty: secondaries behind it get the whole zone.
+    pub fn push(&mut self, change: Change, limits: Limits) {
+        if self.last_serial().is_some_and(|s| s != change.from) {
+            self.clear();
+        }
+        self.bytes += change.bytes();
+        self.changes.push_back(Arc::new(change));
+        while !self.changes.is_empty()
+            && (self.changes.len() > limits.changes || self.bytes > limits.bytes)
+        {
+            self.drop_oldest();
+        }
+    }
+
+    /// Keeps the changes within `limits` (after a reload lowered them).
+    pub fn trim(&mut self, limits: Limits) {
+        while self.changes.len() > limits.changes || self.bytes > limits.bytes {
+            self.drop_oldest();
+        }
+    }
+
+    fn drop_oldest(&mut self) {
+        if let Some(c) = self.changes.pop_front() {
+            self.bytes -= c.bytes();
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.changes.clear();
+        self.bytes = 0;
+    }
+
+    /// The changes since `serial`, condensed into one (RFC 1995 4: a record added then
+    /// deleted is neither; deleted then added back is neither). `None` when the journal
+    /// does not reach back to `serial`: the secondary gets the whole zone.
+    pub fn since(&self, serial: u32) -> Option<Condensed<'_>> {
+        let start = self.changes.iter().position(|c| c.from == serial)?;
+        let steps = || self.changes.range(start..);
+        if self.changes.len() - start == 1 {
+            let c = &self.changes[start];
+            return Some(Condensed {
+                old_soa: c.deleted.get(0),
+                deleted: c.deleted.iter().skip(1).collect(),
+                added: c.added.iter().skip(1).collect(),
+            });
+        }
+        // Net effect: a record is deleted if it was there at `serial` and is not now, added
+        // if it was not and is now. Within one change a record is never both.
+        let mut deleted: HashSet<ZoneRecord<'_>> = HashSet::new();
+        let mut added: HashSet<ZoneRecord<'_>> = HashSet::new();
+        for c in steps() {
+            for r in c.deleted.iter().skip(1) {
+                if !added.remove(&r) {
+                    deleted.insert(r);
+                }
+            }
+            for r in c.added.iter().skip(1) {
+                if !deleted.remove(&r) {
+                    added.insert(r);
+                }
+            }
+        }
+        fn order<'a>(r: &ZoneRecord<'a>) -> (&'a [u8], u16, &'a [u8], u32) {
+            (r.owner, r.rtype, r.rdata, r.ttl)
+        }
+        let mut deleted: Vec<_> = deleted.into_iter().collect();
+        let mut added: Vec<_> = added.into_iter().collect();
+        deleted.sort_unstable_by(|a, b| order(a).cmp(&order(b)));
+        added.sort_unstable_by(|a, b| order(a).cmp(&order(b)));
+        Some(Condensed {
+            old_soa: self.changes[start].deleted.get(0),
+            deleted,
+            added,
+        })
+    }
+}
+
+/// The first bytes of a saved journal (and its version).
+const MAGIC: &[u8] = b"backhaul-dns ixfr journal 1\n";
+
+impl Journal {
+    /// The journal in a file's form: the changes, then a SHA-256 of everything before it (a
+    /// file damaged on disk is refused, not served).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(MAGIC.len() + self.bytes + 64);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(self.changes.len() as u32).to_be_bytes());
+        for c in &self.changes {
+            out.extend_from_slice(&c.from.to_be_bytes());
+            out.extend_from_slice(&c.to.to_be_bytes());
+            for list in [&c.deleted, &c.added] {
+                out.extend_from_slice(&(list.len() as u32).to_be_bytes());
+                for r in list.iter() {
+                    out.push(r.owner.len() as u8);
+                    out.extend_from_slice(r.owner);
+                    out.extend_from_slice(&r.rtype.to_be_bytes());
+                    out.extend_from_slice(&r.ttl.to_be_bytes());
+                    out.extend_from_slice(&(r.rdata.len() as u16).to_be_bytes());
+                    out.extend_from_slice(r.rdata);
+                }
+            }
+        }
+        let sum = <sha2::Sha256 as sha2::Digest>::digest(&out);
+        out.extend_from_slice(&sum);
+        out
+    }
+
+    /// A journal read back from [`Journal::to_bytes`]; `None` if the bytes are not one whole
+    /// (a damaged or foreign file).
+    pub fn from_bytes(bytes: &[u8]) -> Option<Journal> {
+        let body = bytes.get(..bytes.len().checked_sub(32)?)?;
+        let sum = <sha2::Sha256 as sha2::Digest>::digest(body);
+        if sum.as_slice() != &bytes[body.len()..] || !body.starts_with(MAGIC) {
+            return None;
+        }
+        let mut r = Reader {
+            bytes: body,
+            at: MAGIC.len(),
+        };
+        let mut journal = Journal::default();
+        for _ in 0..r.u32()? {
+            let (from, to) = (r.u32()?, r.u32()?);
+            let mut lists = [RecordList::default(), RecordList::default()];
+            for list in &mut lists {
+                for _ in 0..r.u32()? {
+                    let owner_len = usize::from(r.take(1)?[0]);
+                    let owner = r.take(owner_len)?;
+                    let rtype = r.u16()?;
+                    let ttl = r.u32()?;
+                    let rdata_len = usize::from(r.u16()?);
+                    let rdata = r.take(rdata_len)?;
+                    list.push(ZoneRecord {
+                        owner,
+                        rtype,
+                        ttl,
+                        rdata,
+                    });
+                }
+                if list.is_empty() {
+                    return None; // every list starts with its SOA
+                }
+            }
+            let [deleted, added] = lists;
+            let change = Change {
+                from,
+                to,
+                deleted,
+                added,
+            };
+            if journal.last_serial().is_some_and(|s| s != from) {
+                return None;
+            }
+            journal.bytes += change.bytes();
+            journal.changes.push_back(Arc::new(change));
+        }
+        (r.at == body.len()).then_some(journal)
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.bytes.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(s)
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+}
+
+/// The change from `old` to `new`, two versions of one zone (SOA first, then the records in
+/// [`RecordList::sorted_subset`] order): one merge pass. A record whose TTL changed is
+/// deleted and added. `None` if either list is out of order (a bug; the caller then starts
+/// the journal over rather than serve a wrong difference).
+pub fn diff(old: &RecordList, new: &RecordList, from: u32, to: u32) -> Option<Change> {
+    if old.is_empty() || new.is_empty() {
+        return None;
+    }
+    fn key<'a>(r: &ZoneRecord<'a>) -> (&'a [u8], u16, &'a [u8]) {
+        (r.owner, r.rtype, r.rdata)
+    }
+    let mut deleted = RecordList::default();
+    let mut added = RecordList::default();
+    deleted.push(old.get(0));
+    added.push(new.get(0));
+    let (mut i, mut j) = (1, 1);
+    let mut last_old: Option<ZoneRecord<'_>> = None;
+    let mut last_new: Option<ZoneRecord<'_>> = None;
+    let mut in_order = true;
+    while i < old.len() || j < new.len() {
+        let a = (i < old.len()).then(|| old.get(i));
+        let b = (j < new.len()).then(|| new.get(j));
+        let step = match (a, b) {
+            (Some(a), Some(b)) => key(&a).cmp(&key(&b)),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        if step.is_le() {
+            let a = a.expect("present when not greater");
+            in_order &= last_old.is_none_or(|l| key(&l) < key(&a));
+            last_old = Some(a);
+            i += 1;
+        }
+        if step.is_ge() {
+            let b = b.expect("present when not less");
+            in_order &= last_new.is_none_or(|l| key(&l) < key(&b));
+            last_new = Some(b);
+            j += 1;
+        }
+        match (step, a, b) {
+            (std::cmp::Ordering::Less, Some(a), _) => deleted.push(a),
+            (std::cmp::Ordering::Greater, _, Some(b)) => added.push(b),
+            (_, Some(a), Some(b)) if a.ttl != b.ttl => {
+                deleted.push(a);
+                added.push(b);
+            }
+            _ => {}
+        }
+    }
+    in_order.then_some(Change {
+        from,
+        to,
+        deleted,
+        added,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zone(serial: u8, records: &[(&str, u8)]) -> RecordList {
+        let mut list = RecordList::default();
+        for (name, last) in records {
+            let owner =
+                crate::dname::name_wire(&hickory_proto::rr::Name::from_ascii(name).unwrap());
+            list.push_with(|b| b.extend_from_slice(&owner), 1, 60, &[10, 0, 0, *last]);
+        }
+        let mut sorted = list.sorted();
+        // A stand-in SOA first: only its place matters here.
+        let soa = hickory_proto::rr::Record::from_rdata(
+            hickory_proto::rr::Name::from_ascii("x.").unwrap(),
+            60,
+            hickory_proto::rr::RData::SOA(hickory_proto::rr::rdata::SOA::new(
+                hickory_proto::rr::Name::from_ascii("ns.x.").unwrap(),
+                hickory_proto::rr::Name::from_ascii("h.x.").unwrap(),
+                u32::from(serial),
+                1,
+                1,
+                1,
+                1,
+            )),
+        );
+        sorted.set_first(&soa);
+        sorted
+    }
+
+    fn names(rs: &[ZoneRecord<'_>]) -> Vec<String> {
+        rs.iter()
+            .map(|r| format!("{}={}", crate::dname::wire_to_text(r.owner), r.rdata[3]))
+            .collect()
+    }
+
+    const LIMITS: Limits = Limits {
+        changes: 10,
+        bytes: 1 << 20,
+    };
+
+    #[test]
+    fn one_pass_diff_and_condensed_chains() {
+        let v1 = zone(1, &[("a.x.", 1), ("b.x.", 2), ("c.x.", 3)]);
+        let v2 = zone(2, &[("a.x.", 1), ("b.x.", 9), ("d.x.", 4)]);
+        let v3 = zone(3, &[("a.x.", 1), ("b.x.", 2), ("d.x.", 4), ("e.x.", 5)]);
+        let c12 = diff(&v1, &v2, 1, 2).unwrap();
+        let del: Vec<_> = c12.deleted.iter().skip(1).collect();
+        let add: Vec<_> = c12.added.iter().skip(1).collect();
+        assert_eq!(names(&del), ["b.x.=2", "c.x.=3"]);
+        assert_eq!(names(&add), ["b.x.=9", "d.x.=4"]);
+        let mut j = Journal::default();
+        j.push(c12, LIMITS);
+        j.push(diff(&v2, &v3, 2, 3).unwrap(), LIMITS);
+        // From 1: b went to 9 and back (neither), c deleted, d and e added.
+        let from1 = j.since(1).unwrap();
+        assert_eq!(names(&from1.deleted), ["c.x.=3"]);
+        assert_eq!(names(&from1.added), ["d.x.=4", "e.x.=5"]);
+        let from2 = j.since(2).unwrap();
+        assert_eq!(names(&from2.deleted), ["b.x.=9"]);
+        assert_eq!(names(&from2.added), ["b.x.=2", "e.x.=5"]);
+        assert!(j.since(0).is_none(), "older than the journal: AXFR");
+    }
+
+    #[test]
+    fn limits_and_broken_chains() {
+        let v: Vec<RecordList> = (0..6u8).map(|s| zone(s, &[("a.x.", s)])).collect();
+        let mut j = Journal::default();
+        for s in 0..5 {
+            let limits = Limits {
+                changes: 3,
+                bytes: 1 << 20,
+            };
+            j.push(
+                diff(&v[s], &v[s + 1], s as u32, s as u32 + 1).unwrap(),
+                limits,
+            );
+        }
+        assert_eq!(j.len(), 3);
+        assert!(j.since(1).is_none() && j.since(2).is_some());
+        // A change that does not start at the last serial starts the journal over.
+        j.push(diff(&v[0], &v[1], 0, 1).unwrap(), LIMITS);
+        assert_eq!(j.len(), 1);
+        // A change over the size bound empties it.
+        let tight = Limits {
+            changes: 10,
+            bytes: 10,
+        };
+        j.push(diff(&v[1], &v[2], 1, 2).unwrap(), tight);
+        assert!(j.is_empty() && j.bytes() == 0);
+    }
+
+    #[test]
+    fn saved_journals_read_back_and_damage_is_refused() {
+        let v: Vec<RecordList> = (0..4u8)
+            .map(|s| zone(s, &[("a.x.", s), ("b.x.", 1)]))
+            .collect();
+        let mut j = Journal::default();
+        for s in 0..3 {
+            j.push(
+                diff(&v[s], &v[s + 1], s as u32, s as u32 + 1).unwrap(),
+                LIMITS,
+            );
+        }
+        let bytes = j.to_bytes();
+        let back = Journal::from_bytes(&bytes).unwrap();
+        assert_eq!(back.len(), 3);
+        assert_eq!(back.bytes(), j.bytes());
+        assert_eq!(
+            names(&back.since(0).unwrap().added),
+            names(&j.since(0).unwrap().added)
+        );
+        for cut in [0, 10, bytes.len() / 2, bytes.len() - 1] {
+            assert!(Journal::from_bytes(&bytes[..cut]).is_none());
+        }
+        let mut flipped = bytes.clone();
+        flipped[40] ^= 1;
+        assert!(Journal::from_bytes(&flipped).is_none());
+    }
+}
