@@ -1,6 +1,7 @@
 //! Zone transfers (AXFR, RFC 5936; IXFR, RFC 1995) to the secondaries in `[transfer] allow`,
 //! and NOTIFY (RFC 1996) to `[transfer] notify` when a zone's serial changes.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -387,8 +388,13 @@ pub async fn notify(apex: Vec<u8>, targets: Vec<NotifyTarget>, keys: Arc<Keyring
                     Ok(reply) => {
                         let rcode = reply[3] & 0xf;
                         if rcode != 0 {
-                            tracing::warn!(zone = %name, %target, rcode,
-                                "secondary refused our NOTIFY (9 = NOTAUTH: it does not have the key we sign with, or not this secret); it will still refresh on its SOA timer");
+                            // Once per secondary, zone and answer: a secondary that does not
+                            // carry a zone refuses its NOTIFY at every change.
+                            if first_refusal(target, &apex, rcode) {
+                                tracing::warn!(zone = %name, %target,
+                                    rcode = crate::metrics::rcode_name(u16::from(rcode)),
+                                    "secondary refused our NOTIFY: it does not serve this zone from us (then ignore this), or does not accept the key we sign with (NOTAUTH); it still refreshes on its SOA timer");
+                            }
                         } else if signer.as_ref().is_some_and(|s| !s.verify_reply(&reply)) {
                             tracing::warn!(zone = %name, %target,
                                 "secondary acknowledged NOTIFY without a valid signature of our key");
@@ -404,6 +410,18 @@ pub async fn notify(apex: Vec<u8>, targets: Vec<NotifyTarget>, keys: Arc<Keyring
             }
         });
     }
+}
+
+/// Whether this is the first time `target` refused a NOTIFY for `apex` with `rcode`.
+fn first_refusal(target: SocketAddr, apex: &[u8], rcode: u8) -> bool {
+    type Refusal = (SocketAddr, Vec<u8>, u8);
+    static SEEN: std::sync::Mutex<Option<HashSet<Refusal>>> = std::sync::Mutex::new(None);
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    let seen = seen.get_or_insert_with(HashSet::new);
+    if seen.len() > 4096 {
+        seen.clear();
+    }
+    seen.insert((target, apex.to_vec(), rcode))
 }
 
 /// Sends `msg` to `target` and waits up to 2 s for the reply with its id.

@@ -35,6 +35,8 @@ mod snapshot;
 mod sources;
 // `[public]`: the split-horizon view.
 mod split_horizon;
+// Real NSD and Knot secondaries: TSIG, IXFR, a restart of the primary, a wrong key.
+mod secondaries;
 // `[[service]]`: names for roles by tag, glob and description; aliases; TCP health checks.
 mod services;
 // The status page in headless Chromium, /api/v1/names, /hosts and `backhaul-dns hosts`.
