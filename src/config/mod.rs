@@ -571,4 +571,94 @@ mod tests {
         let e = err(&format!("domain = \"bad domain\"\n{MINIMAL}"));
         assert!(e.contains("domain:"), "{e}");
     }
+
+    #[test]
+    fn transfer_keys_and_peers() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("xfr.key"), "c2VjcmV0c2VjcmV0c2VjcmV0\n").unwrap();
+        std::fs::write(dir.path().join("bad.key"), "not base64 at all!").unwrap();
+        std::fs::write(dir.path().join("m.json"), "[]").unwrap();
+        let path = dir.path().join("c.toml");
+        let base = "[listen]\naddresses = [\"127.0.0.1\"]\n[[network]]\n\
+                    id = \"8056c2e21c000001\"\nsource = \"file\"\nmembers_file = \"m.json\"\n";
+        let config =
+            |transfer: &str| Config::parse(&path, &format!("{base}\n[transfer]\n{transfer}\n"));
+        let key = "[[transfer.key]]\nname = \"XFR\"\nsecret_file = \"xfr.key\"\n";
+        let c = config(&format!(
+            "allow = [\"10.0.0.1\", {{ address = \"10.0.0.0/24\", key = \"xfr\" }}]\n\
+             notify = [\"10.0.0.7\", {{ address = \"192.0.2.1:5300\" }}]\n{key}"
+        ))
+        .unwrap();
+        let t = &c.transfer;
+        assert_eq!(
+            t.keys[0].name.to_ascii(),
+            "xfr.",
+            "lowercase, fully qualified"
+        );
+        assert_eq!(
+            t.keys[0].algorithm,
+            TsigAlgorithm::HmacSha256,
+            "the default"
+        );
+        assert_eq!(t.allow[0].key, None);
+        assert_eq!(
+            t.allow[1].key.as_ref().map(Name::to_ascii).as_deref(),
+            Some("xfr.")
+        );
+        // A plain notify target takes the key of the allow entry holding it.
+        assert_eq!(t.notify[0].key, t.allow[1].key);
+        assert_eq!(t.notify[1].key, None);
+        assert_eq!((t.journal_changes, t.journal_bytes), (100, 8 << 20));
+        assert!(
+            !format!("{c:?}").contains("c2VjcmV0"),
+            "the secret never prints"
+        );
+
+        let bad = |transfer: String, want: &[&str]| {
+            let e = config(&transfer).unwrap_err().to_string();
+            assert!(want.iter().all(|w| e.contains(w)), "{e}");
+            assert!(
+                !e.contains("c2VjcmV0") && !e.contains("not base64 at all"),
+                "{e}"
+            );
+        };
+        bad(
+            "allow = [{ address = \"10.0.0.1\", key = \"nope\" }]".into(),
+            &[
+                "transfer.allow[0].key",
+                "no [[transfer.key]] is named \"nope\"",
+            ],
+        );
+        bad(
+            "[[transfer.key]]\nname = \"x\"\nalgorithm = \"hmac-md5\"\nsecret_file = \"xfr.key\""
+                .into(),
+            &["transfer.key[0].algorithm", "hmac-sha256"],
+        );
+        bad(
+            "[[transfer.key]]\nname = \"x\"\nsecret_file = \"bad.key\"".into(),
+            &["transfer.key[0].secret_file", "base64"],
+        );
+        bad(
+            "[[transfer.key]]\nname = \"x\"\nsecret_file = \"missing.key\"".into(),
+            &["transfer.key[0].secret_file", "cannot read"],
+        );
+        bad(
+            format!("{key}{key}"),
+            &["transfer.key[1].name", "defined twice"],
+        );
+        bad(
+            "journal_size = \"lots\"".into(),
+            &["transfer.journal_size", "8 MiB"],
+        );
+        bad("journal_changes = 0".into(), &["transfer.journal_changes"]);
+        bad(
+            "allow = [{ address = \"10.0.0.1\", secret = \"x\" }]".into(),
+            &["line 9", "unknown field `secret`, expected `address` or `key`"],
+        );
+        let c = config("journal_size = \"512 KiB\"\njournal_changes = 5").unwrap();
+        assert_eq!(
+            (c.transfer.journal_changes, c.transfer.journal_bytes),
+            (5, 512 << 10)
+        );
+    }
 }

@@ -155,11 +155,13 @@ pub(super) struct RawTransfer {
 
 /// A `[transfer] allow` or `notify` entry: `"10.147.17.7"`, or
 /// `{ address = "10.147.17.7", key = "xfr" }` for a secondary that signs with a TSIG key.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub(super) enum RawPeer {
     Address(String),
-    Keyed(RawKeyedPeer),
+    Keyed {
+        address: String,
+        key: Option<String>,
+    },
 }
 
 impl RawPeer {
@@ -167,16 +169,44 @@ impl RawPeer {
     pub(super) fn parts(&self) -> (&str, Option<&String>) {
         match self {
             RawPeer::Address(a) => (a, None),
-            RawPeer::Keyed(k) => (&k.address, k.key.as_ref()),
+            RawPeer::Keyed { address, key } => (address, key.as_ref()),
         }
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawKeyedPeer {
-    pub(super) address: String,
-    pub(super) key: Option<String>,
+/// By hand rather than `untagged`, whose error ("did not match any variant") does not say what
+/// an entry may be.
+impl<'de> Deserialize<'de> for RawPeer {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RawPeer, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawPeer;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an address (\"10.147.17.7\") or a table { address = \"10.147.17.7\", key = \"xfr\" }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawPeer, E> {
+                Ok(RawPeer::Address(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawPeer, A::Error> {
+                let (mut address, mut key) = (None, None);
+                while let Some(name) = map.next_key::<String>()? {
+                    match name.as_str() {
+                        "address" => address = Some(map.next_value::<String>()?),
+                        "key" => key = Some(map.next_value::<String>()?),
+                        other => {
+                            return Err(serde::de::Error::unknown_field(other, &["address", "key"]))
+                        }
+                    }
+                }
+                let address = address.ok_or_else(|| serde::de::Error::missing_field("address"))?;
+                Ok(RawPeer::Keyed { address, key })
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -121,6 +121,11 @@ impl RecordList {
         self.slots.is_empty()
     }
 
+    /// Heap bytes the list holds (for reporting what keeping it costs).
+    pub fn heap_bytes(&self) -> usize {
+        self.bytes.capacity() + self.slots.capacity() * std::mem::size_of::<Slot>()
+    }
+
     /// Room for `records` more records of `bytes` bytes of owners and RDATA in all.
     pub fn reserve(&mut self, records: usize, bytes: usize) {
         self.slots.reserve_exact(records);
