@@ -653,7 +653,10 @@ mod tests {
         bad("journal_changes = 0".into(), &["transfer.journal_changes"]);
         bad(
             "allow = [{ address = \"10.0.0.1\", secret = \"x\" }]".into(),
-            &["line 9", "unknown field `secret`, expected `address` or `key`"],
+            &[
+                "line 9",
+                "unknown field `secret`, expected `address` or `key`",
+            ],
         );
         let c = config("journal_size = \"512 KiB\"\njournal_changes = 5").unwrap();
         assert_eq!(

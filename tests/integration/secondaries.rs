@@ -420,7 +420,7 @@ fn tsig_errors_follow_rfc_8945() {
         &fake,
         "{ address = \"127.0.0.1\", key = \"xfr\" }",
         "",
-    );
+    ) + "\n[http]\nlisten = \"127.0.0.1:0\"\n";
     let server = start_primary(tempfile::tempdir().unwrap(), &config);
     let secret = base64::engine::general_purpose::STANDARD
         .decode(SECRET)
@@ -470,6 +470,31 @@ fn tsig_errors_follow_rfc_8945() {
     let out = kdig(&["@127.0.0.1", "-p", &p, "backhaul.", "AXFR"]);
     assert!(out.contains("REFUSED"), "{out}");
     assert!(!out.contains("db.backhaul."), "{out}");
-    // Secrets are never logged.
+    // Secrets are never logged, nor in the metrics, which count the failures and transfers.
     assert!(!server.log_text().contains(SECRET));
+    let (_, metrics) = get(http_addr(&server), "/metrics");
+    assert!(!metrics.contains(SECRET));
+    let count = |series: &str| metric(&metrics, series).unwrap_or(0.0);
+    assert_eq!(
+        count("backhaul_dns_tsig_failures_total{error=\"BADSIG\"}"),
+        1.0
+    );
+    assert_eq!(
+        count("backhaul_dns_tsig_failures_total{error=\"BADKEY\"}"),
+        1.0
+    );
+    assert_eq!(
+        count("backhaul_dns_tsig_failures_total{error=\"BADTIME\"}"),
+        1.0
+    );
+    assert_eq!(
+        count("backhaul_dns_transfers_total{kind=\"axfr\"}"),
+        1.0,
+        "{metrics}"
+    );
+    assert!(count("backhaul_dns_transfer_bytes_total{kind=\"axfr\"}") > 100.0);
+    assert!(
+        metrics.contains("backhaul_dns_ixfr_journal_changes{zone=\"backhaul.\"} 0"),
+        "{metrics}"
+    );
 }

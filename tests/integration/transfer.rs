@@ -279,3 +279,107 @@ fn a_real_nsd_secondary_follows_the_zone() {
     served_by_nsd("10.147.17.9")
         .unwrap_or_else(|| panic!("NSD did not follow; nsd.log:\n{}", nsd_log()));
 }
+
+/// An IXFR over TCP: every record of every message until the `soas_expected`th SOA: 4 for
+/// the changes (new SOA, old SOA, deleted records, new SOA, added records, new SOA), 2 for
+/// the whole zone.
+fn ixfr_tcp(addr: SocketAddr, q: &Message, soas_expected: usize) -> Vec<String> {
+    let bytes = q.to_vec().unwrap();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&[&(bytes.len() as u16).to_be_bytes()[..], &bytes].concat())
+        .unwrap();
+    let mut records = Vec::new();
+    let mut soas = 0;
+    while soas < soas_expected {
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).unwrap();
+        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut buf).unwrap();
+        let m = Message::from_vec(&buf).unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        for r in m.answers {
+            soas += usize::from(r.record_type() == RecordType::SOA);
+            records.push(r.to_string());
+        }
+    }
+    records
+}
+
+#[test]
+fn ixfr_answers_with_what_changed_over_tcp_and_over_udp_when_it_fits() {
+    let fake = FakeCentral::start(
+        network_json(&["10.147.17.0/24"], false, false),
+        members("10.147.17.2"),
+    );
+    let server = Server::start("", &transfer_config(&fake, "\"127.0.0.1\"", ""));
+    server.wait_answer("db.backhaul.", RecordType::A);
+    let s1 = answer_serial(&query(server.dns, "backhaul.", RecordType::SOA));
+    // db moves: one member's A record in the forward zone.
+    fake.set_members(members("10.147.17.9"));
+    wait_for(Duration::from_secs(15), || {
+        is_a(
+            &query(server.dns, "db.backhaul.", RecordType::A),
+            "10.147.17.9",
+        )
+        .then_some(())
+    })
+    .expect("db moves");
+    let s2 = answer_serial(&query(server.dns, "backhaul.", RecordType::SOA));
+    let soa = |serial: u32| format!("backhaul. 60 IN SOA backhaul. hostmaster.backhaul. {serial} ");
+    let records = ixfr_tcp(server.dns, &ixfr_request("backhaul.", s1), 4);
+    let expect_soas = [s2, s1, s2, s2];
+    let soa_at: Vec<usize> = (records.iter().enumerate())
+        .filter(|(_, r)| r.contains(" SOA "))
+        .map(|(i, _)| i)
+        .collect();
+    for (at, serial) in soa_at.iter().zip(expect_soas) {
+        assert!(records[*at].starts_with(&soa(serial)), "{records:#?}");
+    }
+    let deleted = &records[soa_at[1] + 1..soa_at[2]];
+    let added = &records[soa_at[2] + 1..soa_at[3]];
+    let moved = |ip: &str| {
+        vec![
+            format!("db.backhaul. 60 IN A {ip}"),
+            format!("zt-a45dc9d260.backhaul. 60 IN A {ip}"),
+        ]
+    };
+    assert_eq!(deleted, moved("10.147.17.2"), "{records:#?}");
+    assert_eq!(added, moved("10.147.17.9"), "{records:#?}");
+    // The same over UDP: it fits in one message.
+    let m = exchange_udp(server.dns, &ixfr_request("backhaul.", s1));
+    let over_udp: Vec<String> = m.answers.iter().map(|r| r.to_string()).collect();
+    assert_eq!(over_udp, records);
+
+    // Two hundred members join: over UDP the SOA alone (ask over TCP), over TCP the changes.
+    let mut many = members("10.147.17.9");
+    for i in 0..200u32 {
+        many.push(member(
+            &format!("{:010x}", 0xa000000000u64 + u64::from(i)),
+            &format!("new{i}"),
+            true,
+            10,
+            &[&format!("10.147.18.{}", i + 1)],
+        ));
+    }
+    fake.set_members(many);
+    server.wait_answer("new199.backhaul.", RecordType::A);
+    let s3 = answer_serial(&query(server.dns, "backhaul.", RecordType::SOA));
+    let m = exchange_udp(server.dns, &ixfr_request("backhaul.", s2));
+    assert_eq!((m.answers.len(), answer_serial(&m)), (1, s3));
+    let records = ixfr_tcp(server.dns, &ixfr_request("backhaul.", s2), 4);
+    let added_a = records.iter().filter(|r| r.starts_with("new")).count();
+    assert_eq!(added_a, 200, "{records:#?}");
+    // From the first serial: both changes condensed into one.
+    let records = ixfr_tcp(server.dns, &ixfr_request("backhaul.", s1), 4);
+    assert_eq!(records.iter().filter(|r| r.contains(" SOA ")).count(), 4);
+    assert!(records.contains(&"db.backhaul. 60 IN A 10.147.17.2".to_owned()));
+    // A serial the journal never had: the whole zone.
+    let whole = ixfr_tcp(
+        server.dns,
+        &ixfr_request("backhaul.", s1.wrapping_sub(1000)),
+        2,
+    );
+    let axfr_records = axfr(server.dns, "backhaul.").unwrap();
+    assert_eq!(whole, axfr_records);
+}
