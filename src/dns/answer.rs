@@ -162,12 +162,12 @@ fn format_error(query: &[u8], out: &mut Vec<u8>) -> Outcome {
     }
 }
 
-/// The largest response the client takes over this transport.
 /// The most a UDP reply to `query` may hold: its EDNS size within bounds, 512 without EDNS.
 pub fn udp_reply_size(query: &[u8]) -> usize {
     wire::parse(query).map_or(CLASSIC_UDP_PAYLOAD, |req| size_limit(Transport::Udp, &req))
 }
 
+/// The largest response the client takes over this transport.
 fn size_limit(transport: Transport, req: &Request<'_>) -> usize {
     match (transport, req.edns) {
         (Transport::Tcp, _) => usize::from(u16::MAX),

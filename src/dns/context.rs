@@ -212,6 +212,15 @@ impl Context {
         }
     }
 
+    /// An unsigned transfer request from an address whose allow entries all name a key:
+    /// refused, and logged once per source (a secondary set up without its key).
+    pub fn unsigned_transfer(&self, client: IpAddr) {
+        if self.tsig_reported.first(client, "unsigned") {
+            tracing::warn!(%client,
+                "refused an unsigned zone transfer: the [transfer] allow entry for this address names a TSIG key; configure the secondary to sign with it");
+        }
+    }
+
     /// What this client may have done for it.
     pub fn policy(&self, client: IpAddr) -> Policy {
         match self.view {

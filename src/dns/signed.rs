@@ -38,7 +38,7 @@ pub fn replies(
         Checked::Failed { error, key, reply } => {
             let error = tsig::error_name(error);
             ctx.telemetry.tsig_failure(error);
-            if ctx.tsig_reported.first(client) {
+            if ctx.tsig_reported.first(client, error) {
                 tracing::warn!(%client, key = %key, error,
                     "refused a signed request: {}", advice(error));
             }
@@ -62,7 +62,7 @@ pub fn replies(
             ctx.transferred(&unsigned, &reply, client, Some(&key));
             reply.messages
         } else {
-            if ctx.tsig_reported.first(client) {
+            if ctx.tsig_reported.first(client, "key not allowed") {
                 tracing::warn!(%client, key = %key,
                     "refused a transfer signed with a key no [transfer] allow entry for this address names");
             }
@@ -88,9 +88,12 @@ pub fn replies(
             // No room for the signature: the question alone, TC set (the client retries
             // over TCP).
             let mut t = Vec::new();
-            reply_with(&unsigned, Rcode::NoError, transport, false, &mut t);
-            t[2] |= 0x02;
-            *m = t;
+            if let Outcome::Reply { .. } =
+                reply_with(&unsigned, Rcode::NoError, transport, false, &mut t)
+            {
+                t[2] |= 0x02;
+                *m = t;
+            }
         }
         signer.sign(m);
     }

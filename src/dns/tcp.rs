@@ -72,6 +72,7 @@ async fn serve_connection(
 ) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let policy = ctx.policy(peer.ip());
+    let listed = ctx.may_transfer(peer.ip());
     let may_transfer = ctx.transfer_allowed(peer.ip(), None);
     let mut query = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(2048);
@@ -81,13 +82,18 @@ async fn serve_connection(
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "query body timed out"))??;
         let started = Instant::now();
-        if may_transfer && transfer::is_transfer(&query) {
-            // Hold one zone for the whole transfer: a swap mid-way must not mix two serials.
-            let current = ctx.zone.load_full();
-            let reply = transfer::reply(&current, &query, None);
-            ctx.transferred(&query, &reply, peer.ip(), None);
-            write_all(&mut stream, &reply.messages, ctx, &query, peer, started).await?;
-            continue;
+        if listed && transfer::is_transfer(&query) {
+            if !may_transfer {
+                // Its allow entry names a key: REFUSED below, as to anyone else.
+                ctx.unsigned_transfer(peer.ip());
+            } else {
+                // Hold one zone for the whole transfer: a swap mid-way must not mix serials.
+                let current = ctx.zone.load_full();
+                let reply = transfer::reply(&current, &query, None);
+                ctx.transferred(&query, &reply, peer.ip(), None);
+                write_all(&mut stream, &reply.messages, ctx, &query, peer, started).await?;
+                continue;
+            }
         }
         match respond(&ctx.zone.load(), &query, Transport::Tcp, policy, &mut out) {
             Outcome::Drop => return Ok(()),

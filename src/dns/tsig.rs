@@ -443,21 +443,22 @@ pub fn error_name(e: TsigError) -> &'static str {
     }
 }
 
-/// Sources whose TSIG failures were logged: one line per source, not one per retry of a
-/// secondary with the wrong key. Bounded: past the bound it starts over.
+/// Sources whose TSIG failures were logged, with what failed: one line per source and kind
+/// of failure, not one per retry of a secondary with the wrong key. Bounded: past the bound
+/// it starts over.
 #[derive(Default)]
-pub struct Reported(Mutex<HashSet<IpAddr>>);
+pub struct Reported(Mutex<HashSet<(IpAddr, &'static str)>>);
 
 impl Reported {
     const MAX: usize = 4096;
 
-    /// Whether `source` is new (log it).
-    pub fn first(&self, source: IpAddr) -> bool {
+    /// Whether `source` failing with `what` is new (log it).
+    pub fn first(&self, source: IpAddr, what: &'static str) -> bool {
         let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if seen.len() >= Self::MAX {
             seen.clear();
         }
-        seen.insert(source)
+        seen.insert((source, what))
     }
 }
 

@@ -212,13 +212,35 @@ fn serve(socket: &Arc<UdpSocket>, ctx: &Arc<Context>, stop: &AtomicBool, runtime
                 }
                 Outcome::Signed(at) => {
                     let replies = signed::replies(ctx, &zone, query, at, Transport::Udp, peer.ip());
-                    if let Some(m) = replies.into_iter().next() {
-                        b.outs[i].clear();
-                        b.outs[i].extend_from_slice(&m);
-                        b.queue(i, peer);
+                    let Some(m) = replies.into_iter().next() else {
+                        continue;
+                    };
+                    // TSIG errors (BADKEY to any stranger) are limited like other errors.
+                    let kind = match m[3] & 0xf {
+                        0 => None,
+                        3 => Some(Kind::NxDomain),
+                        _ => Some(Kind::Error),
+                    };
+                    match kind.map_or(Verdict::Send, |k| ctx.rate_check(peer.ip(), policy, k)) {
+                        Verdict::Send => {
+                            b.outs[i].clear();
+                            b.outs[i].extend_from_slice(&m);
+                            b.queue(i, peer);
+                        }
+                        Verdict::Slip => {
+                            truncated(query, Rcode::NoError, policy, &mut b.outs[i]);
+                            b.queue(i, peer)
+                        }
+                        Verdict::Drop => {}
                     }
                 }
                 Outcome::Reply { rcode, .. } => {
+                    if rcode == Rcode::Refused
+                        && ctx.may_transfer(peer.ip())
+                        && transfer::is_transfer(query)
+                    {
+                        ctx.unsigned_transfer(peer.ip());
+                    }
                     // Answers from our zones are never limited: only errors and NXDOMAIN.
                     let verdict = limited(rcode).map_or(Verdict::Send, |kind| {
                         ctx.rate_check(peer.ip(), policy, kind)

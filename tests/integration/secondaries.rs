@@ -470,6 +470,12 @@ fn tsig_errors_follow_rfc_8945() {
     let out = kdig(&["@127.0.0.1", "-p", &p, "backhaul.", "AXFR"]);
     assert!(out.contains("REFUSED"), "{out}");
     assert!(!out.contains("db.backhaul."), "{out}");
+    server.expect_log(Duration::from_secs(5), "unsigned transfer logged", |l| {
+        l["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("refused an unsigned zone transfer"))
+            && l["client"] == "127.0.0.1"
+    });
     // Secrets are never logged, nor in the metrics, which count the failures and transfers.
     assert!(!server.log_text().contains(SECRET));
     let (_, metrics) = get(http_addr(&server), "/metrics");
