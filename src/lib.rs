@@ -33,12 +33,14 @@
 //!    - [`names`]: member name -> labels, reserved names, the collision rule, aliases. Pure.
 //!    - [`records`]: the `[records]` and `[public]` zone files, checked line by line.
 //!    - [`zone`]: snapshots + records files -> the zones of each view, serials, master-file
-//!      text, and which members each `[[service]]` has ([`zone::services`]). Pure.
-//!    - [`state`]: everything under `state_dir` (snapshots, serial books, atomic writes).
+//!      text, which members each `[[service]]` has ([`zone::services`]), and the IXFR
+//!      journal's differences ([`zone::journal`]). Pure.
+//!    - [`state`]: everything under `state_dir` (snapshots, serial books, IXFR journals,
+//!      atomic writes).
 //!    - [`interfaces`]: which addresses to answer on. [`watch`]: watched files -> reloads.
 //! 3. **Serving and syncing**.
 //!    - [`dns`]: the compiled zone index, the answer logic, the listeners of each view,
-//!      transfers and forwarding.
+//!      transfers (AXFR, IXFR), TSIG ([`dns::tsig`], [`dns::signed`]) and forwarding.
 //!    - [`sync`]: pollers, the builder thread, publishing.
 //!    - [`services`]: health checks of service names and their live answers, swapped apart
 //!      from the zone index.

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::names::NamesSource;
 use super::publish::{Built, Views};
 use super::Update;
 use crate::config::{self, Config};
@@ -402,26 +403,6 @@ impl Builder {
             }
             Err(_) => {}
         }
-    }
-}
-
-/// The data of one build, for working out the names directory later.
-pub struct NamesSource {
-    networks: Vec<config::Network>,
-    snapshots: Vec<Option<Arc<NetworkSnapshot>>>,
-    settings: Settings,
-    files: FileRecords,
-}
-
-impl NamesSource {
-    pub fn directory(&self) -> zone::Directory {
-        let inputs: Vec<zone::Input<'_>> = (self.networks.iter().zip(&self.snapshots))
-            .map(|(network, snapshot)| zone::Input {
-                network,
-                snapshot: snapshot.as_deref(),
-            })
-            .collect();
-        zone::directory(&inputs, &self.settings, &self.files)
     }
 }
 

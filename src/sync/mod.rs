@@ -6,11 +6,13 @@
 //! it in with one atomic store. A failed fetch sends nothing, so the last good zone keeps
 //! answering; building off the async runtime keeps a large rebuild from delaying queries.
 //!
-//! [`poller`] runs one loop per network, [`builder`] owns the data and builds, [`publish`]
+//! [`poller`] runs one loop per network, [`builder`] owns the data and builds (and keeps the
+//! IXFR journals), [`names`] is what the names directory is worked out from, [`publish`]
 //! swaps the compiled zones in. This file wires them: [`start`], [`SyncHandle`] (reload,
 //! triggers, shutdown) and [`fetch_all`] for the one-shot commands.
 
 pub mod builder;
+pub mod names;
 pub mod poller;
 pub mod publish;
 

@@ -8,7 +8,7 @@ use arc_swap::ArcSwap;
 
 use std::sync::{Mutex, Weak};
 
-use super::builder::NamesSource;
+use super::names::NamesSource;
 use crate::dns::{SharedZone, ZoneIndex};
 use crate::metrics::Telemetry;
 use crate::services::Services;

@@ -1,0 +1,29 @@
+//! What the names directory (status page, `/api/v1/names`, `/hosts`) is worked out from: the
+//! data of the last build, shared with the builder rather than copied.
+
+use std::sync::Arc;
+
+use crate::config;
+use crate::records::FileRecords;
+use crate::zerotier::NetworkSnapshot;
+use crate::zone::{self, Settings};
+
+/// The data of one build, for working out the names directory later.
+pub struct NamesSource {
+    pub(super) networks: Vec<config::Network>,
+    pub(super) snapshots: Vec<Option<Arc<NetworkSnapshot>>>,
+    pub(super) settings: Settings,
+    pub(super) files: FileRecords,
+}
+
+impl NamesSource {
+    pub fn directory(&self) -> zone::Directory {
+        let inputs: Vec<zone::Input<'_>> = (self.networks.iter().zip(&self.snapshots))
+            .map(|(network, snapshot)| zone::Input {
+                network,
+                snapshot: snapshot.as_deref(),
+            })
+            .collect();
+        zone::directory(&inputs, &self.settings, &self.files)
+    }
+}
