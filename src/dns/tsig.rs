@@ -65,8 +65,7 @@ impl Keyring {
 
     /// A signer for a message we start (a NOTIFY), with the key named `name`.
     pub fn signer(&self, name: &Name) -> Option<Signer> {
-        self.find(name)
-            .map(|k| Signer::new(k, Vec::new(), None, Vec::new()))
+        self.find(name).map(|k| Signer::new(k, Vec::new()))
     }
 }
 
@@ -124,15 +123,15 @@ pub fn check(keys: &Keyring, query: &[u8], tsig_at: usize, now: u64) -> Checked 
         // Truncated MACs (RFC 8945 5.2.2.1) are not accepted here: local policy.
         return failed(&unsigned, &key_name, &tsig, TsigError::BadTrunc, now);
     }
-    let signer = Signer::new(key, tsig.mac.clone(), None, Vec::new());
+    let signer = Signer::new(key, tsig.mac.clone());
     if now.abs_diff(tsig.time) > u64::from(tsig.fudge) {
         // Signed, with the request's time and ours in Other Data (5.2.3).
         let mut signer = Signer {
             time: Some(tsig.time),
+            error: Some(TsigError::BadTime),
+            other: now.to_be_bytes()[2..].to_vec(),
             ..signer
         };
-        signer.error = Some(TsigError::BadTime);
-        signer.other = now.to_be_bytes()[2..].to_vec();
         let mut reply = error_reply(&unsigned);
         signer.sign(&mut reply);
         return Checked::Failed {
@@ -254,16 +253,17 @@ pub struct Signer {
 }
 
 impl Signer {
-    fn new(key: &Key, prior: Vec<u8>, time: Option<u64>, other: Vec<u8>) -> Signer {
+    /// Signs over `prior`: the request's MAC, or nothing for a message we start.
+    fn new(key: &Key, prior: Vec<u8>) -> Signer {
         Signer {
             key: key.name.clone(),
             algorithm: key.algorithm,
             secret: key.secret.clone(),
             prior,
             first: true,
-            time,
+            time: None,
             error: None,
-            other,
+            other: Vec::new(),
         }
     }
 
@@ -295,17 +295,13 @@ impl Signer {
             vars.extend_from_slice(&FUDGE.to_be_bytes());
         }
         let prior_len = (self.prior.len() as u16).to_be_bytes();
-        let prior: &[u8] = if self.prior.is_empty() && self.first {
-            &[] // a message we start (NOTIFY) covers no prior MAC
+        // A message we start (a NOTIFY) covers no prior MAC; a reply covers the request's,
+        // each later message the one before it.
+        let parts: [&[u8]; 4] = if self.prior.is_empty() {
+            [&[], &[], message, &vars]
         } else {
-            &self.prior
+            [&prior_len, &self.prior, message, &vars]
         };
-        let parts: [&[u8]; 4] = [
-            if prior.is_empty() { &[] } else { &prior_len },
-            prior,
-            message,
-            &vars,
-        ];
         let mac = compute(self.algorithm, &self.secret, &parts);
         append(message, &self.key, &tsig.set_mac(mac.clone()));
         self.prior = mac;
