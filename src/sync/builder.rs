@@ -556,6 +556,7 @@ mod tests {
     use super::*;
     use crate::dns::index::Lookup;
     use crate::zerotier;
+    use crate::zone::serial_after;
 
     /// The A RDATA of `db.backhaul.` in the published backhaul view.
     fn db_address(views: &Views) -> Option<Vec<u8>> {
@@ -604,5 +605,67 @@ mod tests {
         assert_eq!(db_address(&views), Some(vec![10, 0, 0, 2]));
         // Nothing new: no build.
         assert!(!thread.apply(vec![db_at("10.0.0.2", 2)]));
+    }
+
+    #[test]
+    fn the_ixfr_journal_goes_on_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("m.json"), "[]").unwrap();
+        let text = "state_dir = \"state\"\n[listen]\naddresses = [\"127.0.0.1\"]\n\
+                    [transfer]\nallow = [\"10.0.0.7\"]\n[[network]]\n\
+                    id = \"8056c2e21c000001\"\nsource = \"file\"\nmembers_file = \"m.json\"\n";
+        let config = Config::parse(&dir.path().join("c.toml"), text).unwrap();
+        let id = config.networks[0].id;
+        let members = |names: &[&str]| {
+            let list: Vec<String> = (names.iter().enumerate())
+                .map(|(i, n)| {
+                    format!(
+                        r#"{{"nodeId": "a45dc9d26{i}", "name": "{n}", "config": {{"authorized": true,
+                           "ipAssignments": ["10.0.0.{}"]}}}}"#,
+                        i + 1
+                    )
+                })
+                .collect();
+            zerotier::file::parse(format!("[{}]", list.join(",")).as_bytes(), id).unwrap()
+        };
+        let serial = |built: &Built| {
+            let z = (built.private.zones.iter()).find(|z| z.apex.to_ascii() == "backhaul.");
+            z.unwrap().serial
+        };
+        // A server: two versions of the zone, the change journaled and saved.
+        let mut first = Builder::new(&config, FileRecords::default(), Arc::default());
+        first.set(members(&["db"]));
+        let mut built = first.build();
+        let s1 = serial(&built);
+        first.keep_published(&mut built);
+        first.set(members(&["db", "cache"]));
+        let mut built = first.build();
+        let s2 = serial(&built);
+        first.keep_published(&mut built);
+        first.save_serials();
+        first.save_journals();
+        drop(first);
+        // Restarted: the zone from the saved snapshot is published first (as `start` does),
+        // then a sync that changed something while it was down.
+        let mut again = Builder::new(&config, FileRecords::default(), Arc::default());
+        again.set(members(&["db", "cache"]));
+        let mut built = again.build();
+        assert_eq!(serial(&built), s2, "the same zone keeps its serial");
+        again.keep_published(&mut built);
+        again.set(members(&["db", "cache", "logs"]));
+        let built = again.build();
+        let s3 = serial(&built);
+        let z = (built.private.zones.iter()).find(|z| z.apex.to_ascii() == "backhaul.");
+        let journal = z.unwrap().journal.clone().expect("journals are kept");
+        assert_eq!(journal.len(), 2, "the saved change and the new one");
+        let condensed = journal
+            .since(s1)
+            .expect("reaches back to before the restart");
+        let added: Vec<String> = (condensed.added.iter())
+            .map(|r| crate::dname::wire_to_text(r.owner))
+            .collect();
+        assert!(added.contains(&"cache.backhaul.".to_owned()), "{added:?}");
+        assert!(added.contains(&"logs.backhaul.".to_owned()), "{added:?}");
+        assert!(serial_after(s3, s2) && serial_after(s2, s1));
     }
 }

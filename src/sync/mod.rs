@@ -230,9 +230,14 @@ pub async fn start(
     builder.load_snapshots();
     let served = Arc::new(watch::Sender::new(nameservers.clone()));
     builder.set_nameserver_addresses(nameservers);
-    views.publish(&builder.build());
+    let mut built = builder.build();
+    views.publish(&built);
     views.names.set(builder.names_source());
     builder.save_serials();
+    // The zone served before a restart, rebuilt from its snapshots: the next build's IXFR
+    // journal entry is the change from it, however soon the first sync arrives.
+    builder.keep_published(&mut built);
+    drop(built);
 
     let (tx, rx) = mpsc::channel::<Update>(16);
     let handle = SyncHandle {
