@@ -144,11 +144,13 @@ pub fn reply(zone: &ZoneIndex, query: &[u8], udp: Option<usize>) -> Reply {
         if matches!((serial, from), (Some(c), Some(t)) if !serial_after(c, t)) {
             return soa_only(from);
         }
-        let changes = from.and_then(|f| Some((f, meta.journal.as_ref()?)));
-        if let Some(condensed) = changes.and_then(|(f, j)| j.since(f)) {
+        // The journal must end at the serial served, or its changes lead elsewhere.
+        let journal = (meta.journal.as_deref()).filter(|j| j.last_serial() == serial);
+        if let Some(condensed) = from.zip(journal).and_then(|(f, j)| j.since(f)) {
             let messages = ixfr(&req, query, meta.apex.len(), &soa, &condensed);
+            let fits = |limit| messages.len() == 1 && messages[0].len() <= limit;
             return match udp {
-                Some(limit) if messages.len() > 1 || messages[0].len() > limit => soa_only(from),
+                Some(limit) if !fits(limit) => soa_only(from),
                 _ => Reply {
                     messages,
                     kind: Kind::Ixfr,
