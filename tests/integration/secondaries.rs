@@ -224,7 +224,10 @@ fn nsd_and_knot_follow_with_tsig_and_take_changes_as_ixfr_across_a_restart() {
                     server.log_text()
                 )
             });
-            eprintln!("{who} answered {name} {:?} after the change", changed.elapsed());
+            eprintln!(
+                "{who} answered {name} {:?} after the change",
+                changed.elapsed()
+            );
         }
     };
     fake.set_members(members(&[("c0ffee0001", "cache", "10.147.17.4")]));
