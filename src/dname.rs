@@ -107,6 +107,20 @@ pub fn parent(wire: &[u8]) -> Option<&[u8]> {
     }
 }
 
+/// The offset just past the name at `at` in a message (labels ending in the root or in a
+/// compression pointer); `None` if it runs off the end or holds a reserved label type.
+pub fn skip_name(msg: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let len = *msg.get(at)?;
+        match len & 0xc0 {
+            0 if len == 0 => return Some(at + 1),
+            0 => at += 1 + usize::from(len),
+            0xc0 => return msg.get(at + 1).map(|_| at + 2),
+            _ => return None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

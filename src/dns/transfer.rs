@@ -11,7 +11,7 @@ use super::index::{RrSet, ZoneIndex};
 use super::tsig::Keyring;
 use super::wire;
 use crate::config::{self, NotifyTarget, TransferAllow};
-use crate::dname::{class, flags, opcode, rtype, wire_to_text, HEADER_LEN};
+use crate::dname::{class, flags, opcode, rtype, skip_name, wire_to_text, HEADER_LEN};
 use crate::zone::{serial_after, ZoneRecord};
 use hickory_proto::rr::Name;
 
@@ -247,19 +247,6 @@ fn ixfr_serial(query: &[u8]) -> Option<u32> {
     let after_names = skip_name(query, rdata).and_then(|p| skip_name(query, p))?;
     let s = query.get(after_names..after_names + 4)?;
     Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-}
-
-/// The offset just past a name at `at` (labels ending in the root or a compression pointer).
-fn skip_name(msg: &[u8], mut at: usize) -> Option<usize> {
-    loop {
-        let len = *msg.get(at)?;
-        match len & 0xc0 {
-            0 if len == 0 => return Some(at + 1),
-            0 => at += 1 + usize::from(len),
-            0xc0 => return msg.get(at + 1).map(|_| at + 2),
-            _ => return None,
-        }
-    }
 }
 
 /// The messages of a full transfer: SOA, every other record, SOA. `None` when the question is

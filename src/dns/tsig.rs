@@ -15,8 +15,9 @@ use hickory_proto::rr::{Name, RData, Record};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 use hmac::{Hmac, Mac};
 
+use super::answer::{reply_with, Rcode, Transport};
 use crate::config::{TsigAlgorithm, TsigKey};
-use crate::dname::{name_wire, HEADER_LEN};
+use crate::dname::{name_wire, skip_name, HEADER_LEN};
 
 /// Seconds a signature's time may differ from ours (RFC 8945 10 recommends 300).
 pub const FUDGE: u16 = 300;
@@ -189,39 +190,19 @@ fn failed(unsigned: &[u8], key: &Name, request: &TSIG, error: TsigError, now: u6
     }
 }
 
-/// NOTAUTH with the request's question, nothing else.
+/// NOTAUTH with the request's question (and its EDNS), as the answer logic writes errors.
+/// `unsigned` parsed with its TSIG, so it parses without: there is always a reply.
 fn error_reply(unsigned: &[u8]) -> Vec<u8> {
-    let end = question_end(unsigned).unwrap_or(HEADER_LEN);
-    let mut m = unsigned[..end].to_vec();
-    let opcode_rd = u16::from_be_bytes([m[2], m[3]]) & 0x7900;
-    let flags = 0x8000 | opcode_rd | 9; // QR, the request's opcode and RD, NOTAUTH
-    m[2..4].copy_from_slice(&flags.to_be_bytes());
-    let qd = u16::from(end > HEADER_LEN);
-    m[4..6].copy_from_slice(&qd.to_be_bytes());
-    m[6..12].fill(0);
+    let mut m = Vec::new();
+    reply_with(unsigned, Rcode::NotAuth, Transport::Tcp, false, &mut m);
     m
-}
-
-fn question_end(m: &[u8]) -> Option<usize> {
-    if m.get(4..6)? == [0, 0] {
-        return None;
-    }
-    let mut at = HEADER_LEN;
-    loop {
-        let len = usize::from(*m.get(at)?);
-        if len == 0 {
-            break;
-        }
-        if len & 0xc0 != 0 {
-            return None;
-        }
-        at += 1 + len;
-    }
-    Some(at + 5).filter(|&end| end <= m.len())
 }
 
 /// Appends a TSIG record (its RDATA `tsig`) to `message` and counts it in ARCOUNT.
 fn append(message: &mut Vec<u8>, key: &Name, tsig: &TSIG) {
+    if message.len() < HEADER_LEN {
+        return; // not a message: nothing to sign
+    }
     let mut rdata = Vec::with_capacity(64 + tsig.mac.len());
     if tsig.emit(&mut BinEncoder::new(&mut rdata)).is_err() {
         return; // only an over-long Other Data could fail; ours never is
@@ -276,6 +257,9 @@ impl Signer {
 
     /// Appends the TSIG record to `message` (complete otherwise, its ID the request's).
     pub fn sign(&mut self, message: &mut Vec<u8>) {
+        if message.len() < HEADER_LEN {
+            return;
+        }
         let time = self.time.unwrap_or_else(crate::clock::unix_now);
         let oid = u16::from_be_bytes([message[0], message[1]]);
         let tsig = TSIG::new(
@@ -340,11 +324,10 @@ fn last_record(m: &[u8]) -> Option<usize> {
     if m.len() < HEADER_LEN {
         return None;
     }
-    let mut at = if count(4) > 0 {
-        question_end(m)?
-    } else {
-        HEADER_LEN
-    };
+    let mut at = HEADER_LEN;
+    for _ in 0..count(4) {
+        at = skip_name(m, at)? + 4; // name, type, class
+    }
     let records = count(6) + count(8) + count(10);
     let mut last = None;
     for _ in 0..records {
@@ -354,18 +337,6 @@ fn last_record(m: &[u8]) -> Option<usize> {
         at += 10 + rdlen;
     }
     (at == m.len()).then_some(last).flatten()
-}
-
-fn skip_name(m: &[u8], mut at: usize) -> Option<usize> {
-    loop {
-        let len = *m.get(at)?;
-        match len & 0xc0 {
-            0 if len == 0 => return Some(at + 1),
-            0 => at += 1 + usize::from(len),
-            0xc0 => return Some(at + 2),
-            _ => return None,
-        }
-    }
 }
 
 fn algorithm(a: TsigAlgorithm) -> Algorithm {
