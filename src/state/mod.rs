@@ -27,15 +27,24 @@ pub fn serials_path(state_dir: &Path, view: View) -> PathBuf {
 /// when there is none or it cannot be read, which is logged.
 pub fn load_serials(state_dir: &Path, view: View) -> SerialBook {
     let path = serials_path(state_dir, view);
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            tracing::warn!(file = %path.display(), error = %e, "ignoring unreadable serials file");
-            SerialBook::default()
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => SerialBook::default(),
+    let Some(bytes) = read_if_there(&path, "cannot read the serials file") else {
+        return SerialBook::default();
+    };
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        tracing::warn!(file = %path.display(), error = %e, "ignoring unreadable serials file");
+        SerialBook::default()
+    })
+}
+
+/// The bytes of a file under `state_dir`; `None` when it is not there (nothing saved yet) or
+/// cannot be read (logged with `what`: every reader goes on without it).
+fn read_if_there(path: &Path, what: &str) -> Option<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {
-            tracing::warn!(file = %path.display(), error = %e, "cannot read serials file");
-            SerialBook::default()
+            tracing::warn!(file = %path.display(), error = %e, "{what}");
+            None
         }
     }
 }
@@ -57,14 +66,10 @@ pub fn journal_path(state_dir: &Path, apex: &str) -> PathBuf {
 /// (logged: secondaries behind then get the whole zone).
 pub fn load_journal(state_dir: &Path, apex: &str) -> Option<Journal> {
     let path = journal_path(state_dir, apex);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => {
-            tracing::warn!(file = %path.display(), error = %e, "cannot read the IXFR journal; secondaries behind get the whole zone");
-            return None;
-        }
-    };
+    let bytes = read_if_there(
+        &path,
+        "cannot read the IXFR journal; secondaries behind get the whole zone",
+    )?;
     let journal = Journal::from_bytes(&bytes);
     if journal.is_none() {
         tracing::warn!(file = %path.display(), "ignoring a damaged IXFR journal; secondaries behind get the whole zone");

@@ -61,14 +61,7 @@ impl Store {
     /// is reported and ignored: the next good sync replaces it.
     pub fn load(&self, network: NetworkId) -> Option<Loaded> {
         let path = self.path(network);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-            Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "cannot read snapshot; ignoring it");
-                return None;
-            }
-        };
+        let bytes = super::read_if_there(&path, "cannot read snapshot; ignoring it")?;
         let file: File = match serde_json::from_slice(&bytes) {
             Ok(f) => f,
             Err(e) => {

@@ -500,13 +500,11 @@ impl Validator<'_> {
                 ),
             )
         })?;
-        let path = self.resolve(&raw.secret_file);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            self.err(
-                format!("{at}.secret_file"),
-                format!("cannot read {}: {e} (it must hold the key's base64 secret, as `tsig-keygen` or `keymgr -t` print it)", path.display()),
-            )
-        })?;
+        let (path, text) = self.read_secret(
+            &format!("{at}.secret_file"),
+            &raw.secret_file,
+            "the key's base64 secret, as `tsig-keygen` or `keymgr -t` print it",
+        )?;
         let text = text.trim();
         use base64::Engine as _;
         let decoded = base64::engine::general_purpose::STANDARD.decode(text);
@@ -591,16 +589,11 @@ impl Validator<'_> {
                 ),
             )
         })?;
-        let path = self.resolve(&raw.secret_file);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            self.err(
-                "webhook.secret_file",
-                format!(
-                    "cannot read {}: {e} (it must hold the webhook signing secret from Central)",
-                    path.display()
-                ),
-            )
-        })?;
+        let (path, text) = self.read_secret(
+            "webhook.secret_file",
+            &raw.secret_file,
+            "the webhook signing secret from Central",
+        )?;
         let mut secrets = Vec::new();
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
             let secret = hex::decode(line).map_err(|_| {
@@ -623,19 +616,29 @@ impl Validator<'_> {
         Ok(Webhook { listen, secrets })
     }
 
+    /// A file holding a secret (token, signing secret, key), relative to the config file:
+    /// its path and text. The error names the file and what it must hold, never its content.
+    fn read_secret(
+        &self,
+        key: &str,
+        file: &Path,
+        holds: &str,
+    ) -> Result<(PathBuf, String), ConfigError> {
+        let path = self.resolve(file);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            self.err(
+                key,
+                format!("cannot read {}: {e} (it must hold {holds})", path.display()),
+            )
+        })?;
+        Ok((path, text))
+    }
+
     fn token(&self, key: &str, file: Option<&Path>) -> Result<Secret, ConfigError> {
         let token = match file {
             Some(f) => {
-                let path = self.resolve(f);
-                std::fs::read_to_string(&path).map_err(|e| {
-                    self.err(
-                        key,
-                        format!(
-                            "cannot read {}: {e} (it must hold the ZeroTier Central API token)",
-                            path.display()
-                        ),
-                    )
-                })?
+                self.read_secret(key, f, "the ZeroTier Central API token")?
+                    .1
             }
             None => std::env::var(TOKEN_ENV).map_err(|_| {
                 self.err(
