@@ -54,19 +54,11 @@ fn answer_serial(m: &Message) -> u32 {
 /// Sends a transfer request over TCP; reads messages until the second SOA, or returns the
 /// records of a single-SOA reply (an up-to-date IXFR), or the rcode of a refusal.
 fn transfer_tcp(addr: SocketAddr, q: &Message) -> Result<Vec<String>, ResponseCode> {
-    let bytes = q.to_vec().unwrap();
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(&[&(bytes.len() as u16).to_be_bytes()[..], &bytes].concat())
-        .unwrap();
+    let mut s = send_tcp(addr, q);
     let mut records = Vec::new();
     let mut soas = 0;
     while soas < 2 {
-        let mut len = [0u8; 2];
-        s.read_exact(&mut len).unwrap();
-        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-        s.read_exact(&mut buf).unwrap();
-        let m = Message::from_vec(&buf).unwrap();
+        let m = next_message(&mut s);
         if m.metadata.response_code != ResponseCode::NoError {
             return Err(m.metadata.response_code);
         }
@@ -88,6 +80,25 @@ fn transfer_tcp(addr: SocketAddr, q: &Message) -> Result<Vec<String>, ResponseCo
         }
     }
     Ok(records)
+}
+
+/// A TCP connection that has sent `q`.
+fn send_tcp(addr: SocketAddr, q: &Message) -> TcpStream {
+    let bytes = q.to_vec().unwrap();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&[&(bytes.len() as u16).to_be_bytes()[..], &bytes].concat())
+        .unwrap();
+    s
+}
+
+/// The next length-prefixed message on `s`.
+fn next_message(s: &mut TcpStream) -> Message {
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).unwrap();
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf).unwrap();
+    Message::from_vec(&buf).unwrap()
 }
 
 fn transfer_config(fake: &FakeCentral, allow: &str, notify: &str) -> String {
@@ -284,19 +295,11 @@ fn a_real_nsd_secondary_follows_the_zone() {
 /// the changes (new SOA, old SOA, deleted records, new SOA, added records, new SOA), 2 for
 /// the whole zone.
 fn ixfr_tcp(addr: SocketAddr, q: &Message, soas_expected: usize) -> Vec<String> {
-    let bytes = q.to_vec().unwrap();
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(&[&(bytes.len() as u16).to_be_bytes()[..], &bytes].concat())
-        .unwrap();
+    let mut s = send_tcp(addr, q);
     let mut records = Vec::new();
     let mut soas = 0;
     while soas < soas_expected {
-        let mut len = [0u8; 2];
-        s.read_exact(&mut len).unwrap();
-        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-        s.read_exact(&mut buf).unwrap();
-        let m = Message::from_vec(&buf).unwrap();
+        let m = next_message(&mut s);
         assert_eq!(m.metadata.response_code, ResponseCode::NoError);
         for r in m.answers {
             soas += usize::from(r.record_type() == RecordType::SOA);
