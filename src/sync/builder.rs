@@ -420,8 +420,10 @@ pub(super) struct BuilderThread {
     pub(super) builder: Builder,
     pub(super) views: Views,
     pub(super) runtime: tokio::runtime::Handle,
-    /// `[transfer]`: whom to NOTIFY, with which keys.
-    pub(super) transfer: config::Transfer,
+    /// `[transfer] notify`: whom to NOTIFY...
+    pub(super) notify: Vec<config::NotifyTarget>,
+    /// ...signed with these keys (decoded once per configuration).
+    pub(super) keys: Arc<Keyring>,
     /// The last serial of every zone, to NOTIFY secondaries when it moves.
     pub(super) serials: HashMap<String, u32>,
     /// The current poller generation of every network.
@@ -495,13 +497,11 @@ impl BuilderThread {
         // Tell secondaries about every complete zone whose serial moved.
         for z in built.private.zones.iter().filter(|z| z.complete) {
             let apex = z.apex.to_ascii();
-            if self.serials.insert(apex, z.serial) != Some(z.serial)
-                && !self.transfer.notify.is_empty()
-            {
+            if self.serials.insert(apex, z.serial) != Some(z.serial) && !self.notify.is_empty() {
                 self.runtime.spawn(transfer::notify(
                     name_wire(&z.apex),
-                    self.transfer.notify.clone(),
-                    Arc::new(Keyring::new(&self.transfer.keys)),
+                    self.notify.clone(),
+                    self.keys.clone(),
                 ));
             }
         }
@@ -543,7 +543,8 @@ impl BuilderThread {
             ),
             Update::Reconfigure(config, files, generations) => {
                 self.generations = generations;
-                self.transfer = config.transfer.clone();
+                self.notify = config.transfer.notify.clone();
+                self.keys = Arc::new(Keyring::new(&config.transfer.keys));
                 builder.reconfigure(&config, files);
                 ("reload".to_owned(), true)
             }
@@ -582,7 +583,8 @@ mod tests {
             builder: Builder::new(&config, FileRecords::default(), Arc::default()),
             views: views.clone(),
             runtime: tokio::runtime::Handle::current(),
-            transfer: config::Transfer::default(),
+            notify: Vec::new(),
+            keys: Arc::default(),
             serials: HashMap::new(),
             generations: HashMap::from([(id, 2)]),
         };

@@ -256,7 +256,8 @@ pub async fn start(
         builder,
         views,
         runtime: tokio::runtime::Handle::current(),
-        transfer: config.transfer.clone(),
+        notify: config.transfer.notify.clone(),
+        keys: Arc::new(crate::dns::tsig::Keyring::new(&config.transfer.keys)),
         serials: HashMap::new(),
         generations: HashMap::new(),
     };
