@@ -115,20 +115,11 @@ impl Journal {
     /// does not reach back to `serial`: the secondary gets the whole zone.
     pub fn since(&self, serial: u32) -> Option<Condensed<'_>> {
         let start = self.changes.iter().position(|c| c.from == serial)?;
-        let steps = || self.changes.range(start..);
-        if self.changes.len() - start == 1 {
-            let c = &self.changes[start];
-            return Some(Condensed {
-                old_soa: c.deleted.get(0),
-                deleted: c.deleted.iter().skip(1).collect(),
-                added: c.added.iter().skip(1).collect(),
-            });
-        }
         // Net effect: a record is deleted if it was there at `serial` and is not now, added
         // if it was not and is now. Within one change a record is never both.
         let mut deleted: HashSet<ZoneRecord<'_>> = HashSet::new();
         let mut added: HashSet<ZoneRecord<'_>> = HashSet::new();
-        for c in steps() {
+        for c in self.changes.range(start..) {
             for r in c.deleted.iter().skip(1) {
                 if !added.remove(&r) {
                     deleted.insert(r);
