@@ -16,12 +16,21 @@ fn main() {
     // A build from a tarball or a Docker context without .git says so instead of guessing.
     let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=BACKHAUL_DNS_COMMIT={commit}");
-    // Again when the checked-out commit moves (not on every source change).
+    // Again when the checked-out commit moves (not on every source change). Only files
+    // that exist are named: cargo reruns a build script on every build while a path it was
+    // told to watch is missing (a clone without packed-refs would rebuild the crate each time).
+    println!("cargo:rerun-if-changed=build.rs");
     if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
-        for path in ["HEAD", "refs/heads", "packed-refs"] {
-            println!("cargo:rerun-if-changed={dir}/{path}");
+        let branch = git(&["symbolic-ref", "-q", "HEAD"]);
+        let watched = ["HEAD", "packed-refs"]
+            .into_iter()
+            .map(String::from)
+            .chain(branch);
+        for path in watched {
+            let path = format!("{dir}/{path}");
+            if std::path::Path::new(&path).exists() {
+                println!("cargo:rerun-if-changed={path}");
+            }
         }
-    } else {
-        println!("cargo:rerun-if-changed=build.rs");
     }
 }

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backhaul_dns::dns::transfer;
+use backhaul_dns::dns::{transfer, wire};
 use backhaul_dns::records::FileRecords;
 use backhaul_dns::sync::builder::Builder;
 use backhaul_dns::sync::Views;
@@ -122,14 +122,14 @@ fn main() {
         let zone = views.private.load_full();
         let ixfr = request(RecordType::IXFR, Some(before));
         let t = Instant::now();
-        let reply = transfer::reply(&zone, &ixfr, None);
+        let reply = transfer::reply(&zone, &wire::parse(&ixfr).expect("a request"), None);
         ixfr_times.push(t.elapsed());
         assert_eq!(reply.kind, transfer::Kind::Ixfr);
         ixfr_bytes = reply.messages.iter().map(Vec::len).sum::<usize>();
         ixfr_messages = reply.messages.len();
         let axfr = request(RecordType::AXFR, None);
         let t = Instant::now();
-        let reply = transfer::reply(&zone, &axfr, None);
+        let reply = transfer::reply(&zone, &wire::parse(&axfr).expect("a request"), None);
         axfr_times.push(t.elapsed());
         axfr_bytes = reply.messages.iter().map(Vec::len).sum::<usize>();
         axfr_messages = reply.messages.len();

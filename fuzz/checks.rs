@@ -5,14 +5,19 @@
 //! Each function takes arbitrary bytes and panics only if backhaul-dns misbehaves: a panic
 //! inside the library, or a reply that breaks what every reply must satisfy.
 
+use std::net::IpAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use backhaul_dns::config::{self, Config};
 use backhaul_dns::dns::answer::{respond, Outcome, Policy, Transport, MAX_UDP_PAYLOAD};
-use backhaul_dns::dns::{transfer, ZoneIndex};
+use backhaul_dns::dns::context::Context;
+use backhaul_dns::dns::request::{self, Action};
+use backhaul_dns::dns::rules::{Rules, Surroundings};
+use backhaul_dns::dns::ZoneIndex;
 use backhaul_dns::ids::NetworkId;
 use backhaul_dns::records::{self, FileRecords};
+use backhaul_dns::view::View;
 use backhaul_dns::zerotier::{file, NetworkSnapshot};
 use backhaul_dns::zone::{self, SerialBook, Settings};
 use hickory_proto::rr::Name;
@@ -178,38 +183,76 @@ fn check_reply(query: &[u8], reply: &[u8], transport: Transport) {
     }
 }
 
-/// The query path: `respond` over UDP and TCP for an allowed client that may have names
-/// resolved, and for one that may not ask; then the same bytes as a zone transfer request.
+/// The request pipeline ([`request::handle`]) exactly as the listeners run it: over UDP and
+/// TCP, in both views, for a client inside the listening subnet (names resolved for it), one
+/// outside (REFUSED), and a secondary outside that may transfer (signed with `xfr` or not),
+/// with rate limiting on. Every reply must be a reply to the request.
 pub fn query(data: &[u8]) {
     let zone = fixture();
     let mut out = Vec::new();
-    for transport in [Transport::Udp, Transport::Tcp] {
-        for policy in [
-            Policy {
-                allowed: true,
-                forward: true,
-            },
-            Policy {
-                allowed: false,
-                forward: false,
-            },
-        ] {
-            match respond(zone, data, transport, policy, &mut out) {
-                Outcome::Reply { .. } => check_reply(data, &out, transport),
-                Outcome::ForwardChain => check_reply(data, &out, transport),
-                Outcome::Forward => assert!(policy.allowed && policy.forward),
-                Outcome::Drop => {}
-                Outcome::Signed(at) => signed(data, at),
+    let inside: IpAddr = "10.147.17.9".parse().unwrap();
+    let outside: IpAddr = "192.0.2.1".parse().unwrap();
+    let secondary: IpAddr = "198.51.100.7".parse().unwrap();
+    for ctx in contexts() {
+        let rules = ctx.rules();
+        for client in [inside, outside, secondary] {
+            for transport in [Transport::Udp, Transport::Tcp] {
+                match request::handle(ctx, &rules, zone, data, client, transport, &mut out) {
+                    Action::Reply => check_reply(data, &out, transport),
+                    Action::Messages(messages) => {
+                        for m in &messages {
+                            check_reply(data, m, transport);
+                        }
+                    }
+                    Action::Forward { chain } => {
+                        assert!(rules.policy(client).forward, "forwarded for {client}");
+                        if chain {
+                            check_reply(data, &out, transport);
+                        }
+                    }
+                    Action::Drop => {}
+                }
             }
         }
     }
-    if transfer::is_transfer(data) {
-        for (udp, transport) in [(Some(512), Transport::Udp), (None, Transport::Tcp)] {
-            for m in &transfer::reply(zone, data, udp).messages {
-                check_reply(data, m, transport);
-            }
+    if let Ok(req) = backhaul_dns::dns::wire::parse(data) {
+        if let Some(at) = req.tsig {
+            signed(data, at);
         }
     }
+}
+
+/// The contexts of both views, with the rules a config gives them (forwarding on, a TSIG key,
+/// a secondary allowed to transfer, rate limiting on).
+fn contexts() -> &'static [Context; 2] {
+    static CONTEXTS: OnceLock<[Context; 2]> = OnceLock::new();
+    CONTEXTS.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("backhaul-dns-fuzz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("xfr.key"), "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n").unwrap();
+        std::fs::write(dir.join("m.json"), "[]").unwrap();
+        let text = format!(
+            "domain = \"backhaul\"\nstate_dir = \"{dir}\"\n\
+             [listen]\naddresses = [\"10.147.17.1\"]\nport = 53\n\
+             [forward]\nupstreams = [\"127.0.0.1:9\"]\n\
+             [rate_limit]\nresponses_per_second = 5\n\
+             [transfer]\nallow = [\"198.51.100.0/24\", {{ address = \"198.51.100.7\", key = \"xfr\" }}]\n\
+             [[transfer.key]]\nname = \"xfr\"\nsecret_file = \"{dir}/xfr.key\"\n\
+             [[network]]\nid = \"{NETWORK}\"\nsource = \"file\"\nmembers_file = \"m.json\"\n",
+            dir = dir.display()
+        );
+        let config = Config::parse(&dir.join("fuzz.toml"), &text).unwrap();
+        let nets = ["10.147.17.1/24".parse().unwrap()];
+        let around = Surroundings {
+            nets: &nets,
+            delegations: &[],
+        };
+        let rules = |view| Rules::from_config(&config, view, around, None).unwrap();
+        [
+            Context::standalone(rules(View::Backhaul)),
+            Context::standalone(rules(View::Public)),
+        ]
+    })
 }
 
 /// A request carrying TSIG: checked against a key (whatever it holds, never a panic); an

@@ -108,8 +108,10 @@ impl Finder {
             }
             Finder::Addresses(list) => {
                 // Prefix lengths come from the interfaces that hold them; an address not on
-                // this host (yet) allows only itself.
-                let host = host_addresses().unwrap_or_default();
+                // this host (yet) allows only itself. When the interfaces cannot be listed
+                // (out of file descriptors), that is an error: the caller keeps what it
+                // had, rather than shrinking every subnet to one address.
+                let host = host_addresses()?;
                 list.iter()
                     .map(|ip| {
                         host.iter()
@@ -125,9 +127,10 @@ impl Finder {
         Ok(found)
     }
 
-    /// Whether losing the source means the addresses are gone (an interface that disappeared),
-    /// rather than that we cannot ask right now (the local service restarting).
-    pub fn absence_is_final(&self) -> bool {
-        matches!(self, Finder::Interface(_))
+    /// Whether `why` means the addresses are gone (an interface that disappeared), rather
+    /// than that we cannot ask right now (the local service restarting, the system out of
+    /// file descriptors): only then does the server stop listening.
+    pub fn absence_is_final(&self, why: &Waiting) -> bool {
+        matches!(self, Finder::Interface(_)) && !matches!(why, Waiting::Os(_))
     }
 }

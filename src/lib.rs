@@ -6,7 +6,9 @@
 //!
 //! # Where to start
 //!
-//! - A query is answered in [`dns::answer`] (UDP in [`dns::udp`], TCP in [`dns::tcp`]).
+//! - What a request gets is decided in [`dns::request`] (whatever the transport: UDP in
+//!   [`dns::udp`], TCP in [`dns::tcp`] only move bytes); a query is answered from the zone in
+//!   [`dns::answer`].
 //! - A member becomes a name in [`names`]; its records are made in [`zone`].
 //! - A service name learns who is up in [`services`].
 //! - A sync happens in [`sync`]: [`sync::poller`] fetches, [`sync::builder`] builds,
@@ -24,6 +26,8 @@
 //!    - [`cli`]: command-line definitions. [`background`]: the low-priority thread member
 //!      lists are parsed on. [`memory`]: freed memory back to the system after a sync.
 //!    - [`reverse`]: PTR owner names and reverse-zone apexes.
+//!    - [`lock`]: the one lock policy (no panic on a poisoned lock). [`once`]: log a repeated
+//!      condition once.
 //! 2. **Data**: plain values in, plain values out.
 //!    - [`config`]: the TOML file -> validated [`config::Config`]; every error is one line.
 //!    - [`zerotier`]: API models and clients (Central, controller, local service, members
@@ -40,7 +44,8 @@
 //!    - [`interfaces`]: which addresses to answer on. [`watch`]: watched files -> reloads.
 //! 3. **Serving and syncing**.
 //!    - [`dns`]: the compiled zone index, the answer logic, the listeners of each view,
-//!      transfers (AXFR, IXFR), TSIG ([`dns::tsig`], [`dns::signed`]) and forwarding.
+//!      transfers (AXFR, IXFR), TSIG ([`dns::tsig`]) and forwarding; the [`dns::rules`] a
+//!      reload swaps.
 //!    - [`sync`]: pollers, the builder thread, publishing.
 //!    - [`services`]: health checks of service names and their live answers, swapped apart
 //!      from the zone index.
@@ -68,9 +73,11 @@ pub mod dns;
 pub mod http;
 pub mod ids;
 pub mod interfaces;
+pub mod lock;
 pub mod memory;
 pub mod metrics;
 pub mod names;
+pub mod once;
 pub mod records;
 pub mod reverse;
 pub mod run;

@@ -63,8 +63,9 @@ pub struct Policy {
     pub forward: bool,
 }
 
-/// Answers one request. On `Outcome::Reply`, `out` holds the whole response message.
-/// A client that is not allowed gets REFUSED for everything, and is never forwarded for.
+/// Answers one request given as bytes (parses it, then [`answer`]); a request carrying TSIG
+/// is handed back as [`Outcome::Signed`]. For callers outside the request pipeline
+/// ([`super::request`]): benchmarks and the secondaries' own checks.
 pub fn respond(
     zone: &ZoneIndex,
     query: &[u8],
@@ -73,27 +74,38 @@ pub fn respond(
     out: &mut Vec<u8>,
 ) -> Outcome {
     out.clear();
-    let req = match wire::parse(query) {
-        Ok(r) => r,
-        Err(ParseError::Ignore) => return Outcome::Drop,
-        Err(ParseError::FormErr) => return format_error(query, out),
-    };
-    if let Some(at) = req.tsig {
-        return Outcome::Signed(at);
+    match wire::parse(query) {
+        Ok(req) if req.tsig.is_some() => Outcome::Signed(req.tsig.unwrap_or_default()),
+        Ok(req) => answer(zone, &req, transport, policy, out),
+        Err(ParseError::Ignore) => Outcome::Drop,
+        Err(ParseError::FormErr) => format_error(query, out),
     }
-    let limit = size_limit(transport, &req);
-    let mut w = Writer::start(out, &req, policy.allowed && policy.forward);
+}
+
+/// Answers one parsed request (its TSIG, if any, already checked and stripped). On
+/// `Outcome::Reply`, `out` holds the whole response message. A client that is not allowed
+/// gets REFUSED for everything, and is never forwarded for.
+pub fn answer(
+    zone: &ZoneIndex,
+    req: &Request<'_>,
+    transport: Transport,
+    policy: Policy,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    out.clear();
+    let limit = size_limit(transport, req);
+    let mut w = Writer::start(out, req, policy.allowed && policy.forward);
     let rcode = if !policy.allowed {
         Rcode::Refused
     } else {
-        match decide(zone, &req, &mut w) {
+        match decide(zone, req, &mut w) {
             // Recursion only for those who ask for it (RD), as a resolver would.
             Decision::NotOurs if policy.forward && req.flags & flags::RD != 0 => {
                 return Outcome::Forward
             }
             Decision::NotOurs => Rcode::Refused,
             Decision::LeavesZones => {
-                let done = w.finish(&req, Rcode::NoError, limit);
+                let done = w.finish(req, Rcode::NoError, limit);
                 let resolve = policy.forward && req.flags & flags::RD != 0;
                 return match done {
                     Outcome::Reply {
@@ -109,7 +121,7 @@ pub fn respond(
             Decision::Answer(rcode) => rcode,
         }
     };
-    w.finish(&req, rcode, limit)
+    w.finish(req, rcode, limit)
 }
 
 /// A reply with only the question (when it parses) and `rcode`: for queries the zone handed
@@ -125,28 +137,39 @@ pub fn reply_with(
 ) -> Outcome {
     out.clear();
     match wire::parse(query) {
-        Ok(req) => {
-            let limit = size_limit(transport, &req);
-            Writer::start(out, &req, recursion_available).finish(&req, rcode, limit)
-        }
+        Ok(req) => reply_to(&req, rcode, transport, recursion_available, out),
         Err(ParseError::Ignore) => Outcome::Drop,
         Err(ParseError::FormErr) => format_error(query, out),
     }
 }
 
-/// The empty, truncated form of a response (TC=1, the question and `rcode` only), which rate
-/// limiting sends instead of some responses: a real client retries over TCP.
-pub fn truncated(query: &[u8], rcode: Rcode, policy: Policy, out: &mut Vec<u8>) -> Outcome {
+/// [`reply_with`] for a parsed request.
+pub fn reply_to(
+    req: &Request<'_>,
+    rcode: Rcode,
+    transport: Transport,
+    recursion_available: bool,
+    out: &mut Vec<u8>,
+) -> Outcome {
     out.clear();
-    match wire::parse(query) {
-        // A limit of 0 bytes: nothing fits, so the sections are cut and TC is set.
-        Ok(req) => {
-            let ra = policy.allowed && policy.forward;
-            Writer::start(out, &req, ra).finish(&req, rcode, 0)
-        }
-        Err(ParseError::Ignore) => Outcome::Drop,
-        Err(ParseError::FormErr) => format_error(query, out),
-    }
+    let limit = size_limit(transport, req);
+    Writer::start(out, req, recursion_available).finish(req, rcode, limit)
+}
+
+/// The empty, truncated form of a response (TC=1, the question and `rcode` only), which rate
+/// limiting sends instead of some responses, and a signed reply with no room for its
+/// signature: a real client retries over TCP.
+pub fn truncated(req: &Request<'_>, rcode: Rcode, recursion_available: bool, out: &mut Vec<u8>) {
+    out.clear();
+    // A limit of 0 bytes: nothing fits, so the sections are cut and TC is set.
+    Writer::start(out, req, recursion_available).finish(req, rcode, 0);
+}
+
+/// FORMERR for a request that does not parse, header only (see [`format_error`]). The
+/// request is at least a header long ([`wire::parse`] ignores shorter ones).
+pub fn malformed(query: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    format_error(query, out);
 }
 
 /// FORMERR with the header only: the rest could not be trusted enough to echo.
@@ -162,13 +185,9 @@ fn format_error(query: &[u8], out: &mut Vec<u8>) -> Outcome {
     }
 }
 
-/// The most a UDP reply to `query` may hold: its EDNS size within bounds, 512 without EDNS.
-pub fn udp_reply_size(query: &[u8]) -> usize {
-    wire::parse(query).map_or(CLASSIC_UDP_PAYLOAD, |req| size_limit(Transport::Udp, &req))
-}
-
-/// The largest response the client takes over this transport.
-fn size_limit(transport: Transport, req: &Request<'_>) -> usize {
+/// The largest response the client takes over this transport: over UDP its EDNS size within
+/// bounds, 512 without EDNS.
+pub fn size_limit(transport: Transport, req: &Request<'_>) -> usize {
     match (transport, req.edns) {
         (Transport::Tcp, _) => usize::from(u16::MAX),
         (Transport::Udp, None) => CLASSIC_UDP_PAYLOAD,

@@ -1,11 +1,12 @@
-//! What every listener of one view shares ([`Context`]): the zone, who may ask, who may
-//! transfer, the forwarder, the counters, and the shutdown signal. UDP ([`super::udp`]) and
-//! TCP ([`super::tcp`]) serve from it alike; the forwarding path in particular is
-//! [`Context::forwarded`], one function for both transports.
+//! What every listener of one view shares ([`Context`]): the zone, the current [`Rules`], the
+//! counters, the places for TCP connections and forwarded queries, and the shutdown signal.
+//! What a request gets is decided in [`super::request`]; this holds what that decision and
+//! the transports act on, among them the forwarding path ([`Context::forwarded`]), one
+//! function for both transports.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,16 +16,16 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::access::SharedAcl;
 use super::answer::{reply_with, Policy, Rcode, Transport};
-use super::forward::Forwarders;
-use super::ratelimit::{Kind, Limiter, Verdict};
-use super::transfer::{self, Transfers};
-use super::tsig::Reported;
-use super::{wire, SharedZone};
-use crate::config::{RateLimit, TcpLimits};
+use super::ratelimit::{Kind, Verdict};
+use super::rules::Rules;
+use super::transfer;
+use super::wire::{self, Request};
+use super::SharedZone;
 use crate::dname::wire_to_text;
+use crate::lock::lock;
 use crate::metrics::{rcode_name, Telemetry};
+use crate::once::LogOnce;
 use crate::view::View;
 
 /// Forwarded UDP queries waiting for upstreams at once; beyond this, SERVFAIL at once.
@@ -32,31 +33,24 @@ const FORWARD_MAX_IN_FLIGHT: usize = 1024;
 /// The idle time of TCP connections while more than half the places are taken.
 const BUSY_IDLE: Duration = Duration::from_secs(1);
 
-/// What every listener of one view shares. The parts a reload may change are swapped in place.
+/// What every listener of one view shares.
 pub struct Context {
     pub view: View,
     pub zone: SharedZone,
-    pub acl: SharedAcl,
-    /// Who may AXFR/IXFR, and the TSIG keys.
-    pub transfer: ArcSwap<Transfers>,
-    /// Sources whose TSIG failures were logged (once each).
-    pub tsig_reported: Reported,
-    /// Where other names go; empty when forwarding is off (they get REFUSED).
-    pub forwarders: ArcSwap<Forwarders>,
+    /// How requests are handled now: replaced whole on reload and when the listening
+    /// addresses change ([`Context::set_rules`]).
+    rules: ArcSwap<Rules>,
+    /// Problems with one source that were logged (once each): TSIG failures, unsigned
+    /// transfers.
+    reported: LogOnce<(IpAddr, &'static str)>,
     /// Bounds forwarded UDP queries in flight, so a flood cannot pile up tasks.
     pub forward_slots: Semaphore,
     pub telemetry: Arc<Telemetry>,
-    /// `[log] queries`: one line per query.
-    pub log_queries: AtomicBool,
     /// Forwarded queries and TCP connections under way, awaited at shutdown so that queries
     /// in flight are answered.
     pub tasks: TaskTracker,
     /// Cancelled at shutdown: listeners stop taking new queries.
     pub shutdown: CancellationToken,
-    /// `[listen] tcp_*`, swapped on reload.
-    pub tcp_limits: ArcSwap<TcpLimits>,
-    /// Response rate limiting over UDP, replaced on reload.
-    pub limiter: ArcSwap<Limiter>,
     /// TCP connections open now, in all and per client.
     tcp_per_client: Mutex<HashMap<IpAddr, usize>>,
     /// Read on every TCP query (the idle time): an atomic, not the lock.
@@ -71,7 +65,7 @@ pub struct TcpSlot {
 
 impl Drop for TcpSlot {
     fn drop(&mut self) {
-        let mut per_client = self.ctx.tcp_per_client();
+        let mut per_client = lock(&self.ctx.tcp_per_client);
         self.ctx.tcp_total.fetch_sub(1, Ordering::Relaxed);
         if let Some(n) = per_client.get_mut(&self.client) {
             *n -= 1;
@@ -98,50 +92,60 @@ fn client_key(ip: IpAddr) -> IpAddr {
 }
 
 impl Context {
-    #[allow(clippy::too_many_arguments)] // each is one shared part, named at the call site
     pub fn new(
-        view: View,
         zone: SharedZone,
-        acl: SharedAcl,
-        transfer: Transfers,
-        forwarders: Forwarders,
+        rules: Rules,
         telemetry: Arc<Telemetry>,
         shutdown: CancellationToken,
-        tcp_limits: TcpLimits,
-        rate_limit: RateLimit,
     ) -> Context {
         Context {
-            view,
+            view: rules.view,
             zone,
-            acl,
-            transfer: ArcSwap::from_pointee(transfer),
-            tsig_reported: Reported::default(),
-            forwarders: ArcSwap::from_pointee(forwarders),
+            rules: ArcSwap::from_pointee(rules),
+            reported: LogOnce::default(),
             forward_slots: Semaphore::new(FORWARD_MAX_IN_FLIGHT),
             telemetry,
-            log_queries: AtomicBool::new(false),
             tasks: TaskTracker::new(),
             shutdown,
-            tcp_limits: ArcSwap::from_pointee(tcp_limits),
-            limiter: ArcSwap::from_pointee(Limiter::new(rate_limit)),
             tcp_per_client: Mutex::default(),
             tcp_total: AtomicUsize::new(0),
         }
     }
 
-    fn tcp_per_client(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
-        self.tcp_per_client
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+    /// A context of its own under `rules` (an empty zone, its own counters, never shut down):
+    /// for callers outside a running server, such as the fuzz targets and benchmarks, which
+    /// hand the zone to [`super::request::handle`] themselves.
+    pub fn standalone(rules: Rules) -> Context {
+        Context::new(
+            Arc::default(),
+            rules,
+            Arc::default(),
+            CancellationToken::new(),
+        )
+    }
+
+    /// The rules in effect now.
+    pub fn rules(&self) -> arc_swap::Guard<Arc<Rules>> {
+        self.rules.load()
+    }
+
+    /// The rules in effect now, to keep across an await (a TCP connection, a forward).
+    pub fn rules_full(&self) -> Arc<Rules> {
+        self.rules.load_full()
+    }
+
+    /// Puts new rules in effect for the next request.
+    pub fn set_rules(&self, rules: Rules) {
+        self.rules.store(Arc::new(rules));
     }
 
     /// A place for a new TCP connection from `client`, unless all are taken or this client
     /// holds its share already (then the connection is closed at once).
     pub fn tcp_slot(self: &Arc<Self>, client: IpAddr) -> Option<TcpSlot> {
-        let limits = self.tcp_limits.load();
+        let limits = self.rules.load().tcp;
         let key = client_key(client);
         // Taken and given back under the lock, so the two counts move together.
-        let mut per_client = self.tcp_per_client();
+        let mut per_client = lock(&self.tcp_per_client);
         let mine = per_client.get(&key).copied().unwrap_or(0);
         let total = self.tcp_total.load(Ordering::Relaxed);
         if total >= limits.connections || mine >= limits.per_client {
@@ -159,7 +163,7 @@ impl Context {
     /// a second once more than half the places are taken (RFC 7766 6.2.3: shorter timeouts
     /// under load), so that idle clients make room.
     pub fn tcp_idle(&self) -> Duration {
-        let limits = self.tcp_limits.load();
+        let limits = self.rules.load().tcp;
         if self.tcp_total.load(Ordering::Relaxed) * 2 > limits.connections {
             limits.idle.min(BUSY_IDLE)
         } else {
@@ -171,9 +175,9 @@ impl Context {
     pub fn answered(&self, query: &[u8], response: &[u8], client: SocketAddr, started: Instant) {
         let took = started.elapsed();
         let qtype = wire::qtype(query).unwrap_or(0);
-        let rcode = response.get(3).map_or(2, |b| u16::from(b & 0x0f));
+        let rcode = wire::rcode(response).unwrap_or(Rcode::ServFail as u16);
         self.telemetry.query(self.view, qtype, rcode, took);
-        if self.log_queries.load(Ordering::Relaxed) {
+        if self.rules.load().log_queries {
             let name = wire::parse(query)
                 .ok()
                 .and_then(|r| r.question.map(|q| wire_to_text(q.name.wire())))
@@ -185,20 +189,19 @@ impl Context {
         }
     }
 
-    /// One transfer request answered (`reply`, to `query` from `client`, signed with `key`):
+    /// One transfer request answered (`reply`, to `req` from `client`, signed with `key`):
     /// counted, and logged when zone data went out.
     pub fn transferred(
         &self,
-        query: &[u8],
+        req: &Request<'_>,
         reply: &transfer::Reply,
         client: IpAddr,
         key: Option<&Name>,
     ) {
         let bytes: usize = reply.messages.iter().map(Vec::len).sum();
         self.telemetry.transfer(reply.kind.name(), bytes);
-        let zone = wire::parse(query)
-            .ok()
-            .and_then(|r| r.question.map(|q| wire_to_text(q.name.wire())))
+        let zone = (req.question.as_ref())
+            .map(|q| wire_to_text(q.name.wire()))
             .unwrap_or_default();
         let key = key.map(|k| k.to_string()).unwrap_or_default();
         match reply.kind {
@@ -215,30 +218,27 @@ impl Context {
     /// An unsigned transfer request from an address whose allow entries all name a key:
     /// refused, and logged once per source (a secondary set up without its key).
     pub fn unsigned_transfer(&self, client: IpAddr) {
-        if self.tsig_reported.first(client, "unsigned") {
+        if self.reported.first((client, "unsigned")) {
             tracing::warn!(%client,
                 "refused an unsigned zone transfer: the [transfer] allow entry for this address names a TSIG key; configure the secondary to sign with it");
         }
     }
 
-    /// What this client may have done for it.
-    pub fn policy(&self, client: IpAddr) -> Policy {
-        match self.view {
-            View::Public => Policy {
-                allowed: true,
-                forward: false,
-            },
-            View::Backhaul if self.acl.load().allows(client) => Policy {
-                allowed: true,
-                forward: !self.forwarders.load().is_empty(),
-            },
-            // A secondary outside the listening subnets asks for our SOA before it
-            // transfers: our zones are answered to it (it may have them all anyway), nothing
-            // is forwarded for it.
-            View::Backhaul => Policy {
-                allowed: self.transfer.load().allows(client, None),
-                forward: false,
-            },
+    /// A transfer signed with a valid key that no allow entry for this address names.
+    pub fn transfer_key_not_allowed(&self, client: IpAddr, key: &Name) {
+        if self.reported.first((client, "key not allowed")) {
+            tracing::warn!(%client, key = %key,
+                "refused a transfer signed with a key no [transfer] allow entry for this address names");
+        }
+    }
+
+    /// A request whose TSIG failed the check with `error`: counted, and logged once per
+    /// source and error.
+    pub fn tsig_failure(&self, client: IpAddr, key: &Name, error: &'static str) {
+        self.telemetry.tsig_failure(error);
+        if self.reported.first((client, error)) {
+            tracing::warn!(%client, key = %key, error,
+                "refused a signed request: {}", super::tsig::advice(error));
         }
     }
 
@@ -246,42 +246,29 @@ impl Context {
     /// `policy` is the client's, as the query was answered with it. Clients inside the
     /// listening subnets are not limited unless `[rate_limit] inside`; the public view has no
     /// inside.
-    pub fn rate_check(&self, client: IpAddr, policy: Policy, kind: Kind) -> Verdict {
-        let limiter = self.limiter.load();
-        let config = limiter.config();
+    pub fn rate_check(&self, rules: &Rules, client: IpAddr, policy: Policy, kind: Kind) -> Verdict {
+        let config = rules.limiter.config();
         if config.responses_per_second == 0 {
             return Verdict::Send;
         }
         if !config.inside && self.view == View::Backhaul && policy.allowed {
             return Verdict::Send;
         }
-        let verdict = limiter.check(client, kind, Instant::now());
+        let verdict = rules.limiter.check(client, kind, Instant::now());
         if verdict != Verdict::Send {
             self.telemetry.rate_limited(verdict == Verdict::Slip);
         }
         verdict
     }
 
-    /// Whether an entry of `[transfer] allow` holds this client (backhaul view only): it may
-    /// connect over TCP to transfer, signed or not as the entry says.
-    pub fn may_transfer(&self, client: IpAddr) -> bool {
-        self.view == View::Backhaul && self.transfer.load().listed(client)
-    }
-
-    /// Whether this client may transfer zones with a request signed by `key` (checked), or
-    /// unsigned (`None`).
-    pub fn transfer_allowed(&self, client: IpAddr, key: Option<&Name>) -> bool {
-        self.view == View::Backhaul && self.transfer.load().allows(client, key)
-    }
-
-    /// The reply to a query the zone handed on: [`super::answer::Outcome::Forward`] (not our
-    /// name; `partial` is `None`) or `ForwardChain` (our CNAME chain leads out of our zones;
-    /// `partial` is our answer). The same on UDP and TCP, and always a reply in `out`:
+    /// The reply to a query the request path handed on ([`super::request::Action::Forward`]):
+    /// not our name (`partial` is `None`), or our CNAME chain leads out of our zones
+    /// (`partial` is our answer). The same on UDP and TCP, and always a reply in `out`:
     ///
     /// - the upstreams' answer (SERVFAIL when they fail, from the forwarder);
-    /// - when forwarding was turned off since the zone decided (a reload in between): our
-    ///   partial answer, the CNAME chain as far as our zones go (what a client that asks for
-    ///   no recursion gets), or REFUSED for a name that is not ours, as [`super::answer::respond`]
+    /// - when forwarding was turned off since the request was decided (a reload in between):
+    ///   our partial answer, the CNAME chain as far as our zones go (what a client that asks
+    ///   for no recursion gets), or REFUSED for a name that is not ours, as the request path
     ///   now answers;
     /// - when the forwarder cannot read a query our parser took (junk in a record or OPT that
     ///   answering never needed to read): FORMERR, or our partial answer for a chain.
@@ -293,7 +280,7 @@ impl Context {
         out: &mut Vec<u8>,
     ) {
         out.clear();
-        let forwarders = self.forwarders.load_full();
+        let forwarders = self.rules.load().forwarders.clone();
         // The name to resolve picks the upstreams: the question, or the chain's last target.
         let name = match partial {
             None => wire::parse(query)
@@ -338,32 +325,34 @@ fn chain_target(partial: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::forward::Forwarder;
+    use crate::config::{RateLimit, TcpLimits};
+    use crate::dns::forward::{Forwarder, Forwarders};
+    use crate::dns::ratelimit::Limiter;
     use crate::dns::ZoneIndex;
 
     fn context(forwarder: Option<Forwarder>) -> Arc<Context> {
-        let forwarder = Forwarders::new(forwarder, Vec::new());
-        Arc::new(Context::new(
+        let mut rules = Rules::closed(
             View::Backhaul,
-            Arc::new(ArcSwap::from_pointee(ZoneIndex::default())),
-            Arc::default(),
-            Transfers::default(),
-            forwarder,
-            Arc::default(),
-            CancellationToken::new(),
             TcpLimits {
                 connections: 4,
                 per_client: 2,
                 idle: Duration::from_secs(10),
                 write_timeout: Duration::from_secs(5),
             },
-            RateLimit {
+            Limiter::new(RateLimit {
                 responses_per_second: 0,
                 slip: 2,
                 ipv4_prefix: 24,
                 ipv6_prefix: 56,
                 inside: false,
-            },
+            }),
+        );
+        rules.forwarders = Arc::new(Forwarders::new(forwarder, Vec::new()));
+        Arc::new(Context::new(
+            Arc::new(ArcSwap::from_pointee(ZoneIndex::default())),
+            rules,
+            Arc::default(),
+            CancellationToken::new(),
         ))
     }
 

@@ -1,5 +1,6 @@
 //! Forwarding: names outside our zones, for allowed clients, are resolved by hickory-resolver
-//! (with its cache) through the configured upstreams.
+//! (with its cache) through the configured upstreams. [`Plan`] works out which upstreams from
+//! the config (never this server itself), [`Forwarders::from_plan`] builds them.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -13,8 +14,11 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::Resolver;
 
+use hickory_proto::rr::Name;
+
 use super::answer::{Transport, MAX_UDP_PAYLOAD};
-use crate::dname::{labels, parent};
+use crate::config::{Config, Forward, ForwardZone};
+use crate::dname::{labels, name_wire, parent};
 
 /// Per-attempt upstream timeout: a stub resolver gives up after about 5 s, so answer
 /// SERVFAIL before that rather than never.
@@ -70,6 +74,79 @@ fn is_at_or_under(name: &[u8], zone: &[u8]) -> bool {
     false
 }
 
+/// Where resolv.conf is read when `[forward] upstreams` is not set.
+pub const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// Which upstreams serve which names, worked out from the config with this server's own
+/// addresses left out. Compared on reload and when the listening addresses change: the
+/// forwarders (and their caches) are rebuilt only when this changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    default: Vec<SocketAddr>,
+    /// Each forward zone or resolved delegation: name, upstreams, whether a delegation.
+    zones: Vec<(Name, Vec<SocketAddr>, bool)>,
+    /// Upstreams left out because they are this server, with what they were for.
+    ourselves: Vec<(SocketAddr, String)>,
+    /// Delegations with no glue: referred, never resolved.
+    unresolved: Vec<Name>,
+    /// resolv.conf was asked for and had nothing usable.
+    resolv_conf_empty: bool,
+}
+
+impl Plan {
+    /// `own`: the addresses this server answers on (port `config.listen.port`); an upstream
+    /// there would be a forwarding loop. `delegations`: the records file's cuts with their
+    /// glue, resolved through for clients only when some upstream or forward zone is
+    /// configured (otherwise they get referrals: a records file alone never makes the server
+    /// send queries to addresses it names).
+    pub fn new(config: &Config, own: &[IpAddr], delegations: &[ForwardZone]) -> Plan {
+        let mut plan = Plan::default();
+        let port = config.listen.port;
+        let is_us = |a: &SocketAddr| {
+            let ip = a.ip().to_canonical();
+            a.port() == port && (ip.is_unspecified() || own.iter().any(|o| o.to_canonical() == ip))
+        };
+        let keep = |list: &[SocketAddr], what: String, plan: &mut Plan| -> Vec<SocketAddr> {
+            let (us, others): (Vec<SocketAddr>, Vec<SocketAddr>) =
+                list.iter().partition(|a| is_us(a));
+            plan.ourselves
+                .extend(us.into_iter().map(|a| (a, what.clone())));
+            others
+        };
+        plan.default = match &config.forward {
+            Forward::Off => Vec::new(),
+            Forward::To(list) => keep(list, "other names".into(), &mut plan),
+            Forward::ResolvConf => {
+                let text = std::fs::read_to_string(RESOLV_CONF).unwrap_or_default();
+                let (kept, _) = from_resolv_conf(&text, own);
+                let kept = keep(
+                    &kept,
+                    format!("other names (from {RESOLV_CONF})"),
+                    &mut plan,
+                );
+                plan.resolv_conf_empty = kept.is_empty();
+                kept
+            }
+        };
+        for zone in &config.forward_zones {
+            let upstreams = keep(&zone.upstreams, zone.name.to_ascii(), &mut plan);
+            if !upstreams.is_empty() {
+                plan.zones.push((zone.name.clone(), upstreams, false));
+            }
+        }
+        let resolving = !plan.default.is_empty() || !plan.zones.is_empty();
+        for zone in delegations.iter().filter(|_| resolving) {
+            let upstreams = keep(&zone.upstreams, zone.name.to_ascii(), &mut plan);
+            if upstreams.is_empty() {
+                plan.unresolved.push(zone.name.clone());
+            } else {
+                plan.zones.push((zone.name.clone(), upstreams, true));
+            }
+        }
+        plan
+    }
+}
+
 /// The `nameserver` lines of a resolv.conf, minus addresses of this server (forwarding to
 /// ourselves would loop). Returns (kept, skipped).
 pub fn from_resolv_conf(text: &str, own: &[IpAddr]) -> (Vec<SocketAddr>, Vec<IpAddr>) {
@@ -84,13 +161,52 @@ pub fn from_resolv_conf(text: &str, own: &[IpAddr]) -> (Vec<SocketAddr>, Vec<IpA
         let Some(ip) = words.next().and_then(|w| w.parse::<IpAddr>().ok()) else {
             continue;
         };
-        if own.contains(&ip) || ip.is_unspecified() {
+        let ip = ip.to_canonical();
+        if own.iter().any(|o| o.to_canonical() == ip) || ip.is_unspecified() {
             skipped.push(ip);
         } else {
             kept.push(SocketAddr::new(ip, 53));
         }
     }
     (kept, skipped)
+}
+
+impl Forwarders {
+    /// The forwarders of `plan`, saying in the log where names go and which upstreams were
+    /// left out.
+    pub fn from_plan(plan: &Plan) -> Result<Forwarders, NetError> {
+        for (a, what) in &plan.ourselves {
+            tracing::warn!(upstream = %a, "not forwarding {what} to {a}: that is this server (it would loop)");
+        }
+        if plan.resolv_conf_empty {
+            tracing::warn!("no usable nameserver in {RESOLV_CONF}: set [forward] upstreams; names outside our zones get REFUSED");
+        }
+        let default = if plan.default.is_empty() {
+            tracing::info!(
+                "no default upstreams: names outside our zones (and the forward zones) get REFUSED"
+            );
+            None
+        } else {
+            let list: Vec<String> = plan.default.iter().map(|u| u.to_string()).collect();
+            tracing::info!(upstreams = %list.join(", "), "forwarding other names for allowed clients");
+            Some(Forwarder::new(&plan.default)?)
+        };
+        for name in &plan.unresolved {
+            tracing::info!(zone = %name, "delegation without glue addresses in the records file: clients are referred, not resolved");
+        }
+        let mut zones = Vec::new();
+        for (name, upstreams, delegation) in &plan.zones {
+            let list: Vec<String> = upstreams.iter().map(|u| u.to_string()).collect();
+            let what = if *delegation {
+                "resolving a delegation through its servers"
+            } else {
+                "forwarding a zone"
+            };
+            tracing::info!(zone = %name, upstreams = %list.join(", "), "{what}");
+            zones.push((name_wire(name), Forwarder::new(upstreams)?));
+        }
+        Ok(Forwarders::new(default, zones))
+    }
 }
 
 impl Forwarder {

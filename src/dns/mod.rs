@@ -1,10 +1,11 @@
 //! DNS serving: the compiled zone ([`index`], its hash table in `table`, the [`rrset`]s it
-//! hands out), request parsing ([`wire`]), the answer logic ([`answer`]), who may ask
-//! ([`access`]), what every listener of a view shares ([`context`]), the service names' live
-//! answers ([`live`]), serving by transport ([`udp`] with batched system calls, [`tcp`]),
-//! response rate limiting over UDP ([`ratelimit`]), binding and following addresses
-//! ([`listen`]), zone transfers and NOTIFY ([`transfer`]), and forwarding of other names
-//! ([`forward`]); TSIG ([`tsig`]) and the requests that carry it ([`signed`]).
+//! hands out), request parsing ([`wire`]), the one request path ([`request`]: what a request
+//! gets, whatever the transport) under the [`rules`] a reload may change, the answer logic
+//! ([`answer`]), who may ask ([`access`]), what every listener of a view shares
+//! ([`context`]), the service names' live answers ([`live`]), serving by transport ([`udp`]
+//! with batched system calls, [`tcp`]), response rate limiting over UDP ([`ratelimit`]),
+//! binding and following addresses ([`listen`]), zone transfers ([`transfer`]), NOTIFY ([`notify`]),
+//! TSIG ([`tsig`]) and forwarding of other names ([`forward`]).
 
 pub mod access;
 pub mod answer;
@@ -13,9 +14,11 @@ pub mod forward;
 pub mod index;
 pub mod listen;
 pub mod live;
+pub mod notify;
 pub mod ratelimit;
+pub mod request;
 pub mod rrset;
-pub mod signed;
+pub mod rules;
 mod table;
 pub mod tcp;
 pub mod transfer;

@@ -11,9 +11,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 
-use super::answer::{respond, Outcome, Transport};
+use super::answer::Transport;
 use super::context::Context;
-use super::{signed, transfer};
+use super::request::{self, Action};
 
 /// Accepts connections until shutdown; each is served by a task of its own. A client that
 /// may neither query nor transfer is closed at accept, as is one over the caps of
@@ -33,7 +33,8 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
                 continue;
             }
         };
-        if !ctx.policy(peer.ip()).allowed && !ctx.may_transfer(peer.ip()) {
+        let rules = ctx.rules();
+        if !rules.policy(peer.ip()).allowed && !rules.transfer_listed(peer.ip()) {
             tracing::debug!(client = %peer, "tcp from a client that may not ask: closing");
             continue;
         }
@@ -64,16 +65,14 @@ async fn next_length(stream: &mut TcpStream, ctx: &Context) -> io::Result<Option
     }
 }
 
-/// One connection: queries in order, each answered before the next is read.
+/// One connection: queries in order, each answered before the next is read. What each gets
+/// is decided by [`request::handle`], as for UDP.
 async fn serve_connection(
     mut stream: TcpStream,
     ctx: &Context,
     peer: SocketAddr,
 ) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
-    let policy = ctx.policy(peer.ip());
-    let listed = ctx.may_transfer(peer.ip());
-    let may_transfer = ctx.transfer_allowed(peer.ip(), None);
     let mut query = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(2048);
     while let Some(len) = next_length(&mut stream, ctx).await? {
@@ -82,31 +81,30 @@ async fn serve_connection(
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "query body timed out"))??;
         let started = Instant::now();
-        if listed && transfer::is_transfer(&query) {
-            if !may_transfer {
-                // Its allow entry names a key: REFUSED below, as to anyone else.
-                ctx.unsigned_transfer(peer.ip());
-            } else {
-                // Hold one zone for the whole transfer: a swap mid-way must not mix serials.
-                let current = ctx.zone.load_full();
-                let reply = transfer::reply(&current, &query, None);
-                ctx.transferred(&query, &reply, peer.ip(), None);
-                write_all(&mut stream, &reply.messages, ctx, &query, peer, started).await?;
-                continue;
-            }
-        }
-        match respond(&ctx.zone.load(), &query, Transport::Tcp, policy, &mut out) {
-            Outcome::Drop => return Ok(()),
-            Outcome::Signed(at) => {
-                let current = ctx.zone.load_full();
-                let messages =
-                    signed::replies(ctx, &current, &query, at, Transport::Tcp, peer.ip());
+        // The zone is held for the whole decision: a transfer must not mix serials.
+        let action = {
+            let (rules, zone) = (ctx.rules(), ctx.zone.load());
+            request::handle(
+                ctx,
+                &rules,
+                &zone,
+                &query,
+                peer.ip(),
+                Transport::Tcp,
+                &mut out,
+            )
+        };
+        match action {
+            Action::Drop => return Ok(()),
+            Action::Messages(messages) => {
                 write_all(&mut stream, &messages, ctx, &query, peer, started).await?;
                 continue;
             }
-            Outcome::Reply { .. } => {}
-            Outcome::Forward => ctx.forwarded(&query, None, Transport::Tcp, &mut out).await,
-            Outcome::ForwardChain => {
+            Action::Reply => {}
+            Action::Forward { chain: false } => {
+                ctx.forwarded(&query, None, Transport::Tcp, &mut out).await
+            }
+            Action::Forward { chain: true } => {
                 let partial = std::mem::take(&mut out);
                 (ctx.forwarded(&query, Some(&partial), Transport::Tcp, &mut out)).await;
             }
@@ -141,7 +139,7 @@ async fn write_frame(stream: &mut TcpStream, message: &[u8], ctx: &Context) -> i
     let mut frame = Vec::with_capacity(2 + message.len());
     frame.extend_from_slice(&(message.len() as u16).to_be_bytes());
     frame.extend_from_slice(message);
-    let limit = ctx.tcp_limits.load().write_timeout;
+    let limit = ctx.rules().tcp.write_timeout;
     timeout(limit, stream.write_all(&frame))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the client does not read"))?

@@ -1,17 +1,14 @@
-//! Zone transfers (AXFR, RFC 5936; IXFR, RFC 1995) to the secondaries in `[transfer] allow`,
-//! and NOTIFY (RFC 1996) to `[transfer] notify` when a zone's serial changes.
+//! Zone transfers (AXFR, RFC 5936; IXFR, RFC 1995) to the secondaries in `[transfer] allow`
+//! (NOTIFY, which tells them to ask, is [`super::notify`]).
 
-use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::IpAddr;
 
 use super::answer::Rcode;
 use super::index::{RrSet, ZoneIndex};
 use super::tsig::Keyring;
-use super::wire;
-use crate::config::{self, NotifyTarget, TransferAllow};
-use crate::dname::{class, flags, opcode, rtype, skip_name, wire_to_text, HEADER_LEN};
+use super::wire::Request;
+use crate::config::{self, TransferAllow};
+use crate::dname::{class, flags, rtype, skip_name, HEADER_LEN};
 use crate::zone::{serial_after, ZoneRecord};
 use hickory_proto::rr::Name;
 
@@ -46,14 +43,6 @@ impl Transfers {
             .filter(|a| a.network.contains(&client))
             .any(|a| a.key.is_none() || a.key.as_ref() == key)
     }
-}
-
-/// Whether `query` asks for a zone transfer (AXFR or IXFR).
-pub fn is_transfer(query: &[u8]) -> bool {
-    wire::parse(query)
-        .ok()
-        .and_then(|r| r.question)
-        .is_some_and(|q| q.qtype == rtype::AXFR || q.qtype == rtype::IXFR)
 }
 
 /// What a transfer request got, for the log line and the counters.
@@ -95,7 +84,7 @@ pub struct Reply {
     pub serial: Option<u32>,
 }
 
-/// The messages answering a transfer request (`is_transfer`) from a client allowed to
+/// The messages answering a transfer request ([`super::request::is_transfer`]) from a client allowed to
 /// transfer. `udp`: the request came over UDP and the reply must fit in this many bytes.
 /// - a name that is not the apex of a zone we serve: NOTAUTH (RFC 5936 2.2.1);
 /// - a zone not synced yet: SERVFAIL (never hand out a zone we have not seen whole);
@@ -107,31 +96,29 @@ pub struct Reply {
 ///   secondary to ask over TCP (RFC 1995 2);
 /// - any other IXFR, and AXFR: the whole zone, SOA, every other record, SOA (over UDP the
 ///   SOA alone).
-pub fn reply(zone: &ZoneIndex, query: &[u8], udp: Option<usize>) -> Reply {
+pub fn reply(zone: &ZoneIndex, req: &Request<'_>, udp: Option<usize>) -> Reply {
     let refused = |messages| Reply {
         messages,
         kind: Kind::Refused,
         from: None,
         serial: None,
     };
-    let Ok(req) = wire::parse(query) else {
-        return refused(Vec::new());
-    };
+    let query = req.raw;
     let Some(q) = req.question.as_ref() else {
         return refused(Vec::new());
     };
     if udp.is_some() && q.qtype == rtype::AXFR {
-        return refused(vec![single(&req, query, Rcode::Refused, None)]);
+        return refused(vec![single(req, query, Rcode::Refused, None)]);
     }
     let Some((_, apex, meta)) = zone.zone_at_apex(q.name.wire()) else {
-        return refused(vec![single(&req, query, Rcode::NotAuth, None)]);
+        return refused(vec![single(req, query, Rcode::NotAuth, None)]);
     };
     let Some(soa) = apex.rrset(rtype::SOA).filter(|_| meta.complete) else {
-        return refused(vec![single(&req, query, Rcode::ServFail, None)]);
+        return refused(vec![single(req, query, Rcode::ServFail, None)]);
     };
     let serial = soa_serial(soa.wire);
     let soa_only = |from| Reply {
-        messages: vec![single(&req, query, Rcode::NoError, Some(&soa))],
+        messages: vec![single(req, query, Rcode::NoError, Some(&soa))],
         kind: Kind::SoaOnly,
         from,
         serial,
@@ -147,7 +134,7 @@ pub fn reply(zone: &ZoneIndex, query: &[u8], udp: Option<usize>) -> Reply {
         // The journal must end at the serial served, or its changes lead elsewhere.
         let journal = (meta.journal.as_deref()).filter(|j| j.last_serial() == serial);
         if let Some(condensed) = from.zip(journal).and_then(|(f, j)| j.since(f)) {
-            let messages = ixfr(&req, query, meta.apex.len(), &soa, &condensed);
+            let messages = ixfr(req, query, meta.apex.len(), &soa, &condensed);
             let fits = |limit| messages.len() == 1 && messages[0].len() <= limit;
             return match udp {
                 Some(limit) if !fits(limit) => soa_only(from),
@@ -164,7 +151,7 @@ pub fn reply(zone: &ZoneIndex, query: &[u8], udp: Option<usize>) -> Reply {
         return soa_only(from);
     }
     Reply {
-        messages: axfr(zone, query).unwrap_or_default(),
+        messages: axfr(zone, req).unwrap_or_default(),
         kind,
         from,
         serial,
@@ -174,7 +161,7 @@ pub fn reply(zone: &ZoneIndex, query: &[u8], udp: Option<usize>) -> Reply {
 /// The condensed differences as IXFR messages: the current SOA, the old SOA, the deleted
 /// records, the current SOA, the added records, the current SOA (RFC 1995 4).
 fn ixfr(
-    req: &wire::Request<'_>,
+    req: &Request<'_>,
     query: &[u8],
     apex_len: usize,
     soa: &RrSet,
@@ -195,7 +182,7 @@ fn ixfr(
 }
 
 /// One message: the question, and the SOA when given.
-fn single(req: &wire::Request<'_>, query: &[u8], rcode: Rcode, soa: Option<&RrSet>) -> Vec<u8> {
+fn single(req: &Request<'_>, query: &[u8], rcode: Rcode, soa: Option<&RrSet>) -> Vec<u8> {
     let end = req.question.as_ref().map_or(HEADER_LEN, |q| q.end);
     let mut m = Vec::with_capacity(end + soa.map_or(0, |s| s.wire.len()));
     m.extend_from_slice(&req.id.to_be_bytes());
@@ -251,15 +238,15 @@ fn ixfr_serial(query: &[u8]) -> Option<u32> {
 
 /// The messages of a full transfer: SOA, every other record, SOA. `None` when the question is
 /// not the apex of a complete zone we serve.
-fn axfr(zone: &ZoneIndex, query: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let req = wire::parse(query).ok()?;
+fn axfr(zone: &ZoneIndex, req: &Request<'_>) -> Option<Vec<Vec<u8>>> {
+    let query = req.raw;
     let q = req.question.as_ref()?;
     let (z, apex_node, meta) = zone.zone_at_apex(q.name.wire())?;
     if !meta.complete {
         return None; // never hand out a zone we have not synced yet
     }
     let soa = apex_node.rrset(rtype::SOA)?;
-    let mut out = Stream::new(&req, query);
+    let mut out = Stream::new(req, query);
     out.rrset(&[], &soa);
     for node in zone.names_in(z) {
         let prefix = node.prefix;
@@ -283,7 +270,7 @@ struct Stream {
 impl Stream {
     /// Messages answering `req`: each repeats the question, so owners can point at the apex
     /// in it.
-    fn new(req: &wire::Request<'_>, query: &[u8]) -> Stream {
+    fn new(req: &Request<'_>, query: &[u8]) -> Stream {
         let end = req.question.as_ref().map_or(HEADER_LEN, |q| q.end);
         let mut header = Vec::with_capacity(end);
         header.extend_from_slice(&req.id.to_be_bytes());
@@ -349,89 +336,5 @@ impl Stream {
             self.flush();
         }
         self.messages
-    }
-}
-
-/// Sends NOTIFY for the zone `apex` (lowercase wire name) to every target, signed with the
-/// target's key when it has one, retrying each up to three times until it answers (RFC 1996
-/// 4.7).
-pub async fn notify(apex: Vec<u8>, targets: Vec<NotifyTarget>, keys: Arc<Keyring>) {
-    for target in targets {
-        let apex = apex.clone();
-        let mut signer = target.key.as_ref().and_then(|k| keys.signer(k));
-        tokio::spawn(async move {
-            let id: u16 = rand::random();
-            let mut msg = id.to_be_bytes().to_vec();
-            msg.extend_from_slice(&((u16::from(opcode::NOTIFY) << 11) | flags::AA).to_be_bytes());
-            msg.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
-            msg.extend_from_slice(&apex);
-            msg.extend_from_slice(&rtype::SOA.to_be_bytes());
-            msg.extend_from_slice(&1u16.to_be_bytes());
-            if let Some(s) = signer.as_mut() {
-                s.sign(&mut msg);
-            }
-            let name = wire_to_text(&apex);
-            let target = target.address;
-            for attempt in 1..=3 {
-                match notify_once(&msg, id, target).await {
-                    Ok(reply) => {
-                        let rcode = reply[3] & 0xf;
-                        if rcode != 0 {
-                            // Once per secondary, zone and answer: a secondary that does not
-                            // carry a zone refuses its NOTIFY at every change.
-                            if first_refusal(target, &apex, rcode) {
-                                tracing::warn!(zone = %name, %target,
-                                    rcode = crate::metrics::rcode_name(u16::from(rcode)),
-                                    "secondary refused our NOTIFY: it does not serve this zone from us (then ignore this), or does not accept the key we sign with (NOTAUTH); it still refreshes on its SOA timer");
-                            }
-                        } else if signer.as_ref().is_some_and(|s| !s.verify_reply(&reply)) {
-                            tracing::warn!(zone = %name, %target,
-                                "secondary acknowledged NOTIFY without a valid signature of our key");
-                        } else {
-                            tracing::debug!(zone = %name, %target, "NOTIFY acknowledged");
-                        }
-                        return;
-                    }
-                    Err(e) if attempt == 3 => tracing::warn!(zone = %name, %target, error = %e,
-                        "secondary did not acknowledge NOTIFY; it will still refresh on its SOA timer"),
-                    Err(_) => {}
-                }
-            }
-        });
-    }
-}
-
-/// Whether this is the first time `target` refused a NOTIFY for `apex` with `rcode`.
-fn first_refusal(target: SocketAddr, apex: &[u8], rcode: u8) -> bool {
-    type Refusal = (SocketAddr, Vec<u8>, u8);
-    static SEEN: std::sync::Mutex<Option<HashSet<Refusal>>> = std::sync::Mutex::new(None);
-    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
-    let seen = seen.get_or_insert_with(HashSet::new);
-    if seen.len() > 4096 {
-        seen.clear();
-    }
-    seen.insert((target, apex.to_vec(), rcode))
-}
-
-/// Sends `msg` to `target` and waits up to 2 s for the reply with its id.
-async fn notify_once(msg: &[u8], id: u16, target: SocketAddr) -> std::io::Result<Vec<u8>> {
-    let bind: SocketAddr = if target.is_ipv4() {
-        "0.0.0.0:0".parse().expect("valid")
-    } else {
-        "[::]:0".parse().expect("valid")
-    };
-    let sock = tokio::net::UdpSocket::bind(bind).await?;
-    sock.connect(target).await?;
-    sock.send(msg).await?;
-    let mut buf = vec![0u8; 4096];
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-    loop {
-        let n = tokio::time::timeout_at(deadline, sock.recv(&mut buf))
-            .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer"))??;
-        if n >= HEADER_LEN && buf[..2] == id.to_be_bytes() && buf[2] & 0x80 != 0 {
-            buf.truncate(n);
-            return Ok(buf);
-        }
     }
 }

@@ -6,10 +6,6 @@
 //! the MACs are the `hmac` crate's, compared in constant time. What is ours is only which
 //! bytes go into a MAC, on messages this server builds in wire form.
 
-use std::collections::HashSet;
-use std::net::IpAddr;
-use std::sync::Mutex;
-
 use hickory_proto::rr::rdata::tsig::{TsigAlgorithm as Algorithm, TsigError, TSIG};
 use hickory_proto::rr::{Name, RData, Record};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
@@ -410,22 +406,13 @@ pub fn error_name(e: TsigError) -> &'static str {
     }
 }
 
-/// Sources whose TSIG failures were logged, with what failed: one line per source and kind
-/// of failure, not one per retry of a secondary with the wrong key. Bounded: past the bound
-/// it starts over.
-#[derive(Default)]
-pub struct Reported(Mutex<HashSet<(IpAddr, &'static str)>>);
-
-impl Reported {
-    const MAX: usize = 4096;
-
-    /// Whether `source` failing with `what` is new (log it).
-    pub fn first(&self, source: IpAddr, what: &'static str) -> bool {
-        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.len() >= Self::MAX {
-            seen.clear();
-        }
-        seen.insert((source, what))
+/// What an operator should look at for each TSIG error.
+pub fn advice(error: &str) -> &'static str {
+    match error {
+        "BADKEY" => "the client's key name or algorithm is not one of [[transfer.key]]",
+        "BADSIG" => "the client's secret for this key differs from the key's secret_file",
+        "BADTIME" => "the client's clock is off by more than 300 s (check NTP on both sides)",
+        _ => "truncated MACs are not accepted",
     }
 }
 

@@ -4,7 +4,8 @@
 //! Profiling showed three quarters of the time per UDP query in the kernel, much of it the
 //! cost of one receive and one send system call (plus an epoll wake-up) per query. Batching
 //! pays those once per burst; answers need no waiting, so a plain thread per core on the
-//! socket is all it takes. Forwarded queries still go to the async runtime.
+//! socket is all it takes. What each query gets is decided by [`super::request`]; forwarded
+//! queries go to the async runtime.
 
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -16,10 +17,9 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 
-use super::answer::{reply_with, respond, truncated, udp_reply_size, Outcome, Rcode, Transport};
+use super::answer::{reply_with, Outcome, Rcode, Transport};
 use super::context::Context;
-use super::ratelimit::{Kind, Verdict};
-use super::{signed, transfer};
+use super::request::{self, Action};
 
 /// Queries taken per system call.
 const BATCH: usize = 32;
@@ -186,7 +186,9 @@ fn serve(socket: &Arc<UdpSocket>, ctx: &Arc<Context>, stop: &AtomicBool, runtime
             continue;
         }
         let started = Instant::now();
+        // One load of the zone and the rules per batch, not per query.
         let zone = ctx.zone.load();
+        let rules = ctx.rules();
         b.replied.clear();
         for i in 0..n as usize {
             let len = (b.hdrs[i].msg_len as usize).min(RECV_BUFFER);
@@ -194,81 +196,21 @@ fn serve(socket: &Arc<UdpSocket>, ctx: &Arc<Context>, stop: &AtomicBool, runtime
                 continue;
             };
             let query = &b.bufs[i][..len];
-            let policy = ctx.policy(peer.ip());
-            match respond(&zone, query, Transport::Udp, policy, &mut b.outs[i]) {
-                // A transfer request is REFUSED by the answer logic; from a secondary allowed to
-                // transfer, IXFR over UDP gets its SOA answer instead (AXFR stays REFUSED).
-                Outcome::Reply {
-                    rcode: Rcode::Refused,
-                    ..
-                } if ctx.transfer_allowed(peer.ip(), None) && transfer::is_transfer(query) => {
-                    let reply = transfer::reply(&zone, query, Some(udp_reply_size(query)));
-                    ctx.transferred(query, &reply, peer.ip(), None);
-                    if let Some(m) = reply.messages.into_iter().next() {
-                        b.outs[i].clear();
-                        b.outs[i].extend_from_slice(&m);
+            let out = &mut b.outs[i];
+            match request::handle(ctx, &rules, &zone, query, peer.ip(), Transport::Udp, out) {
+                Action::Reply => b.queue(i, peer),
+                Action::Messages(messages) => {
+                    // Over UDP one message at most (the transfer code keeps to that).
+                    if let Some(first) = messages.into_iter().next() {
+                        *out = first;
                         b.queue(i, peer);
                     }
                 }
-                Outcome::Signed(at) => {
-                    let replies = signed::replies(ctx, &zone, query, at, Transport::Udp, peer.ip());
-                    let Some(m) = replies.into_iter().next() else {
-                        continue;
-                    };
-                    // TSIG errors (BADKEY to any stranger) are limited like other errors.
-                    let kind = match m[3] & 0xf {
-                        0 => None,
-                        3 => Some(Kind::NxDomain),
-                        _ => Some(Kind::Error),
-                    };
-                    match kind.map_or(Verdict::Send, |k| ctx.rate_check(peer.ip(), policy, k)) {
-                        Verdict::Send => {
-                            b.outs[i].clear();
-                            b.outs[i].extend_from_slice(&m);
-                            b.queue(i, peer);
-                        }
-                        Verdict::Slip => {
-                            truncated(query, Rcode::NoError, policy, &mut b.outs[i]);
-                            b.queue(i, peer)
-                        }
-                        Verdict::Drop => {}
-                    }
+                Action::Forward { chain } => {
+                    let partial = chain.then_some(out.as_slice());
+                    forward_udp(socket, ctx, runtime, query, partial, peer, started)
                 }
-                Outcome::Reply { rcode, .. } => {
-                    if rcode == Rcode::Refused
-                        && ctx.may_transfer(peer.ip())
-                        && transfer::is_transfer(query)
-                    {
-                        ctx.unsigned_transfer(peer.ip());
-                    }
-                    // Answers from our zones are never limited: only errors and NXDOMAIN.
-                    let verdict = limited(rcode).map_or(Verdict::Send, |kind| {
-                        ctx.rate_check(peer.ip(), policy, kind)
-                    });
-                    match verdict {
-                        Verdict::Send => b.queue(i, peer),
-                        Verdict::Slip => {
-                            truncated(query, rcode, policy, &mut b.outs[i]);
-                            b.queue(i, peer)
-                        }
-                        Verdict::Drop => {}
-                    }
-                }
-                outcome @ (Outcome::Forward | Outcome::ForwardChain) => {
-                    match ctx.rate_check(peer.ip(), policy, Kind::Forward) {
-                        Verdict::Send => {
-                            let partial =
-                                (outcome == Outcome::ForwardChain).then_some(b.outs[i].as_slice());
-                            forward_udp(socket, ctx, runtime, query, partial, peer, started)
-                        }
-                        Verdict::Slip => {
-                            truncated(query, Rcode::NoError, policy, &mut b.outs[i]);
-                            b.queue(i, peer)
-                        }
-                        Verdict::Drop => {}
-                    }
-                }
-                Outcome::Drop => {}
+                Action::Drop => {}
             }
         }
         let mut sent = 0;
@@ -341,15 +283,6 @@ fn forward_udp(
         },
         runtime,
     );
-}
-
-/// Which responses rate limiting counts: NXDOMAIN and errors; never an answer.
-fn limited(rcode: Rcode) -> Option<Kind> {
-    match rcode {
-        Rcode::NoError => None,
-        Rcode::NxDomain => Some(Kind::NxDomain),
-        _ => Some(Kind::Error),
-    }
 }
 
 /// Returns one permit to its semaphore when dropped.

@@ -23,6 +23,15 @@ pub fn qtype(message: &[u8]) -> Option<u16> {
     Some(u16::from_be_bytes([t[0], t[1]]))
 }
 
+/// The RCODE of a message (its header's low four bits; the extended bits of an OPT aside),
+/// for counters and logs. `None` when shorter than a header.
+pub fn rcode(message: &[u8]) -> Option<u16> {
+    if message.len() < HEADER_LEN {
+        return None;
+    }
+    Some(u16::from(message[3] & 0x0f))
+}
+
 /// The question name, lowercased, in uncompressed wire form.
 #[derive(Clone)]
 pub struct QName {

@@ -15,9 +15,7 @@ use super::names::NamesSource;
 use super::publish::{Built, Views};
 use super::Update;
 use crate::config::{self, Config};
-use crate::dname::name_wire;
-use crate::dns::transfer;
-use crate::dns::tsig::Keyring;
+use crate::dns::notify::Notifier;
 use crate::ids::NetworkId;
 use crate::metrics::Telemetry;
 use crate::names::Override;
@@ -420,12 +418,8 @@ pub(super) struct BuilderThread {
     pub(super) builder: Builder,
     pub(super) views: Views,
     pub(super) runtime: tokio::runtime::Handle,
-    /// `[transfer] notify`: whom to NOTIFY...
-    pub(super) notify: Vec<config::NotifyTarget>,
-    /// ...signed with these keys (decoded once per configuration).
-    pub(super) keys: Arc<Keyring>,
-    /// The last serial of every zone, to NOTIFY secondaries when it moves.
-    pub(super) serials: HashMap<String, u32>,
+    /// Tells the secondaries (`[transfer] notify`) of every serial that moved.
+    pub(super) notifier: Notifier,
     /// The current poller generation of every network.
     pub(super) generations: HashMap<NetworkId, u64>,
 }
@@ -494,17 +488,7 @@ impl BuilderThread {
         self.views.names.set(self.builder.names_source());
         self.builder.save_serials();
         self.builder.save_journals();
-        // Tell secondaries about every complete zone whose serial moved.
-        for z in built.private.zones.iter().filter(|z| z.complete) {
-            let apex = z.apex.to_ascii();
-            if self.serials.insert(apex, z.serial) != Some(z.serial) && !self.notify.is_empty() {
-                self.runtime.spawn(transfer::notify(
-                    name_wire(&z.apex),
-                    self.notify.clone(),
-                    self.keys.clone(),
-                ));
-            }
-        }
+        self.notifier.published(&built.private);
         let zones = &built.private;
         let serial = zones.zones.iter().map(|z| z.serial).max().unwrap_or(0);
         tracing::info!(
@@ -543,8 +527,7 @@ impl BuilderThread {
             ),
             Update::Reconfigure(config, files, generations) => {
                 self.generations = generations;
-                self.notify = config.transfer.notify.clone();
-                self.keys = Arc::new(Keyring::new(&config.transfer.keys));
+                self.notifier.configure(&config.transfer);
                 builder.reconfigure(&config, files);
                 ("reload".to_owned(), true)
             }
@@ -583,9 +566,7 @@ mod tests {
             builder: Builder::new(&config, FileRecords::default(), Arc::default()),
             views: views.clone(),
             runtime: tokio::runtime::Handle::current(),
-            notify: Vec::new(),
-            keys: Arc::default(),
-            serials: HashMap::new(),
+            notifier: Notifier::new(tokio::runtime::Handle::current()),
             generations: HashMap::from([(id, 2)]),
         };
         let db_at = |ip: &str, generation| {

@@ -256,9 +256,11 @@ pub async fn start(
         builder,
         views,
         runtime: tokio::runtime::Handle::current(),
-        notify: config.transfer.notify.clone(),
-        keys: Arc::new(crate::dns::tsig::Keyring::new(&config.transfer.keys)),
-        serials: HashMap::new(),
+        notifier: {
+            let mut n = crate::dns::notify::Notifier::new(tokio::runtime::Handle::current());
+            n.configure(&config.transfer);
+            n
+        },
         generations: HashMap::new(),
     };
     let thread = std::thread::Builder::new()

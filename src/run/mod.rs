@@ -5,35 +5,33 @@
 //! stop), then everything is awaited: queries in flight are answered, the builder finishes,
 //! snapshots are flushed.
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+mod follow;
+mod reload;
+
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
+use ipnet::IpNet;
 use tokio::time::{sleep_until, Instant};
-
-use std::sync::atomic::Ordering;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, Forward, ForwardZone, ListenOn, Source};
-use crate::dname::name_wire;
+use crate::config::{Config, ForwardZone, ListenOn, Source};
 use crate::dns::access::{Acl, SharedAcl};
 use crate::dns::context::Context;
-use crate::dns::forward::{self, Forwarder, Forwarders};
-use crate::dns::listen::{BindError, Listeners};
-use crate::dns::ratelimit::Limiter;
-use crate::dns::transfer::Transfers;
+use crate::dns::listen::Listeners;
+use crate::dns::rules::{Rules, Surroundings};
 use crate::interfaces::Finder;
 use crate::metrics::Telemetry;
-use crate::records::{self, FileRecords};
+use crate::records::FileRecords;
 use crate::sync::{self, SyncHandle, Views};
 use crate::view::View;
 use crate::watch::{Change, FileWatch, Pending, Settling};
 use crate::{http, webhook, zone};
+use follow::Follower;
 
 /// How often the listening addresses are looked up again: reading the interface list is one
 /// small netlink dump, so following changes within seconds costs next to nothing.
@@ -50,41 +48,31 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
     let tasks = TaskTracker::new();
     let telemetry = Arc::new(Telemetry::new());
     let views = Views::reporting(telemetry.clone());
-    let acl: SharedAcl = Arc::new(ArcSwap::from_pointee(Acl::default()));
-    // Who may use the HTTP endpoint besides loopback: the same subnets, `[http] allow`.
-    let http_clients: SharedAcl = Arc::new(ArcSwap::from_pointee(Acl::default()));
     let finder = Finder::new(&config.listen);
-    // Where the listening addresses are known before binding, loop protection can use them.
-    let own: Vec<IpAddr> = finder
-        .find()
-        .await
-        .map(|nets| nets.iter().map(|n| n.addr()).collect())
-        .unwrap_or_default();
+    // Where the listening addresses are known before binding, the rules (who may ask, loop
+    // protection) can use them at once.
+    let nets: Vec<IpNet> = finder.find().await.unwrap_or_default();
+    // Who may use the HTTP endpoint besides loopback: the same subnets, `[http] allow`.
+    let http_clients: SharedAcl =
+        Arc::new(ArcSwap::from_pointee(Acl::new(&nets, &config.http_allow)));
+    let own: Vec<IpAddr> = nets.iter().map(|n| n.addr()).collect();
+    let around = Surroundings {
+        nets: &nets,
+        delegations: &files.delegations,
+    };
+    let rules = |view| Rules::from_config(&config, view, around, None);
     let ctx = Arc::new(Context::new(
-        View::Backhaul,
         views.private.clone(),
-        acl.clone(),
-        Transfers::new(&config.transfer),
-        forwarders(&config, &own, &files.delegations)?,
+        rules(View::Backhaul)?,
         telemetry.clone(),
         shutdown.clone(),
-        config.listen.tcp,
-        config.rate_limit,
     ));
     let public_ctx = Arc::new(Context::new(
-        View::Public,
         views.public.clone(),
-        Arc::default(),
-        Transfers::default(),
-        Forwarders::default(),
+        rules(View::Public)?,
         telemetry.clone(),
         shutdown.clone(),
-        config.listen.tcp,
-        config.rate_limit,
     ));
-    for c in [&ctx, &public_ctx] {
-        c.log_queries.store(config.log_queries, Ordering::Relaxed);
-    }
     if let Some(listen) = config.http {
         if listen.ip().is_unspecified() {
             tracing::warn!(%listen, "the http endpoint answers on every interface, as configured");
@@ -114,7 +102,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         follower: Follower::default(),
         settling: Settling::default(),
         delegations: files.delegations.clone(),
-        acl,
+        nets,
         http_clients,
         config,
     };
@@ -174,7 +162,8 @@ struct Server {
     ctx: Arc<Context>,
     public_ctx: Arc<Context>,
     telemetry: Arc<Telemetry>,
-    acl: SharedAcl,
+    /// The backhaul listening addresses with their prefixes, as last found (the rules' ACL).
+    nets: Vec<IpNet>,
     /// Who may use the HTTP endpoint besides loopback.
     http_clients: SharedAcl,
     listeners: Listeners,
@@ -183,7 +172,7 @@ struct Server {
     follower: Follower,
     /// Watched files being written are held back until they settle.
     settling: Settling,
-    /// The records file's delegations, resolved through their servers (see [`forwarders`]).
+    /// The records file's delegations, resolved through their servers when forwarding is on.
     delegations: Vec<ForwardZone>,
 }
 
@@ -252,16 +241,17 @@ impl Server {
     }
 
     /// Follows the listening addresses of both views; returns the backhaul addresses served.
+    /// When the addresses change, so do the rules (who may ask, which upstreams are us).
     async fn follow(&mut self, finder: &Finder) -> anyhow::Result<Vec<IpAddr>> {
-        let served = self
-            .follower
-            .step(
-                finder,
-                &mut self.listeners,
-                (&self.acl, &self.http_clients),
-                &self.config,
-            )
-            .await?;
+        let found = (self.follower).step(finder, &mut self.listeners).await?;
+        if let Some(nets) = found.filter(|n| *n != self.nets) {
+            self.nets = nets;
+            self.http_clients
+                .store(Arc::new(Acl::new(&self.nets, &self.config.http_allow)));
+            if let Err(e) = self.apply_rules(&self.config) {
+                tracing::error!("keeping the previous rules: {e:#}");
+            }
+        }
         let public = self
             .config
             .public
@@ -270,238 +260,23 @@ impl Server {
             .unwrap_or_default();
         let errors = self.public.set(&public).await;
         self.follower.report(errors, "public")?;
+        let served = self.listeners.addresses();
         self.telemetry.listening(served.clone());
         Ok(served)
     }
 
-    /// Reads the configuration and records files again and applies what can change while
-    /// running. Anything invalid rejects the whole reload: the running configuration stays.
-    /// Files still being written (or just emptied, as editors do before writing) are not read
-    /// yet: the return value says when to try again.
-    async fn reload(
-        &mut self,
-        why: &str,
-        sync: &SyncHandle,
-        files_watch: &mut FileWatch,
-    ) -> Option<Duration> {
-        if let Some(wait) = self.settling.wait(&[&self.config.path]) {
-            return Some(wait);
-        }
-        let telemetry = self.telemetry.clone();
-        let reject = |e: &dyn std::fmt::Display| {
-            telemetry.reload(false);
-            tracing::error!(
-                cause = why,
-                "reload rejected, still serving the previous configuration: {e}"
-            );
-            None
+    /// Builds the rules of both views from `config` and the addresses found, and puts them in
+    /// effect; nothing changes when they cannot be built (forwarders that fail to start).
+    fn apply_rules(&self, config: &Config) -> anyhow::Result<()> {
+        let around = Surroundings {
+            nets: &self.nets,
+            delegations: &self.delegations,
         };
-        let new = match Config::load(&self.config.path) {
-            Ok(c) => c,
-            Err(e) => return reject(&e),
-        };
-        let record_files: Vec<&Path> = (new.records_file.iter())
-            .chain(new.public.as_ref().map(|p| &p.zone_file))
-            .map(PathBuf::as_path)
-            .collect();
-        if let Some(wait) = self.settling.wait(&record_files) {
-            return Some(wait);
-        }
-        let files = match records::load_files(&new) {
-            Ok(f) => f,
-            Err(e) => return reject(&e),
-        };
-        let new = self.keep_restart_only(new);
-        if new.forward != self.config.forward
-            || new.forward_zones != self.config.forward_zones
-            || files.delegations != self.delegations
-        {
-            match forwarders(&new, &self.listeners.addresses(), &files.delegations) {
-                Ok(f) => self.ctx.forwarders.store(Arc::new(f)),
-                Err(e) => return reject(&format!("{e:#}")),
-            }
-        }
-        self.ctx
-            .transfer
-            .store(Arc::new(Transfers::new(&new.transfer)));
-        let included = files.included.clone();
-        let delegations = files.delegations.clone();
-        if let Err(e) = sync.reconfigure(&new, files).await {
-            return reject(&format!("{e:#}"));
-        }
-        self.delegations = delegations;
-        files_watch.follow(&new, &included);
-        for c in [&self.ctx, &self.public_ctx] {
-            c.log_queries.store(new.log_queries, Ordering::Relaxed);
-            c.tcp_limits.store(Arc::new(new.listen.tcp));
-            if new.rate_limit != self.config.rate_limit {
-                c.limiter.store(Arc::new(Limiter::new(new.rate_limit)));
-            }
-        }
-        self.config = new;
-        self.telemetry.reload(true);
-        tracing::info!(cause = why, "configuration reloaded");
-        None
-    }
-
-    /// Settings bound at start-up keep their running value; the log says they need a restart.
-    fn keep_restart_only(&self, mut new: Config) -> Config {
-        let old = &self.config;
-        let mut restart = Vec::new();
-        if new.listen.from != old.listen.from || new.listen.port != old.listen.port {
-            restart.push("[listen] interface/network/addresses/port");
-            new.listen.from = old.listen.from.clone();
-            new.listen.port = old.listen.port;
-        }
-        if new.state_dir != old.state_dir {
-            restart.push("state_dir");
-            new.state_dir = old.state_dir.clone();
-        }
-        if new.webhook != old.webhook {
-            restart.push("[webhook]");
-            new.webhook = old.webhook.clone();
-        }
-        if new.http != old.http {
-            restart.push("[http]");
-            new.http = old.http;
-        }
-        if !restart.is_empty() {
-            tracing::warn!(settings = %restart.join(", "),
-                "changed in the config file: takes effect after a restart");
-        }
-        new
-    }
-}
-
-/// Where names outside our zones go: `[forward] upstreams` (empty when forwarding is off)
-/// and each `[[forward.zone]]`. Upstreams that are this server itself (one of `own` on our
-/// port) are left out: forwarding to ourselves would loop.
-fn forwarders(
-    config: &Config,
-    own: &[IpAddr],
-    delegations: &[ForwardZone],
-) -> anyhow::Result<Forwarders> {
-    let not_us = |list: &[SocketAddr], what: &str| -> Vec<SocketAddr> {
-        let (us, others): (Vec<SocketAddr>, Vec<SocketAddr>) = list
-            .iter()
-            .partition(|a| own.contains(&a.ip()) && a.port() == config.listen.port);
-        for a in us {
-            tracing::warn!(upstream = %a, "not forwarding {what} to {a}: that is this server (it would loop)");
-        }
-        others
-    };
-    let build = |upstreams: &[SocketAddr]| {
-        Forwarder::new(upstreams).map_err(|e| anyhow::anyhow!("cannot set up forwarding: {e}"))
-    };
-    let upstreams = match &config.forward {
-        Forward::Off => Vec::new(),
-        Forward::To(list) => not_us(list, "other names"),
-        Forward::ResolvConf => {
-            let text = std::fs::read_to_string(RESOLV_CONF).unwrap_or_default();
-            let (kept, skipped) = forward::from_resolv_conf(&text, own);
-            for ip in skipped {
-                tracing::info!(nameserver = %ip, "not forwarding to {ip} from {RESOLV_CONF}: that is this server (it would loop)");
-            }
-            if kept.is_empty() {
-                tracing::warn!("no usable nameserver in {RESOLV_CONF}: set [forward] upstreams; names outside our zones get REFUSED");
-            }
-            kept
-        }
-    };
-    let default = if upstreams.is_empty() {
-        tracing::info!(
-            "no default upstreams: names outside our zones (and the forward zones) get REFUSED"
-        );
-        None
-    } else {
-        let list: Vec<String> = upstreams.iter().map(|u| u.to_string()).collect();
-        tracing::info!(upstreams = %list.join(", "), "forwarding other names for allowed clients");
-        Some(build(&upstreams)?)
-    };
-    let mut zones = Vec::new();
-    for zone in config.forward_zones.iter().chain(delegations) {
-        let upstreams = not_us(&zone.upstreams, &zone.name.to_ascii());
-        if upstreams.is_empty() {
-            if delegations.contains(zone) {
-                tracing::info!(zone = %zone.name, "delegation without glue addresses in the records file: clients are referred, not resolved");
-            }
-            continue;
-        }
-        let list: Vec<String> = upstreams.iter().map(|u| u.to_string()).collect();
-        tracing::info!(zone = %zone.name, upstreams = %list.join(", "), "forwarding a zone");
-        zones.push((name_wire(&zone.name), build(&upstreams)?));
-    }
-    Ok(Forwarders::new(default, zones))
-}
-
-const RESOLV_CONF: &str = "/etc/resolv.conf";
-
-/// Follows the listening addresses, logging each change of state once rather than every tick.
-#[derive(Default)]
-struct Follower {
-    waiting: Option<String>,
-    /// Per view, the addresses that failed to bind and why.
-    failing: BTreeMap<&'static str, BTreeMap<SocketAddr, String>>,
-}
-
-impl Follower {
-    /// Looks the addresses up, binds and closes to match, updates the ACL; returns the
-    /// addresses served now.
-    async fn step(
-        &mut self,
-        finder: &Finder,
-        listeners: &mut Listeners,
-        (acl, http_clients): (&SharedAcl, &SharedAcl),
-        config: &Config,
-    ) -> anyhow::Result<Vec<IpAddr>> {
-        match finder.find().await {
-            Ok(nets) => {
-                if self.waiting.take().is_some() {
-                    tracing::info!("listening addresses found");
-                }
-                let ips: Vec<IpAddr> = nets.iter().map(|n| n.addr()).collect();
-                acl.store(Arc::new(Acl::new(&nets, &config.listen.allow)));
-                http_clients.store(Arc::new(Acl::new(&nets, &config.http_allow)));
-                let errors = listeners.set(&ips).await;
-                self.report(errors, "backhaul")?;
-            }
-            Err(why) => {
-                let text = why.to_string();
-                if self.waiting.as_ref() != Some(&text) {
-                    tracing::warn!(reason = %text, "not answering yet: {text}");
-                }
-                self.waiting = Some(text);
-                if finder.absence_is_final() {
-                    listeners.set(&[]).await;
-                }
-            }
-        }
-        Ok(listeners.addresses())
-    }
-
-    /// Bind errors of one view: lack of permission is fatal, anything else is retried on the
-    /// next check (and logged when it first happens or changes).
-    fn report(&mut self, errors: Vec<BindError>, view: &'static str) -> anyhow::Result<()> {
-        let failing = self.failing.entry(view).or_default();
-        let mut now = BTreeMap::new();
-        for e in errors {
-            match e {
-                BindError::Permission { address, source } => anyhow::bail!(
-                    "cannot listen on {address}: {source}; ports below 1024 need root \
-                     or CAP_NET_BIND_SERVICE (the systemd unit and the container grant it)"
-                ),
-                BindError::Other { address, source } => {
-                    let text = source.to_string();
-                    if failing.get(&address) != Some(&text) {
-                        tracing::warn!(%address, view, error = %text,
-                            "cannot listen on this address yet (is it configured on this host? \
-                             is another DNS server using the port?); retrying");
-                    }
-                    now.insert(address, text);
-                }
-            }
-        }
-        *failing = now;
+        let private = Rules::from_config(config, View::Backhaul, around, Some(&self.ctx.rules()))?;
+        let public =
+            Rules::from_config(config, View::Public, around, Some(&self.public_ctx.rules()))?;
+        self.ctx.set_rules(private);
+        self.public_ctx.set_rules(public);
         Ok(())
     }
 }

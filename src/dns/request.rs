@@ -1,0 +1,262 @@
+//! The one request path: a request's bytes, the client, the transport and the current
+//! [`Rules`] -> what to do ([`Action`]). Every decision about a request is made here, once,
+//! in one order: parse, TSIG, transfers, the answer, rate limiting. UDP ([`super::udp`]) and
+//! TCP ([`super::tcp`]) only read and write bytes and enforce their own limits, so they agree
+//! by construction.
+
+use std::net::IpAddr;
+
+use super::answer::{
+    self, malformed, reply_to, size_limit, truncated, Outcome, Policy, Rcode, Transport,
+};
+use super::context::Context;
+use super::index::ZoneIndex;
+use super::ratelimit::{Kind, Verdict};
+use super::rules::Rules;
+use super::transfer;
+use super::tsig::{self, Checked};
+use super::wire::{self, ParseError, Request};
+use crate::clock;
+use crate::dname::{opcode, rtype};
+use crate::view::View;
+
+/// What the transport is to do with a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send the reply now in `out`.
+    Reply,
+    /// Send these messages, in order (a zone transfer, a signed reply; over UDP at most one).
+    Messages(Vec<Vec<u8>>),
+    /// Have the upstreams resolve it ([`Context::forwarded`]); with `chain`, `out` holds our
+    /// answer whose CNAME chain leaves our zones, for them to complete.
+    Forward { chain: bool },
+    /// Send nothing: not a request, or over the rate limit.
+    Drop,
+}
+
+/// Decides what `query` from `client` gets over `transport`, with `rules` and `zone` as the
+/// caller loaded them (one load per batch of requests). A reply is written into `out`.
+pub fn handle(
+    ctx: &Context,
+    rules: &Rules,
+    zone: &ZoneIndex,
+    query: &[u8],
+    client: IpAddr,
+    transport: Transport,
+    out: &mut Vec<u8>,
+) -> Action {
+    out.clear();
+    let policy = rules.policy(client);
+    let req = match wire::parse(query) {
+        Ok(req) => req,
+        Err(ParseError::Ignore) => return Action::Drop,
+        Err(ParseError::FormErr) => {
+            malformed(query, out);
+            // Header only, no larger than the query: slipping it would change nothing.
+            return match limit(ctx, rules, client, policy, transport, Kind::Error) {
+                Verdict::Drop => Action::Drop,
+                _ => Action::Reply,
+            };
+        }
+    };
+    if let Some(at) = req.tsig {
+        return signed(ctx, rules, zone, &req, at, client, transport, policy, out);
+    }
+    if is_transfer(&req) {
+        if rules.transfer_allowed(client, None) {
+            return transfer(ctx, zone, &req, client, None, transport);
+        }
+        if rules.transfer_listed(client) {
+            // Its allow entry names a key: REFUSED below, as to anyone else.
+            ctx.unsigned_transfer(client);
+        }
+    }
+    match answer::answer(zone, &req, transport, policy, out) {
+        Outcome::Reply { rcode, .. } => {
+            let Some(kind) = limited(rcode) else {
+                return Action::Reply;
+            };
+            slip_or_drop(
+                ctx, rules, &req, client, policy, transport, kind, rcode, out,
+            )
+        }
+        outcome @ (Outcome::Forward | Outcome::ForwardChain) => {
+            match limit(ctx, rules, client, policy, transport, Kind::Forward) {
+                Verdict::Send => Action::Forward {
+                    chain: outcome == Outcome::ForwardChain,
+                },
+                Verdict::Slip => {
+                    truncated(&req, Rcode::NoError, ra(policy), out);
+                    Action::Reply
+                }
+                Verdict::Drop => Action::Drop,
+            }
+        }
+        // `answer` never hands TSIG back: it was dealt with above.
+        Outcome::Drop | Outcome::Signed(_) => Action::Drop,
+    }
+}
+
+/// Whether the request asks for a zone transfer (AXFR or IXFR).
+pub fn is_transfer(req: &Request<'_>) -> bool {
+    req.opcode == opcode::QUERY
+        && (req.question.as_ref()).is_some_and(|q| q.qtype == rtype::AXFR || q.qtype == rtype::IXFR)
+}
+
+/// RA: the client may have names resolved.
+fn ra(policy: Policy) -> bool {
+    policy.allowed && policy.forward
+}
+
+/// Which responses rate limiting counts: NXDOMAIN and errors; never an answer.
+fn limited(rcode: Rcode) -> Option<Kind> {
+    match rcode {
+        Rcode::NoError => None,
+        Rcode::NxDomain => Some(Kind::NxDomain),
+        _ => Some(Kind::Error),
+    }
+}
+
+/// The rate limiter's verdict on a UDP response of `kind`; TCP is never limited (its source
+/// address cannot be spoofed).
+fn limit(
+    ctx: &Context,
+    rules: &Rules,
+    client: IpAddr,
+    policy: Policy,
+    transport: Transport,
+    kind: Kind,
+) -> Verdict {
+    match transport {
+        Transport::Tcp => Verdict::Send,
+        Transport::Udp => ctx.rate_check(rules, client, policy, kind),
+    }
+}
+
+/// The reply in `out` (`rcode`, counted as `kind`) as the rate limiter allows: sent, slipped
+/// (empty with TC=1) or dropped.
+#[allow(clippy::too_many_arguments)] // one request's parts, named at the call site
+fn slip_or_drop(
+    ctx: &Context,
+    rules: &Rules,
+    req: &Request<'_>,
+    client: IpAddr,
+    policy: Policy,
+    transport: Transport,
+    kind: Kind,
+    rcode: Rcode,
+    out: &mut Vec<u8>,
+) -> Action {
+    match limit(ctx, rules, client, policy, transport, kind) {
+        Verdict::Send => Action::Reply,
+        Verdict::Slip => {
+            truncated(req, rcode, ra(policy), out);
+            Action::Reply
+        }
+        Verdict::Drop => Action::Drop,
+    }
+}
+
+/// A transfer for a client allowed to have it (signed with `key`, or unsigned).
+fn transfer(
+    ctx: &Context,
+    zone: &ZoneIndex,
+    req: &Request<'_>,
+    client: IpAddr,
+    key: Option<&hickory_proto::rr::Name>,
+    transport: Transport,
+) -> Action {
+    let udp = (transport == Transport::Udp).then(|| size_limit(transport, req));
+    let reply = transfer::reply(zone, req, udp);
+    ctx.transferred(req, &reply, client, key);
+    Action::Messages(reply.messages)
+}
+
+/// A request carrying TSIG (RFC 8945): checked against the keys, then answered as an unsigned
+/// one would be, and every reply message signed. A failed check gets the NOTAUTH reply RFC
+/// 8945 5.2 prescribes, logged once per source.
+#[allow(clippy::too_many_arguments)] // one request's parts, named at the call site
+fn signed(
+    ctx: &Context,
+    rules: &Rules,
+    zone: &ZoneIndex,
+    req: &Request<'_>,
+    tsig_at: usize,
+    client: IpAddr,
+    transport: Transport,
+    policy: Policy,
+    out: &mut Vec<u8>,
+) -> Action {
+    // The public view knows no keys: every key is unknown there (BADKEY).
+    let empty = tsig::Keyring::default();
+    let keys = match rules.view {
+        View::Backhaul => &rules.transfers.keys,
+        View::Public => &empty,
+    };
+    let (key, unsigned, mut signer) = match tsig::check(keys, req.raw, tsig_at, clock::unix_now()) {
+        Checked::Valid {
+            key,
+            unsigned,
+            signer,
+        } => (key, unsigned, signer),
+        Checked::Failed { error, key, reply } => {
+            let error = tsig::error_name(error);
+            ctx.tsig_failure(client, &key, error);
+            // TSIG errors (BADKEY to any stranger) are limited like other errors.
+            return match limit(ctx, rules, client, policy, transport, Kind::Error) {
+                Verdict::Send => Action::Messages(vec![reply]),
+                Verdict::Slip => {
+                    truncated(req, Rcode::NotAuth, false, out);
+                    Action::Reply
+                }
+                Verdict::Drop => Action::Drop,
+            };
+        }
+        Checked::Malformed => {
+            reply_to(req, Rcode::FormErr, transport, false, out);
+            return Action::Reply;
+        }
+    };
+    // The request without its TSIG parses as the request did.
+    let Ok(inner) = wire::parse(&unsigned) else {
+        reply_to(req, Rcode::FormErr, transport, false, out);
+        return Action::Reply;
+    };
+    let udp_limit = match transport {
+        Transport::Udp => Some(size_limit(transport, &inner).saturating_sub(signer.overhead())),
+        Transport::Tcp => None,
+    };
+    let mut messages = if is_transfer(&inner) {
+        if rules.transfer_allowed(client, Some(&key)) {
+            let reply = transfer::reply(zone, &inner, udp_limit);
+            ctx.transferred(&inner, &reply, client, Some(&key));
+            reply.messages
+        } else {
+            ctx.transfer_key_not_allowed(client, &key);
+            let mut m = Vec::new();
+            reply_to(&inner, Rcode::Refused, transport, false, &mut m);
+            vec![m]
+        }
+    } else {
+        let policy = Policy {
+            // A secondary signing with its key may ask (its SOA checks) from anywhere its
+            // allow entry holds; nothing is forwarded for a signed request.
+            allowed: policy.allowed || rules.transfer_allowed(client, Some(&key)),
+            forward: false,
+        };
+        let mut m = Vec::new();
+        match answer::answer(zone, &inner, transport, policy, &mut m) {
+            Outcome::Reply { .. } => vec![m],
+            _ => Vec::new(),
+        }
+    };
+    for m in &mut messages {
+        if udp_limit.is_some_and(|limit| m.len() > limit) {
+            // No room for the signature: the question alone, TC set (the client retries
+            // over TCP).
+            truncated(&inner, Rcode::NoError, false, m);
+        }
+        signer.sign(m);
+    }
+    Action::Messages(messages)
+}
