@@ -6,6 +6,7 @@
 //! A save is several events (create, write, rename): they are gathered until things have
 //! been quiet for [`DEBOUNCE`], then acted on once.
 
+use crate::lock::lock;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -47,7 +48,7 @@ impl FileWatch {
             if matches!(event.kind, EventKind::Access(_)) {
                 return;
             }
-            let Ok(targets) = seen.lock() else { return };
+            let targets = lock(&seen);
             for path in &event.paths {
                 if let Some(change) = targets.get(path) {
                     let _ = tx.send(*change);
@@ -94,9 +95,7 @@ impl FileWatch {
             }
         }
         self.dirs = dirs;
-        if let Ok(mut targets) = self.targets.lock() {
-            *targets = wanted;
-        }
+        *lock(&self.targets) = wanted;
     }
 }
 

@@ -4,6 +4,7 @@
 //! Central delivers only to a public HTTPS URL, so this endpoint sits behind a reverse proxy
 //! (nginx, Caddy) that terminates TLS and forwards to `[webhook] listen`.
 
+use crate::lock::lock;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -176,7 +177,7 @@ async fn receive(
     let now = clock::unix_now();
     let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     let verified = verify(&shared.secrets, header, &body, now).and_then(|sig| {
-        let mut seen = shared.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = lock(&shared.seen);
         if seen.first_time(sig, now) {
             Ok(())
         } else {

@@ -7,6 +7,7 @@
 //! default only for clients outside the listening subnets: answers from our zones to our own
 //! clients never take the lock below.
 
+use crate::lock::lock;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -78,7 +79,7 @@ impl Limiter {
             IpNet::new(client, prefix).map_or(IpNet::from(client), |n| n.trunc()),
             kind,
         );
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buckets = lock(&self.buckets);
         if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(&key) {
             // Full buckets are idle ones: a second without traffic refills any bucket.
             buckets.retain(|_, b| now.duration_since(b.last).as_secs_f64() < 1.0);

@@ -9,6 +9,7 @@
 pub mod health;
 mod probe;
 
+use crate::lock::lock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -323,8 +324,4 @@ fn run_checks(
         }
         probes.stop();
     });
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -6,6 +6,7 @@
 //! once per network every [`SPACING`]: a burst of syncs (webhooks, a members file rewritten
 //! many times a second) costs one write, not one fsync'd file per sync.
 
+use crate::lock::lock;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
@@ -153,7 +154,7 @@ struct Handle(Arc<Shared>);
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.0.queue.lock().expect("snapshot queue").closed = true;
+        lock(&self.0.queue).closed = true;
         self.0.changed.notify_all();
     }
 }
@@ -184,7 +185,7 @@ impl Writer {
     /// Records a successful sync of `snapshot`; `changed`: its data differs from the last one.
     pub fn save(&self, snapshot: &Arc<NetworkSnapshot>, changed: bool) {
         let shared = &self.0 .0;
-        let mut queue = shared.queue.lock().expect("snapshot queue");
+        let mut queue = lock(&shared.queue);
         let job = (queue.pending.entry(snapshot.id)).or_insert_with(|| Job {
             snapshot: snapshot.clone(),
             changed,
@@ -199,7 +200,7 @@ impl Writer {
     pub fn flush(&self, limit: Duration) {
         let shared = &self.0 .0;
         let deadline = Instant::now() + limit;
-        let mut queue = shared.queue.lock().expect("snapshot queue");
+        let mut queue = lock(&shared.queue);
         queue.flush = true;
         shared.changed.notify_all();
         while !queue.pending.is_empty() || queue.busy {
@@ -219,7 +220,7 @@ impl Writer {
 }
 
 fn write_loop(shared: &Shared, mut store: Store) {
-    let mut queue = shared.queue.lock().expect("snapshot queue");
+    let mut queue = lock(&shared.queue);
     loop {
         let now = Instant::now();
         let urgent = queue.flush || queue.closed;
@@ -234,7 +235,7 @@ fn write_loop(shared: &Shared, mut store: Store) {
                 drop(queue);
                 store.save(&job.snapshot, job.changed);
                 drop(job); // before `busy` clears: a flushed writer holds no snapshot
-                queue = shared.queue.lock().expect("snapshot queue");
+                queue = lock(&shared.queue);
                 queue.busy = false;
                 queue.last.insert(id, Instant::now());
                 shared.changed.notify_all();

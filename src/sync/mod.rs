@@ -16,6 +16,7 @@ pub mod names;
 pub mod poller;
 pub mod publish;
 
+use crate::lock::lock;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -290,9 +291,6 @@ pub async fn fetch_all(config: &Config, files: FileRecords) -> Result<Builder, S
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (each critical
 /// section here is a single map operation).
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(|e| e.into_inner())

@@ -1,6 +1,7 @@
 //! Publishing: both views' compiled zone indexes, swapped in whole with one atomic store
 //! each, and the replaced ones freed off the query threads.
 
+use crate::lock::lock;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,10 +70,6 @@ impl Names {
         }
         Some(directory)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Views {

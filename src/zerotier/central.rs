@@ -1,5 +1,6 @@
 //! ZeroTier Central API v1 client: `GET /network/{id}` and `GET /network/{id}/member`.
 
+use crate::lock::lock;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,7 +49,7 @@ impl Client {
         let path = format!("/network/{}", self.network);
         let network: Network = self.required(&path, "network object").await?;
         let dns = DnsSettings::from_json(network.config.as_ref().and_then(|c| c.dns.as_ref()));
-        *self.dns.lock().expect("dns lock") = Some(dns);
+        *lock(&self.dns) = Some(dns);
         let list: models::RawMembers = self
             .required(&format!("{path}/member"), "member list")
             .await?;
@@ -71,14 +72,14 @@ impl Client {
     /// Sets the network's DNS settings (`config.dns`) if they differ from what the last fetch
     /// saw. Returns whether it wrote anything.
     pub async fn push_dns(&self, wanted: &DnsSettings) -> Result<bool, FetchError> {
-        if self.dns.lock().expect("dns lock").as_ref() == Some(wanted) {
+        if lock(&self.dns).as_ref() == Some(wanted) {
             return Ok(false);
         }
         // A partial update: only config.dns changes.
         let body = json!({"config": {"dns": {"domain": wanted.domain, "servers": wanted.servers}}});
         let path = format!("/network/{}", self.network);
         let _: serde_json::Value = self.api.post(&path, &body, "network object").await?;
-        *self.dns.lock().expect("dns lock") = Some(wanted.clone());
+        *lock(&self.dns) = Some(wanted.clone());
         Ok(true)
     }
 

@@ -11,6 +11,7 @@ pub mod file;
 pub mod local;
 pub mod models;
 
+use crate::lock::lock;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -180,7 +181,7 @@ impl MemberWarnings {
     /// The problems of the latest fetch of `network`: the new ones are logged at WARN.
     pub fn report(&self, network: NetworkId, problems: Vec<String>) {
         let now: std::collections::HashSet<String> = problems.into_iter().collect();
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = lock(&self.last);
         let mut new: Vec<&String> = now.difference(&last).collect();
         new.sort();
         for problem in new {

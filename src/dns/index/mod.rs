@@ -15,10 +15,11 @@
 //! that has it, so a query for a member's name reads one table slot and one stretch of the
 //! arena.
 
+mod encode;
+
 use std::ops::Range;
 
 use foldhash::fast::RandomState;
-use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
 use hickory_proto::rr::RecordType;
@@ -26,8 +27,9 @@ use hickory_proto::rr::RecordType;
 use super::live::{LiveTable, SharedLive};
 pub use super::rrset::RrSet;
 use super::table::{Probe, Table};
-use crate::dname::{class, name_wire, parent, MAX_NAME};
-use crate::zone::{RecordList, Zones};
+use crate::dname::{name_wire, parent, MAX_NAME};
+use crate::zone::Zones;
+use encode::{arena_guess, encode_rrsets, SetStore};
 
 /// Class IN on the wire.
 /// The `*` label in wire form.
@@ -193,71 +195,6 @@ impl Default for ZoneIndex {
     }
 }
 
-/// Appends `TYPE | CLASS | TTL | RDLENGTH | RDATA`.
-fn push_tail(w: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
-    w.extend_from_slice(&rtype.to_be_bytes());
-    w.extend_from_slice(&class::IN.to_be_bytes());
-    w.extend_from_slice(&ttl.to_be_bytes());
-    w.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-    w.extend_from_slice(rdata);
-}
-
-/// Bytes [`push_tail`] writes before the RDATA.
-const TAIL_FIXED: usize = 10;
-
-/// The RRset list (`NSETS | RRSET...`) of one owner's records (`owned`, sorted) into `list`;
-/// an SOA among them also goes into `negative_soa`, as negative answers carry it.
-fn encode_rrsets(
-    records: &RecordList,
-    owned: Range<usize>,
-    list: &mut Vec<u8>,
-    negative_soa: &mut Vec<u8>,
-) {
-    list.clear();
-    list.extend_from_slice(&[0, 0]);
-    let mut nsets = 0u16;
-    for set in records.runs(owned, |a, b| a.rtype == b.rtype) {
-        list.extend_from_slice(&records.get(set.start).rtype.to_le_bytes());
-        list.extend_from_slice(&(set.len() as u16).to_le_bytes());
-        let len_at = list.len();
-        list.extend_from_slice(&[0; 4]);
-        for r in set.map(|i| records.get(i)) {
-            if r.record_type() == RecordType::SOA {
-                // MINIMUM is the last field of SOA RDATA (RFC 1035 3.3.13).
-                let minimum = (r.rdata.len().checked_sub(4))
-                    .and_then(|i| r.rdata[i..].try_into().ok())
-                    .map(u32::from_be_bytes)
-                    .unwrap_or(r.ttl);
-                negative_soa.clear();
-                push_tail(negative_soa, r.rtype, r.ttl.min(minimum), r.rdata);
-            }
-            list.extend_from_slice(&POINTER_TO_QNAME);
-            push_tail(list, r.rtype, r.ttl, r.rdata);
-        }
-        let len = (list.len() - len_at - 4) as u32;
-        list[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
-        nsets += 1;
-    }
-    list[..2].copy_from_slice(&nsets.to_le_bytes());
-}
-
-/// Arena bytes for `zones`: a node per owner and a list of its records each. More than the
-/// arena needs (lists that several names share are stored once; 1.5x at 100,000 members)
-/// unless empty non-terminals are many, so it rarely grows by copying itself.
-fn arena_guess(zones: &Zones, apexes: &[Vec<u8>], owners: &[Vec<Range<usize>>]) -> usize {
-    let mut bytes = 0;
-    for ((z, apex), owners) in zones.zones.iter().zip(apexes).zip(owners) {
-        for owned in owners {
-            let owner = z.records.get(owned.start).owner;
-            bytes += 1 + owner.len() - apex.len() + NODE_FIXED + 2;
-            bytes += (owned.clone().map(|i| z.records.get(i)))
-                .map(|r| RRSET_HEADER + POINTER_TO_QNAME.len() + TAIL_FIXED + r.rdata.len())
-                .sum::<usize>();
-        }
-    }
-    bytes
-}
-
 /// The little-endian u32 at `at` (the arena's offsets and zone numbers).
 #[inline]
 fn le32(bytes: &[u8], at: usize) -> u32 {
@@ -272,35 +209,6 @@ fn is_named(arena: &[u8], zones: &[ZoneMeta], at: u32, name: &[u8]) -> bool {
     let zone = le32(arena, at + 1 + key_len);
     let apex = &zones[zone as usize].apex;
     name.len() == key_len + apex.len() && name.starts_with(key) && name.ends_with(apex)
-}
-
-/// Stores each distinct RRset list once in the arena (only while compiling).
-#[derive(Default)]
-struct SetStore {
-    /// `(offset, length)` of every list stored, by hash of its bytes.
-    seen: HashTable<(u32, u32)>,
-}
-
-impl SetStore {
-    /// The offset of `list` (`NSETS | RRSET...`) in `sets`, appending it if it is new.
-    fn intern(&mut self, sets: &mut Vec<u8>, hasher: &RandomState, list: &[u8]) -> u32 {
-        let hash = hasher.hash_one(list);
-        let slice = |&(at, len): &(u32, u32)| (at as usize, at as usize + len as usize);
-        let found = self.seen.find(hash, |e| {
-            let (from, to) = slice(e);
-            &sets[from..to] == list
-        });
-        if let Some(&(at, _)) = found {
-            return at;
-        }
-        let at = u32::try_from(sets.len()).expect("RRsets under 4 GiB");
-        sets.extend_from_slice(list);
-        self.seen.insert_unique(hash, (at, list.len() as u32), |e| {
-            let (from, to) = slice(e);
-            hasher.hash_one(&sets[from..to])
-        });
-        at
-    }
 }
 
 impl ZoneIndex {

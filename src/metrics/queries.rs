@@ -1,0 +1,144 @@
+//! Query counters by view, type and rcode, and the answer latency histogram: fixed arrays of
+//! atomics written on the query path (no lock, no map lookup), turned into metric families
+//! only when scraped.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::MetricType;
+
+use crate::view::View;
+
+/// Query types counted by name; everything else is `other`.
+const QTYPES: [(u16, &str); 13] = [
+    (1, "A"),
+    (2, "NS"),
+    (5, "CNAME"),
+    (6, "SOA"),
+    (12, "PTR"),
+    (15, "MX"),
+    (16, "TXT"),
+    (28, "AAAA"),
+    (33, "SRV"),
+    (65, "HTTPS"),
+    (252, "AXFR"),
+    (255, "ANY"),
+    (0, "other"),
+];
+/// Response codes counted by name; everything else is `other`.
+const RCODES: [&str; 9] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "other", "BADVERS",
+    "NOTAUTH",
+];
+const VIEWS: [&str; 2] = ["backhaul", "public"];
+/// Upper bounds of the latency buckets, in microseconds.
+const LATENCY_BUCKETS_US: [u64; 14] = [
+    10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 50_000, 250_000, 1_000_000, 3_000_000,
+];
+
+/// Query counters by view, type and rcode, and the answer latency histogram.
+#[derive(Debug)]
+pub(super) struct QueryStats {
+    counts: Vec<AtomicU64>,
+    /// One count per bucket (not cumulative) plus the overflow bucket.
+    latency: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
+    latency_sum_ns: AtomicU64,
+}
+
+fn qtype_index(qtype: u16) -> usize {
+    QTYPES
+        .iter()
+        .position(|(t, _)| *t == qtype)
+        .unwrap_or(QTYPES.len() - 1)
+}
+
+/// The name a response code is counted and logged under.
+pub fn rcode_name(rcode: u16) -> &'static str {
+    RCODES[rcode_index(rcode)]
+}
+
+fn rcode_index(rcode: u16) -> usize {
+    match rcode {
+        0..=5 => usize::from(rcode),
+        16 => 7,
+        9 => 8,
+        _ => 6,
+    }
+}
+
+impl QueryStats {
+    pub(super) fn new() -> QueryStats {
+        QueryStats {
+            counts: (0..VIEWS.len() * QTYPES.len() * RCODES.len())
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            latency: Default::default(),
+            latency_sum_ns: AtomicU64::new(0),
+        }
+    }
+
+    pub(super) fn record(&self, view: View, qtype: u16, rcode: u16, took: Duration) {
+        let v = match view {
+            View::Backhaul => 0,
+            View::Public => 1,
+        };
+        let i = (v * QTYPES.len() + qtype_index(qtype)) * RCODES.len() + rcode_index(rcode);
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        let us = took.as_micros() as u64;
+        let b = LATENCY_BUCKETS_US
+            .iter()
+            .position(|le| us <= *le)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        self.latency[b].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_ns
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
+impl Collector for QueryStats {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let probe = ConstCounter::new(0u64);
+        let mut family = encoder.encode_descriptor(
+            "queries",
+            "DNS queries answered, by view, query type and response code",
+            None,
+            probe.metric_type(),
+        )?;
+        for (v, view) in VIEWS.iter().enumerate() {
+            for (t, (_, qtype)) in QTYPES.iter().enumerate() {
+                for (r, rcode) in RCODES.iter().enumerate() {
+                    let n = self.counts[(v * QTYPES.len() + t) * RCODES.len() + r]
+                        .load(Ordering::Relaxed);
+                    if n == 0 {
+                        continue;
+                    }
+                    let labels = [("view", *view), ("type", *qtype), ("rcode", *rcode)];
+                    ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        // Per-bucket counts: the encoder makes them cumulative.
+        let mut total = 0;
+        let mut buckets = Vec::with_capacity(self.latency.len());
+        for (i, count) in self.latency.iter().enumerate() {
+            let n = count.load(Ordering::Relaxed);
+            total += n;
+            let le = LATENCY_BUCKETS_US
+                .get(i)
+                .map_or(f64::INFINITY, |us| *us as f64 / 1e6);
+            buckets.push((le, n));
+        }
+        let sum = self.latency_sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        let mut histogram = encoder.encode_descriptor(
+            "answer_latency_seconds",
+            "Time from receiving a query to sending its answer",
+            None,
+            MetricType::Histogram,
+        )?;
+        histogram
+            .encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, total, &buckets, None)
+    }
+}
