@@ -37,6 +37,8 @@ mod sources;
 mod split_horizon;
 // Real NSD and Knot secondaries: TSIG, IXFR, a restart of the primary, a wrong key.
 mod secondaries;
+// The same request gets the same bytes over UDP and TCP.
+mod transports;
 // `[[service]]`: names for roles by tag, glob and description; aliases; TCP health checks.
 mod services;
 // The status page in headless Chromium, /api/v1/names, /hosts and `backhaul-dns hosts`.

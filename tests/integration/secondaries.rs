@@ -368,7 +368,7 @@ fn secondaries_with_a_wrong_key_get_nothing() {
 
 /// A signed SOA query written from RFC 8945 4.3 by hand (not by the server's code): the
 /// request, then its TSIG record with the MAC over the request and the TSIG variables.
-fn signed_soa_query(id: u16, key: &str, secret: &[u8], time: u64) -> Vec<u8> {
+pub(crate) fn signed_soa_query(id: u16, key: &str, secret: &[u8], time: u64) -> Vec<u8> {
     use hmac::{Hmac, Mac};
     let mut m = id.to_be_bytes().to_vec();
     m.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
