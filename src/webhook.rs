@@ -197,7 +197,7 @@ async fn receive(
         .as_deref()
         .and_then(|n| n.parse::<NetworkId>().ok());
     let trigger = network.and_then(|n| {
-        let t = shared.triggers.read().ok()?.get(&n).cloned()?;
+        let t = crate::lock::read(&shared.triggers).get(&n).cloned()?;
         Some((n, t))
     });
     match trigger {

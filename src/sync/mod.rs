@@ -16,7 +16,7 @@ pub mod names;
 pub mod poller;
 pub mod publish;
 
-use crate::lock::lock;
+use crate::lock::{lock, read};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -162,7 +162,7 @@ impl SyncHandle {
         self.telemetry.set_networks(&ids);
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         {
-            let mut triggers = self.triggers.write().unwrap_or_else(|e| e.into_inner());
+            let mut triggers = crate::lock::write(&self.triggers);
             triggers.retain(|id, _| config.networks.iter().any(|n| n.id == *id));
             for net in &changed {
                 triggers.entry(net.id).or_default();
@@ -287,13 +287,6 @@ pub async fn fetch_all(config: &Config, files: FileRecords) -> Result<Builder, S
         builder.set(snapshot);
     }
     Ok(builder)
-}
-
-/// Locks a mutex whose data stays consistent even if a holder panicked (each critical
-/// section here is a single map operation).
-
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|e| e.into_inner())
 }
 
 /// How long shutdown waits for the builder to finish a build under way.
