@@ -27,7 +27,7 @@
 //!      lists are parsed on. [`memory`]: freed memory back to the system after a sync.
 //!    - [`reverse`]: PTR owner names and reverse-zone apexes.
 //!    - [`lock`]: the one lock policy (no panic on a poisoned lock). [`once`]: log a repeated
-//!      condition once.
+//!      condition once. [`places`]: connections held per client and in all.
 //! 2. **Data**: plain values in, plain values out.
 //!    - [`config`]: the TOML file -> validated [`config::Config`]; every error is one line.
 //!    - [`zerotier`]: API models and clients (Central, controller, local service, members
@@ -78,6 +78,7 @@ pub mod memory;
 pub mod metrics;
 pub mod names;
 pub mod once;
+pub mod places;
 pub mod records;
 pub mod reverse;
 pub mod run;

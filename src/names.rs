@@ -188,12 +188,21 @@ impl<'a> Named<'a> {
     }
 }
 
+/// Whether settling names logs what it finds: a zone build does, once per change; the names
+/// directory (`/hosts`, `/api/v1/names`) reads the same data again and stays quiet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    Log,
+    Quiet,
+}
+
 /// Applies the collision rule; returns the conflicts (one per losing member) and the member
 /// names that a records-file name took over.
 pub fn resolve(
     entries: &mut [Named<'_>],
     apexes: &BTreeSet<Name>,
     file_owners: &HashSet<Vec<u8>>,
+    report: Report,
 ) -> (Vec<Conflict>, Vec<Override>) {
     let mut overridden = Vec::new();
     // Sorting the claims by name groups the claimants of each name without a map of lists.
@@ -206,8 +215,10 @@ pub fn resolve(
                 continue;
             };
             if zt_names.contains(wire.as_slice()) || apexes.contains(wire) {
-                tracing::warn!(network = %e.network, member = %e.member.node, name = %wire_to_text(wire),
-                    "name is reserved (a zt- name or a zone apex): zt- name only");
+                if report == Report::Log {
+                    tracing::warn!(network = %e.network, member = %e.member.node, name = %wire_to_text(wire),
+                        "name is reserved (a zt- name or a zone apex): zt- name only");
+                }
                 continue;
             }
             if file_owners.contains(wire) {
@@ -239,8 +250,10 @@ pub fn resolve(
                 e.custom_won = true;
             } else {
                 let name = wire_name(e.custom_wire.as_deref().unwrap_or_default());
-                tracing::warn!(network = %e.network, name = %name, winner = %winner, loser = %e.member.node,
-                    "name conflict: the older member keeps the name, the other keeps only its zt- name");
+                if report == Report::Log {
+                    tracing::warn!(network = %e.network, name = %name, winner = %winner, loser = %e.member.node,
+                        "name conflict: the older member keeps the name, the other keeps only its zt- name");
+                }
                 conflicts.push(Conflict {
                     name,
                     winner,
@@ -264,6 +277,7 @@ pub fn resolve_aliases(
     entries: &mut [Named<'_>],
     domain_of: impl Fn(NetworkId) -> Vec<u8>,
     mut taken: HashSet<Vec<u8>>,
+    report: Report,
 ) -> Vec<Conflict> {
     // Who holds each member-held name, for the conflict report.
     let mut holders: foldhash::HashMap<Vec<u8>, NodeId> = foldhash::HashMap::default();
@@ -301,8 +315,10 @@ pub fn resolve_aliases(
                 continue;
             }
             if let Some(holder) = holders.get(&wire).copied().filter(|h| *h != e.member.node) {
-                tracing::warn!(network = %e.network, name = %wire_to_text(&wire), holder = %holder, member = %e.member.node,
-                    "alias conflict: the name is taken, the alias is not served");
+                if report == Report::Log {
+                    tracing::warn!(network = %e.network, name = %wire_to_text(&wire), holder = %holder, member = %e.member.node,
+                        "alias conflict: the name is taken, the alias is not served");
+                }
                 conflicts.push(Conflict {
                     name: wire_name(&wire),
                     winner: holder,
@@ -312,8 +328,10 @@ pub fn resolve_aliases(
                 continue;
             }
             if taken.contains(&wire) {
-                tracing::warn!(network = %e.network, name = %wire_to_text(&wire), member = %e.member.node,
-                    "alias not served: the records file, a service or a zone apex has the name");
+                if report == Report::Log {
+                    tracing::warn!(network = %e.network, name = %wire_to_text(&wire), member = %e.member.node,
+                        "alias not served: the records file, a service or a zone apex has the name");
+                }
                 continue;
             }
             taken.insert(wire.clone());

@@ -164,9 +164,16 @@ pub async fn serve(
             triggers,
             seen: Mutex::default(),
         }));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    // Central delivers from the internet: anyone may connect; the signature decides.
+    let admit = |_| true;
+    crate::http::conn::serve(
+        listener,
+        app,
+        admit,
+        crate::http::conn::Guard::WEBHOOK,
+        shutdown,
+    )
+    .await
 }
 
 async fn receive(

@@ -4,10 +4,8 @@
 //! the transports act on, among them the forwarding path ([`Context::forwarded`]), one
 //! function for both transports.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -23,9 +21,9 @@ use super::transfer;
 use super::wire::{self, Request};
 use super::SharedZone;
 use crate::dname::wire_to_text;
-use crate::lock::lock;
 use crate::metrics::{rcode_name, Telemetry};
 use crate::once::LogOnce;
+use crate::places::{Place, Places};
 use crate::view::View;
 
 /// Forwarded UDP queries waiting for upstreams at once; beyond this, SERVFAIL at once.
@@ -52,43 +50,7 @@ pub struct Context {
     /// Cancelled at shutdown: listeners stop taking new queries.
     pub shutdown: CancellationToken,
     /// TCP connections open now, in all and per client.
-    tcp_per_client: Mutex<HashMap<IpAddr, usize>>,
-    /// Read on every TCP query (the idle time): an atomic, not the lock.
-    tcp_total: AtomicUsize,
-}
-
-/// One TCP connection counted in its context; dropping it gives the place back.
-pub struct TcpSlot {
-    ctx: Arc<Context>,
-    client: IpAddr,
-}
-
-impl Drop for TcpSlot {
-    fn drop(&mut self) {
-        let mut per_client = lock(&self.ctx.tcp_per_client);
-        self.ctx.tcp_total.fetch_sub(1, Ordering::Relaxed);
-        if let Some(n) = per_client.get_mut(&self.client) {
-            *n -= 1;
-            if *n == 0 {
-                per_client.remove(&self.client);
-            }
-        }
-    }
-}
-
-/// The unit one client's connections are counted in: an IPv4 address, or an IPv6 /64 (one
-/// host can use a whole /64).
-fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-        v4 => v4,
-    }
+    tcp: Places,
 }
 
 impl Context {
@@ -107,8 +69,7 @@ impl Context {
             telemetry,
             tasks: TaskTracker::new(),
             shutdown,
-            tcp_per_client: Mutex::default(),
-            tcp_total: AtomicUsize::new(0),
+            tcp: Places::default(),
         }
     }
 
@@ -141,22 +102,9 @@ impl Context {
 
     /// A place for a new TCP connection from `client`, unless all are taken or this client
     /// holds its share already (then the connection is closed at once).
-    pub fn tcp_slot(self: &Arc<Self>, client: IpAddr) -> Option<TcpSlot> {
+    pub fn tcp_slot(&self, client: IpAddr) -> Option<Place> {
         let limits = self.rules.load().tcp;
-        let key = client_key(client);
-        // Taken and given back under the lock, so the two counts move together.
-        let mut per_client = lock(&self.tcp_per_client);
-        let mine = per_client.get(&key).copied().unwrap_or(0);
-        let total = self.tcp_total.load(Ordering::Relaxed);
-        if total >= limits.connections || mine >= limits.per_client {
-            return None;
-        }
-        self.tcp_total.fetch_add(1, Ordering::Relaxed);
-        *per_client.entry(key).or_default() += 1;
-        Some(TcpSlot {
-            ctx: self.clone(),
-            client: key,
-        })
+        self.tcp.take(client, limits.connections, limits.per_client)
     }
 
     /// How long a connection may wait for its next query: the configured idle time, cut to
@@ -164,7 +112,7 @@ impl Context {
     /// under load), so that idle clients make room.
     pub fn tcp_idle(&self) -> Duration {
         let limits = self.rules.load().tcp;
-        if self.tcp_total.load(Ordering::Relaxed) * 2 > limits.connections {
+        if self.tcp.total() * 2 > limits.connections {
             limits.idle.min(BUSY_IDLE)
         } else {
             limits.idle
@@ -357,12 +305,11 @@ mod tests {
     }
 
     #[test]
-    fn tcp_places_per_client_and_in_all() {
+    fn tcp_idle_time_shortens_when_busy() {
         let ctx = context(None);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "fd00::1".parse().unwrap();
-        let b2: IpAddr = "fd00::2".parse().unwrap(); // the same /64
-        let a1 = ctx.tcp_slot(a).unwrap();
+        let _a1 = ctx.tcp_slot(a).unwrap();
         let _a2 = ctx.tcp_slot(a).unwrap();
         assert_eq!(
             ctx.tcp_idle(),
@@ -372,14 +319,6 @@ mod tests {
         assert!(ctx.tcp_slot(a).is_none(), "a third from one client");
         let _b1 = ctx.tcp_slot(b).unwrap();
         assert_eq!(ctx.tcp_idle(), BUSY_IDLE, "over half taken: busy");
-        let _b2 = ctx.tcp_slot(b2).unwrap();
-        assert!(ctx.tcp_slot(b2).is_none(), "the same /64 is one client");
-        assert!(
-            ctx.tcp_slot("10.0.0.9".parse().unwrap()).is_none(),
-            "none left"
-        );
-        drop(a1);
-        assert!(ctx.tcp_slot(a).is_some(), "a place given back");
     }
 
     /// `id 0x1234, RD`, one question `x.example. A`.

@@ -1,25 +1,92 @@
 //! The operator's HTTP endpoint (`[http] listen`): `/` (the status page, [`page`]),
 //! `/api/v1/names` (every name served, JSON), `/hosts` (a hosts file), `/healthz` (the
 //! process is alive), `/readyz` (answering, with a zone for every network; JSON detail) and
-//! `/metrics` (Prometheus text format).
+//! `/metrics` (Prometheus text format). Connections are guarded by [`conn`]; who may ask is
+//! [`Access`], checked at accept (the client's address) and per request (the `Host` header,
+//! against DNS rebinding).
 
+pub mod conn;
 mod page;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Query, State};
+use arc_swap::ArcSwap;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
-
+use ipnet::IpNet;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock;
-use crate::dns::access::SharedAcl;
+use crate::config::Config;
+use crate::dns::access::Acl;
 use crate::metrics::Telemetry;
 use crate::sync::publish::Names;
-use crate::zone::Directory;
+
+/// Who may use the endpoint: loopback, the listening interfaces' subnets and `[http] allow`
+/// by address; by name, requests whose `Host` is an address, `localhost` or a name in a
+/// domain we serve. A web page elsewhere that makes its own name resolve to this server (DNS
+/// rebinding) sends its own name as `Host` and is refused, so it cannot read the member list
+/// through a browser on an allowed host.
+#[derive(Debug, Default)]
+pub struct Access {
+    clients: Acl,
+    /// Lowercase, without the final dot.
+    domains: Vec<String>,
+}
+
+/// Replaced when the listening addresses or the config change.
+pub type SharedAccess = Arc<ArcSwap<Access>>;
+
+impl Access {
+    pub fn new(nets: &[IpNet], config: &Config) -> Access {
+        let mut domains: Vec<String> = std::iter::once(&config.domain)
+            .chain(config.networks.iter().map(|n| &n.domain))
+            .map(|d| d.to_ascii().trim_end_matches('.').to_ascii_lowercase())
+            .collect();
+        domains.sort();
+        domains.dedup();
+        Access {
+            clients: Acl::new(nets, &config.http_allow),
+            domains,
+        }
+    }
+
+    /// Whether `client` may connect (loopback always may).
+    pub fn admits(&self, client: IpAddr) -> bool {
+        client.to_canonical().is_loopback() || self.clients.allows(client)
+    }
+
+    /// Whether a request with this `Host` header (or none, as HTTP/1.0 allows) is for us.
+    pub fn host_ok(&self, host: Option<&str>) -> bool {
+        let Some(host) = host else { return true };
+        let name = match host.strip_prefix('[') {
+            // `[v6]` or `[v6]:port`: an address.
+            Some(rest) => {
+                return rest
+                    .split(']')
+                    .next()
+                    .is_some_and(|a| a.parse::<IpAddr>().is_ok())
+            }
+            None => match host.rsplit_once(':') {
+                Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+                _ => host,
+            },
+        };
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        name.parse::<IpAddr>().is_ok()
+            || name == "localhost"
+            || self.domains.iter().any(|d| {
+                name == *d
+                    || (name.len() > d.len()
+                        && name.ends_with(d.as_str())
+                        && name.as_bytes()[name.len() - d.len() - 1] == b'.')
+            })
+    }
+}
 
 /// Binds the endpoint (a busy port is a start-up error, not a silent one later).
 pub async fn bind(listen: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
@@ -33,7 +100,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     telemetry: Arc<Telemetry>,
     names: Arc<Names>,
-    clients: SharedAcl,
+    access: SharedAccess,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let app = axum::Router::new()
@@ -43,29 +110,32 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(Endpoint { telemetry, names })
-        .layer(axum::middleware::from_fn_with_state(clients, only_allowed));
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+        .with_state(Endpoint {
+            telemetry,
+            names,
+            rendered: Arc::default(),
+        })
+        .layer(axum::middleware::from_fn_with_state(access.clone(), for_us));
+    let admit = move |ip| access.load().admits(ip);
+    conn::serve(listener, app, admit, conn::Guard::ENDPOINT, shutdown).await
 }
 
-/// Loopback, the listening interfaces' subnets and `[http] allow` may ask; everyone else
-/// gets 403, as DNS clients outside them get REFUSED.
-async fn only_allowed(
-    State(clients): State<SharedAcl>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+/// A request whose `Host` names someone else (DNS rebinding) gets 403.
+async fn for_us(
+    State(access): State<SharedAccess>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let ip = peer.ip().to_canonical();
-    if ip.is_loopback() || clients.load().allows(ip) {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .map(|h| h.to_str().unwrap_or("\0"));
+    if access.load().host_ok(host) {
         return next.run(request).await;
     }
     (
         StatusCode::FORBIDDEN,
-        "not allowed: add this client to [http] allow\n",
+        "the Host header names neither an address nor a domain this server serves\n",
     )
         .into_response()
 }
@@ -75,16 +145,16 @@ async fn only_allowed(
 struct Endpoint {
     telemetry: Arc<Telemetry>,
     names: Arc<Names>,
+    /// `/api/v1/names` and `/hosts` of the last build, rendered once.
+    rendered: Arc<tokio::sync::Mutex<Option<Rendered>>>,
 }
 
-/// The directory of the last build, worked out off the async workers (a zone build's worth
-/// of work the first time after a build); `None` before the first build.
-async fn directory(names: &Arc<Names>) -> Option<Arc<Directory>> {
-    let names = names.clone();
-    tokio::task::spawn_blocking(move || names.directory())
-        .await
-        .ok()
-        .flatten()
+/// The names directory of one build as the two documents that serve it whole.
+#[derive(Clone)]
+struct Rendered {
+    build: usize,
+    json: Bytes,
+    hosts: Bytes,
 }
 
 fn not_yet() -> axum::response::Response {
@@ -95,18 +165,43 @@ fn not_yet() -> axum::response::Response {
         .into_response()
 }
 
+/// The documents of the last build: rendered once per build off the async workers (which
+/// also serve DNS over TCP and forwarding), then handed out as shared bytes. Requests that
+/// arrive together wait for the one rendering.
+async fn rendered(e: &Endpoint) -> Option<Rendered> {
+    let build = e.names.build()?;
+    let mut cache = e.rendered.lock().await;
+    if let Some(r) = cache.as_ref().filter(|r| r.build == build) {
+        return Some(r.clone());
+    }
+    let names = e.names.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let directory = names.directory()?;
+        let json = serde_json::to_vec(directory.as_ref()).ok()?;
+        Some((json, directory.hosts()))
+    });
+    let (json, hosts) = done.await.ok().flatten()?;
+    let r = Rendered {
+        build,
+        json: Bytes::from(json),
+        hosts: Bytes::from(hosts),
+    };
+    *cache = Some(r.clone());
+    Some(r)
+}
+
 async fn names_json(State(e): State<Endpoint>) -> axum::response::Response {
-    match directory(&e.names).await {
-        Some(d) => axum::Json(d.as_ref()).into_response(),
+    match rendered(&e).await {
+        Some(r) => ([(header::CONTENT_TYPE, "application/json")], r.json).into_response(),
         None => not_yet(),
     }
 }
 
 async fn hosts(State(e): State<Endpoint>) -> axum::response::Response {
-    match directory(&e.names).await {
-        Some(d) => (
+    match rendered(&e).await {
+        Some(r) => (
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            d.hosts(),
+            r.hosts,
         )
             .into_response(),
         None => not_yet(),
@@ -117,13 +212,15 @@ async fn status_page(
     State(e): State<Endpoint>,
     Query(query): Query<page::PageQuery>,
 ) -> axum::response::Response {
-    let directory = directory(&e.names).await.unwrap_or_default();
-    let html = page::render(
-        &e.telemetry.readiness(),
-        &directory,
-        clock::unix_now(),
-        &query,
-    );
+    let names = e.names.clone();
+    let readiness = e.telemetry.readiness();
+    // A page of every name is a zone build's worth of work: off the async workers.
+    let html = tokio::task::spawn_blocking(move || {
+        let directory = names.directory().unwrap_or_default();
+        page::render(&readiness, &directory, clock::unix_now(), &query)
+    })
+    .await
+    .unwrap_or_default();
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),

@@ -20,10 +20,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ForwardZone, ListenOn, Source};
-use crate::dns::access::{Acl, SharedAcl};
 use crate::dns::context::Context;
 use crate::dns::listen::Listeners;
 use crate::dns::rules::{Rules, Surroundings};
+use crate::http::{Access, SharedAccess};
 use crate::interfaces::Finder;
 use crate::metrics::Telemetry;
 use crate::records::FileRecords;
@@ -53,8 +53,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
     // protection) can use them at once.
     let nets: Vec<IpNet> = finder.find().await.unwrap_or_default();
     // Who may use the HTTP endpoint besides loopback: the same subnets, `[http] allow`.
-    let http_clients: SharedAcl =
-        Arc::new(ArcSwap::from_pointee(Acl::new(&nets, &config.http_allow)));
+    let http_access: SharedAccess = Arc::new(ArcSwap::from_pointee(Access::new(&nets, &config)));
     let own: Vec<IpAddr> = nets.iter().map(|n| n.addr()).collect();
     let around = Surroundings {
         nets: &nets,
@@ -84,7 +83,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
             listener,
             telemetry.clone(),
             views.names.clone(),
-            http_clients.clone(),
+            http_access.clone(),
             shutdown.clone(),
         );
         tasks.spawn(async move {
@@ -103,7 +102,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         settling: Settling::default(),
         delegations: files.delegations.clone(),
         nets,
-        http_clients,
+        http_access,
         config,
     };
     // Watch before the first read of any file, so that no edit falls in between.
@@ -165,7 +164,7 @@ struct Server {
     /// The backhaul listening addresses with their prefixes, as last found (the rules' ACL).
     nets: Vec<IpNet>,
     /// Who may use the HTTP endpoint besides loopback.
-    http_clients: SharedAcl,
+    http_access: SharedAccess,
     listeners: Listeners,
     /// `[public]` addresses.
     public: Listeners,
@@ -246,8 +245,7 @@ impl Server {
         let found = (self.follower).step(finder, &mut self.listeners).await?;
         if let Some(nets) = found.filter(|n| *n != self.nets) {
             self.nets = nets;
-            self.http_clients
-                .store(Arc::new(Acl::new(&self.nets, &self.config.http_allow)));
+            (self.http_access).store(Arc::new(Access::new(&self.nets, &self.config)));
             if let Err(e) = self.apply_rules(&self.config) {
                 tracing::error!("keeping the previous rules: {e:#}");
             }

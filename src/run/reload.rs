@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::Server;
 use crate::config::{Config, Listen};
-use crate::dns::access::Acl;
+use crate::http::Access;
 use crate::records;
 use crate::sync::SyncHandle;
 use crate::watch::FileWatch;
@@ -68,8 +68,7 @@ impl Server {
             return reject(&format!("{e:#}"));
         }
         files_watch.follow(&new, &included);
-        self.http_clients
-            .store(Arc::new(Acl::new(&self.nets, &new.http_allow)));
+        (self.http_access).store(Arc::new(Access::new(&self.nets, &new)));
         self.config = new;
         self.telemetry.reload(true);
         tracing::info!(cause = why, "configuration reloaded");

@@ -43,12 +43,27 @@ pub struct Names {
     source: Mutex<Option<Arc<NamesSource>>>,
     /// The directory of `source` while some request still holds it.
     shared: Mutex<Weak<Directory>>,
+    /// Counts the builds set so far.
+    builds: std::sync::atomic::AtomicUsize,
 }
 
 impl Names {
     pub fn set(&self, source: NamesSource) {
-        *lock(&self.source) = Some(Arc::new(source));
+        let mut current = lock(&self.source);
+        *current = Some(Arc::new(source));
+        self.builds
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        drop(current);
         *lock(&self.shared) = Weak::new();
+    }
+
+    /// Which build the directory is of now (changes with every build; `None` before the
+    /// first): what renderings of it are kept by.
+    pub fn build(&self) -> Option<usize> {
+        let source = lock(&self.source);
+        source
+            .as_ref()
+            .map(|_| self.builds.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// The directory of the last build (`None` before the first). Takes a zone build's naming

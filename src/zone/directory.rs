@@ -105,7 +105,7 @@ pub fn directory(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords)
         overridden,
         plans,
         ..
-    } = settle(inputs, settings, files);
+    } = settle(inputs, settings, files, crate::names::Report::Quiet); // the build logged it
     let text = |wire: &[u8]| wire_to_text(wire).trim_end_matches('.').to_owned();
     let mut rows = Vec::with_capacity(entries.len() * 2);
     let lost: HashMap<(NetworkId, NodeId), Problem> = conflicts

@@ -125,7 +125,7 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
         overridden,
         reserved,
         plans,
-    } = settle(inputs, settings, files);
+    } = settle(inputs, settings, files, names::Report::Log);
     let (mut records, members, records_by_network) = member_records(&entries, &reserved, settings);
     services::push_records(&mut records, &plans);
     // The listen addresses are the apex's A/AAAA (the NS name's addresses), unless the records
@@ -176,7 +176,12 @@ struct Settled<'a> {
 }
 
 /// Steps 1 and 2: gathers the members and settles their names.
-fn settle<'a>(inputs: &[Input<'a>], settings: &Settings, files: &FileRecords) -> Settled<'a> {
+fn settle<'a>(
+    inputs: &[Input<'a>],
+    settings: &Settings,
+    files: &FileRecords,
+    report: names::Report,
+) -> Settled<'a> {
     let Gathered {
         mut entries,
         apexes,
@@ -189,14 +194,19 @@ fn settle<'a>(inputs: &[Input<'a>], settings: &Settings, files: &FileRecords) ->
     for (owner, srv) in services::owner_names(&settings.services) {
         reserved.extend(std::iter::once(owner).chain(srv));
     }
-    let (mut conflicts, overridden) = names::resolve(&mut entries, &apexes, &reserved);
+    let (mut conflicts, overridden) = names::resolve(&mut entries, &apexes, &reserved, report);
     let mut taken = reserved.clone();
     taken.extend(apexes.iter().map(name_wire));
     let domains: BTreeMap<NetworkId, Vec<u8>> = (inputs.iter())
         .map(|i| (i.network.id, name_wire(&i.network.domain)))
         .collect();
     let domain_of = |id: NetworkId| domains.get(&id).cloned().unwrap_or_default();
-    conflicts.extend(names::resolve_aliases(&mut entries, domain_of, taken));
+    conflicts.extend(names::resolve_aliases(
+        &mut entries,
+        domain_of,
+        taken,
+        report,
+    ));
     let plans = services::select(&settings.services, &entries, inputs, &file_owners);
     Settled {
         entries,

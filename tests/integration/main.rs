@@ -17,6 +17,8 @@ mod dns_behaviour;
 mod forward;
 // The fuzz targets' corpora and regressions, replayed on stable.
 mod fuzz_corpora;
+// Hostile input gets nowhere: floods, slow clients, rebinding, what members can make us do.
+mod hostile;
 // `[http]`: /healthz, /readyz, /metrics, the query log, `health`.
 mod http;
 // Member names and addresses as served: every naming rule.

@@ -22,12 +22,17 @@ const MEMBERS: &str = r#"[
 ]"#;
 
 /// Starts the server inside `lab.srv` with `listen` as its `[listen]` table body.
-fn serve(lab: &Lab, listen: &str, prefix: &[&str]) -> Server {
+pub(crate) fn serve(lab: &Lab, listen: &str, prefix: &[&str]) -> Server {
     serve_forwarding(lab, listen, "", prefix)
 }
 
 /// Like [`serve`], forwarding other names to `upstreams` (a TOML list body).
-fn serve_forwarding(lab: &Lab, listen: &str, upstreams: &str, prefix: &[&str]) -> Server {
+pub(crate) fn serve_forwarding(
+    lab: &Lab,
+    listen: &str,
+    upstreams: &str,
+    prefix: &[&str],
+) -> Server {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("members.json"), MEMBERS).unwrap();
     let config = format!(
@@ -39,12 +44,12 @@ fn serve_forwarding(lab: &Lab, listen: &str, upstreams: &str, prefix: &[&str]) -
     Server::launch(dir, &config, &full)
 }
 
-fn ask(lab: &Lab, server: SocketAddr, name: &str) -> Option<Message> {
+pub(crate) fn ask(lab: &Lab, server: SocketAddr, name: &str) -> Option<Message> {
     let q = request(name, RecordType::A).to_vec().unwrap();
     in_netns(&lab.cli.name, || udp_raw(server, &q)).map(|b| Message::from_vec(&b).unwrap())
 }
 
-fn ask_from(lab: &Lab, from: &str, server: SocketAddr, name: &str) -> Option<Message> {
+pub(crate) fn ask_from(lab: &Lab, from: &str, server: SocketAddr, name: &str) -> Option<Message> {
     let q = request(name, RecordType::A).to_vec().unwrap();
     let from: SocketAddr = format!("{from}:0").parse().unwrap();
     in_netns(&lab.cli.name, || udp_raw_from(from, server, &q))
@@ -52,7 +57,12 @@ fn ask_from(lab: &Lab, from: &str, server: SocketAddr, name: &str) -> Option<Mes
 }
 
 /// Waits (up to 10 s, the issue's bound) until `server` answers `name` with an address.
-fn answered_within_10s(lab: &Lab, server: SocketAddr, name: &str, logs: &Server) -> Message {
+pub(crate) fn answered_within_10s(
+    lab: &Lab,
+    server: SocketAddr,
+    name: &str,
+    logs: &Server,
+) -> Message {
     wait_for(Duration::from_secs(10), || {
         ask(lab, server, name).filter(|m| !m.answers.is_empty())
     })
@@ -64,7 +74,7 @@ fn answered_within_10s(lab: &Lab, server: SocketAddr, name: &str, logs: &Server)
     })
 }
 
-fn addr(s: &str) -> SocketAddr {
+pub(crate) fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
@@ -478,7 +488,7 @@ fn unreadable_authtoken_is_a_config_error() {
 
 /// Opens a TCP connection from `from` to `to` (inside the client namespace, on the calling
 /// thread's namespace), non-blocking once connected.
-fn tcp_from(from: &str, to: SocketAddr) -> std::io::Result<std::net::TcpStream> {
+pub(crate) fn tcp_from(from: &str, to: SocketAddr) -> std::io::Result<std::net::TcpStream> {
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
     sock.bind(&addr(&format!("{from}:0")).into())?;
     sock.connect_timeout(&to.into(), Duration::from_secs(5))?;
@@ -583,7 +593,7 @@ fn http_status_from(lab: &Lab, from: &str, to: SocketAddr) -> u16 {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         write!(
             s,
-            "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            "GET /healthz HTTP/1.1\r\nHost: {to}\r\nConnection: close\r\n\r\n"
         )
         .unwrap();
         let mut text = String::new();

@@ -1,0 +1,251 @@
+//! Hostile input gets nowhere: what strangers and members can make the server do, tried
+//! against the binary.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use crate::common::netns::*;
+use crate::common::*;
+use crate::netns::{addr, answered_within_10s, ask, serve, tcp_from};
+use hickory_proto::rr::RecordType;
+
+/// Raises this test process's open-file limit to its hard limit: it opens more than a
+/// thousand connections.
+fn raise_nofile() {
+    // SAFETY: plain libc calls with a valid rlimit struct on this process.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut r), 0);
+        r.rlim_cur = r.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &r), 0);
+    }
+}
+
+/// One HTTP request from `from` (in the client namespace) to `to` with `host` as its Host
+/// header; the status code (0 when the connection gives no answer).
+fn http_from(lab: &Lab, from: &str, to: std::net::SocketAddr, path: &str, host: &str) -> u16 {
+    in_netns(&lab.cli.name, || {
+        let Ok(mut s) = tcp_from(from, to) else {
+            return 0;
+        };
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        if s.write_all(request.as_bytes()).is_err() {
+            return 0;
+        }
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0)
+    })
+}
+
+/// Established connections to the server's port `port` from `from`, as the server's
+/// namespace sees them.
+fn established(lab: &Lab, port: u16, from: &str) -> usize {
+    let ss = exec_in(
+        &lab.srv.name,
+        &[
+            "ss",
+            "-tnH",
+            "state",
+            "established",
+            &format!("( sport = :{port} )"),
+        ],
+    );
+    ss.matches(&format!("{from}:")).count()
+}
+
+/// With systemd's default open-file limit (1024), a stranger outside `[http] allow` opening
+/// 1,100 connections to the HTTP endpoint and sending the start of a request on each, and an
+/// allowed client holding idle and trickling connections, take nothing from DNS or from the
+/// endpoint's own clients: the stranger is closed at accept, idle connections are closed after
+/// the header timeout, and a page that rebinds its own name to the server gets 403.
+#[test]
+fn http_floods_slow_clients_and_rebinding_get_nowhere() {
+    raise_nofile();
+    let lab = Lab::new(true);
+    lab.add_outside_client();
+    let server = serve(
+        &lab,
+        &format!("interface = \"{ZT_IF}\"\nport = 53\n\n[http]\nlisten = \"10.147.17.1:9153\""),
+        &["prlimit", "--nofile=1024:1024"],
+    );
+    let dns = addr("10.147.17.1:53");
+    let http = addr("10.147.17.1:9153");
+    answered_within_10s(&lab, dns, "db.backhaul.", &server);
+    wait_for(Duration::from_secs(10), || {
+        (http_from(&lab, "10.147.17.2", http, "/healthz", "10.147.17.1:9153") == 200).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the endpoint never answered; logs:\n{}", server.log_text()));
+
+    // DNS rebinding: a page whose own name now resolves to this server sends that name.
+    assert_eq!(
+        http_from(
+            &lab,
+            "10.147.17.2",
+            http,
+            "/api/v1/names",
+            "evil.example:9153"
+        ),
+        403
+    );
+    assert_eq!(
+        http_from(
+            &lab,
+            "10.147.17.2",
+            http,
+            "/api/v1/names",
+            "ns.backhaul:9153"
+        ),
+        200,
+        "a name in our own domain is ours"
+    );
+
+    let held = in_netns(&lab.cli.name, || {
+        let mut held = Vec::new();
+        // The stranger: 1,100 connections, each with the start of a request.
+        for _ in 0..1100 {
+            if let Ok(mut s) = tcp_from("192.0.2.2", http) {
+                s.set_nonblocking(true).unwrap();
+                let _ = s.write(b"GET / HTTP/1.1\r\n");
+                held.push(s);
+            }
+        }
+        // An allowed client: 40 idle connections and 40 that send one byte now and then.
+        for i in 0..80 {
+            if let Ok(mut s) = tcp_from("10.147.17.2", http) {
+                s.set_nonblocking(true).unwrap();
+                if i % 2 == 0 {
+                    let _ = s.write(b"G");
+                }
+                held.push(s);
+            }
+        }
+        held
+    });
+
+    // Meanwhile DNS answers every query, and the endpoint answers an allowed client.
+    let mut answered = 0;
+    for _ in 0..200 {
+        if ask(&lab, dns, "db.backhaul.").is_some_and(|m| is_a(&m, "10.147.17.20")) {
+            answered += 1;
+        }
+    }
+    assert_eq!(
+        answered, 200,
+        "DNS answered {answered} of 200 during the flood"
+    );
+    let status = wait_for(Duration::from_secs(10), || {
+        let s = http_from(&lab, "10.147.17.2", http, "/healthz", "10.147.17.1:9153");
+        (s == 200).then_some(s)
+    });
+    assert_eq!(status, Some(200), "logs:\n{}", server.log_text());
+
+    // The stranger holds nothing; the idle and trickling connections are closed after the
+    // header timeout (5 s), even though the client never closes them.
+    let cleared = wait_for(Duration::from_secs(20), || {
+        let outside = established(&lab, 9153, "192.0.2.2");
+        let inside = established(&lab, 9153, "10.147.17.2");
+        (outside == 0 && inside == 0).then_some(())
+    });
+    assert!(
+        cleared.is_some(),
+        "connections still held: {}",
+        exec_in(&lab.srv.name, &["ss", "-tn", "state", "established"])
+    );
+    // A trickle of bytes does not keep a connection open either.
+    let trickle = in_netns(&lab.cli.name, || {
+        let mut s = tcp_from("10.147.17.2", http).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let started = std::time::Instant::now();
+        for b in b"GET /healthz HTTP/1.1\r\nHost: 10.147.17.1\r\nX-Slow: "
+            .iter()
+            .cycle()
+        {
+            if s.write_all(&[*b]).is_err() {
+                break;
+            }
+            let mut buf = [0u8; 64];
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => break, // an error status, then close
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => break,
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                break;
+            }
+        }
+        started.elapsed()
+    });
+    assert!(
+        trickle < Duration::from_secs(20),
+        "a connection trickling its headers was kept for {trickle:?}"
+    );
+    assert_eq!(
+        ask(&lab, dns, "web.backhaul.").map(|m| is_a(&m, "10.147.17.21")),
+        Some(true)
+    );
+    drop(held);
+}
+
+/// Hundreds of members that want one name: each conflict is logged by the zone build once,
+/// and reading the names (`/hosts`, `/api/v1/names`) again and again logs nothing more and
+/// hands out the same document, rendered once per build.
+#[test]
+fn reading_the_names_again_and_again_logs_nothing_and_renders_once() {
+    let members: Vec<serde_json::Value> = (0..300u64)
+        .map(|i| {
+            let ip = format!("10.147.{}.{}", 17 + i / 200, 1 + i % 200);
+            member(
+                &format!("{:010x}", 0xa000000000 + i),
+                "same",
+                true,
+                i as i64,
+                &[&ip],
+            )
+        })
+        .collect();
+    let fake = FakeCentral::start(network_json(&["10.147.0.0/16"], false, false), members);
+    let server = Server::start(
+        "",
+        &format!(
+            "[http]\nlisten = \"127.0.0.1:0\"\n\n{}",
+            central_network(&fake, "1s")
+        ),
+    );
+    server.wait_answer("same.backhaul.", RecordType::A);
+    let http = http_addr(&server);
+    let conflicts = || {
+        server.count_logs(|l| {
+            l["message"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("name conflict")
+        })
+    };
+    wait_for(Duration::from_secs(10), || {
+        (conflicts() >= 299).then_some(())
+    })
+    .unwrap_or_else(|| panic!("conflicts not logged: {}", conflicts()));
+    let logged = conflicts();
+    let (status, first) = get(http, "/hosts");
+    assert_eq!(status, 200);
+    assert!(first.contains("\tsame.backhaul"), "{first}");
+    for _ in 0..20 {
+        assert_eq!(get(http, "/hosts"), (200, first.clone()));
+        let (status, json) = get(http, "/api/v1/names");
+        assert_eq!(status, 200);
+        assert!(json.contains("same.backhaul"));
+    }
+    // Every poll of the fake (each second) finds no change: still the same conflicts.
+    assert_eq!(
+        conflicts(),
+        logged,
+        "reading the names logged conflicts again"
+    );
+}
