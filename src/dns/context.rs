@@ -28,7 +28,8 @@ use crate::view::View;
 
 /// Forwarded UDP queries waiting for upstreams at once; beyond this, SERVFAIL at once.
 const FORWARD_MAX_IN_FLIGHT: usize = 1024;
-/// The idle time of TCP connections while more than half the places are taken.
+/// The idle time and write timeout of TCP connections while more than half the places are
+/// taken.
 const BUSY_IDLE: Duration = Duration::from_secs(1);
 
 /// What every listener of one view shares.
@@ -101,10 +102,33 @@ impl Context {
     }
 
     /// A place for a new TCP connection from `client`, unless all are taken or this client
-    /// holds its share already (then the connection is closed at once).
+    /// holds its share already (then the connection is closed at once). While more than half
+    /// the places are taken, a client's share is a quarter of `tcp_per_client`: a few
+    /// addresses together cannot hold every place (RFC 7766 6.2.3: fewer, shorter
+    /// connections under load).
     pub fn tcp_slot(&self, client: IpAddr) -> Option<Place> {
         let limits = self.rules.load().tcp;
-        self.tcp.take(client, limits.connections, limits.per_client)
+        let share = if self.busy(limits.connections) {
+            (limits.per_client / 4).max(1)
+        } else {
+            limits.per_client
+        };
+        self.tcp.take(client, limits.connections, share)
+    }
+
+    fn busy(&self, connections: usize) -> bool {
+        self.tcp.total() * 2 > connections
+    }
+
+    /// How long writing one answer may take: `tcp_write_timeout`, cut to a second while busy
+    /// (a client that does not read its answers is dropped sooner when others wait).
+    pub fn tcp_write_timeout(&self) -> Duration {
+        let limits = self.rules.load().tcp;
+        if self.busy(limits.connections) {
+            limits.write_timeout.min(BUSY_IDLE)
+        } else {
+            limits.write_timeout
+        }
     }
 
     /// How long a connection may wait for its next query: the configured idle time, cut to
@@ -112,7 +136,7 @@ impl Context {
     /// under load), so that idle clients make room.
     pub fn tcp_idle(&self) -> Duration {
         let limits = self.rules.load().tcp;
-        if self.tcp.total() * 2 > limits.connections {
+        if self.busy(limits.connections) {
             limits.idle.min(BUSY_IDLE)
         } else {
             limits.idle

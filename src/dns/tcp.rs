@@ -15,6 +15,9 @@ use super::answer::Transport;
 use super::context::Context;
 use super::request::{self, Action};
 
+/// The send buffer of each connection: a few large answers, or a transfer's message or two.
+const SEND_BUFFER: usize = 64 * 1024;
+
 /// Accepts connections until shutdown; each is served by a task of its own. A client that
 /// may neither query nor transfer is closed at accept, as is one over the caps of
 /// `[listen] tcp_*` (in all, per client).
@@ -73,6 +76,10 @@ async fn serve_connection(
     peer: SocketAddr,
 ) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
+    // A fixed, small send buffer (instead of the kernel's, which grows to megabytes): a
+    // client that pipelines queries and never reads fills it within a few hundred answers
+    // and meets the write timeout, rather than parking a megabyte per connection.
+    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
     let mut query = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(2048);
     while let Some(len) = next_length(&mut stream, ctx).await? {
@@ -139,7 +146,7 @@ async fn write_frame(stream: &mut TcpStream, message: &[u8], ctx: &Context) -> i
     let mut frame = Vec::with_capacity(2 + message.len());
     frame.extend_from_slice(&(message.len() as u16).to_be_bytes());
     frame.extend_from_slice(message);
-    let limit = ctx.rules().tcp.write_timeout;
+    let limit = ctx.tcp_write_timeout();
     timeout(limit, stream.write_all(&frame))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the client does not read"))?

@@ -249,3 +249,119 @@ fn reading_the_names_again_and_again_logs_nothing_and_renders_once() {
         "reading the names logged conflicts again"
     );
 }
+
+/// Eight addresses of the network each open 64 connections, pipeline queries and never read
+/// the answers (the 512 places, a gigabyte of send queues). The server drops them as
+/// their small send buffers fill, keeps their share small while busy, and a ninth client's
+/// TCP queries are answered meanwhile.
+#[test]
+fn tcp_clients_that_never_read_hold_neither_places_nor_memory() {
+    raise_nofile();
+    let lab = Lab::new(true);
+    let greedy: Vec<String> = (30..38).map(|i| format!("10.147.17.{i}")).collect();
+    for a in &greedy {
+        ip(&[
+            "-n",
+            &lab.cli.name,
+            "addr",
+            "add",
+            &format!("{a}/24"),
+            "dev",
+            "czt",
+        ]);
+    }
+    let server = serve(&lab, &format!("interface = \"{ZT_IF}\"\nport = 53"), &[]);
+    let dns = addr("10.147.17.1:53");
+    answered_within_10s(&lab, dns, "db.backhaul.", &server);
+    let query = {
+        let bytes = request("db.backhaul.", hickory_proto::rr::RecordType::A)
+            .to_vec()
+            .unwrap();
+        [&(bytes.len() as u16).to_be_bytes()[..], &bytes].concat()
+    };
+    let pipeline = query.repeat(2000);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let answered = std::thread::scope(|scope| {
+        // The greedy clients reconnect as they are dropped, for as long as the check runs.
+        for a in &greedy {
+            let (pipeline, stop, lab) = (&pipeline, &stop, &lab);
+            scope.spawn(move || {
+                enter(&lab.cli.name);
+                let mut held: Vec<std::net::TcpStream> = Vec::new();
+                let started = std::time::Instant::now();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                    && started.elapsed() < Duration::from_secs(60)
+                {
+                    held.retain(|s| {
+                        s.peer_addr().is_ok() && s.take_error().ok().flatten().is_none()
+                    });
+                    while held.len() < 64 {
+                        let Ok(mut s) = tcp_from(a, dns) else { break };
+                        s.set_nonblocking(true).unwrap();
+                        let _ = s.write(pipeline);
+                        held.push(s);
+                    }
+                    for s in &mut held {
+                        let _ = s.write(pipeline);
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            });
+        }
+        // Let them take what they can (every place, 8 x 64, without the busy share), at most
+        // 8 s; then ask as a ninth client.
+        let deadline = std::time::Instant::now() + Duration::from_secs(8);
+        let held = || {
+            greedy
+                .iter()
+                .map(|a| established(&lab, 53, a))
+                .sum::<usize>()
+        };
+        let mut most = 0;
+        while std::time::Instant::now() < deadline && most < 500 {
+            most = most.max(held());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let answered = wait_for(Duration::from_secs(10), || {
+            in_netns(&lab.cli.name, || {
+                let mut s = tcp_from("10.147.17.2", dns).ok()?;
+                s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                s.write_all(&query).ok()?;
+                let mut len = [0u8; 2];
+                s.read_exact(&mut len).ok()?;
+                let mut buf = vec![0; u16::from_be_bytes(len) as usize];
+                s.read_exact(&mut buf).ok()?;
+                hickory_proto::op::Message::from_vec(&buf).ok()
+            })
+            .filter(|m| is_a(m, "10.147.17.20"))
+        });
+        // What the server's sockets hold for them: Send-Q, summed.
+        let ss = exec_in(
+            &lab.srv.name,
+            &["ss", "-tnH", "state", "established", "( sport = :53 )"],
+        );
+        let queued: u64 = ss
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum();
+        most = most.max(held());
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (answered, queued, most)
+    });
+    let (answered, queued, most) = answered;
+    eprintln!("never-reading clients: at most {most} connections, {queued} bytes queued");
+    // Past half the places (256 of 512) each may hold 64 / 4 = 16: a few over half at most.
+    assert!(
+        most <= 256 + 8 * 16,
+        "the greedy clients held {most} of 512 places"
+    );
+    assert!(
+        answered.is_some(),
+        "a ninth client's TCP query was not answered; logs:\n{}",
+        server.log_text()
+    );
+    assert!(
+        queued < 64 << 20,
+        "{queued} bytes queued to connections that never read"
+    );
+}
