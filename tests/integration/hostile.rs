@@ -365,3 +365,53 @@ fn tcp_clients_that_never_read_hold_neither_places_nor_memory() {
         "{queued} bytes queued to connections that never read"
     );
 }
+
+/// Upstreams that are this server's own ZeroTier address (plain, or written as IPv4-mapped
+/// IPv6), in a forward zone and as the default, on an interface that comes up after start:
+/// once the address is known they are left out (with a warning), so a query is answered at
+/// once instead of looping through ourselves.
+#[test]
+fn forwarding_never_loops_through_an_address_that_appears_later() {
+    let lab = Lab::new(false);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("members.json"), crate::netns::MEMBERS).unwrap();
+    let config = format!(
+        "state_dir = \"state\"\n[listen]\ninterface = \"zt*\"\nport = 53\n\n\
+         [forward]\nupstreams = [\"[::ffff:10.147.17.1]:53\"]\n\n\
+         [[forward.zone]]\nname = \"consul\"\nupstreams = [\"10.147.17.1:53\"]\n\n\
+         [[network]]\nid = \"{NETWORK}\"\nsource = \"file\"\nmembers_file = \"members.json\"\n"
+    );
+    let server = Server::launch(dir, &config, &["ip", "netns", "exec", &lab.srv.name]);
+    server.expect_log(Duration::from_secs(10), "waiting for the interface", |l| {
+        l["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("not answering yet")
+    });
+    lab.add_zt();
+    let dns = addr("10.147.17.1:53");
+    answered_within_10s(&lab, dns, "db.backhaul.", &server);
+    for upstream in ["[::ffff:10.147.17.1]:53", "10.147.17.1:53"] {
+        server.expect_log(Duration::from_secs(10), "the loop is refused", |l| {
+            l["upstream"] == upstream
+                && l["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("that is this server")
+        });
+    }
+    for name in ["www.example.com.", "web.service.consul."] {
+        let started = std::time::Instant::now();
+        let m = ask(&lab, dns, name).unwrap_or_else(|| panic!("{name}: no answer"));
+        assert_eq!(
+            m.metadata.response_code,
+            hickory_proto::op::ResponseCode::Refused,
+            "{name}: with every upstream being ourselves, nothing is forwarded"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{name}: {:?}",
+            started.elapsed()
+        );
+    }
+}

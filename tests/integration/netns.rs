@@ -16,7 +16,7 @@ use axum::response::Response;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
-const MEMBERS: &str = r#"[
+pub(crate) const MEMBERS: &str = r#"[
   {"nodeId": "a45dc9d260", "name": "db", "config": {"authorized": true, "creationTime": 1, "ipAssignments": ["10.147.17.20"]}},
   {"nodeId": "e610b78bf1", "name": "web", "config": {"authorized": true, "creationTime": 2, "ipAssignments": ["10.147.17.21"]}}
 ]"#;
