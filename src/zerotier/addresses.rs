@@ -48,10 +48,13 @@ pub fn sixplane_prefix(nwid: NetworkId, node: NodeId) -> Ipv6Net {
 
 /// Whether an address can be served as a member's: a unicast address another host can reach.
 /// Not the unspecified address, multicast, IPv4 broadcast or loopback (the client would talk
-/// to itself). The one rule for every source, snapshots read back from disk included.
+/// to itself), nor link-local (169.254.0.0/16, fe80::/10): it means nothing off its own link,
+/// and 169.254.169.254 is the cloud metadata service a member must not point us at. The one
+/// rule for every source, snapshots read back from disk included.
 pub fn servable(ip: &IpAddr) -> bool {
-    let v4_broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
-    !(ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() || v4_broadcast)
+    let v4_special = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast() || v4.is_link_local());
+    let v6_link_local = matches!(ip, IpAddr::V6(v6) if v6.is_unicast_link_local());
+    !(ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() || v4_special || v6_link_local)
 }
 
 #[cfg(test)]
@@ -105,10 +108,12 @@ mod tests {
             "::",
             "ff02::1",
             "::1",
+            "169.254.169.254",
+            "fe80::1",
         ] {
             assert!(!servable(&bad.parse().unwrap()), "{bad}");
         }
-        for good in ["10.147.17.5", "192.0.2.1", "fd80:56c2:e21c::1", "fe80::1"] {
+        for good in ["10.147.17.5", "192.0.2.1", "fd80:56c2:e21c::1"] {
             assert!(servable(&good.parse().unwrap()), "{good}");
         }
     }

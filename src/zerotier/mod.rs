@@ -147,6 +147,19 @@ pub struct NetworkSnapshot {
 }
 
 impl NetworkSnapshot {
+    /// Whether `ip` lies on this network: in one of its managed routes, or in the prefixes it
+    /// computes IPv6 addresses from (RFC4193, 6PLANE). A network that declares no managed
+    /// route cannot say, and every address counts as on it.
+    pub fn on_network(&self, ip: &IpAddr) -> bool {
+        if self.routes.is_empty() || self.routes.iter().any(|r| r.contains(ip)) {
+            return true;
+        }
+        let IpAddr::V6(v6) = ip else { return false };
+        (self.rfc4193 && addresses::rfc4193_prefix(self.id).contains(v6))
+            || (self.sixplane
+                && v6.octets()[..5] == addresses::sixplane(self.id, NodeId(0)).octets()[..5])
+    }
+
     /// All addresses of a member: assigned plus computed ones, without duplicates.
     pub fn addresses_of(&self, m: &Member) -> Vec<IpAddr> {
         let mut out = m.ips.clone();

@@ -15,7 +15,7 @@ use crate::config::{self, MemberPattern, Policy, TagKey};
 use crate::dname::{labels, name_wire, wire_to_text};
 use crate::ids::{NetworkId, NodeId};
 use crate::names::Named;
-use crate::zerotier::TagDef;
+use crate::zerotier::{NetworkSnapshot, TagDef};
 
 /// One service as the build found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +94,18 @@ pub fn select(
         .iter()
         .filter_map(|i| i.snapshot.map(|s| (s.id, s.tags.as_slice())))
         .collect();
+    let snapshots: HashMap<NetworkId, &NetworkSnapshot> = (inputs.iter())
+        .filter_map(|i| i.snapshot.map(|s| (s.id, s)))
+        .collect();
+    // Health checks connect to these addresses, and the service answers with them: only
+    // addresses on the member's own network, never one its entry merely names.
+    let on_network = |e: &Named<'_>| -> Vec<IpAddr> {
+        let snapshot = snapshots.get(&e.network);
+        (e.addresses.iter())
+            .filter(|ip| snapshot.is_none_or(|s| s.on_network(ip)))
+            .copied()
+            .collect()
+    };
     let domains: HashMap<NetworkId, Vec<u8>> = inputs
         .iter()
         .map(|i| (i.network.id, name_wire(&i.network.domain)))
@@ -209,7 +221,7 @@ pub fn select(
                 network: e.network,
                 node: e.member.node,
                 target: e.name().to_vec(),
-                addresses: e.addresses.clone(),
+                addresses: on_network(e),
                 last_seen: e.member.last_seen,
             })
             .collect();

@@ -415,3 +415,65 @@ fn forwarding_never_loops_through_an_address_that_appears_later() {
         );
     }
 }
+
+/// Members that name the cloud metadata address, or an address outside their network's routes,
+/// and ask to be in a service: the server never connects there and never answers with those
+/// addresses; the link-local one is not served at all.
+#[test]
+fn health_checks_go_only_to_addresses_on_the_network() {
+    use crate::services::{until_answers, Listener};
+    let lab = Lab::new(true);
+    lab.add_outside_client();
+    for a in ["10.147.17.11/32", "192.0.2.50/32"] {
+        ip(&["-n", &lab.cli.name, "addr", "add", a, "dev", "czt"]);
+    }
+    let good = Listener::open(&lab.cli.name, "10.147.17.11:5432");
+    let outside = Listener::open(&lab.cli.name, "192.0.2.50:5432");
+    let members = serde_json::json!({
+        "network": {"id": NETWORK, "config": {"routes": [{"target": "10.147.17.0/24", "via": null}]}},
+        "members": [
+            {"nodeId": "00000000a1", "name": "db-1", "description": "services: pg",
+             "config": {"authorized": true, "creationTime": 1, "ipAssignments": ["10.147.17.11"]}},
+            {"nodeId": "00000000a2", "name": "meta", "description": "services: pg",
+             "config": {"authorized": true, "creationTime": 2, "ipAssignments": ["169.254.169.254"]}},
+            {"nodeId": "00000000a3", "name": "away", "description": "services: pg",
+             "config": {"authorized": true, "creationTime": 3, "ipAssignments": ["192.0.2.50"]}},
+        ],
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("members.json"), members.to_string()).unwrap();
+    let config = format!(
+        "state_dir = \"state\"\n[listen]\ninterface = \"{ZT_IF}\"\nport = 53\n\n[forward]\nupstreams = []\n\n\
+         [[network]]\nid = \"{NETWORK}\"\nsource = \"file\"\nmembers_file = \"members.json\"\n\n\
+         [[service]]\nname = \"pg\"\nport = 5432\ncheck = \"tcp\"\ninterval = \"1s\"\n"
+    );
+    let mut server = Server::launch(dir, &config, &["ip", "netns", "exec", &lab.srv.name]);
+    server.dns = addr("10.147.17.1:53");
+    until_answers(
+        &server,
+        &lab,
+        "pg.backhaul.",
+        &["10.147.17.11"],
+        Duration::from_secs(15),
+    );
+    // Checks ran (db-1 was checked); a few more rounds, then nobody connected elsewhere.
+    wait_for(Duration::from_secs(10), || {
+        (good.accepted() >= 3).then_some(())
+    })
+    .expect("db-1 is checked every second");
+    until_answers(
+        &server,
+        &lab,
+        "pg.backhaul.",
+        &["10.147.17.11"],
+        Duration::from_secs(5),
+    );
+    assert_eq!(
+        outside.accepted(),
+        0,
+        "a check went outside the network's routes"
+    );
+    // The link-local address is not served even as the member's own name.
+    let meta = ask(&lab, server.dns, "meta.backhaul.").unwrap();
+    assert!(meta.answers.is_empty(), "{meta:?}");
+}

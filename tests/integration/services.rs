@@ -307,7 +307,7 @@ fn check_refuses_services_that_cannot_work() {
 }
 
 /// Accepts TCP connections on `addr` until dropped; counts them.
-struct Listener {
+pub(crate) struct Listener {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
     accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -315,7 +315,7 @@ struct Listener {
 
 impl Listener {
     /// Listens on `addr` inside namespace `ns`.
-    fn open(ns: &str, addr: &str) -> Listener {
+    pub(crate) fn open(ns: &str, addr: &str) -> Listener {
         let addr: SocketAddr = addr.parse().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -343,7 +343,7 @@ impl Listener {
         }
     }
 
-    fn accepted(&self) -> usize {
+    pub(crate) fn accepted(&self) -> usize {
         self.accepted.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
@@ -377,7 +377,7 @@ fn checked_members() -> String {
 }
 
 /// Waits until `name` answers exactly `want` (as a set); returns how long that took.
-fn until_answers(
+pub(crate) fn until_answers(
     server: &Server,
     lab: &Lab,
     name: &str,
