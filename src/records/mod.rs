@@ -184,6 +184,38 @@ pub fn parse(
 
 /// `$INCLUDE` nesting beyond this is a loop.
 const MAX_INCLUDE_DEPTH: usize = 8;
+/// Files read for one records file, itself and every `$INCLUDE` together: eight files that
+/// each include the next eight times would otherwise be read millions of times.
+const MAX_FILES: usize = 256;
+/// Bytes read for one records file and its includes together (a zone of a million records
+/// is well under this; `/dev/zero` or a runaway generator is not).
+const MAX_BYTES: u64 = 64 << 20;
+
+/// The text of the regular file at `path`, at most `budget` bytes. Opened without blocking and
+/// checked after opening (so a path swapped in between is checked too): a FIFO would block
+/// the reader (and with it reloads and shutdown), a device or `/proc` file may never end.
+fn read_regular(path: &Path, budget: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other(
+            "not a regular file (a directory, FIFO, socket or device)",
+        ));
+    }
+    let mut text = String::new();
+    file.take(budget + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > budget {
+        return Err(std::io::Error::other(format!(
+            "records files and their includes exceed {} MiB together",
+            MAX_BYTES >> 20
+        )));
+    }
+    Ok(text)
+}
 
 /// Reads entries into records, keeping what carries from one entry to the next.
 struct Reader {
@@ -192,6 +224,9 @@ struct Reader {
     out: Vec<FileRecord>,
     /// Files read through `$INCLUDE` (watched like the file that names them).
     included: Vec<PathBuf>,
+    /// Files and bytes read so far (bounded by [`MAX_FILES`], [`MAX_BYTES`]).
+    files_read: usize,
+    bytes_read: u64,
 }
 
 impl Reader {
@@ -201,14 +236,25 @@ impl Reader {
             last_owner: None,
             out: Vec::new(),
             included: Vec::new(),
+            files_read: 0,
+            bytes_read: 0,
         }
     }
 
     fn file(&mut self, path: &Path, origin: Name, depth: usize) -> Result<(), RecordsError> {
-        let text = std::fs::read_to_string(path).map_err(|source| RecordsError::Read {
+        let failed = |source| RecordsError::Read {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        self.files_read += 1;
+        if self.files_read > MAX_FILES {
+            return Err(failed(std::io::Error::other(format!(
+                "more than {MAX_FILES} files read through $INCLUDE (a file included many times over?)"
+            ))));
+        }
+        let budget = MAX_BYTES.saturating_sub(self.bytes_read);
+        let text = read_regular(path, budget).map_err(failed)?;
+        self.bytes_read += text.len() as u64;
         self.text(&text, Some(path), origin, depth)
     }
 

@@ -477,3 +477,73 @@ fn health_checks_go_only_to_addresses_on_the_network() {
     let meta = ask(&lab, server.dns, "meta.backhaul.").unwrap();
     assert!(meta.answers.is_empty(), "{meta:?}");
 }
+
+/// `check` on a records file whose `$INCLUDE` names `target` (written by `setup` in the
+/// config's directory): exit code, stderr, and how long it took (killed after 30 s).
+fn check_including(target: &str, setup: impl FnOnce(&std::path::Path)) -> (i32, String, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    std::fs::write(dir.path().join("m.json"), "[]").unwrap();
+    std::fs::write(
+        dir.path().join("records.zone"),
+        format!("ok A 10.147.17.9\n$INCLUDE {target}\n"),
+    )
+    .unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"state\"\n[listen]\naddresses = [\"127.0.0.1\"]\n[forward]\nupstreams = []\n\
+             [records]\nzone_file = \"records.zone\"\n[[network]]\nid = \"{NETWORK}\"\n\
+             source = \"file\"\nmembers_file = \"m.json\"\n"
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new("timeout")
+        .args(["30", binary(), "check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        started.elapsed(),
+    )
+}
+
+/// `$INCLUDE` of a FIFO, of `/dev/zero`, of a directory, and eight files that each include the
+/// next eight times: each is refused at once with one line saying why (none hangs, none
+/// grows without bound).
+#[test]
+fn includes_of_special_files_and_include_bombs_are_refused_quickly() {
+    let fifo = check_including("pipe", |dir| {
+        let path = std::ffi::CString::new(dir.join("pipe").to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string; mkfifo has no other effect.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    });
+    let zero = check_including("/dev/zero", |_| {});
+    let directory = check_including("sub", |dir| std::fs::create_dir(dir.join("sub")).unwrap());
+    let bomb = check_including("b0.zone", |dir| {
+        for i in 0..8 {
+            let next = format!("$INCLUDE b{}.zone\n", i + 1).repeat(8);
+            let body = if i < 7 {
+                next
+            } else {
+                "x TXT \"leaf\"\n".to_owned()
+            };
+            std::fs::write(dir.join(format!("b{i}.zone")), body).unwrap();
+        }
+    });
+    for (what, (code, err, took), says) in [
+        ("fifo", fifo, "not a regular file"),
+        ("/dev/zero", zero, "not a regular file"),
+        ("directory", directory, "not a regular file"),
+        ("include bomb", bomb, "files read through $INCLUDE"),
+    ] {
+        assert_eq!(code, 2, "{what}: exit code; stderr: {err}");
+        assert!(err.contains(says), "{what}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{what}: one line: {err}");
+        assert!(took < Duration::from_secs(10), "{what}: took {took:?}");
+    }
+}
