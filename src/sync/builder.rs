@@ -285,6 +285,10 @@ impl Builder {
                     }
                 }
                 None if j.last_serial() != Some(z.serial) => j.clear(),
+                None if !j.leads_to(&z.records) => {
+                    tracing::warn!(zone = %apex, "the IXFR journal in state_dir does not lead to the zone as served (edited or damaged): starting it over; secondaries behind get the whole zone once");
+                    j.clear();
+                }
                 None => {}
             }
             j.trim(limits);

@@ -110,6 +110,30 @@ impl Journal {
         self.bytes = 0;
     }
 
+    /// Whether the changes, walked back from `current` (the zone's records at the journal's
+    /// last serial), hold together: every record a change added is there after it, every
+    /// record it deleted is not. A journal read back from disk must pass before it is served:
+    /// one edited there (its checksum recomputed) could otherwise make IXFR hand out records
+    /// the zone does not have.
+    pub fn leads_to(&self, current: &RecordList) -> bool {
+        let soa = u16::from(hickory_proto::rr::RecordType::SOA);
+        let mut state: HashSet<ZoneRecord<'_>> =
+            current.iter().filter(|r| r.rtype != soa).collect();
+        for c in self.changes.iter().rev() {
+            for r in c.added.iter().skip(1) {
+                if !state.remove(&r) {
+                    return false;
+                }
+            }
+            for r in c.deleted.iter().skip(1) {
+                if r.rtype == soa || !state.insert(r) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
     /// The changes since `serial`, condensed into one (RFC 1995 4: a record added then
     /// deleted is neither; deleted then added back is neither). `None` when the journal
     /// does not reach back to `serial`: the secondary gets the whole zone.
@@ -369,6 +393,28 @@ mod tests {
         assert_eq!(names(&from2.deleted), ["b.x.=9"]);
         assert_eq!(names(&from2.added), ["b.x.=2", "e.x.=5"]);
         assert!(j.since(0).is_none(), "older than the journal: AXFR");
+    }
+
+    #[test]
+    fn a_journal_must_lead_to_the_zone_it_is_served_with() {
+        let v1 = zone(1, &[("a.x.", 1), ("b.x.", 2)]);
+        let v2 = zone(2, &[("a.x.", 1), ("b.x.", 3)]);
+        let v3 = zone(3, &[("a.x.", 4), ("b.x.", 3)]);
+        let mut j = Journal::default();
+        j.push(diff(&v1, &v2, 1, 2).unwrap(), LIMITS);
+        j.push(diff(&v2, &v3, 2, 3).unwrap(), LIMITS);
+        assert!(j.leads_to(&v3));
+        // The same serial, other records (the zone changed while the journal was edited, or
+        // the journal says a.x. is 6.6.6.6): refused.
+        let other = zone(3, &[("a.x.", 6), ("b.x.", 3)]);
+        assert!(!j.leads_to(&other));
+        // A journal edited on disk (a.x. ends at 6.6.6.6), saved with a fresh checksum: it
+        // reads back, and is refused against the zone as served.
+        let mut edited = Journal::default();
+        edited.push(diff(&v1, &v2, 1, 2).unwrap(), LIMITS);
+        edited.push(diff(&v2, &other, 2, 3).unwrap(), LIMITS);
+        let back = Journal::from_bytes(&edited.to_bytes()).expect("a well-formed file");
+        assert!(!back.leads_to(&v3));
     }
 
     #[test]

@@ -386,3 +386,79 @@ fn ixfr_answers_with_what_changed_over_tcp_and_over_udp_when_it_fits() {
     let axfr_records = axfr(server.dns, "backhaul.").unwrap();
     assert_eq!(whole, axfr_records);
 }
+
+/// A journal edited in state_dir (an address changed, its checksum recomputed) while the
+/// server was down: read back, found not to lead to the zone as served, and started over;
+/// IXFR hands out the whole zone, never the edited address.
+#[test]
+fn an_edited_journal_is_never_served() {
+    use sha2::Digest;
+    let fake = FakeCentral::start(
+        network_json(&["10.147.17.0/24"], false, false),
+        members("10.147.17.2"),
+    );
+    let tables = transfer_config(&fake, "\"127.0.0.1\"", "");
+    let server = Server::start("", &tables);
+    server.wait_answer("db.backhaul.", RecordType::A);
+    let s1 = answer_serial(&query(server.dns, "backhaul.", RecordType::SOA));
+    fake.set_members(members("10.147.17.9"));
+    wait_for(Duration::from_secs(15), || {
+        is_a(
+            &query(server.dns, "db.backhaul.", RecordType::A),
+            "10.147.17.9",
+        )
+        .then_some(())
+    })
+    .expect("db moves");
+    let s2 = answer_serial(&query(server.dns, "backhaul.", RecordType::SOA));
+    let journal = server.path("state/journal/backhaul.ixfr");
+    let moved = [10u8, 147, 17, 9];
+    wait_for(Duration::from_secs(10), || {
+        let bytes = std::fs::read(&journal).ok()?;
+        bytes.windows(4).any(|w| w == moved).then_some(())
+    })
+    .unwrap_or_else(|| panic!("no journal saved at {}", journal.display()));
+    // Stopped as systemd stops it: the last snapshot and serials are saved on the way out.
+    let mut server = server;
+    // SAFETY: a signal to the child this test started.
+    unsafe { libc::kill(server.pid() as i32, libc::SIGTERM) };
+    assert_eq!(server.exit_code(Duration::from_secs(10)), Some(0));
+    let dir = server.stop();
+    // Rewrite the change: db went to 6.6.6.6; a fresh SHA-256 over the body.
+    let bytes = std::fs::read(&journal).unwrap();
+    let (body, _) = bytes.split_at(bytes.len() - 32);
+    let mut body = body.to_vec();
+    for i in 0..body.len() - 3 {
+        if body[i..i + 4] == moved {
+            body[i..i + 4].copy_from_slice(&[6, 6, 6, 6]);
+        }
+    }
+    let sum = sha2::Sha256::digest(&body);
+    body.extend_from_slice(&sum);
+    std::fs::write(&journal, body).unwrap();
+
+    let server = Server::start_in(dir, "", &tables);
+    server.wait_answer("db.backhaul.", RecordType::A);
+    assert_eq!(
+        answer_serial(&query(server.dns, "backhaul.", RecordType::SOA)),
+        s2,
+        "{}",
+        server.log_text()
+    );
+    server.expect_log(Duration::from_secs(10), "the edited journal refused", |l| {
+        l["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("does not lead to the zone")
+    });
+    let records = ixfr_tcp(server.dns, &ixfr_request("backhaul.", s1), 2);
+    assert!(
+        !records.iter().any(|r| r.contains("6.6.6.6")),
+        "{records:#?}"
+    );
+    assert_eq!(
+        records,
+        axfr(server.dns, "backhaul.").unwrap(),
+        "the whole zone"
+    );
+}
