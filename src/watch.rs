@@ -109,7 +109,8 @@ pub const EMPTY_GRACE: Duration = Duration::from_secs(2);
 /// empty file still works.
 #[derive(Default)]
 pub struct Settling {
-    empty_since: HashMap<PathBuf, Instant>,
+    /// Each file seen empty: since when, and the modification time and inode it had then.
+    empty_since: HashMap<PathBuf, (Instant, Option<std::time::SystemTime>, u64)>,
 }
 
 impl Settling {
@@ -130,7 +131,19 @@ impl Settling {
                 later(DEBOUNCE - age);
             }
             if meta.len() == 0 {
-                let since = *self.empty_since.entry(path.to_path_buf()).or_insert(now);
+                // Empty *and unchanged* for the whole grace period: a file emptied and
+                // written again in between (an editor, a script on a slow disk) starts the
+                // wait over, even if every look happened to find it empty.
+                use std::os::unix::fs::MetadataExt;
+                let seen = (meta.modified().ok(), meta.ino());
+                let entry = self.empty_since.entry(path.to_path_buf());
+                let (since, ..) = *entry
+                    .and_modify(|e| {
+                        if (e.1, e.2) != seen {
+                            *e = (now, seen.0, seen.1);
+                        }
+                    })
+                    .or_insert((now, seen.0, seen.1));
                 let empty_for = now.duration_since(since);
                 if empty_for < EMPTY_GRACE {
                     later(EMPTY_GRACE - empty_for);
@@ -210,13 +223,26 @@ mod tests {
             .unwrap();
         let wait = settling.wait(&[&path]).unwrap();
         assert!(wait > DEBOUNCE && wait <= EMPTY_GRACE, "{wait:?}");
+        let (_, modified, ino) = settling.empty_since[&path];
         settling
             .empty_since
-            .insert(path.clone(), Instant::now() - EMPTY_GRACE);
+            .insert(path.clone(), (Instant::now() - EMPTY_GRACE, modified, ino));
         assert_eq!(
             settling.wait(&[&path]),
             None,
             "empty for long enough: applied"
+        );
+        // Emptied long ago as far as the first look knows, but written and emptied again
+        // since (another modification time): the grace period starts over.
+        let (_, _, ino) = settling.empty_since[&path];
+        let earlier = old - Duration::from_secs(60);
+        settling.empty_since.insert(
+            path.clone(),
+            (Instant::now() - EMPTY_GRACE, Some(earlier), ino),
+        );
+        assert!(
+            settling.wait(&[&path]).is_some(),
+            "rewritten in between: not settled"
         );
         // A missing file is for the reader to report.
         assert_eq!(settling.wait(&[&dir.path().join("nope")]), None);

@@ -281,6 +281,31 @@ fn a_file_truncated_then_written_never_serves_the_empty_moment() {
     });
 }
 
+/// The rhythm of a script rewriting in place on a slow disk: empty for 300 ms, then written,
+/// twenty times 0.3 s apart. Looks at the file may find it empty each time, but it never
+/// stayed empty and unchanged for the grace period: no query gets NXDOMAIN.
+#[test]
+fn a_file_emptied_and_written_again_and_again_is_never_served_empty() {
+    let records = "extra A 10.147.17.77\n";
+    let (server, _) = start("", "[records]\nzone_file = \"records.zone\"\n\n", |dir| {
+        std::fs::write(dir.join("records.zone"), records).unwrap()
+    });
+    server.wait_answer("extra.backhaul.", RecordType::A);
+    let load = Load::of(server.dns, "extra.backhaul.");
+    let path = server.path("records.zone");
+    for _ in 0..20 {
+        std::fs::File::create(&path).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        std::fs::write(&path, records).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Past the grace period after the last write: whatever was going to apply has.
+    std::thread::sleep(Duration::from_millis(2500));
+    let (answered, failed) = load.finish();
+    assert!(answered > 0);
+    assert_eq!(failed, 0, "{failed} wrong answers of {}", answered + failed);
+}
+
 /// A file the records file `$INCLUDE`s is watched like the records file itself.
 #[test]
 fn an_included_file_is_watched_too() {
