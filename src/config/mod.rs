@@ -177,11 +177,12 @@ impl Default for Soa {
     }
 }
 
-/// `[rate_limit]`: how many REFUSED, NXDOMAIN and error responses, and how many forwarded
-/// queries, one client prefix gets per second over UDP (whose source addresses can be
-/// spoofed: the limit keeps the server from being a reflector). Over the rate, every `slip`th
-/// response goes out empty with TC=1 (a real client retries over TCP, which cannot be
-/// spoofed) and the rest are dropped. TCP is never limited.
+/// `[rate_limit]`: how many responses of each class (answers and NODATA per name and type,
+/// NXDOMAIN per zone, referrals per delegation, errors, forwarded queries) one client prefix
+/// gets per second over UDP (whose source addresses can be spoofed: the limit keeps the
+/// server from being a reflector). Over the rate, every `slip`th response goes out empty with
+/// TC=1 (a real client retries over TCP, which cannot be spoofed) and the rest are dropped.
+/// TCP is never limited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
     /// Per prefix and kind of response; 0 turns rate limiting off.

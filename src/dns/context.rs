@@ -214,11 +214,17 @@ impl Context {
         }
     }
 
-    /// Whether a UDP response of `kind` may go to `client` now (see [`super::ratelimit`]).
-    /// `policy` is the client's, as the query was answered with it. Clients inside the
-    /// listening subnets are not limited unless `[rate_limit] inside`; the public view has no
-    /// inside.
-    pub fn rate_check(&self, rules: &Rules, client: IpAddr, policy: Policy, kind: Kind) -> Verdict {
+    /// Whether a UDP response may go to `client` now (see [`super::ratelimit`]); `what` says
+    /// its class and name, worked out only for clients that are limited. `policy` is the
+    /// client's, as the query was answered with it. Clients inside the listening subnets are
+    /// not limited unless `[rate_limit] inside`; the public view has no inside.
+    pub fn rate_check(
+        &self,
+        rules: &Rules,
+        client: IpAddr,
+        policy: Policy,
+        what: impl FnOnce() -> (Kind, u64),
+    ) -> Verdict {
         let config = rules.limiter.config();
         if config.responses_per_second == 0 {
             return Verdict::Send;
@@ -226,7 +232,8 @@ impl Context {
         if !config.inside && self.view == View::Backhaul && policy.allowed {
             return Verdict::Send;
         }
-        let verdict = rules.limiter.check(client, kind, Instant::now());
+        let (kind, name) = what();
+        let verdict = rules.limiter.check(client, kind, name, Instant::now());
         if verdict != Verdict::Send {
             self.telemetry.rate_limited(verdict == Verdict::Slip);
         }

@@ -10,7 +10,7 @@ use super::answer::{
     self, malformed, reply_to, size_limit, truncated, Outcome, Policy, Rcode, Transport,
 };
 use super::context::Context;
-use super::index::ZoneIndex;
+use super::index::{Lookup, ZoneIndex};
 use super::ratelimit::{Kind, Verdict};
 use super::rules::Rules;
 use super::transfer;
@@ -53,7 +53,7 @@ pub fn handle(
         Err(ParseError::FormErr) => {
             malformed(query, out);
             // Header only, no larger than the query: slipping it would change nothing.
-            return match limit(ctx, rules, client, policy, transport, Kind::Error) {
+            return match limit(ctx, rules, client, policy, transport, || (Kind::Error, 0)) {
                 Verdict::Drop => Action::Drop,
                 _ => Action::Reply,
             };
@@ -73,15 +73,18 @@ pub fn handle(
     }
     match answer::answer(zone, &req, transport, policy, out) {
         Outcome::Reply { rcode, .. } => {
-            let Some(kind) = limited(rcode) else {
-                return Action::Reply;
-            };
-            slip_or_drop(
-                ctx, rules, &req, client, policy, transport, kind, rcode, out,
-            )
+            let what = || class(rules, zone, &req, rcode, out);
+            match limit(ctx, rules, client, policy, transport, what) {
+                Verdict::Send => Action::Reply,
+                Verdict::Slip => {
+                    truncated(&req, rcode, ra(policy), out);
+                    Action::Reply
+                }
+                Verdict::Drop => Action::Drop,
+            }
         }
         outcome @ (Outcome::Forward | Outcome::ForwardChain) => {
-            match limit(ctx, rules, client, policy, transport, Kind::Forward) {
+            match limit(ctx, rules, client, policy, transport, || (Kind::Forward, 0)) {
                 Verdict::Send => Action::Forward {
                     chain: outcome == Outcome::ForwardChain,
                 },
@@ -108,52 +111,56 @@ fn ra(policy: Policy) -> bool {
     policy.allowed && policy.forward
 }
 
-/// Which responses rate limiting counts: NXDOMAIN and errors; never an answer.
-fn limited(rcode: Rcode) -> Option<Kind> {
+/// The class of the response in `out` and the name it is about, as rate limiting counts it:
+/// answers and NODATA by the name and type asked, NXDOMAIN by the zone (so random names under
+/// one zone share one bucket), referrals by the delegation, errors by the client alone. Only
+/// worked out for clients that are limited (the lookup again costs a few hash probes).
+fn class(
+    rules: &Rules,
+    zone: &ZoneIndex,
+    req: &Request<'_>,
+    rcode: Rcode,
+    out: &[u8],
+) -> (Kind, u64) {
+    let Some(q) = req.question.as_ref() else {
+        return (Kind::Error, 0);
+    };
+    let name = q.name.wire();
+    let key = |n: &[u8], t: u16| rules.limiter.name_key(n, t);
     match rcode {
-        Rcode::NoError => None,
-        Rcode::NxDomain => Some(Kind::NxDomain),
-        _ => Some(Kind::Error),
+        Rcode::NoError if wire::answer_count(out) > 0 => (Kind::Answer, key(name, q.qtype)),
+        Rcode::NoError => match zone.lookup(name) {
+            Lookup::Referral(_, _, cut_len) => (
+                Kind::Referral,
+                key(&name[name.len().saturating_sub(cut_len)..], 0),
+            ),
+            _ => (Kind::NoData, key(name, q.qtype)),
+        },
+        Rcode::NxDomain => match zone.lookup(name) {
+            Lookup::NxDomain(meta) => (
+                Kind::NxDomain,
+                key(&name[name.len().saturating_sub(meta.apex_len())..], 0),
+            ),
+            // At the end of a CNAME chain: the name asked.
+            _ => (Kind::NxDomain, key(name, 0)),
+        },
+        _ => (Kind::Error, 0),
     }
 }
 
-/// The rate limiter's verdict on a UDP response of `kind`; TCP is never limited (its source
-/// address cannot be spoofed).
+/// The rate limiter's verdict on a UDP response (`what`: its class and name); TCP is never
+/// limited (its source address cannot be spoofed).
 fn limit(
     ctx: &Context,
     rules: &Rules,
     client: IpAddr,
     policy: Policy,
     transport: Transport,
-    kind: Kind,
+    what: impl FnOnce() -> (Kind, u64),
 ) -> Verdict {
     match transport {
         Transport::Tcp => Verdict::Send,
-        Transport::Udp => ctx.rate_check(rules, client, policy, kind),
-    }
-}
-
-/// The reply in `out` (`rcode`, counted as `kind`) as the rate limiter allows: sent, slipped
-/// (empty with TC=1) or dropped.
-#[allow(clippy::too_many_arguments)] // one request's parts, named at the call site
-fn slip_or_drop(
-    ctx: &Context,
-    rules: &Rules,
-    req: &Request<'_>,
-    client: IpAddr,
-    policy: Policy,
-    transport: Transport,
-    kind: Kind,
-    rcode: Rcode,
-    out: &mut Vec<u8>,
-) -> Action {
-    match limit(ctx, rules, client, policy, transport, kind) {
-        Verdict::Send => Action::Reply,
-        Verdict::Slip => {
-            truncated(req, rcode, ra(policy), out);
-            Action::Reply
-        }
-        Verdict::Drop => Action::Drop,
+        Transport::Udp => ctx.rate_check(rules, client, policy, what),
     }
 }
 
@@ -203,7 +210,7 @@ fn signed(
             let error = tsig::error_name(error);
             ctx.tsig_failure(client, &key, error);
             // TSIG errors (BADKEY to any stranger) are limited like other errors.
-            return match limit(ctx, rules, client, policy, transport, Kind::Error) {
+            return match limit(ctx, rules, client, policy, transport, || (Kind::Error, 0)) {
                 Verdict::Send => Action::Messages(vec![reply]),
                 Verdict::Slip => {
                     truncated(req, Rcode::NotAuth, false, out);

@@ -32,6 +32,15 @@ pub fn rcode(message: &[u8]) -> Option<u16> {
     Some(u16::from(message[3] & 0x0f))
 }
 
+/// ANCOUNT of a message: how many records its answer section holds (0 when shorter than a
+/// header).
+pub fn answer_count(message: &[u8]) -> u16 {
+    match message.get(6..8) {
+        Some(c) => u16::from_be_bytes([c[0], c[1]]),
+        None => 0,
+    }
+}
+
 /// The question name, lowercased, in uncompressed wire form.
 #[derive(Clone)]
 pub struct QName {

@@ -547,3 +547,116 @@ fn includes_of_special_files_and_include_bombs_are_refused_quickly() {
         assert!(took < Duration::from_secs(10), "{what}: took {took:?}");
     }
 }
+
+/// Sends `n` copies of `query` (ids 0..n) from `from` to `to` as fast as it can, never
+/// waiting for answers, while a second thread reads what comes back: (full answers, TC=1
+/// slips, bytes received).
+fn flood(from: &str, to: std::net::SocketAddr, query: &[u8], n: u16) -> (usize, usize, usize) {
+    let sock = std::net::UdpSocket::bind(format!("{from}:0")).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let reader = sock.try_clone().unwrap();
+    std::thread::scope(|scope| {
+        let counts = scope.spawn(move || {
+            let (mut full, mut slipped, mut bytes) = (0, 0, 0);
+            let mut buf = [0u8; 4096];
+            while let Ok((len, _)) = reader.recv_from(&mut buf) {
+                bytes += len;
+                if buf[2] & 0x02 != 0 {
+                    slipped += 1;
+                } else {
+                    full += 1;
+                }
+            }
+            (full, slipped, bytes)
+        });
+        for id in 0..n {
+            let mut q = query.to_vec();
+            q[..2].copy_from_slice(&id.to_be_bytes());
+            sock.send_to(&q, to).unwrap();
+        }
+        counts.join().unwrap()
+    })
+}
+
+/// Response rate limiting as NSD and Knot do it, on by default for the public view: a TXT
+/// flood (answers from our zone, the best amplifier) and an ANY flood at one name from one
+/// source are cut to the rate, half of the rest slip out empty with TC=1, the bytes sent back
+/// stay below the bytes received; random names under the zone share the zone's NXDOMAIN
+/// budget; another prefix, and another name, are answered in full meanwhile.
+#[test]
+fn every_response_class_is_rate_limited_on_the_public_view_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let txt = format!(
+        "@ TXT \"{}\" \"{}\"\nwww A 192.0.2.80\n",
+        "v".repeat(250),
+        "w".repeat(250)
+    );
+    std::fs::write(dir.path().join("public.zone"), txt).unwrap();
+    std::fs::write(dir.path().join("members.json"), crate::netns::MEMBERS).unwrap();
+    let tables = format!(
+        "[public]\naddresses = [\"127.0.0.3\"]\nzone_file = \"public.zone\"\n\n\
+         [[network]]\nid = \"{NETWORK}\"\nsource = \"file\"\nmembers_file = \"members.json\"\n"
+    );
+    let server = Server::start_in(dir, "", &tables);
+    let public: std::net::SocketAddr = server
+        .wait_log(Duration::from_secs(10), |l| {
+            l["message"] == "listening (udp and tcp)" && l["view"] == "public"
+        })
+        .and_then(|l| l["address"].as_str().map(|a| a.parse().unwrap()))
+        .unwrap();
+    let ask = |name: &str, rtype| request(name, rtype).to_vec().unwrap();
+    let txt = ask("backhaul.", RecordType::TXT);
+    let one = udp_raw(public, &txt).unwrap();
+    assert!(one.len() > 500, "a TXT answer of {} bytes", one.len());
+    let n: u16 = 5000;
+    for (what, query, from) in [
+        ("TXT", txt.clone(), "127.0.0.4"),
+        ("ANY", ask("backhaul.", RecordType::ANY), "127.0.0.5"),
+    ] {
+        // The default rate is 200 per second and /24: these sources are one prefix each only
+        // by being alone in the test; the limit is per prefix, class and name.
+        let (full, slipped, bytes) = flood(from, public, &query, n);
+        let sent = usize::from(n) * query.len();
+        eprintln!("{what} flood: {full} full, {slipped} TC=1, {bytes} bytes back for {sent} sent");
+        // The bucket's burst (200) and its refill while the flood lasts; of the rest about
+        // every second slips (some may be lost on the way back, as UDP is).
+        assert!(full <= 600, "{what}: {full} full answers of {n}");
+        assert!(slipped >= 1000, "{what}: {slipped} slipped of {n}");
+        assert!(
+            bytes < sent * 2,
+            "{what}: {bytes} bytes back for {sent} sent"
+        );
+    }
+    // Random names: one zone's NXDOMAIN budget.
+    let sock = std::net::UdpSocket::bind("127.0.1.6:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    for i in 0..n {
+        let q = ask(&format!("r{i}.backhaul."), RecordType::A);
+        sock.send_to(&q, public).unwrap();
+    }
+    let mut full = 0;
+    let mut buf = [0u8; 4096];
+    while let Ok((_, _)) = sock.recv_from(&mut buf) {
+        full += usize::from(buf[2] & 0x02 == 0);
+    }
+    assert!(full <= 600, "random names: {full} full NXDOMAIN of {n}");
+    // Meanwhile: another prefix gets the TXT answer in full, the flooding prefix another
+    // name, and the flooder everything over TCP.
+    for (from, q) in [
+        ("127.1.0.9", &txt),
+        ("127.0.0.4", &ask("www.backhaul.", RecordType::A)),
+    ] {
+        let m = udp_raw_from(format!("{from}:0").parse().unwrap(), public, q).unwrap();
+        assert_eq!(m[2] & 0x02, 0, "{from}: truncated");
+        assert!(
+            hickory_proto::op::Message::from_vec(&m)
+                .unwrap()
+                .answers
+                .len()
+                >= 1
+        );
+    }
+    assert!(tcp_raw(public, &txt).len() > 500);
+}
