@@ -650,13 +650,10 @@ fn every_response_class_is_rate_limited_on_the_public_view_by_default() {
     ] {
         let m = udp_raw_from(format!("{from}:0").parse().unwrap(), public, q).unwrap();
         assert_eq!(m[2] & 0x02, 0, "{from}: truncated");
-        assert!(
-            hickory_proto::op::Message::from_vec(&m)
-                .unwrap()
-                .answers
-                .len()
-                >= 1
-        );
+        assert!(!hickory_proto::op::Message::from_vec(&m)
+            .unwrap()
+            .answers
+            .is_empty());
     }
     assert!(tcp_raw(public, &txt).len() > 500);
 }
