@@ -383,3 +383,192 @@ fn query_for(name: &str, rtype: u16) -> Vec<u8> {
     q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
     q
 }
+
+/// A saved IXFR journal as `state_dir` may hold it (damaged, truncated or edited): read back
+/// or refused, never a panic; one that reads back condenses from every serial it holds,
+/// checks against a zone, and writes out to the same bytes.
+pub fn journal(data: &[u8]) {
+    use backhaul_dns::zone::journal::Journal;
+    let Some(journal) = Journal::from_bytes(data) else {
+        return;
+    };
+    let froms: Vec<u32> = journal.changes().map(|c| c.from).collect();
+    for from in froms {
+        if let Some(c) = journal.since(from) {
+            let _ = (c.old_soa, c.deleted.len(), c.added.len());
+        }
+    }
+    let empty = backhaul_dns::zone::RecordList::default();
+    let _ = journal.leads_to(&empty);
+    let again = Journal::from_bytes(&journal.to_bytes()).expect("a journal written reads back");
+    assert_eq!(again.len(), journal.len());
+    assert_eq!(
+        again.to_bytes(),
+        journal.to_bytes(),
+        "written twice, the same bytes"
+    );
+}
+
+/// A scratch directory of this process for the checks that read files.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir()
+        .join(format!("backhaul-dns-fuzz-{}", std::process::id()))
+        .join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A last-good snapshot as `state_dir` may hold it: read back or refused, and when read, built
+/// into zones, compiled and queried like a fresh sync (a snapshot from disk passes the same
+/// address rules as the API's).
+pub fn snapshot(data: &[u8]) {
+    use backhaul_dns::state::snapshot::Store;
+    let dir = scratch("snapshot");
+    let id: NetworkId = NETWORK.parse().unwrap();
+    std::fs::create_dir_all(dir.join("snapshots")).unwrap();
+    std::fs::write(dir.join("snapshots").join(format!("{NETWORK}.json")), data).unwrap();
+    let Some(loaded) = Store::new(&dir).load(id) else {
+        return;
+    };
+    let zone = compile(Some(&loaded.snapshot), &FileRecords::default());
+    let policy = Policy {
+        allowed: true,
+        forward: false,
+    };
+    let mut out = Vec::new();
+    for m in loaded.snapshot.members.iter().take(8) {
+        let q = query_for(&format!("zt-{}.backhaul.", m.node), 1);
+        if let Outcome::Reply { .. } = respond(&zone, &q, Transport::Udp, policy, &mut out) {
+            check_reply(&q, &out, Transport::Udp);
+        }
+    }
+}
+
+/// Zone files that `$INCLUDE` each other: the bytes are split at lines `---` into `a.zone`,
+/// `b.zone`, `c.zone` and `sub/d.zone` of one directory (a directory `sub` is there too),
+/// then `a.zone` is read as the records file. Loops, missing files, special files and
+/// directories are refused with an error; what is read builds, compiles and answers.
+pub fn include(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let dir = scratch("include");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let mut parts = text.split("\n---\n");
+    for file in ["a.zone", "b.zone", "c.zone", "sub/d.zone"] {
+        std::fs::write(dir.join(file), parts.next().unwrap_or_default()).unwrap();
+    }
+    let Ok(read) = records::load(&dir.join("a.zone"), &domain(), &[], 60) else {
+        return;
+    };
+    let records: Vec<_> = read.into_iter().map(|r| r.record).collect();
+    let files = FileRecords {
+        private: records.clone(),
+        public: None,
+        included: Vec::new(),
+        delegations: Vec::new(),
+    };
+    let zone = compile(None, &files);
+    let policy = Policy {
+        allowed: true,
+        forward: false,
+    };
+    let mut out = Vec::new();
+    for r in records.iter().take(16) {
+        let q = query_for(&r.name.to_ascii(), u16::from(r.record_type()));
+        if let Outcome::Reply { .. } = respond(&zone, &q, Transport::Udp, policy, &mut out) {
+            check_reply(&q, &out, Transport::Udp);
+        }
+    }
+}
+
+/// The HTTP endpoint as a connection sees it: the bytes are what a client sends (one request
+/// or several, well formed or not) to the real routes behind the real connection handling
+/// (limits, the `Host` check), over an in-memory stream. Whatever comes back is HTTP/1.1
+/// responses; nothing panics.
+pub fn http(data: &[u8]) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    thread_local! {
+        static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+    }
+    let app = http_app();
+    RUNTIME.with(|rt| {
+        rt.block_on(async {
+            let (client, server) = tokio::io::duplex(1 << 16);
+            let (mut from_server, mut to_server) = tokio::io::split(client);
+            let peer = "127.0.0.1:40000".parse().unwrap();
+            let serving = tokio::spawn(backhaul_dns::http::conn::serve_io(
+                server,
+                peer,
+                app,
+                backhaul_dns::http::conn::Guard::ENDPOINT,
+                tokio_util::sync::CancellationToken::new(),
+            ));
+            let (written, read) = tokio::join!(
+                async {
+                    let _ = to_server.write_all(data).await;
+                    let _ = to_server.shutdown().await;
+                },
+                async {
+                    let mut back = Vec::new();
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(10),
+                        from_server.read_to_end(&mut back),
+                    )
+                    .await;
+                    back
+                }
+            );
+            let () = written;
+            let _ = serving.await;
+            if !read.is_empty() {
+                assert!(
+                    read.starts_with(b"HTTP/1.1 "),
+                    "not an HTTP response: {:?}",
+                    &read[..read.len().min(64)]
+                );
+            }
+        })
+    });
+}
+
+/// The endpoint's router over a built zone (members, a conflict, a records file), so that the
+/// names API, hosts and the status page have something to render.
+fn http_app() -> axum::Router {
+    static APP: OnceLock<axum::Router> = OnceLock::new();
+    APP.get_or_init(|| {
+        let dir = scratch("http");
+        std::fs::write(dir.join("m.json"), "[]").unwrap();
+        let text = format!(
+            "state_dir = \"state\"\n[listen]\naddresses = [\"10.147.17.1\"]\n[[network]]\n\
+             id = \"{NETWORK}\"\nsource = \"file\"\nmembers_file = \"m.json\"\n"
+        );
+        let config = Config::parse(&dir.join("c.toml"), &text).unwrap();
+        let telemetry = std::sync::Arc::new(backhaul_dns::metrics::Telemetry::new());
+        let mut builder = backhaul_dns::sync::builder::Builder::new(
+            &config,
+            FileRecords::default(),
+            telemetry.clone(),
+        );
+        let members = serde_json::json!([
+            {"nodeId": "a45dc9d260", "name": "db", "description": "dns: postgres",
+             "config": {"authorized": true, "creationTime": 1, "ipAssignments": ["10.147.17.2"]}},
+            {"nodeId": "e610b78bf1", "name": "db", "config": {"authorized": true,
+             "creationTime": 2, "ipAssignments": ["10.147.17.3"]}},
+            {"nodeId": "efcc1b0947", "name": "<script>x</script>", "config": {"authorized": false}},
+        ]);
+        let id: NetworkId = NETWORK.parse().unwrap();
+        builder.set(file::parse(members.to_string().as_bytes(), id).unwrap());
+        let names = std::sync::Arc::new(backhaul_dns::sync::publish::Names::default());
+        names.set(builder.names_source());
+        let nets = ["10.147.17.1/24".parse().unwrap()];
+        let access = std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(
+            backhaul_dns::http::Access::new(&nets, &config),
+        ));
+        backhaul_dns::http::router(telemetry, names, access)
+    })
+    .clone()
+}

@@ -148,6 +148,21 @@ async fn connection(
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
+    serve_io(stream, peer, app, guard, shutdown).await;
+}
+
+/// Serves HTTP/1.1 requests arriving on `io` from `peer` until the client closes, the guard's
+/// bounds end it, or `shutdown` (the request under way is finished). The byte stream is any
+/// transport: a TCP connection here, an in-memory one for the fuzz target.
+pub async fn serve_io<IO>(
+    io: IO,
+    peer: SocketAddr,
+    app: Router,
+    guard: Guard,
+    shutdown: CancellationToken,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     // Handlers may ask who is asking (`ConnectInfo`), as with axum's own server.
     let app = app.layer(axum::Extension(axum::extract::ConnectInfo(peer)));
     let service = TowerToHyperService::new(app);
@@ -157,7 +172,7 @@ async fn connection(
         .header_read_timeout(guard.header_timeout)
         .max_buf_size(guard.max_head.max(8192))
         .keep_alive(true);
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let deadline = tokio::time::sleep(guard.lifetime);
     tokio::pin!(deadline);

@@ -103,7 +103,14 @@ pub async fn serve(
     access: SharedAccess,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = axum::Router::new()
+    let app = router(telemetry, names, access.clone());
+    let admit = move |ip| access.load().admits(ip);
+    conn::serve(listener, app, admit, conn::Guard::ENDPOINT, shutdown).await
+}
+
+/// The endpoint's routes, with the `Host` check in front of them.
+pub fn router(telemetry: Arc<Telemetry>, names: Arc<Names>, access: SharedAccess) -> axum::Router {
+    axum::Router::new()
         .route("/", get(status_page))
         .route("/api/v1/names", get(names_json))
         .route("/hosts", get(hosts))
@@ -115,9 +122,7 @@ pub async fn serve(
             names,
             rendered: Arc::default(),
         })
-        .layer(axum::middleware::from_fn_with_state(access.clone(), for_us));
-    let admit = move |ip| access.load().admits(ip);
-    conn::serve(listener, app, admit, conn::Guard::ENDPOINT, shutdown).await
+        .layer(axum::middleware::from_fn_with_state(access, for_us))
 }
 
 /// A request whose `Host` names someone else (DNS rebinding) gets 403.

@@ -45,6 +45,10 @@ fn fuzz_corpora_and_regressions_replay_cleanly() {
         ("members", checks::members),
         ("config", checks::config),
         ("webhook", checks::webhook),
+        ("journal", checks::journal),
+        ("snapshot", checks::snapshot),
+        ("include", checks::include),
+        ("http", checks::http),
     ] {
         let n = replay(target, check);
         assert!(n > 0, "{target}: no corpus in fuzz/corpus/{target}");
