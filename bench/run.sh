@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Benchmark: backhaul-dns against NSD and Knot serving the same records, measured with dnsperf.
+# Benchmark: backhaul-dns against NSD, Knot and gdnsd serving the same records, measured with
+# dnsperf.
 #
 #   bench/run.sh [MEMBERS] [SECONDS] [RUNS]   (defaults: 1000 members, 10 s per run, median of 3)
 #   environment: PHASES=1254 (which phases run), LAT_RUNS=10 and LAT_SECONDS=2 (latency runs),
 #   SIZES="1000 100000" (phase 5), SYNC_MEMBERS=10000 (phase 4)
 #
 # Builds the release binary, generates MEMBERS members (a Central member list), asks
-# `backhaul-dns zone` for the zone and gives exactly those records to NSD and Knot, then:
+# `backhaul-dns zone` for the zone and gives exactly those records to NSD, Knot and gdnsd
+# (each with one UDP worker), then:
 #  1. throughput: dnsperf against the servers taking turns, UDP and TCP, with the mixed query
 #     set (70% A, 10% AAAA, 15% NXDOMAIN, 5% NODATA/PTR) and NXDOMAIN-only and A-only sets;
 #     the median QPS of RUNS runs, lost queries, server CPU per query, ratios to NSD;
@@ -55,6 +57,7 @@ OUT=$ROOT/bench/out/$MEMBERS
 BH_PORT=25531
 NSD_PORT=25532
 KNOT_PORT=25533
+GDNSD_PORT=25537
 SYNC_PORT=25534
 SIZE_PORTS=(25535 25536)
 
@@ -62,6 +65,7 @@ need() { command -v "$1" >/dev/null || { echo "bench: $1 is missing: apt-get ins
 need dnsperf dnsperf
 need nsd nsd
 need knotd knot
+need gdnsd gdnsd
 need taskset util-linux
 need chrt util-linux
 need python3 python3
@@ -70,7 +74,7 @@ need python3 python3
 # watches the directory of its config, and a log written beside it wakes its watcher thread
 # (at normal priority, on the server's core) for every write.
 LOGS=$OUT/logs
-rm -rf "$OUT" && mkdir -p "$OUT/knot" "$OUT/nsd" "$LOGS"
+rm -rf "$OUT" && mkdir -p "$OUT/knot" "$OUT/nsd" "$OUT/gdnsd" "$LOGS"
 echo "== building release binary"
 (cd "$ROOT" && cargo build --release --quiet)
 BIN=$ROOT/target/release/backhaul-dns
@@ -134,8 +138,19 @@ template:
 $(cat "$OUT/knot-zones.conf")
 CONF
 
+cat > "$OUT/gdnsd/config" <<CONF
+options => {
+  listen => [ 127.0.0.1 ]
+  dns_port = $GDNSD_PORT
+  udp_threads = 1
+  tcp_threads = 1
+  run_dir = "$OUT/gdnsd/run"
+  state_dir = "$OUT/gdnsd/state"
+}
+CONF
+
 # A server left over from an earlier run would answer in place of the one started here.
-for port in $BH_PORT $NSD_PORT $KNOT_PORT $SYNC_PORT "${SIZE_PORTS[@]}"; do
+for port in $BH_PORT $NSD_PORT $KNOT_PORT $GDNSD_PORT $SYNC_PORT "${SIZE_PORTS[@]}"; do
   if dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" host0.backhaul A | grep -q .; then
     echo "bench: something already answers on 127.0.0.1:$port; stop it first" >&2; exit 1
   fi
@@ -187,6 +202,8 @@ serve nsd nsd -d -c "$OUT/nsd.conf"
 PIDS+=($!); NSD_PID=$!
 serve knot knotd -c "$OUT/knot.conf"
 PIDS+=($!); KNOT_PID=$!
+serve gdnsd gdnsd -c "$OUT/gdnsd" start
+PIDS+=($!); GDNSD_PID=$!
 
 wait_up() {
   for _ in $(seq 600); do
@@ -198,6 +215,7 @@ wait_up() {
 wait_up $BH_PORT
 wait_up $NSD_PORT
 wait_up $KNOT_PORT
+wait_up $GDNSD_PORT
 
 # A process and all its descendants (NSD serves from a grandchild).
 tree() { local c; echo "$1"; for c in $(pgrep -P "$1" || true); do tree "$c"; done; }
@@ -271,7 +289,7 @@ print(f"{name:<12} {len(every):7d} answers  avg {sum(every) / len(every) * 1000:
 PY
 }
 
-SERVERS=("backhaul-dns $BH_PID $BH_PORT" "nsd $NSD_PID $NSD_PORT" "knot $KNOT_PID $KNOT_PORT")
+SERVERS=("backhaul-dns $BH_PID $BH_PORT" "nsd $NSD_PID $NSD_PORT" "knot $KNOT_PID $KNOT_PORT" "gdnsd $GDNSD_PID $GDNSD_PORT")
 if [[ $PHASES == *1* ]]; then
 echo "== 1. throughput: $MEMBERS members, ${SECONDS_PER_RUN}s runs, server on core 0, dnsperf on core 1"
 # The servers take turns run by run (backhaul-dns, NSD, Knot, backhaul-dns, ...), so a slow
@@ -293,11 +311,12 @@ for mode in udp tcp; do
       printf '%-12s %-4s %-11s %9.0f q/s (median of %s)  lost %-5s  cpu %5.1f us/q\n' "$name" "$mode" \
         "$set" "$(median ${qs[$name]})" "$RUNS" "${lost[$name]}" "$(median ${cpu[$name]})"
     done
-    RATIO["$mode $set"]=$(python3 - "${qs[backhaul-dns]}" "${qs[nsd]}" "${qs[knot]}" <<'PY'
+    RATIO["$mode $set"]=$(python3 - "${qs[backhaul-dns]}" "${qs[nsd]}" "${qs[knot]}" "${qs[gdnsd]}" <<'PY'
 import statistics, sys
-bh, nsd, knot = ([float(x) for x in a.split()] for a in sys.argv[1:])
+bh, nsd, knot, gdnsd = ([float(x) for x in a.split()] for a in sys.argv[1:])
 r = lambda other: statistics.median(b / o for b, o in zip(bh, other))
-print(f"{r(nsd):.2f} (vs Knot {r(knot):.2f})   per round vs NSD: " + " ".join(f"{b / n:.2f}" for b, n in zip(bh, nsd)))
+print(f"{r(nsd):.2f} (vs Knot {r(knot):.2f}, vs gdnsd {r(gdnsd):.2f})   per round vs NSD: "
+      + " ".join(f"{b / n:.2f}" for b, n in zip(bh, nsd)))
 PY
 )
     unset qs lost cpu
@@ -324,7 +343,7 @@ done
 fi
 
 echo "== 3. resident memory with $MEMBERS members (MiB)"
-printf 'backhaul-dns %s   nsd %s   knot %s\n' "$(rss $BH_PID)" "$(rss $NSD_PID)" "$(rss $KNOT_PID)"
+printf 'backhaul-dns %s   nsd %s   knot %s   gdnsd %s\n' "$(rss $BH_PID)" "$(rss $NSD_PID)" "$(rss $KNOT_PID)" "$(rss $GDNSD_PID)"
 cleanup; PIDS=()
 
 if [[ $PHASES == *5* ]]; then

@@ -7,15 +7,24 @@
 //!
 //!   cargo bench --bench answer          (median of 9 rounds; ANSWER_ROUNDS)
 //!
-//! Sizes take turns within each round, so a slow spell of the machine hits both alike.
+//! Sizes take turns within each round, so a slow spell of the machine hits both alike. Each
+//! set is timed twice: the answer logic alone (`respond`) and the whole request path a UDP
+//! thread runs (`request::handle`: policy, TSIG and transfer checks, the answer, rate
+//! limiting), whose heap allocations per query are counted too (the UDP path must make none).
 
 #![allow(clippy::unwrap_used)] // a benchmark: a failure should stop it loudly
 
+use std::alloc::{GlobalAlloc, Layout};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use backhaul_dns::dns::answer::{respond, Outcome, Policy, Rcode, Transport};
+use backhaul_dns::dns::context::Context;
+use backhaul_dns::dns::request::{self, Action};
+use backhaul_dns::dns::rules::{Rules, Surroundings};
 use backhaul_dns::dns::ZoneIndex;
+use backhaul_dns::view::View;
 use backhaul_dns::records::FileRecords;
 use backhaul_dns::sync::builder::Builder;
 use backhaul_dns::sync::Views;
@@ -24,9 +33,32 @@ use backhaul_dns::zerotier::file;
 mod common;
 use common::{members_json, NETWORK};
 
-/// The allocator the binary uses: where the zone's arenas land matters here.
+/// The allocator the binary uses (where the zone's arenas land matters here), counting the
+/// allocations made.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is passed on to mimalloc unchanged; counting has no effect on memory.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { mimalloc::MiMalloc.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
+    }
+}
+
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: Counting = Counting;
 
 const SIZES: [usize; 2] = [1_000, 100_000];
 /// Queries per set, as in bench/gen.py's query files.
@@ -111,6 +143,35 @@ fn answer_all(zone: &ZoneIndex, queries: &[Vec<u8>], expect: Rcode, out: &mut Ve
     start.elapsed().as_nanos() as f64 / queries.len() as f64
 }
 
+/// Nanoseconds per query over the whole set through the request path, as a UDP thread runs it
+/// (one load of the rules per batch of 32), and the heap allocations made.
+fn handle_all(ctx: &Context, zone: &ZoneIndex, queries: &[Vec<u8>], out: &mut Vec<u8>) -> (f64, u64) {
+    let client = "127.0.0.1".parse().unwrap();
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed);
+    let start = Instant::now();
+    for batch in queries.chunks(32) {
+        let rules = ctx.rules();
+        for q in batch {
+            let action = request::handle(ctx, &rules, zone, q, client, Transport::Udp, out);
+            assert_eq!(action, Action::Reply);
+        }
+    }
+    let took = start.elapsed().as_nanos() as f64 / queries.len() as f64;
+    (took, ALLOCATIONS.load(Ordering::Relaxed) - allocations)
+}
+
+/// The request path's context, with the rules a server listening on 127.0.0.1 has.
+fn context() -> Context {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::config(dir.path());
+    let nets = ["127.0.0.1/8".parse().unwrap()];
+    let around = Surroundings {
+        nets: &nets,
+        delegations: &[],
+    };
+    Context::standalone(Rules::from_config(&config, View::Backhaul, around, None).unwrap())
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -123,17 +184,24 @@ fn main() {
         .map_or(9, |r| r.parse().expect("ANSWER_ROUNDS: a number of rounds"));
     let zones: Vec<_> = SIZES.iter().map(|&n| zone(n)).collect();
     let sets: Vec<_> = SIZES.iter().map(|&n| query_sets(n)).collect();
+    let ctx = context();
     let mut out = Vec::with_capacity(1232);
-    // ns[size][set]: one sample per round.
+    // ns[size][set]: one sample per round; the same through the request path.
     let mut ns = vec![vec![Vec::new(); 2]; SIZES.len()];
+    let mut handled = vec![vec![Vec::new(); 2]; SIZES.len()];
+    let mut allocations = 0;
     for _ in 0..rounds {
         for set in 0..2 {
             for (size, zone) in zones.iter().enumerate() {
                 let (_, queries, expect) = &sets[size][set];
                 ns[size][set].push(answer_all(zone, queries, *expect, &mut out));
+                let (took, allocated) = handle_all(&ctx, zone, queries, &mut out);
+                handled[size][set].push(took);
+                allocations += allocated;
             }
         }
     }
+    let queries = (rounds * 2 * SIZES.len() * QUERIES) as f64;
     for set in 0..2 {
         let name = sets[0][set].0;
         let medians: Vec<f64> = ns.iter().map(|s| median(s[set].clone())).collect();
@@ -146,5 +214,13 @@ fn main() {
             SIZES[0],
             medians[0] / medians[1]
         );
+        for (size, samples) in SIZES.iter().zip(&handled) {
+            let m = median(samples[set].clone());
+            println!("{name:>12} at {size:>7} members: {m:6.0} ns per query through the request path");
+        }
     }
+    println!(
+        "heap allocations per query on the request path: {:.4} ({allocations} in {queries} queries)",
+        allocations as f64 / queries
+    );
 }

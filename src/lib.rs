@@ -19,7 +19,8 @@
 //! Each module imports only from its own layer or the layers below it; nothing imports from a
 //! layer above.
 //!
-//! 1. **Ground floor: shared vocabulary**, importing nothing of ours.
+//! 1. **Ground floor: shared vocabulary**, importing nothing of ours (but [`lock`], which
+//!    [`once`] and [`places`] use).
 //!    - [`dname`]: DNS names as lowercase wire bytes (labels, parents) and every DNS constant.
 //!    - [`ids`]: ZeroTier network and node ids. [`secret`]: tokens that never print.
 //!    - [`view`]: backhaul or public side of split horizon. [`clock`]: Unix time.
@@ -43,15 +44,15 @@
 //!      atomic writes).
 //!    - [`interfaces`]: which addresses to answer on. [`watch`]: watched files -> reloads.
 //! 3. **Serving and syncing**.
-//!    - [`dns`]: the compiled zone index, the answer logic, the listeners of each view,
-//!      transfers (AXFR, IXFR), TSIG ([`dns::tsig`]) and forwarding; the [`dns::rules`] a
-//!      reload swaps.
+//!    - [`dns`]: the compiled zone index, the one request path ([`dns::request`]) under the
+//!      [`dns::rules`] a reload swaps, the answer logic, the listeners of each view, transfers
+//!      (AXFR, IXFR), NOTIFY, TSIG ([`dns::tsig`]) and forwarding.
 //!    - [`sync`]: pollers, the builder thread, publishing.
 //!    - [`services`]: health checks of service names and their live answers, swapped apart
 //!      from the zone index.
 //!    - [`http`]: the status page, `/api/v1/names`, `/hosts`, `/healthz`, `/readyz` and
-//!      `/metrics`. [`webhook`]: Central webhooks that
-//!      trigger a sync.
+//!      `/metrics`, behind the connection guards of [`http::conn`]. [`webhook`]: Central
+//!      webhooks that trigger a sync.
 //! 4. **Top**: [`run`] wires the pieces for each subcommand, reloads the configuration and
 //!    owns the one shutdown path; `main.rs` turns the outcome into an exit code.
 //!
