@@ -24,10 +24,10 @@ use backhaul_dns::dns::context::Context;
 use backhaul_dns::dns::request::{self, Action};
 use backhaul_dns::dns::rules::{Rules, Surroundings};
 use backhaul_dns::dns::ZoneIndex;
-use backhaul_dns::view::View;
 use backhaul_dns::records::FileRecords;
 use backhaul_dns::sync::builder::Builder;
 use backhaul_dns::sync::Views;
+use backhaul_dns::view::View;
 use backhaul_dns::zerotier::file;
 
 mod common;
@@ -145,7 +145,12 @@ fn answer_all(zone: &ZoneIndex, queries: &[Vec<u8>], expect: Rcode, out: &mut Ve
 
 /// Nanoseconds per query over the whole set through the request path, as a UDP thread runs it
 /// (one load of the rules per batch of 32), and the heap allocations made.
-fn handle_all(ctx: &Context, zone: &ZoneIndex, queries: &[Vec<u8>], out: &mut Vec<u8>) -> (f64, u64) {
+fn handle_all(
+    ctx: &Context,
+    zone: &ZoneIndex,
+    queries: &[Vec<u8>],
+    out: &mut Vec<u8>,
+) -> (f64, u64) {
     let client = "127.0.0.1".parse().unwrap();
     let allocations = ALLOCATIONS.load(Ordering::Relaxed);
     let start = Instant::now();
@@ -216,7 +221,9 @@ fn main() {
         );
         for (size, samples) in SIZES.iter().zip(&handled) {
             let m = median(samples[set].clone());
-            println!("{name:>12} at {size:>7} members: {m:6.0} ns per query through the request path");
+            println!(
+                "{name:>12} at {size:>7} members: {m:6.0} ns per query through the request path"
+            );
         }
     }
     println!(

@@ -3,7 +3,7 @@
 //! result ([`Views::publish`]). It runs on a thread of its own at idle priority, so a large
 //! build never delays a query.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::journals::Journals;
 use super::names::NamesSource;
 use super::publish::{Built, Views};
 use super::Update;
@@ -23,8 +24,7 @@ use crate::records::FileRecords;
 use crate::state::{self, snapshot};
 use crate::view::View;
 use crate::zerotier::NetworkSnapshot;
-use crate::zone::journal::Limits;
-use crate::zone::{self, Journal, SerialBook, Settings, Zones};
+use crate::zone::{self, SerialBook, Settings, Zones};
 use crate::{background, clock, memory};
 
 /// How long the builder waits for another sync before sweeping the memory freed by the last
@@ -56,23 +56,8 @@ pub struct Builder {
     /// False for the one-shot commands (`zone`): they read `state_dir` (the serials a running
     /// server saved) but never write it, which would race with that server.
     persist: bool,
-    /// How much each zone's IXFR journal keeps; `None` (no journals) unless secondaries may
-    /// transfer (`[transfer] allow`) and this is the server.
-    journal_limits: Option<Limits>,
-    /// The IXFR journal of every complete backhaul zone, by apex.
-    journals: HashMap<String, Arc<Journal>>,
-    /// The records of every complete backhaul zone as last published, and its serial: what
-    /// the next build's are compared with (only while journals are kept).
-    published: HashMap<String, (u32, zone::RecordList)>,
-    /// Journals changed since they were last written.
-    unsaved_journals: BTreeSet<String>,
-}
-
-fn journal_limits(config: &Config) -> Option<Limits> {
-    (!config.transfer.allow.is_empty()).then_some(Limits {
-        changes: config.transfer.journal_changes,
-        bytes: config.transfer.journal_bytes,
-    })
+    /// The IXFR journals of the backhaul zones.
+    journals: Journals,
 }
 
 impl Builder {
@@ -94,10 +79,7 @@ impl Builder {
             fresh: HashSet::new(),
             telemetry,
             persist: true,
-            journal_limits: journal_limits(config),
-            journals: HashMap::new(),
-            published: HashMap::new(),
-            unsaved_journals: BTreeSet::new(),
+            journals: Journals::new(config),
         }
     }
 
@@ -106,7 +88,7 @@ impl Builder {
     pub fn read_only(config: &Config, files: FileRecords) -> Builder {
         Builder {
             persist: false,
-            journal_limits: None,
+            journals: Journals::off(&config.state_dir),
             ..Builder::new(config, files, Arc::default())
         }
     }
@@ -204,11 +186,7 @@ impl Builder {
         self.files = files;
         self.public_addresses = public_addresses(config);
         if self.persist {
-            self.journal_limits = journal_limits(config);
-        }
-        if self.journal_limits.is_none() {
-            self.journals.clear();
-            self.published.clear();
+            self.journals.reconfigure(config);
         }
     }
 
@@ -236,7 +214,8 @@ impl Builder {
         let mut private = zone::build(&inputs, &self.settings, &self.files);
         let now = clock::unix_now() as u32;
         self.unsaved.0 |= self.book.stamp(&mut private, now, &self.settings);
-        self.journal(&mut private);
+        let held = self.journals.update(&mut private);
+        self.telemetry.journals(&held);
         for o in &private.overridden {
             if !self.overrides_seen.contains(o) {
                 tracing::info!(name = %o.name, member = %o.member, network = %o.network,
@@ -256,83 +235,16 @@ impl Builder {
         Built { private, public }
     }
 
-    /// Brings every complete zone's IXFR journal up to its new serial: the change from the
-    /// records last published, by one pass over both (no second build), and hands the
-    /// journal to the zone to serve. A zone first seen by this process (a restart) keeps the
-    /// journal saved in `state_dir` only if it leads to the serial the zone has now;
-    /// otherwise it starts empty, and secondaries behind get the whole zone once.
-    fn journal(&mut self, zones: &mut Zones) {
-        let Some(limits) = self.journal_limits else {
-            return;
-        };
-        let mut seen = HashSet::new();
-        for z in zones.zones.iter_mut().filter(|z| z.complete) {
-            let apex = z.apex.to_ascii();
-            let journal = (self.journals.entry(apex.clone())).or_insert_with(|| {
-                Arc::new(state::load_journal(&self.state_dir, &apex).unwrap_or_default())
-            });
-            let before = (journal.len(), journal.last_serial());
-            let j = Arc::make_mut(journal);
-            match self.published.get(&apex) {
-                Some((serial, _)) if *serial == z.serial => {}
-                Some((serial, old)) => {
-                    match zone::journal::diff(old, &z.records, *serial, z.serial) {
-                        Some(change) => j.push(change, limits),
-                        None => {
-                            tracing::error!(zone = %apex, "records out of order: the IXFR journal starts over (a bug: please report it)");
-                            j.clear();
-                        }
-                    }
-                }
-                None if j.last_serial() != Some(z.serial) => j.clear(),
-                None if !j.leads_to(&z.records) => {
-                    tracing::warn!(zone = %apex, "the IXFR journal in state_dir does not lead to the zone as served (edited or damaged): starting it over; secondaries behind get the whole zone once");
-                    j.clear();
-                }
-                None => {}
-            }
-            j.trim(limits);
-            if (j.len(), j.last_serial()) != before {
-                self.unsaved_journals.insert(apex.clone());
-            }
-            z.journal = Some(journal.clone());
-            seen.insert(apex);
-        }
-        if zones.zones.iter().all(|z| z.complete) {
-            self.journals.retain(|apex, _| seen.contains(apex));
-        }
-        let held: Vec<(String, usize, usize)> = (self.journals.iter())
-            .map(|(apex, j)| (apex.clone(), j.len(), j.bytes()))
-            .collect();
-        self.telemetry.journals(&held);
-    }
-
     /// Keeps the records of the zones just published, for the next build's journal entries
     /// (moved out of `built`, not copied).
     pub fn keep_published(&mut self, built: &mut Built) {
-        if self.journal_limits.is_none() {
-            return;
-        }
-        self.published.clear();
-        for z in built.private.zones.iter_mut().filter(|z| z.complete) {
-            let records = std::mem::take(&mut z.records);
-            self.published
-                .insert(z.apex.to_ascii(), (z.serial, records));
-        }
+        self.journals.keep_published(&mut built.private);
     }
 
     /// Writes the journals that changed since the last call (after the swap, like the
     /// serials).
     pub fn save_journals(&mut self) {
-        for apex in std::mem::take(&mut self.unsaved_journals) {
-            let Some(journal) = self.journals.get(&apex) else {
-                continue;
-            };
-            if let Err(e) = state::save_journal(&self.state_dir, &apex, journal) {
-                tracing::warn!(zone = %apex, state_dir = %self.state_dir.display(), error = %e,
-                    "cannot save the IXFR journal: after a restart, secondaries get the whole zone once");
-            }
-        }
+        self.journals.save();
     }
 
     /// What the new zones hold, for /metrics and /readyz.

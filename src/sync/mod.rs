@@ -12,6 +12,7 @@
 //! triggers, shutdown) and [`fetch_all`] for the one-shot commands.
 
 pub mod builder;
+mod journals;
 pub mod names;
 pub mod poller;
 pub mod publish;

@@ -323,17 +323,8 @@ fn tcp_clients_that_never_read_hold_neither_places_nor_memory() {
             std::thread::sleep(Duration::from_millis(100));
         }
         let answered = wait_for(Duration::from_secs(10), || {
-            in_netns(&lab.cli.name, || {
-                let mut s = tcp_from("10.147.17.2", dns).ok()?;
-                s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-                s.write_all(&query).ok()?;
-                let mut len = [0u8; 2];
-                s.read_exact(&mut len).ok()?;
-                let mut buf = vec![0; u16::from_be_bytes(len) as usize];
-                s.read_exact(&mut buf).ok()?;
-                hickory_proto::op::Message::from_vec(&buf).ok()
-            })
-            .filter(|m| is_a(m, "10.147.17.20"))
+            crate::netns::tcp_ask_from(&lab, "10.147.17.2", dns, &query)
+                .filter(|m| is_a(m, "10.147.17.20"))
         });
         // What the server's sockets hold for them: Send-Q, summed.
         let ss = exec_in(

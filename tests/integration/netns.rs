@@ -495,6 +495,27 @@ pub(crate) fn tcp_from(from: &str, to: SocketAddr) -> std::io::Result<std::net::
     Ok(sock.into())
 }
 
+/// One framed TCP query (`framed`: length prefix and message) from `from` in the client
+/// namespace; the answer, or `None` when the connection gives none within 2 s.
+pub(crate) fn tcp_ask_from(
+    lab: &Lab,
+    from: &str,
+    to: SocketAddr,
+    framed: &[u8],
+) -> Option<Message> {
+    in_netns(&lab.cli.name, || {
+        use std::io::{Read, Write};
+        let mut s = tcp_from(from, to).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.write_all(framed).ok()?;
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).ok()?;
+        let mut buf = vec![0; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut buf).ok()?;
+        Message::from_vec(&buf).ok()
+    })
+}
+
 /// One client (an address of the network) pipelines queries on hundreds of connections and
 /// never reads; an outside host opens hundreds more. Neither takes the TCP service: the outside
 /// host is closed at accept, the other is held to its share and dropped once its answers back
@@ -548,18 +569,7 @@ fn tcp_clients_that_do_not_read_or_may_not_ask_cannot_take_the_service() {
     });
     // A third client's TCP queries are answered.
     let answered = wait_for(Duration::from_secs(10), || {
-        in_netns(&lab.cli.name, || {
-            use std::io::{Read, Write};
-            let mut s = tcp_from("10.147.17.2", dns).ok()?;
-            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-            s.write_all(&query).ok()?;
-            let mut len = [0u8; 2];
-            s.read_exact(&mut len).ok()?;
-            let mut buf = vec![0; u16::from_be_bytes(len) as usize];
-            s.read_exact(&mut buf).ok()?;
-            Message::from_vec(&buf).ok()
-        })
-        .filter(|m| is_a(m, "10.147.17.20"))
+        tcp_ask_from(&lab, "10.147.17.2", dns, &query).filter(|m| is_a(m, "10.147.17.20"))
     });
     assert!(
         answered.is_some(),
