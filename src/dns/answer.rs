@@ -4,7 +4,7 @@
 //! (so its case is echoed), pre-encoded RRsets copied behind it, owner names compressed to the
 //! question. Nothing here allocates once the buffer has grown.
 
-use super::index::{Lookup, RrSet, ZoneIndex};
+use super::index::{Lookup, RrSet, ZoneIndex, ZoneMeta};
 use super::wire::{self, ParseError, Request};
 use crate::dname::{class, flags, opcode, rtype, HEADER_LEN, MAX_NAME};
 
@@ -264,15 +264,23 @@ fn answer_name(zone: &ZoneIndex, qname: &[u8], qtype: u16, w: &mut Writer<'_>) -
             }
             // Delegated to other servers: a referral (AA clear, RFC 1034 4.3.2), or, for a
             // client that may have names resolved, resolution through them.
-            Lookup::Referral(cut, _, cut_len) if hop == 0 => {
+            Lookup::Referral(cut, meta, cut_len) if hop == 0 => {
                 if let Some(ns) = cut.rrset(rtype::NS) {
                     let start = w.authority(&ns, owner_at + len - cut_len);
-                    w.target_addresses(zone, &ns, start, 0);
+                    w.target_addresses(zone, meta, &ns, start, 0);
                 }
                 return Decision::Referral;
             }
-            // A CNAME into a delegated name leaves what we answer for.
-            Lookup::Referral(..) => return Decision::LeavesZones,
+            // A CNAME into a delegated name leaves what we answer for: the chain, then the
+            // delegation's NS set and glue, as NSD and Knot answer it (a resolver follows the
+            // referral from there).
+            Lookup::Referral(cut, meta, cut_len) => {
+                if let Some(ns) = cut.rrset(rtype::NS) {
+                    let start = w.authority(&ns, owner_at + len - cut_len);
+                    w.target_addresses(zone, meta, &ns, start, 0);
+                }
+                return Decision::LeavesZones;
+            }
             // The chain leaves our zones: the forwarder may complete it, else the client's
             // resolver follows it from here.
             Lookup::NotOurs => return Decision::LeavesZones,
@@ -292,16 +300,16 @@ fn answer_name(zone: &ZoneIndex, qname: &[u8], qtype: u16, w: &mut Writer<'_>) -
             let table = zone.live();
             if let Some(live) = table.get(&name[..len]) {
                 let mut answered = false;
+                let mut targets = Targets::default();
                 for (first, second) in live.answer_sets(qtype, rtype::ANY) {
                     let start = w.answer(&first, owner_at);
                     if second.count > 0 {
                         w.answer(&second, owner_at);
                     }
                     answered = true;
-                    if let Some(at) = target_offset(first.rtype) {
-                        w.target_addresses(zone, &first, start, at);
-                    }
+                    targets.note(first, start);
                 }
+                targets.write(w, zone, meta);
                 if !answered {
                     w.negative_soa(owner_at, len, meta.apex_len(), &meta.negative_soa);
                 }
@@ -309,15 +317,19 @@ fn answer_name(zone: &ZoneIndex, qname: &[u8], qtype: u16, w: &mut Writer<'_>) -
             }
         }
         let mut answered = false;
+        let mut targets = Targets::default();
+        // ANY: one RRset (RFC 8482 4.1, as NSD answers it), a small and common one.
+        let any = (qtype == rtype::ANY)
+            .then(|| any_choice(|| node.rrsets()))
+            .flatten();
         for set in node.rrsets() {
-            if set.rtype == qtype || qtype == rtype::ANY {
+            if set.rtype == qtype || any == Some(set.rtype) {
                 let start = w.answer(&set, owner_at);
                 answered = true;
-                if let Some(at) = target_offset(set.rtype) {
-                    w.target_addresses(zone, &set, start, at);
-                }
+                targets.note(set, start);
             }
         }
+        targets.write(w, zone, meta);
         if answered {
             return Rcode::NoError.into();
         }
@@ -364,6 +376,44 @@ fn target_offset(rtype: u16) -> Option<usize> {
     }
 }
 
+/// The one RRset type an ANY query is answered with (RFC 8482 4.1): the first of SOA, A,
+/// AAAA, MX, PTR the name has, else its first other type (CNAME aside: a CNAME is the answer
+/// to everything), else none.
+fn any_choice<'a, I: Iterator<Item = RrSet<'a>>>(sets: impl Fn() -> I) -> Option<u16> {
+    const PREFERRED: [u16; 5] = [rtype::SOA, rtype::A, rtype::AAAA, rtype::MX, rtype::PTR];
+    let has = |t: u16| sets().any(|s| s.rtype == t);
+    PREFERRED
+        .into_iter()
+        .find(|t| has(*t))
+        .or_else(|| sets().map(|s| s.rtype).find(|t| *t != rtype::CNAME))
+}
+
+/// The answered RRsets whose targets get their addresses in the additional section, noted
+/// while the answer is written and looked up after it: with ANY (an apex with NS and MX),
+/// one set's additional records must not land between the answer's RRsets.
+#[derive(Default)]
+struct Targets<'a> {
+    /// (the set, where it starts in the response, where the target starts in its RDATA)
+    sets: [Option<(RrSet<'a>, usize, usize)>; 4],
+}
+
+impl<'a> Targets<'a> {
+    fn note(&mut self, set: RrSet<'a>, start: usize) {
+        let Some(at) = target_offset(set.rtype) else {
+            return;
+        };
+        if let Some(slot) = self.sets.iter_mut().find(|s| s.is_none()) {
+            *slot = Some((set, start, at));
+        }
+    }
+
+    fn write(&self, w: &mut Writer<'_>, zone: &ZoneIndex, within: &ZoneMeta) {
+        for (set, start, at) in self.sets.iter().flatten() {
+            w.target_addresses(zone, within, set, *start, *at);
+        }
+    }
+}
+
 /// The largest offset a compression pointer can hold.
 const MAX_POINTER: usize = 0x3fff;
 
@@ -402,10 +452,19 @@ impl<'a> Writer<'a> {
         }
     }
 
-    /// The in-zone A and AAAA records of the targets of `set` (NS, MX, SRV), written at `start`
-    /// of the answer, into the additional section; each target once. `at`: where the target
-    /// starts in each record's RDATA. The owners point at the targets in the answer.
-    fn target_addresses(&mut self, zone: &ZoneIndex, set: &RrSet, start: usize, at: usize) {
+    /// The A and AAAA records of the targets of `set` (NS, MX, SRV) that lie in the zone
+    /// `within` (the zone the set was answered from: never another zone's data, as NSD),
+    /// written at `start` of the answer, into the additional section; each target once. `at`:
+    /// where the target starts in each record's RDATA. The owners point at the targets in the
+    /// answer.
+    fn target_addresses(
+        &mut self,
+        zone: &ZoneIndex,
+        within: &ZoneMeta,
+        set: &RrSet,
+        start: usize,
+        at: usize,
+    ) {
         if self.arcount == 0 {
             self.additional_at = self.out.len();
         }
@@ -436,9 +495,9 @@ impl<'a> Writer<'a> {
                 *slot = target;
             }
             let node = match zone.lookup(name) {
-                Lookup::Found(node, _) => Some(node),
-                // Glue: the addresses of a name below a delegation.
-                Lookup::Referral(..) => zone.exact(name),
+                Lookup::Found(node, meta) if std::ptr::eq(meta, within) => Some(node),
+                // Glue: the addresses of a name below a delegation of this zone.
+                Lookup::Referral(_, meta, _) if std::ptr::eq(meta, within) => zone.exact(name),
                 _ => None,
             };
             if let Some(node) = node {

@@ -316,6 +316,10 @@ impl Forwarder {
             return true;
         };
         let mut upstream_ok = true;
+        // Our part may end in a referral (a CNAME into a delegation): a recursive answer
+        // carries the upstreams' records instead.
+        resp.authorities.clear();
+        resp.additionals.clear();
         let lookup = tokio::time::timeout(DEADLINE, self.resolver.lookup(target, q.query_type()));
         match lookup.await.unwrap_or(Err(NetError::Timeout)) {
             Ok(lookup) => resp.answers.extend(lookup.answers().iter().cloned()),

@@ -23,6 +23,8 @@ mod hostile;
 mod http;
 // Member names and addresses as served: every naming rule.
 mod naming;
+// Answers as NSD gives them, side by side on the same zone.
+mod parity;
 // Answering only on the ZeroTier interface, in network namespaces.
 mod netns;
 // push_dns: Central's DNS settings pointed at this server, when asked.

@@ -1,0 +1,217 @@
+//! Answers as NSD gives them: the zone `backhaul-dns zone` prints, served by a real NSD, and
+//! the same queries to both servers side by side.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::common::*;
+use hickory_proto::op::Message;
+use hickory_proto::rr::RecordType;
+
+struct Nsd(Child);
+
+impl Drop for Nsd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// NSD serving the zones of `zone_text` (the output of `backhaul-dns zone`) on `port`, with
+/// its defaults but for what the comparison needs (no rate limiting).
+fn nsd(dir: &Path, port: u16, zone_text: &str) -> Nsd {
+    assert!(
+        Path::new("/usr/sbin/nsd").exists(),
+        "this test needs NSD: apt-get install nsd (.ci/run installs it)"
+    );
+    let d = dir.display();
+    let mut conf = format!(
+        "server:\n\tip-address: 127.0.0.1@{port}\n\tserver-count: 1\n\tusername: \"\"\n\tchroot: \"\"\n\
+         \tzonesdir: \"{d}\"\n\tdatabase: \"\"\n\tzonelistfile: \"{d}/zone.list\"\n\txfrdfile: \"{d}/xfrd.state\"\n\
+         \tpidfile: \"{d}/nsd.pid\"\n\tlogfile: \"{d}/nsd.log\"\n\trrl-ratelimit: 0\n\
+         remote-control:\n\tcontrol-enable: no\n"
+    );
+    let mut zones: Vec<(String, String)> = Vec::new();
+    for line in zone_text.lines() {
+        if let Some(origin) = line.strip_prefix("$ORIGIN ") {
+            zones.push((origin.trim().to_owned(), String::new()));
+        }
+        if let Some((_, text)) = zones.last_mut() {
+            if !line.starts_with(';') {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    for (i, (origin, text)) in zones.iter().enumerate() {
+        std::fs::write(dir.join(format!("z{i}.zone")), text).unwrap();
+        conf.push_str(&format!(
+            "zone:\n\tname: \"{origin}\"\n\tzonefile: \"z{i}.zone\"\n"
+        ));
+    }
+    std::fs::write(dir.join("nsd.conf"), conf).unwrap();
+    Nsd(Command::new("/usr/sbin/nsd")
+        .args(["-d", "-c"])
+        .arg(dir.join("nsd.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nsd"))
+}
+
+/// The records of a section as text, sorted (the order of RRsets is not part of an answer).
+fn section(records: &[hickory_proto::rr::Record]) -> Vec<String> {
+    let mut v: Vec<String> = records
+        .iter()
+        .map(|r| r.to_string().to_lowercase())
+        .collect();
+    v.sort();
+    v
+}
+
+/// One query over UDP with EDNS (1232) and RD as given.
+fn ask(server: SocketAddr, name: &str, rtype: RecordType, rd: bool) -> Message {
+    let mut q = request(name, rtype);
+    q.metadata.recursion_desired = rd;
+    exchange_udp(server, &q)
+}
+
+#[test]
+fn answers_match_nsd_on_the_same_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let members = |routes: &str, list: Vec<serde_json::Value>| {
+        serde_json::json!({"network": network_json(&[routes], false, false), "members": list})
+            .to_string()
+    };
+    std::fs::write(
+        dir.path().join("m1.json"),
+        members(
+            "10.147.17.0/24",
+            vec![
+                member("a45dc9d260", "db", true, 1, &["10.147.17.2"]),
+                member("e610b78bf1", "web", true, 2, &["10.147.17.3"]),
+            ],
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("m2.json"),
+        members(
+            "10.147.18.0/24",
+            vec![member("efcc1b0947", "web", true, 3, &["10.147.18.3"])],
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("records.zone"),
+        "@ MX 10 mail\n@ TXT \"v=spf1 -all\"\nmail A 10.147.17.25\n\
+         sub NS ns.sub\nns.sub A 10.147.17.50\ncdel CNAME host.sub\n\
+         srv SRV 0 0 80 web.other.\nsrv2 SRV 0 0 80 db\nalias CNAME db\n",
+    )
+    .unwrap();
+    let tables = "[records]\nzone_file = \"records.zone\"\n\n\
+                  [[network]]\nid = \"8056c2e21c000001\"\nsource = \"file\"\nmembers_file = \"m1.json\"\n\n\
+                  [[network]]\nid = \"8056c2e21c000002\"\nsource = \"file\"\nmembers_file = \"m2.json\"\n\
+                  domain = \"other\"\n";
+    let server = Server::start_in(dir, "", tables);
+    server.wait_answer("db.backhaul.", RecordType::A);
+    server.wait_answer("web.other.", RecordType::A);
+    let (code, zone_text, err) = run_cli(&["zone"], &server.path("backhaul-dns.toml"));
+    assert_eq!(code, 0, "{err}");
+    let nsd_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _nsd = nsd(nsd_dir.path(), port, &zone_text);
+    let nsd_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_for(Duration::from_secs(10), || {
+        let q = request("backhaul.", RecordType::SOA).to_vec().unwrap();
+        udp_raw(nsd_addr, &q).map(|_| ())
+    })
+    .expect("nsd answers");
+
+    let apexes: Vec<String> = (zone_text.lines())
+        .filter_map(|l| l.strip_prefix("$ORIGIN "))
+        .map(|o| o.trim().to_lowercase())
+        .collect();
+    let cases: &[(&str, RecordType, bool)] = &[
+        ("backhaul.", RecordType::ANY, false),
+        ("backhaul.", RecordType::SOA, false),
+        ("backhaul.", RecordType::NS, false),
+        ("backhaul.", RecordType::MX, false),
+        ("backhaul.", RecordType::TXT, false),
+        ("db.backhaul.", RecordType::A, false),
+        ("DB.Backhaul.", RecordType::A, false),
+        ("db.backhaul.", RecordType::MX, false),
+        ("db.backhaul.", RecordType::AAAA, false),
+        ("nope.backhaul.", RecordType::A, false),
+        ("x.db.backhaul.", RecordType::A, false),
+        ("mail.backhaul.", RecordType::A, false),
+        ("alias.backhaul.", RecordType::A, false),
+        ("www.sub.backhaul.", RecordType::A, false),
+        ("www.sub.backhaul.", RecordType::A, true),
+        ("sub.backhaul.", RecordType::NS, false),
+        ("cdel.backhaul.", RecordType::A, false),
+        ("srv.backhaul.", RecordType::SRV, false),
+        ("srv2.backhaul.", RecordType::SRV, false),
+        ("2.17.147.10.in-addr.arpa.", RecordType::PTR, false),
+        ("web.other.", RecordType::A, false),
+        ("other.", RecordType::ANY, false),
+    ];
+    let mut differences = Vec::new();
+    for &(name, rtype, rd) in cases {
+        let ours = ask(server.dns, name, rtype, rd);
+        let theirs = ask(nsd_addr, name, rtype, rd);
+        let what = format!("{name} {rtype} rd={rd}");
+        let mut differ = |part: &str, a: String, b: String| {
+            differences.push(format!("{what}: {part}\n  ours: {a}\n  nsd:  {b}"));
+        };
+        let flags = |m: &Message| (m.metadata.response_code, m.metadata.authoritative);
+        if flags(&ours) != flags(&theirs) {
+            differ(
+                "rcode, AA",
+                format!("{:?}", flags(&ours)),
+                format!("{:?}", flags(&theirs)),
+            );
+        }
+        if section(&ours.answers) != section(&theirs.answers) {
+            differ(
+                "answer",
+                format!("{:?}", section(&ours.answers)),
+                format!("{:?}", section(&theirs.answers)),
+            );
+        }
+        // NSD adds the zone's own NS set to positive answers (minimal-responses: no); we answer
+        // minimally. Any other authority (negative answers, referrals) must be NSD's.
+        let authority = section(&ours.authorities);
+        let apex_ns_only = theirs.authorities.iter().all(|r| {
+            r.record_type() == RecordType::NS && apexes.contains(&r.name.to_string().to_lowercase())
+        });
+        let minimal = authority.is_empty() && !theirs.answers.is_empty() && apex_ns_only;
+        if !minimal && authority != section(&theirs.authorities) {
+            differ(
+                "authority",
+                format!("{authority:?}"),
+                format!("{:?}", section(&theirs.authorities)),
+            );
+        }
+        // Additional data: nothing NSD would not give (never another zone's data).
+        let extra: Vec<String> = section(&ours.additionals)
+            .into_iter()
+            .filter(|r| !section(&theirs.additionals).contains(r))
+            .collect();
+        if !extra.is_empty() {
+            differ(
+                "additional",
+                format!("{extra:?}"),
+                format!("{:?}", section(&theirs.additionals)),
+            );
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} differences from NSD:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+}
