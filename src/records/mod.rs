@@ -87,6 +87,7 @@ pub fn load_files(config: &Config) -> Result<FileRecords, RecordsError> {
     included.dedup();
     let mut domains = domains;
     domains.push(config.domain.clone());
+    no_domain_delegated(&private, &domains, config.records_file.as_deref())?;
     let delegations = delegations(&private, &domains);
     Ok(FileRecords {
         delegations,
@@ -94,6 +95,44 @@ pub fn load_files(config: &Config) -> Result<FileRecords, RecordsError> {
         public: public.map(|p| p.into_iter().map(|r| r.record).collect()),
         included,
     })
+}
+
+/// A network domain served inside another's zone (`child.p.example` with `p.example`) must not
+/// be delegated away by an NS record at it or above it: its members would sit below the cut,
+/// never answered. Refused with the record's file and line.
+fn no_domain_delegated(
+    records: &[FileRecord],
+    domains: &[Name],
+    file: Option<&Path>,
+) -> Result<(), RecordsError> {
+    for d in domains {
+        // The served domain whose zone `d` lives in, if any (its closest proper ancestor).
+        let Some(parent) = (domains.iter())
+            .filter(|p| *p != d && p.zone_of(d))
+            .max_by_key(|p| p.num_labels())
+        else {
+            continue;
+        };
+        for r in records {
+            let owner = r.record.name.to_lowercase();
+            let cuts_d = matches!(r.record.data, RData::NS(_))
+                && owner != *parent
+                && parent.zone_of(&owner)
+                && owner.zone_of(d);
+            if cuts_d {
+                return Err(RecordsError::Line {
+                    path: r.file.clone().or_else(|| file.map(Path::to_path_buf)).unwrap_or_default(),
+                    line: r.line,
+                    message: format!(
+                        "{owner} NS delegates away {d}, the domain of a network served in the zone {parent}: \
+                         its members would never be answered; remove these NS records, or give that network \
+                         a domain outside {owner}"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// NS records below a domain apex (cuts), with the addresses of their name servers found in

@@ -215,3 +215,52 @@ fn answers_match_nsd_on_the_same_zone() {
         differences.join("\n")
     );
 }
+
+/// A network domain served inside another's zone (`child.p.example` in `p.example`) and
+/// delegated away by the records file would never be answered: `check` refuses it with the
+/// record's file and line, rather than serve a referral for the members' names.
+#[test]
+fn a_network_domain_below_a_delegation_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (file, id, routes) in [
+        ("m1.json", "8056c2e21c000001", "10.147.17.0/24"),
+        ("m2.json", "8056c2e21c000002", "10.147.18.0/24"),
+    ] {
+        let json = serde_json::json!({"network": {"id": id, "config": {"routes": [{"target": routes, "via": null}]}},
+            "members": []});
+        std::fs::write(dir.path().join(file), json.to_string()).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("records.zone"),
+        "www A 10.147.17.9\nchild NS ns.child\nns.child A 10.147.17.50\n",
+    )
+    .unwrap();
+    let config = dir.path().join("c.toml");
+    let write = |child_domain: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "domain = \"p.example\"\nstate_dir = \"state\"\n[listen]\naddresses = [\"127.0.0.1\"]\n\
+                 [forward]\nupstreams = []\n[records]\nzone_file = \"records.zone\"\n\
+                 [[network]]\nid = \"8056c2e21c000001\"\nsource = \"file\"\nmembers_file = \"m1.json\"\n\
+                 [[network]]\nid = \"8056c2e21c000002\"\nsource = \"file\"\nmembers_file = \"m2.json\"\n\
+                 domain = \"{child_domain}\"\n"
+            ),
+        )
+        .unwrap();
+    };
+    for below in ["child.p.example", "x.child.p.example"] {
+        write(below);
+        let (code, _, err) = run_cli(&["check"], &config);
+        assert_eq!(code, 2, "{below}: {err}");
+        assert!(
+            err.contains("records.zone, line 2") && err.contains("delegates away"),
+            "{err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    // A network beside the delegation is fine.
+    write("other.p.example");
+    let (code, _, err) = run_cli(&["check"], &config);
+    assert_eq!(code, 0, "{err}");
+}
