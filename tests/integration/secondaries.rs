@@ -508,3 +508,35 @@ fn tsig_errors_follow_rfc_8945() {
         "{metrics}"
     );
 }
+
+/// A signed request is checked whatever the allow entry says (RFC 8945 5.2): from an address
+/// whose entry names no key, a transfer signed with a wrong secret gets BADSIG and one with
+/// an unknown key BADKEY, never the zone; unsigned, it gets the zone as the entry allows.
+#[test]
+fn a_bad_signature_is_refused_even_where_no_key_is_required() {
+    let fake = FakeCentral::start(
+        network_json(&["10.147.17.0/24"], false, false),
+        members(&[]),
+    );
+    let port = free_port();
+    let config = primary_config(port, &fake, "\"127.0.0.1\"", "");
+    let server = start_primary(tempfile::tempdir().unwrap(), &config);
+    let p = port.to_string();
+    let wrong = format!("hmac-sha256:xfr:{WRONG}");
+    let out = kdig(&["-y", &wrong, "@127.0.0.1", "-p", &p, "backhaul.", "AXFR"]);
+    assert!(out.contains("BADSIG") || out.contains("NOTAUTH"), "{out}");
+    assert!(!out.contains("db.backhaul."), "{out}");
+    let unknown = format!("hmac-sha256:other:{SECRET}");
+    let out = kdig(&["-y", &unknown, "@127.0.0.1", "-p", &p, "backhaul.", "AXFR"]);
+    assert!(out.contains("BADKEY") || out.contains("NOTAUTH"), "{out}");
+    assert!(!out.contains("db.backhaul."), "{out}");
+    // Signed right, or not at all: the zone.
+    let out = kdig(&["-y", KEY, "@127.0.0.1", "-p", &p, "backhaul.", "AXFR"]);
+    assert!(
+        out.contains("db.backhaul.") && !out.contains("WARNING"),
+        "{out}"
+    );
+    let out = kdig(&["@127.0.0.1", "-p", &p, "backhaul.", "AXFR"]);
+    assert!(out.contains("db.backhaul."), "{out}");
+    let _ = server;
+}
