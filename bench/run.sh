@@ -202,7 +202,8 @@ serve nsd nsd -d -c "$OUT/nsd.conf"
 PIDS+=($!); NSD_PID=$!
 serve knot knotd -c "$OUT/knot.conf"
 PIDS+=($!); KNOT_PID=$!
-serve gdnsd gdnsd -c "$OUT/gdnsd" start
+# gdnsd warns on stderr about every single-NS reverse zone: into its own log.
+serve gdnsd sh -c 'exec gdnsd -c "$1" start 2>"$2"' sh "$OUT/gdnsd" "$LOGS/gdnsd.log"
 PIDS+=($!); GDNSD_PID=$!
 
 wait_up() {

@@ -146,19 +146,24 @@ impl Context {
     /// Counts an answered query and, with `[log] queries`, logs it.
     pub fn answered(&self, query: &[u8], response: &[u8], client: SocketAddr, started: Instant) {
         let took = started.elapsed();
-        let qtype = wire::qtype(query).unwrap_or(0);
-        let rcode = wire::rcode(response).unwrap_or(Rcode::ServFail as u16);
+        let (qtype, rcode) = summary(query, response);
         self.telemetry.query(self.view, qtype, rcode, took);
         if self.rules.load().log_queries {
-            let name = wire::parse(query)
-                .ok()
-                .and_then(|r| r.question.map(|q| wire_to_text(q.name.wire())))
-                .unwrap_or_default();
-            tracing::info!(target: "backhaul_dns::query", %client, name,
-                qtype = %hickory_proto::rr::RecordType::from(qtype),
-                rcode = rcode_name(rcode), latency_us = took.as_micros() as u64,
-                view = self.view.name(), "query");
+            self.log_query(query, response, client, took);
         }
+    }
+
+    /// One line of the query log (`[log] queries`).
+    pub fn log_query(&self, query: &[u8], response: &[u8], client: SocketAddr, took: Duration) {
+        let (qtype, rcode) = summary(query, response);
+        let name = wire::parse(query)
+            .ok()
+            .and_then(|r| r.question.map(|q| wire_to_text(q.name.wire())))
+            .unwrap_or_default();
+        tracing::info!(target: "backhaul_dns::query", %client, name,
+            qtype = %hickory_proto::rr::RecordType::from(qtype),
+            rcode = rcode_name(rcode), latency_us = took.as_micros() as u64,
+            view = self.view.name(), "query");
     }
 
     /// One transfer request answered (`reply`, to `req` from `client`, signed with `key`):
@@ -289,6 +294,13 @@ impl Context {
             }
         }
     }
+}
+
+/// What a query and its response are counted as: the query's type and the response's rcode.
+pub fn summary(query: &[u8], response: &[u8]) -> (u16, u16) {
+    let qtype = wire::qtype(query).unwrap_or(0);
+    let rcode = wire::rcode(response).unwrap_or(Rcode::ServFail as u16);
+    (qtype, rcode)
 }
 
 /// The last CNAME target of our partial answer (lowercase wire form): where the chain leaves

@@ -1,13 +1,14 @@
 //! TCP serving (RFC 1035 4.2.2, RFC 7766): length-prefixed messages, several queries per
-//! connection, zone transfers for `[transfer] allow`, a task per connection, capped in number
-//! and idle time.
+//! connection (pipelined queries read and answered in batches), zone transfers for
+//! `[transfer] allow`, a task per connection, capped in number and idle time.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 
@@ -55,12 +56,22 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
     }
 }
 
+/// How much of a connection's incoming bytes are read at once: pipelined queries then cost
+/// one system call for many, not two each.
+const READ_BUFFER: usize = 16 * 1024;
+/// Answers gathered before they are written: while more queries are already read, their
+/// answers go out together.
+const WRITE_BUFFER: usize = 16 * 1024;
+
+type Reader = BufReader<OwnedReadHalf>;
+type Writer = BufWriter<OwnedWriteHalf>;
+
 /// Reads the next query's length; `None` when the connection is to end (closed by the
 /// client, idle too long, or the server shutting down between queries).
-async fn next_length(stream: &mut TcpStream, ctx: &Context) -> io::Result<Option<usize>> {
+async fn next_length(reader: &mut Reader, ctx: &Context) -> io::Result<Option<usize>> {
     tokio::select! {
         _ = ctx.shutdown.cancelled() => Ok(None),
-        read = timeout(ctx.tcp_idle(), stream.read_u16()) => match read {
+        read = timeout(ctx.tcp_idle(), reader.read_u16()) => match read {
             Err(_) => Ok(None),
             Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
             Ok(r) => r.map(|len| Some(usize::from(len))),
@@ -68,23 +79,30 @@ async fn next_length(stream: &mut TcpStream, ctx: &Context) -> io::Result<Option
     }
 }
 
+/// Whether a whole next query is already read: its answer can wait to go out with this one.
+fn next_query_read(reader: &Reader) -> bool {
+    let buffered = reader.buffer();
+    buffered.len() >= 2
+        && buffered.len() >= 2 + usize::from(u16::from_be_bytes([buffered[0], buffered[1]]))
+}
+
 /// One connection: queries in order, each answered before the next is read. What each gets
-/// is decided by [`request::handle`], as for UDP.
-async fn serve_connection(
-    mut stream: TcpStream,
-    ctx: &Context,
-    peer: SocketAddr,
-) -> io::Result<()> {
+/// is decided by [`request::handle`], as for UDP. Answers to pipelined queries that were read
+/// together are written together.
+async fn serve_connection(stream: TcpStream, ctx: &Context, peer: SocketAddr) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     // A fixed, small send buffer (instead of the kernel's, which grows to megabytes): a
     // client that pipelines queries and never reads fills it within a few hundred answers
     // and meets the write timeout, rather than parking a megabyte per connection.
     let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
+    let (reader, writer) = stream.into_split();
+    let mut reader = BufReader::with_capacity(READ_BUFFER, reader);
+    let mut writer = BufWriter::with_capacity(WRITE_BUFFER, writer);
     let mut query = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(2048);
-    while let Some(len) = next_length(&mut stream, ctx).await? {
+    while let Some(len) = next_length(&mut reader, ctx).await? {
         query.resize(len, 0);
-        timeout(ctx.tcp_idle(), stream.read_exact(&mut query))
+        timeout(ctx.tcp_idle(), reader.read_exact(&mut query))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "query body timed out"))??;
         let started = Instant::now();
@@ -102,52 +120,52 @@ async fn serve_connection(
             )
         };
         match action {
-            Action::Drop => return Ok(()),
+            Action::Drop => break,
             Action::Messages(messages) => {
-                write_all(&mut stream, &messages, ctx, &query, peer, started).await?;
-                continue;
+                for m in &messages {
+                    write_frame(&mut writer, m, ctx).await?;
+                }
+                if let Some(first) = messages.first() {
+                    ctx.answered(&query, first, peer, started);
+                }
             }
-            Action::Reply => {}
-            Action::Forward { chain: false } => {
-                ctx.forwarded(&query, None, Transport::Tcp, &mut out).await
+            Action::Reply => {
+                write_frame(&mut writer, &out, ctx).await?;
+                ctx.answered(&query, &out, peer, started);
             }
-            Action::Forward { chain: true } => {
-                let partial = std::mem::take(&mut out);
-                (ctx.forwarded(&query, Some(&partial), Transport::Tcp, &mut out)).await;
+            Action::Forward { chain } => {
+                // Upstreams take milliseconds: what is answered so far goes out first.
+                flush(&mut writer, ctx).await?;
+                let partial = chain.then(|| std::mem::take(&mut out));
+                (ctx.forwarded(&query, partial.as_deref(), Transport::Tcp, &mut out)).await;
+                write_frame(&mut writer, &out, ctx).await?;
+                ctx.answered(&query, &out, peer, started);
             }
         }
-        write_frame(&mut stream, &out, ctx).await?;
-        ctx.answered(&query, &out, peer, started);
+        if !next_query_read(&reader) {
+            flush(&mut writer, ctx).await?;
+        }
     }
-    Ok(())
+    flush(&mut writer, ctx).await
 }
 
-/// The messages of one reply (a transfer's, or one), each in its frame; the first is counted.
-async fn write_all(
-    stream: &mut TcpStream,
-    messages: &[Vec<u8>],
-    ctx: &Context,
-    query: &[u8],
-    peer: SocketAddr,
-    started: Instant,
-) -> io::Result<()> {
-    for m in messages {
-        write_frame(stream, m, ctx).await?;
-    }
-    if let Some(first) = messages.first() {
-        ctx.answered(query, first, peer, started);
-    }
-    Ok(())
+/// One length-prefixed message into the connection's buffer (written out when it fills),
+/// within the write timeout: a client that sends queries but does not read the answers is
+/// dropped once the buffers are full.
+async fn write_frame(writer: &mut Writer, message: &[u8], ctx: &Context) -> io::Result<()> {
+    let len = (message.len() as u16).to_be_bytes();
+    let write = async {
+        writer.write_all(&len).await?;
+        writer.write_all(message).await
+    };
+    timeout(ctx.tcp_write_timeout(), write)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the client does not read"))?
 }
 
-/// One length-prefixed message, in a single write, within the write timeout: a client that
-/// sends queries but does not read the answers is dropped once the buffers are full.
-async fn write_frame(stream: &mut TcpStream, message: &[u8], ctx: &Context) -> io::Result<()> {
-    let mut frame = Vec::with_capacity(2 + message.len());
-    frame.extend_from_slice(&(message.len() as u16).to_be_bytes());
-    frame.extend_from_slice(message);
-    let limit = ctx.tcp_write_timeout();
-    timeout(limit, stream.write_all(&frame))
+/// Writes out the answers gathered, within the write timeout.
+async fn flush(writer: &mut Writer, ctx: &Context) -> io::Result<()> {
+    timeout(ctx.tcp_write_timeout(), writer.flush())
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the client does not read"))?
 }

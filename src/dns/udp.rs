@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
 use super::answer::{reply_with, Outcome, Rcode, Transport};
-use super::context::Context;
+use super::context::{summary, Context};
 use super::request::{self, Action};
 
 /// Queries taken per system call.
@@ -236,10 +236,20 @@ fn serve(socket: &Arc<UdpSocket>, ctx: &Arc<Context>, stop: &AtomicBool, runtime
             }
             sent += r as usize;
         }
-        for &(i, peer) in &b.replied {
+        // Counted once per batch: they were answered together (one clock read, one latency
+        // sample for all).
+        let took = started.elapsed();
+        let mut answered = [(0u16, 0u16); BATCH];
+        for (k, &(i, peer)) in b.replied.iter().enumerate() {
             let len = (b.hdrs[i].msg_len as usize).min(RECV_BUFFER);
-            ctx.answered(&b.bufs[i][..len], &b.outs[i], peer, started);
+            let query = &b.bufs[i][..len];
+            answered[k] = summary(query, &b.outs[i]);
+            if rules.log_queries {
+                ctx.log_query(query, &b.outs[i], peer, took);
+            }
         }
+        ctx.telemetry
+            .queries(ctx.view, took, &answered[..b.replied.len()]);
     }
 }
 

@@ -310,6 +310,11 @@ impl Telemetry {
         self.queries.record(view, qtype, rcode, took);
     }
 
+    /// Queries answered together, each `(qtype, rcode)`, all after `took`.
+    pub fn queries(&self, view: View, took: Duration, answered: &[(u16, u16)]) {
+        self.queries.record_batch(view, took, answered);
+    }
+
     /// A response held back by rate limiting: sent truncated (`slipped`) or dropped.
     pub fn rate_limited(&self, slipped: bool) {
         if slipped {

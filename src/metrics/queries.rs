@@ -81,20 +81,29 @@ impl QueryStats {
     }
 
     pub(super) fn record(&self, view: View, qtype: u16, rcode: u16, took: Duration) {
+        self.record_batch(view, took, &[(qtype, rcode)]);
+    }
+
+    /// Queries answered together (a UDP batch, sent with one system call): each counted by
+    /// type and rcode, their latency, the same for all, added once.
+    pub(super) fn record_batch(&self, view: View, took: Duration, answered: &[(u16, u16)]) {
         let v = match view {
             View::Backhaul => 0,
             View::Public => 1,
         };
-        let i = (v * QTYPES.len() + qtype_index(qtype)) * RCODES.len() + rcode_index(rcode);
-        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        for &(qtype, rcode) in answered {
+            let i = (v * QTYPES.len() + qtype_index(qtype)) * RCODES.len() + rcode_index(rcode);
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        let n = answered.len() as u64;
         let us = took.as_micros() as u64;
         let b = LATENCY_BUCKETS_US
             .iter()
             .position(|le| us <= *le)
             .unwrap_or(LATENCY_BUCKETS_US.len());
-        self.latency[b].fetch_add(1, Ordering::Relaxed);
+        self.latency[b].fetch_add(n, Ordering::Relaxed);
         self.latency_sum_ns
-            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+            .fetch_add(took.as_nanos() as u64 * n, Ordering::Relaxed);
     }
 }
 
