@@ -25,6 +25,7 @@ counts = {"full": 0, "tc": 0, "bytes": 0}
 done = threading.Event()
 
 APEX = b"\x08backhaul\x00"
+OPT = b"\x00\x00\x29\x10\x00\x00\x00\x00\x00\x00\x00"
 
 
 def question(n):
@@ -57,7 +58,8 @@ sent_bytes = 0
 end = time.monotonic() + seconds
 while time.monotonic() < end:
     for _ in range(100):
-        q = struct.pack(">HHHHHH", sent & 0xFFFF, 0x0000, 1, 0, 0, 0) + question(sent)
+        # With EDNS (4096 bytes), as an amplification attack asks: the largest answers.
+        q = struct.pack(">HHHHHH", sent & 0xFFFF, 0x0000, 1, 0, 0, 1) + question(sent) + OPT
         sock.sendto(q, (server, port))
         sent += 1
         sent_bytes += len(q)
