@@ -50,6 +50,8 @@ struct Load {
     stop: Arc<AtomicBool>,
     answered: Arc<AtomicUsize>,
     failed: Arc<AtomicUsize>,
+    /// Of the failed: answered, but not with NOERROR (the rest got no answer in time).
+    wrong: Arc<AtomicUsize>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -62,7 +64,13 @@ impl Load {
         let stop = Arc::new(AtomicBool::new(false));
         let answered = Arc::new(AtomicUsize::new(0));
         let failed = Arc::new(AtomicUsize::new(0));
-        let (s, a, f) = (stop.clone(), answered.clone(), failed.clone());
+        let wrong = Arc::new(AtomicUsize::new(0));
+        let (s, a, f, w) = (
+            stop.clone(),
+            answered.clone(),
+            failed.clone(),
+            wrong.clone(),
+        );
         let thread = std::thread::spawn(move || {
             // Bounded: at most 200,000 queries or until stopped.
             for _ in 0..200_000 {
@@ -74,7 +82,11 @@ impl Load {
                     Some(r) if r.len() > 12 && r[3] & 0x0f == 0 => {
                         a.fetch_add(1, Ordering::Relaxed)
                     }
-                    _ => f.fetch_add(1, Ordering::Relaxed),
+                    Some(_) => {
+                        w.fetch_add(1, Ordering::Relaxed);
+                        f.fetch_add(1, Ordering::Relaxed)
+                    }
+                    None => f.fetch_add(1, Ordering::Relaxed),
                 };
             }
         });
@@ -82,8 +94,17 @@ impl Load {
             stop,
             answered,
             failed,
+            wrong,
             thread: Some(thread),
         }
+    }
+
+    /// Stops; (answered with NOERROR, answered otherwise). Queries that got no answer at
+    /// all (lost on a loaded machine) are in neither.
+    fn finish_answers(self) -> (usize, usize) {
+        let wrong = self.wrong.clone();
+        let (answered, _) = self.finish();
+        (answered, wrong.load(Ordering::Relaxed))
     }
 
     fn finish(mut self) -> (usize, usize) {
@@ -301,9 +322,9 @@ fn a_file_emptied_and_written_again_and_again_is_never_served_empty() {
     }
     // Past the grace period after the last write: whatever was going to apply has.
     std::thread::sleep(Duration::from_millis(2500));
-    let (answered, failed) = load.finish();
+    let (answered, wrong) = load.finish_answers();
     assert!(answered > 0);
-    assert_eq!(failed, 0, "{failed} wrong answers of {}", answered + failed);
+    assert_eq!(wrong, 0, "{wrong} wrong answers of {}", answered + wrong);
 }
 
 /// A file the records file `$INCLUDE`s is watched like the records file itself.
