@@ -156,6 +156,19 @@ impl Settling {
     }
 }
 
+/// What identifies the content of each file now (modification time, inode, length; `None` when
+/// it cannot be read): taken before and after reading files, equal stamps mean the read saw one
+/// version of each, not a file truncated or rewritten while it was being read.
+pub fn stamps(paths: &[&Path]) -> Vec<Option<(Option<std::time::SystemTime>, u64, u64)>> {
+    use std::os::unix::fs::MetadataExt;
+    (paths.iter())
+        .map(|p| {
+            let meta = std::fs::metadata(p).ok()?;
+            Some((meta.modified().ok(), meta.ino(), meta.len()))
+        })
+        .collect()
+}
+
 /// Changes gathered until the files have been quiet for [`DEBOUNCE`]. Plain state, so the
 /// serve loop can wait for it in a `select!` without losing a half-gathered batch.
 #[derive(Default)]

@@ -11,7 +11,7 @@ use crate::config::{Config, Listen};
 use crate::http::Access;
 use crate::records;
 use crate::sync::SyncHandle;
-use crate::watch::FileWatch;
+use crate::watch::{self, FileWatch};
 
 impl Server {
     /// Reads the configuration and records files again and applies what can change while
@@ -44,6 +44,9 @@ impl Server {
             .chain(new.public.as_ref().map(|p| &p.zone_file))
             .map(PathBuf::as_path)
             .collect();
+        // Stamped before the settling check and again after the read: equal stamps mean the
+        // version found settled is the one read.
+        let before = watch::stamps(&record_files);
         if let Some(wait) = self.settling.wait(&record_files) {
             return Some(wait);
         }
@@ -51,6 +54,11 @@ impl Server {
             Ok(f) => f,
             Err(e) => return reject(&e),
         };
+        // Settled when looked at, but changed while being read (a file emptied again just
+        // then, on a slow disk): what was read may be the empty moment. Look again shortly.
+        if watch::stamps(&record_files) != before {
+            return Some(watch::DEBOUNCE);
+        }
         let (new, restart) = restart_only(&self.config, new);
         if !restart.is_empty() {
             tracing::warn!(settings = %restart.join(", "),
