@@ -97,6 +97,14 @@ pub fn load_files(config: &Config) -> Result<FileRecords, RecordsError> {
     })
 }
 
+/// The domains a records file may hold names of, for messages: `backhaul., other.`.
+fn served(domains: &[&Name]) -> String {
+    let mut list: Vec<String> = domains.iter().map(|d| d.to_ascii()).collect();
+    list.sort();
+    list.dedup();
+    list.join(", ")
+}
+
 /// A network domain served inside another's zone (`child.p.example` with `p.example`) must not
 /// be delegated away by an NS record at it or above it: its members would sit below the cut,
 /// never answered. Refused with the record's file and line.
@@ -490,7 +498,10 @@ fn check(
             return Err((
                 r.file.clone(),
                 r.line,
-                format!("{name} is outside {apex}: records here must be at or under it"),
+                format!(
+                    "{name} is outside the domains served here ({}): records must be at or under one of them",
+                    served(&domains)
+                ),
             ));
         };
         let why = match r.record.record_type() {

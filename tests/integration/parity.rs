@@ -263,4 +263,13 @@ fn a_network_domain_below_a_delegation_is_refused() {
     write("other.p.example");
     let (code, _, err) = run_cli(&["check"], &config);
     assert_eq!(code, 0, "{err}");
+    // A name outside every domain: the message names the domains served, not just one.
+    std::fs::write(
+        dir.path().join("records.zone"),
+        "www.elsewhere.org. A 10.147.17.9\n",
+    )
+    .unwrap();
+    let (code, _, err) = run_cli(&["check"], &config);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("(other.p.example., p.example.)"), "{err}");
 }
