@@ -82,8 +82,10 @@ impl Load {
                     Some(r) if r.len() > 12 && r[3] & 0x0f == 0 => {
                         a.fetch_add(1, Ordering::Relaxed)
                     }
-                    Some(_) => {
-                        w.fetch_add(1, Ordering::Relaxed);
+                    Some(r) => {
+                        // Which rcode, in the low bits of the count's top (for the message).
+                        let rcode = r.get(3).map_or(15, |b| b & 0x0f) as usize;
+                        w.fetch_add(1 + (rcode << 40), Ordering::Relaxed);
                         f.fetch_add(1, Ordering::Relaxed)
                     }
                     None => f.fetch_add(1, Ordering::Relaxed),
@@ -104,7 +106,7 @@ impl Load {
     fn finish_answers(self) -> (usize, usize) {
         let wrong = self.wrong.clone();
         let (answered, _) = self.finish();
-        (answered, wrong.load(Ordering::Relaxed))
+        (answered, wrong.load(Ordering::Relaxed) & ((1 << 40) - 1))
     }
 
     fn finish(mut self) -> (usize, usize) {
@@ -311,20 +313,44 @@ fn a_file_emptied_and_written_again_and_again_is_never_served_empty() {
     let (server, _) = start("", "[records]\nzone_file = \"records.zone\"\n\n", |dir| {
         std::fs::write(dir.join("records.zone"), records).unwrap()
     });
-    server.wait_answer("extra.backhaul.", RecordType::A);
-    let load = Load::of(server.dns, "extra.backhaul.");
     let path = server.path("records.zone");
-    for _ in 0..20 {
-        std::fs::File::create(&path).unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        std::fs::write(&path, records).unwrap();
-        std::thread::sleep(Duration::from_millis(300));
+    // The claim holds for a file never empty for as long as the grace period (2 s). On a
+    // machine so loaded that this test's own sleeps of 300 ms stretch past 1.5 s, the file
+    // really was empty that long and may apply: such a run proves nothing, and is run again.
+    for _ in 0..5 {
+        server.wait_answer("extra.backhaul.", RecordType::A);
+        let load = Load::of(server.dns, "extra.backhaul.");
+        let mut longest = Duration::ZERO;
+        for _ in 0..20 {
+            let emptied = std::time::Instant::now();
+            std::fs::File::create(&path).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            std::fs::write(&path, records).unwrap();
+            longest = longest.max(emptied.elapsed());
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        // Past the grace period after the last write: whatever was going to apply has.
+        std::thread::sleep(Duration::from_millis(2500));
+        let (answered, wrong) = load.finish_answers();
+        if longest > Duration::from_millis(1500) {
+            eprintln!("the file stayed empty for {longest:?} once (a loaded machine): again");
+            continue;
+        }
+        assert!(answered > 0);
+        let log: Vec<String> = (server.log_text().lines())
+            .filter(|l| l.contains("reload") || l.contains("zone updated"))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            wrong,
+            0,
+            "{wrong} wrong answers of {} (longest empty: {longest:?}); log:\n{}",
+            answered + wrong,
+            log.join("\n")
+        );
+        return;
     }
-    // Past the grace period after the last write: whatever was going to apply has.
-    std::thread::sleep(Duration::from_millis(2500));
-    let (answered, wrong) = load.finish_answers();
-    assert!(answered > 0);
-    assert_eq!(wrong, 0, "{wrong} wrong answers of {}", answered + wrong);
+    panic!("in five runs this machine never rewrote the file within 1.5 s");
 }
 
 /// A file the records file `$INCLUDE`s is watched like the records file itself.
