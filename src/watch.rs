@@ -169,18 +169,30 @@ pub fn stamps(paths: &[&Path]) -> Vec<Option<(Option<std::time::SystemTime>, u64
         .collect()
 }
 
-/// Changes gathered until the files have been quiet for [`DEBOUNCE`]. Plain state, so the
-/// serve loop can wait for it in a `select!` without losing a half-gathered batch.
+/// The longest a change waits for the files to be quiet: a file rewritten again and again
+/// (faster than [`DEBOUNCE`]) is still looked at this often.
+pub const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
+
+/// Changes gathered until the files have been quiet for [`DEBOUNCE`], or for at most
+/// [`MAX_DEBOUNCE`] since the first of them. Plain state, so the serve loop can wait for it in
+/// a `select!` without losing a half-gathered batch.
 #[derive(Default)]
 pub struct Pending {
     changes: BTreeSet<Change>,
     due: Option<Instant>,
+    /// When the oldest change not acted on yet arrived.
+    first: Option<Instant>,
 }
 
 impl Pending {
     pub fn add(&mut self, change: Change) {
+        self.add_at(change, Instant::now());
+    }
+
+    fn add_at(&mut self, change: Change, now: Instant) {
         self.changes.insert(change);
-        self.due = Some(Instant::now() + DEBOUNCE);
+        let first = *self.first.get_or_insert(now);
+        self.due = Some((now + DEBOUNCE).min(first + MAX_DEBOUNCE).max(now));
     }
 
     /// When the gathered changes are to be acted on; `None` while there are none.
@@ -198,6 +210,7 @@ impl Pending {
 
     pub fn take(&mut self) -> BTreeSet<Change> {
         self.due = None;
+        self.first = None;
         std::mem::take(&mut self.changes)
     }
 }
@@ -210,6 +223,31 @@ fn absolute(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn changes_coming_faster_than_the_debounce_are_still_acted_on() {
+        let mut pending = Pending::default();
+        let start = Instant::now();
+        pending.add_at(Change::Reload, start);
+        assert_eq!(
+            pending.due(),
+            Some(start + DEBOUNCE),
+            "quiet for the debounce"
+        );
+        // A change every 100 ms for 3 s would push "quiet for 300 ms" out for ever: it is
+        // due 2 s after the first all the same.
+        for i in 1..=30 {
+            pending.add_at(Change::Reload, start + Duration::from_millis(100 * i));
+        }
+        assert_eq!(pending.due(), Some(start + Duration::from_secs(3)));
+        let mut fresh = Pending::default();
+        for i in 0..=19 {
+            fresh.add_at(Change::Reload, start + Duration::from_millis(100 * i));
+        }
+        assert_eq!(fresh.due(), Some(start + MAX_DEBOUNCE));
+        assert_eq!(fresh.take().len(), 1);
+        assert!(fresh.due().is_none() && fresh.first.is_none());
+    }
 
     #[test]
     fn fresh_and_newly_empty_files_wait_then_settle() {
