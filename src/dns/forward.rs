@@ -91,6 +91,8 @@ pub struct Plan {
     unresolved: Vec<Name>,
     /// resolv.conf was asked for and had nothing usable.
     resolv_conf_empty: bool,
+    /// resolv.conf's nameservers that are this server (left out).
+    resolv_conf_ours: Vec<IpAddr>,
 }
 
 impl Plan {
@@ -118,12 +120,10 @@ impl Plan {
             Forward::To(list) => keep(list, "other names".into(), &mut plan),
             Forward::ResolvConf => {
                 let text = std::fs::read_to_string(RESOLV_CONF).unwrap_or_default();
-                let (kept, _) = from_resolv_conf(&text, own);
-                let kept = keep(
-                    &kept,
-                    format!("other names (from {RESOLV_CONF})"),
-                    &mut plan,
-                );
+                // This server in resolv.conf is the usual setup for its own host: left out,
+                // said at INFO.
+                let (kept, ours) = from_resolv_conf(&text, own);
+                plan.resolv_conf_ours = ours;
                 plan.resolv_conf_empty = kept.is_empty();
                 kept
             }
@@ -177,6 +177,9 @@ impl Forwarders {
     pub fn from_plan(plan: &Plan) -> Result<Forwarders, NetError> {
         for (a, what) in &plan.ourselves {
             tracing::warn!(upstream = %a, "not forwarding {what} to {a}: that is this server (it would loop)");
+        }
+        for ip in &plan.resolv_conf_ours {
+            tracing::info!(nameserver = %ip, "not forwarding to {ip} from {RESOLV_CONF}: that is this server (it would loop)");
         }
         if plan.resolv_conf_empty {
             tracing::warn!("no usable nameserver in {RESOLV_CONF}: set [forward] upstreams; names outside our zones get REFUSED");

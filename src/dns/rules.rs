@@ -93,9 +93,9 @@ impl Rules {
         })
     }
 
-    /// Rules that answer nobody (REFUSED) and forward nothing: before the first addresses
-    /// are known, and in tests.
-    pub fn closed(view: View, tcp: TcpLimits, limiter: Limiter) -> Rules {
+    /// Rules that answer nobody (REFUSED) and forward nothing, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn closed(view: View, tcp: TcpLimits, limiter: Limiter) -> Rules {
         Rules {
             view,
             acl: Acl::default(),

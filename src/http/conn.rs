@@ -90,20 +90,16 @@ pub async fn serve(
             }
         };
         let ip = peer.ip().to_canonical();
-        if !(ip.is_loopback() || admit(ip)) {
+        let admitted = ip.is_loopback() || admit(ip);
+        let place = admitted
+            .then(|| places.take(ip, guard.connections, guard.per_client))
+            .flatten();
+        let Some(place) = place else {
+            let answer = if admitted { BUSY } else { FORBIDDEN };
             if let Some(place) = refusing.take(ip, REFUSALS, 2) {
                 tasks.spawn(async move {
                     let _place = place;
-                    refuse(stream, FORBIDDEN).await;
-                });
-            }
-            continue;
-        }
-        let Some(place) = places.take(ip, guard.connections, guard.per_client) else {
-            if let Some(place) = refusing.take(ip, REFUSALS, 2) {
-                tasks.spawn(async move {
-                    let _place = place;
-                    refuse(stream, BUSY).await;
+                    refuse(stream, answer).await;
                 });
             }
             continue;

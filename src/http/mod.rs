@@ -131,11 +131,14 @@ async fn for_us(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .map(|h| h.to_str().unwrap_or("\0"));
-    if access.load().host_ok(host) {
+    // No Host at all (HTTP/1.0) is for us; one that is not text never is.
+    let ours = match request.headers().get(header::HOST) {
+        None => true,
+        Some(h) => h
+            .to_str()
+            .is_ok_and(|host| access.load().host_ok(Some(host))),
+    };
+    if ours {
         return next.run(request).await;
     }
     (

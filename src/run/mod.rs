@@ -246,8 +246,9 @@ impl Server {
         if let Some(nets) = found.filter(|n| *n != self.nets) {
             self.nets = nets;
             (self.http_access).store(Arc::new(Access::new(&self.nets, &self.config)));
-            if let Err(e) = self.apply_rules(&self.config) {
-                tracing::error!("keeping the previous rules: {e:#}");
+            match self.build_rules(&self.config, &self.delegations) {
+                Ok(rules) => self.set_rules(rules),
+                Err(e) => tracing::error!("keeping the previous rules: {e:#}"),
             }
         }
         let public = self
@@ -263,19 +264,27 @@ impl Server {
         Ok(served)
     }
 
-    /// Builds the rules of both views from `config` and the addresses found, and puts them in
-    /// effect; nothing changes when they cannot be built (forwarders that fail to start).
-    fn apply_rules(&self, config: &Config) -> anyhow::Result<()> {
+    /// The rules of both views under `config`, the addresses found and `delegations`; an
+    /// error when they cannot be built (forwarders that fail to start).
+    fn build_rules(
+        &self,
+        config: &Config,
+        delegations: &[ForwardZone],
+    ) -> anyhow::Result<(Rules, Rules)> {
         let around = Surroundings {
             nets: &self.nets,
-            delegations: &self.delegations,
+            delegations,
         };
         let private = Rules::from_config(config, View::Backhaul, around, Some(&self.ctx.rules()))?;
         let public =
             Rules::from_config(config, View::Public, around, Some(&self.public_ctx.rules()))?;
+        Ok((private, public))
+    }
+
+    /// Puts rules built by [`Server::build_rules`] in effect for the next request.
+    fn set_rules(&self, (private, public): (Rules, Rules)) {
         self.ctx.set_rules(private);
         self.public_ctx.set_rules(public);
-        Ok(())
     }
 }
 

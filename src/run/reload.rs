@@ -64,17 +64,18 @@ impl Server {
             tracing::warn!(settings = %restart.join(", "),
                 "changed in the config file: takes effect after a restart");
         }
-        let old_delegations = std::mem::replace(&mut self.delegations, files.delegations.clone());
-        if let Err(e) = self.apply_rules(&new) {
-            self.delegations = old_delegations;
-            return reject(&format!("{e:#}"));
-        }
-        let included = files.included.clone();
+        // Everything is built and checked before anything changes: a rejected reload leaves
+        // the rules and the zones as they were.
+        let rules = match self.build_rules(&new, &files.delegations) {
+            Ok(r) => r,
+            Err(e) => return reject(&format!("{e:#}")),
+        };
+        let (included, delegations) = (files.included.clone(), files.delegations.clone());
         if let Err(e) = sync.reconfigure(&new, files).await {
-            // The rules already follow the new file; the zones keep the old one until the
-            // next reload succeeds (the error says what to fix).
             return reject(&format!("{e:#}"));
         }
+        self.set_rules(rules);
+        self.delegations = delegations;
         files_watch.follow(&new, &included);
         (self.http_access).store(Arc::new(Access::new(&self.nets, &new)));
         self.config = new;
