@@ -49,10 +49,12 @@ fn read_if_there(path: &Path, what: &str) -> Option<Vec<u8>> {
     }
 }
 
-/// Saves the serial book of `view` atomically.
-pub fn save_serials(state_dir: &Path, view: View, book: &SerialBook) -> std::io::Result<()> {
+/// Replaces the serial book of `view` atomically, without waiting for the disk: other
+/// processes (`backhaul-dns zone`) read the new book at once, whatever the disk's speed;
+/// [`make_durable`] then makes it survive a crash.
+pub fn show_serials(state_dir: &Path, view: View, book: &SerialBook) -> std::io::Result<()> {
     let bytes = serde_json::to_vec_pretty(book).map_err(std::io::Error::other)?;
-    write_atomically(&serials_path(state_dir, view), &bytes)
+    replace(&serials_path(state_dir, view), &bytes, false)
 }
 
 /// Where the IXFR journal of the zone `apex` (e.g. `backhaul.`) lives.
@@ -84,18 +86,37 @@ pub fn save_journal(state_dir: &Path, apex: &str, journal: &Journal) -> std::io:
 
 /// Temp file, fsync, rename: a crash leaves the old file or the new one, never half of one.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    replace(path, bytes, true)?;
+    sync_directory(path);
+    Ok(())
+}
+
+/// Temp file, rename: readers see the old file or the new one, never half of one. With
+/// `durable` the temp file reaches the disk before the rename.
+fn replace(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Ok(d) = std::fs::File::open(dir) {
+    if durable {
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+/// Makes a file written by [`show_serials`] survive a crash: its data, then its name.
+pub fn make_durable(path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(path)?.sync_all()?;
+    sync_directory(path);
+    Ok(())
+}
+
+fn sync_directory(path: &Path) {
+    if let Ok(d) = std::fs::File::open(path.parent().unwrap_or(Path::new("."))) {
         let _ = d.sync_all();
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -115,7 +136,8 @@ mod tests {
             SerialBook::default()
         );
         let book = SerialBook::default();
-        save_serials(dir.path(), View::Backhaul, &book).unwrap();
+        show_serials(dir.path(), View::Backhaul, &book).unwrap();
+        make_durable(&serials_path(dir.path(), View::Backhaul)).unwrap();
         assert!(serials_path(dir.path(), View::Backhaul).exists());
         assert_eq!(load_serials(dir.path(), View::Backhaul), book);
     }

@@ -200,8 +200,10 @@ impl Builder {
         true
     }
 
-    /// Builds every zone of both views from what is held now, with serials stamped (written
-    /// by [`Builder::save_serials`], once the zones are published).
+    /// Builds every zone of both views from what is held now, with serials stamped. A book
+    /// that changed is written at once without waiting for the disk, so a `backhaul-dns zone`
+    /// run as soon as the zone is served reads the serial served (not the one before);
+    /// [`Builder::save_serials`] makes it durable once the zones are published.
     pub fn build(&mut self) -> Built {
         let inputs: Vec<zone::Input<'_>> = self
             .networks
@@ -232,6 +234,7 @@ impl Builder {
             self.unsaved.1 |= self.public_book.stamp(zones, now, &settings);
         }
         self.report(&private, public.as_ref());
+        self.show_serials();
         Built { private, public }
     }
 
@@ -284,30 +287,45 @@ impl Builder {
         self.telemetry.zone_serials(serials);
     }
 
-    /// Writes the serial books that changed since the last call. After the swap, not inside
-    /// the build: a write with two fsyncs takes 2 ms on an idle disk and far longer on a busy
-    /// one, and the new zone need not wait for it. A crash in between loses nothing that
-    /// matters: the next build gives a changed zone the current time as its serial, later
-    /// than any it served.
+    /// Writes the serial books stamped since the last build where other processes read them
+    /// (page cache only: microseconds, whatever the disk).
+    fn show_serials(&mut self) {
+        if !self.persist {
+            return;
+        }
+        let (private, public) = self.unsaved;
+        for (view, changed) in [(View::Backhaul, private), (View::Public, public)] {
+            if changed {
+                let book = match view {
+                    View::Backhaul => &self.book,
+                    View::Public => &self.public_book,
+                };
+                let outcome = state::show_serials(&self.state_dir, view, book);
+                self.state_outcome(outcome);
+            }
+        }
+    }
+
+    /// Makes the serial books written by the last builds durable. After the swap, not inside
+    /// the build: two fsyncs take 2 ms on an idle disk and far longer on a busy one, and the
+    /// new zone need not wait for them. A crash in between loses nothing that matters: the
+    /// next build gives a changed zone the current time as its serial, later than any it
+    /// served.
     pub fn save_serials(&mut self) {
         let (private, public) = std::mem::take(&mut self.unsaved);
         if !self.persist {
             return;
         }
-        if private {
-            self.save_book(View::Backhaul);
-        }
-        if public {
-            self.save_book(View::Public);
+        for (view, changed) in [(View::Backhaul, private), (View::Public, public)] {
+            if changed {
+                let outcome = state::make_durable(&state::serials_path(&self.state_dir, view));
+                self.state_outcome(outcome);
+            }
         }
     }
 
-    fn save_book(&mut self, view: View) {
-        let book = match view {
-            View::Backhaul => &self.book,
-            View::Public => &self.public_book,
-        };
-        match state::save_serials(&self.state_dir, view, book) {
+    fn state_outcome(&mut self, outcome: std::io::Result<()>) {
+        match outcome {
             Ok(()) => self.warned_state = false,
             // Serials still move forward in this process; only a restart could reuse one.
             Err(e) if !self.warned_state => {

@@ -425,3 +425,86 @@ fn a_delegation_refers_resolvers_and_resolves_for_clients() {
     let m = exchange_udp(server.dns, &q);
     assert!(m.metadata.authoritative && m.answers.len() == 1, "{m:?}");
 }
+
+/// The serial of a zone as `backhaul-dns zone` prints it (`; zone <apex> serial <n>`).
+fn printed_serial(text: &str, apex: &str) -> Option<u32> {
+    let head = format!("; zone {apex} serial ");
+    let line = text.lines().find(|l| l.starts_with(&head))?;
+    line[head.len()..].split_whitespace().next()?.parse().ok()
+}
+
+/// A slow disk under a running server: strace attached to it delays the return of every
+/// fsync by 1.1 s. Detached (SIGTERM, strace's clean exit) when dropped; the server runs on.
+struct SlowDisk(std::process::Child);
+
+impl SlowDisk {
+    fn under(pid: u32) -> SlowDisk {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new("strace")
+            .args(["-f", "-o", "/dev/null", "-e", "trace=fsync,fdatasync"])
+            .args(["-e", "inject=fsync,fdatasync:delay_exit=1100000", "-p"])
+            .arg(pid.to_string())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("strace (Debian package strace)");
+        // "Process N attached" once per thread; the first means the tracing has begun.
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        assert!(first.contains("attached"), "strace: {first}");
+        std::thread::spawn(move || lines.for_each(drop));
+        SlowDisk(child)
+    }
+}
+
+impl Drop for SlowDisk {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+/// `backhaul-dns zone` run the moment an edit is served prints the serial being served, on a
+/// slow disk too: the server makes its serial book readable before it serves the new zone
+/// (it used to write it after, with fsyncs, and a one-shot reading the book in between
+/// stamped a serial of its own).
+#[test]
+fn zone_prints_the_serial_being_served_right_after_an_edit() {
+    let server = start(RECORDS);
+    let _slow = SlowDisk::under(server.pid());
+    let config = server.path("backhaul-dns.toml");
+    let served = |server: &Server| match query(server.dns, "backhaul.", RecordType::SOA)
+        .answers
+        .first()
+        .map(|r| &r.data)
+    {
+        Some(RData::SOA(soa)) => Some(soa.serial),
+        _ => None,
+    };
+    for round in 0..3 {
+        let before = served(&server).expect("an SOA");
+        replace_by_rename(
+            &server.path("records.zone"),
+            &format!("{RECORDS}round TXT \"{round}\"\n"),
+        );
+        // Each round's fsyncs (serials, journal, snapshot) hold the next edit back.
+        let after = wait_for(Duration::from_secs(30), || {
+            served(&server).filter(|s| *s != before)
+        })
+        .expect("the edit is served");
+        // Serials are Unix times: a one-shot stamping a serial of its own in the same second
+        // would stamp the same one. Past that second it would not (within 1.1 s, fsync's
+        // delay, so still before a book written after the swap could be read).
+        wait_for(Duration::from_secs(3), || {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+            (now.unwrap().as_secs() > u64::from(after)).then_some(())
+        })
+        .expect("the clock passes the serial");
+        let (code, text, err) = run_cli(&["zone"], &config);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(
+            printed_serial(&text, "backhaul."),
+            Some(after),
+            "round {round}: served {after}, printed:\n{text}"
+        );
+    }
+}
