@@ -80,6 +80,7 @@ pub mod metrics;
 pub mod names;
 pub mod once;
 pub mod places;
+pub mod presentation;
 pub mod records;
 pub mod reverse;
 pub mod run;

@@ -4,8 +4,8 @@
 //! [`text`] reads the master-file syntax as NSD does (escapes, `@`, RFC 3597 generic records,
 //! `$INCLUDE`), so that an error points at the file and line it starts on; this module applies
 //! the rules of what such a file may hold: records at or under the domain, no SOA (the server
-//! makes it), NS only at the apex (no delegations), CNAME alone at its name (RFC 1034 3.6.2),
-//! and every record encodable.
+//! makes it), delegations with only glue below them, CNAME alone at its name (RFC 1034
+//! 3.6.2), nothing below a DNAME (RFC 6672), and every record encodable.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -123,17 +123,18 @@ fn no_domain_delegated(
         };
         for r in records {
             let owner = r.record.name.to_lowercase();
-            let cuts_d = matches!(r.record.data, RData::NS(_))
-                && owner != *parent
-                && parent.zone_of(&owner)
-                && owner.zone_of(d);
-            if cuts_d {
+            let takes = match r.record.record_type() {
+                RecordType::NS => "NS delegates away",
+                RecordType::DNAME => "DNAME redirects away",
+                _ => continue,
+            };
+            if owner != *parent && parent.zone_of(&owner) && owner.zone_of(d) {
                 return Err(RecordsError::Line {
                     path: r.file.clone().or_else(|| file.map(Path::to_path_buf)).unwrap_or_default(),
                     line: r.line,
                     message: format!(
-                        "{owner} NS delegates away {d}, the domain of a network served in the zone {parent}: \
-                         its members would never be answered; remove these NS records, or give that network \
+                        "{owner} {takes} {d}, the domain of a network served in the zone {parent}: \
+                         its members would never be answered; remove that record, or give that network \
                          a domain outside {owner}"
                     ),
                 });
@@ -466,11 +467,26 @@ fn check(
         .filter(|r| zone_of(&r.record.name).is_some_and(|z| *z != r.record.name))
         .map(|r| r.record.name.to_lowercase())
         .collect();
+    // DNAME (RFC 6672) redirects every name below its owner: nothing can be below it.
+    let dnames: Vec<Name> = (records.iter())
+        .filter(|r| r.record.record_type() == RecordType::DNAME)
+        .map(|r| r.record.name.to_lowercase())
+        .collect();
     for r in records {
         let name = &r.record.name;
         let lower = name.to_lowercase();
         let rtype = r.record.record_type();
         let glue = matches!(rtype, RecordType::A | RecordType::AAAA);
+        if let Some(d) = dnames.iter().find(|d| d.zone_of(&lower) && **d != lower) {
+            return Err((
+                r.file.clone(),
+                r.line,
+                format!(
+                    "{name} is below the DNAME at {d}, which redirects every name below it: this \
+                     record would never be answered (RFC 6672 2.3); remove it or the DNAME"
+                ),
+            ));
+        }
         if let Some(cut) = cuts.iter().find(|c| c.zone_of(&lower) && **c != lower) {
             if !glue {
                 return Err((
@@ -506,7 +522,13 @@ fn check(
         };
         let why = match r.record.record_type() {
             RecordType::SOA => Some("no SOA here: backhaul-dns makes the SOA (and its serial)"),
-            RecordType::DNAME => Some("DNAME is not supported: use a CNAME per name"),
+            RecordType::DNAME if name == zone => Some(
+                "no DNAME at the apex of a served domain: it would redirect every name below it, \
+                 members included",
+            ),
+            RecordType::DNAME if cuts.contains(&lower) => {
+                Some("a delegated name (NS) cannot also hold a DNAME (RFC 6672 2.3)")
+            }
             RecordType::DS if !cuts.contains(&lower) => {
                 Some("DS belongs at a delegation (a name with NS records below the apex)")
             }
@@ -525,6 +547,17 @@ fn check(
             .iter()
             .filter(|r| r.record.record_type() == RecordType::CNAME)
             .collect();
+        let dname_lines: Vec<usize> = (rs.iter())
+            .filter(|r| r.record.record_type() == RecordType::DNAME)
+            .map(|r| r.line)
+            .collect();
+        if let [first, second, ..] = dname_lines[..] {
+            return Err((
+                rs[0].file.clone(),
+                second,
+                format!("{name} has a second DNAME (first on line {first}): a name redirects to one place (RFC 6672 2.4)"),
+            ));
+        }
         if let (Some(c), true) = (cnames.first(), rs.len() > 1) {
             let other = rs.iter().find(|r| r.line != c.line).unwrap_or(&rs[0]);
             let later = if c.line >= other.line { c } else { other };
@@ -698,6 +731,69 @@ mod tests {
         assert!(error("g A \\# 3 0a0000\n").1.contains("not a valid A"));
         assert!(error("g TYPE65534 \\# 3 zz\n").1.contains("hex"));
         assert!(error("g WHATEVER 1\n").1.contains("TYPEnnn"));
+    }
+
+    #[test]
+    fn names_in_rdata_read_escapes_as_decimal() {
+        let records = parse("c CNAME weird\\032name\nm MX 1 a\\.b\n", &apex(), &[], 60).unwrap();
+        let wire = |i: usize| rdata_wire(&records[i].record.data).unwrap();
+        assert_eq!(wire(0), b"\x0aweird name\x08backhaul\x00");
+        assert_eq!(wire(1), b"\x00\x01\x03a.b\x08backhaul\x00");
+    }
+
+    /// Every type NSD reads, written by `zone` ([`crate::presentation`]) and read back: the
+    /// same bytes.
+    #[test]
+    fn every_type_reads_back_from_what_zone_writes() {
+        let text = "a6 A6 64 ::1 net.\na60 A6 0 2001:db8::1\nafsdb AFSDB 1 db\n\
+                    apl APL 1:192.168.1.0/24 !2:2001:db8::/32\ncaa CAA 0 issue \"ca.example\"\n\
+                    csync CSYNC 66 3 A NS AAAA TYPE1234\nd DNAME other.\n\
+                    dhcid DHCID AAIBY2/AuCccgoJbsaxcQc9TUapptP69lOjxfNuVAA2kjEA=\n\
+                    eui48 EUI48 00-00-5e-00-53-2a\neui64 EUI64 00-00-5e-ef-10-00-00-2a\n\
+                    gpos GPOS \"-32.6882\" \"116.8652\" \"10.0\"\nhinfo HINFO \"PC\" \"Linux\"\n\
+                    hip HIP 2 200100107B1A74DF AwEAAbdx rvs.example.com.\n\
+                    isdn ISDN \"150862028003217\"\nkx KX 10 db\nl32 L32 10 10.1.2.0\n\
+                    l64 L64 10 2001:db8:1140:1000\nloc LOC 52 22 23 N 4 53 32 E -2m\nlp LP 10 l64\n\
+                    naptr NAPTR 100 10 \"S\" \"SIP+D2U\" \"\" _sip._udp\nnid NID 10 14:4fff:ff20:ee64\n\
+                    nsap NSAP 0x47.0005.80.005a00\npx PX 10 net2.it. prmd-net2.admd-p400.c-it.\n\
+                    rp RP admin txt\nrt RT 10 db\nsmimea SMIMEA 3 1 1 0C72AC70\nspf SPF \"v=spf1 -all\"\n\
+                    srv SRV 0 0 80 we\\\\ird\\032x\nsshfp SSHFP 2 1 123456789ABCDEF6\n\
+                    svcb SVCB 1 . alpn=h2,h3 port=8443 ipv4hint=10.0.0.1,10.0.0.2 ipv6hint=::1\n\
+                    https HTTPS 0 svc.example.\ntlsa TLSA 3 1 1 0C72AC70\n\
+                    uri URI 10 1 \"ftp://ftp1.example.com/public\"\nx25 X25 \"311061700956\"\n\
+                    ds NS ns.example.\nds DS 12345 8 2 2BB183AF\nrare TYPE65534 \\# 3 abcdef\n";
+        let first = parse(text, &apex(), &[], 60).unwrap();
+        assert_eq!(first.len(), text.lines().count());
+        for r in &first {
+            let wire = rdata_wire(&r.record.data).unwrap();
+            let owner = crate::dname::name_wire(&r.record.name);
+            let code = u16::from(r.record.record_type());
+            let printed = crate::presentation::record_text(&owner, 60, code, &wire);
+            // Behind the delegation a DS needs.
+            let again = parse(&format!("ds NS ns.example.\n{printed}\n"), &apex(), &[], 60)
+                .unwrap_or_else(|e| panic!("{printed}: {e:?}"));
+            let again = &again[1].record;
+            assert_eq!(rdata_wire(&again.data).unwrap(), wire, "{printed}");
+            assert_eq!(u16::from(again.record_type()), code, "{printed}");
+        }
+    }
+
+    #[test]
+    fn nothing_below_a_dname_and_one_per_name() {
+        assert!(error("old DNAME new\nx.old A 10.0.0.1\n")
+            .1
+            .contains("below the DNAME at old.backhaul."));
+        assert!(error("x.old A 10.0.0.1\nold DNAME new\n")
+            .1
+            .contains("below the DNAME"));
+        assert_eq!(error("old DNAME a.\nold DNAME b.\n"), (2, "old.backhaul. has a second DNAME (first on line 1): a name redirects to one place (RFC 6672 2.4)".into()));
+        assert!(error("@ DNAME other.\n").1.contains("apex"));
+        assert!(error("sub NS ns.other.\nsub DNAME other.\n")
+            .1
+            .contains("delegated"));
+        assert!(error("old DNAME new\nold CNAME x\n").1.contains("CNAME"));
+        // Data at the DNAME's own name is fine (RFC 6672 2.3).
+        assert_eq!(lines("old DNAME new\nold A 10.0.0.1\n").len(), 2);
     }
 
     #[test]

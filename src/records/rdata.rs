@@ -1,9 +1,10 @@
 //! Record data from master-file tokens ([`super::text`]): `[TTL] [CLASS] TYPE RDATA` into a
-//! record. Character-strings (TXT, SPF, HINFO) and the RFC 3597 generic form
+//! record. Character-strings (TXT, HINFO) and the RFC 3597 generic form
 //! (`TYPE65534 \# 3 abcdef`) are built from the decoded bytes, since they may hold any byte;
-//! so are the types NSD loads that hickory-proto has no text form (or no name) for: RP, LOC,
-//! APL, DS, DHCID, ZONEMD, EUI48, EUI64, URI, AFSDB, KX. Every other type hickory-proto reads
-//! from text prepared here (names made absolute, `@` replaced).
+//! so are the types NSD loads that hickory-proto has no text form (or no name) for, by their
+//! [`crate::presentation`] layouts (RP, DS, DNAME, URI, L64, ...) or forms of their own (LOC,
+//! APL, A6, HIP). Every other type hickory-proto reads from text prepared here (names made
+//! absolute, `@` replaced).
 
 use hickory_proto::rr::rdata::{HINFO, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -11,154 +12,246 @@ use hickory_proto::serialize::binary::{BinDecoder, Restrict};
 use hickory_proto::serialize::txt::{parse_ttl, Parser};
 
 use super::text::{name, one_line, strings, unescape, Token};
+use crate::presentation::{self, Field};
 
-/// Types NSD loads that hickory has no text form (or no name) for: their codes, and their
-/// RDATA is built here ([`extra`]).
-const EXTRA_TYPES: [(&str, u16); 12] = [
-    ("RP", 17),
-    ("LOC", 29),
-    ("APL", 42),
-    ("DS", 43),
-    ("AFSDB", 18),
-    ("KX", 36),
-    ("DHCID", 49),
-    ("ZONEMD", 63),
-    ("SPF", 99),
-    ("EUI48", 108),
-    ("EUI64", 109),
-    ("URI", 256),
-];
+/// RDATA read here, in wire form: the types hickory-proto has no text form for
+/// ([`presentation::own_type`]), and every type laid out as plain fields, since hickory reads
+/// `\DDD` in names as octal where RFC 1035 5.1 (and NSD) read decimal. `None` for the rest:
+/// CAA and CERT (mnemonics hickory checks), SVCB and HTTPS.
+fn own(code: u16, tokens: &[Token], origin: &Name) -> Result<Option<Vec<u8>>, String> {
+    let laid_out = presentation::layout(code).is_some() && !matches!(code, 37 | 257);
+    if !presentation::own_type(code) && !laid_out {
+        return Ok(None);
+    }
+    let out = match code {
+        29 => loc(tokens)?,
+        38 => a6(tokens, origin)?,
+        42 => apl(tokens)?,
+        55 => hip(tokens, origin)?,
+        _ => match presentation::layout(code) {
+            Some(layout) => by_layout(layout, tokens, origin)?,
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(out))
+}
 
-/// RDATA of the [`EXTRA_TYPES`] in wire form; `None` for any other type.
-fn extra(code: u16, tokens: &[Token], origin: &Name) -> Result<Option<Vec<u8>>, String> {
-    let count = |n: usize| -> Result<(), String> {
-        if tokens.len() == n {
-            Ok(())
-        } else {
-            Err(format!("expected {n} fields, found {}", tokens.len()))
-        }
-    };
-    let number = |t: &Token, max: u64| -> Result<u64, String> {
-        t.raw
-            .parse::<u64>()
-            .ok()
-            .filter(|v| *v <= max)
-            .ok_or_else(|| format!("{:?} is not a number up to {max}", t.raw))
-    };
+fn number(t: &Token, max: u64) -> Result<u64, String> {
+    t.raw
+        .parse::<u64>()
+        .ok()
+        .filter(|v| *v <= max)
+        .ok_or_else(|| format!("{:?} is not a number up to {max}", t.raw))
+}
+
+fn name_wire(t: &Token, origin: &Name, out: &mut Vec<u8>) -> Result<(), String> {
+    for label in name(t, origin)?.iter() {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label);
+    }
+    out.push(0);
+    Ok(())
+}
+
+/// One character-string, at most 255 bytes, with its length byte.
+fn string_wire(t: &Token, out: &mut Vec<u8>) -> Result<(), String> {
+    let s = strings(std::slice::from_ref(t))?.pop().unwrap_or_default();
+    out.push(s.len() as u8);
+    out.extend_from_slice(&s);
+    Ok(())
+}
+
+/// RDATA read field by field ([`Field`]): a field that takes "the rest" takes every token
+/// left; too few or too many tokens is an error naming what the type takes.
+fn by_layout(layout: &[Field], tokens: &[Token], origin: &Name) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
-    let name_wire = |t: &Token, out: &mut Vec<u8>| -> Result<(), String> {
-        for label in name(t, origin)?.iter() {
-            out.push(label.len() as u8);
-            out.extend_from_slice(label);
-        }
-        out.push(0);
-        Ok(())
+    let mut at = 0;
+    let expected = || {
+        let names: Vec<String> = layout.iter().map(|f| format!("{f:?}")).collect();
+        format!(
+            "expected the fields {}, found {} token(s)",
+            names.join(" "),
+            tokens.len()
+        )
     };
-    match code {
-        // RP: mailbox, TXT name (RFC 1183 2.2).
-        17 => {
-            count(2)?;
-            name_wire(&tokens[0], &mut out)?;
-            name_wire(&tokens[1], &mut out)?;
-        }
-        // AFSDB (RFC 1183 1), KX (RFC 2230): a 16-bit number and a name.
-        18 | 36 => {
-            count(2)?;
-            out.extend_from_slice(&(number(&tokens[0], 65535)? as u16).to_be_bytes());
-            name_wire(&tokens[1], &mut out)?;
-        }
-        // LOC (RFC 1876 3).
-        29 => out = loc(tokens)?,
-        // APL (RFC 3123 5): [!]family:address/prefix, each item.
-        42 => {
-            for t in tokens {
-                let (negate, item) = match t.raw.strip_prefix('!') {
-                    Some(rest) => (0x80u8, rest),
-                    None => (0, t.raw.as_str()),
+    for field in layout {
+        let rest = &tokens[at.min(tokens.len())..];
+        let one = rest.first().ok_or_else(expected);
+        match field {
+            Field::U8 => out.push(number(one?, 255)? as u8),
+            Field::U16 => out.extend_from_slice(&(number(one?, 65535)? as u16).to_be_bytes()),
+            Field::U32 => {
+                out.extend_from_slice(&(number(one?, u64::from(u32::MAX))? as u32).to_be_bytes())
+            }
+            Field::Name => name_wire(one?, origin, &mut out)?,
+            Field::Text | Field::Tag => string_wire(one?, &mut out)?,
+            Field::OptText => {
+                if let Some(t) = rest.first() {
+                    string_wire(t, &mut out)?;
+                }
+            }
+            Field::Texts => {
+                for s in strings(rest)? {
+                    out.push(s.len() as u8);
+                    out.extend_from_slice(&s);
+                }
+                at = tokens.len();
+                continue;
+            }
+            Field::Rest => out.extend(unescape(&one?.raw)?),
+            Field::Hex | Field::Base64 | Field::Nsap | Field::Bitmap => {
+                let joined: String = rest.iter().map(|t| t.raw.as_str()).collect();
+                let bytes = match field {
+                    Field::Hex => hex::decode(&joined).map_err(|e| format!("not hex: {e}"))?,
+                    Field::Base64 => base64(&joined)?,
+                    Field::Nsap => nsap(&joined)?,
+                    _ => {
+                        let types: Result<Vec<u16>, String> = (rest.iter())
+                            .map(|t| {
+                                presentation::type_code(&t.raw)
+                                    .ok_or_else(|| format!("{:?} is not a record type", t.raw))
+                            })
+                            .collect();
+                        presentation::bitmap(&types?)
+                    }
                 };
-                let (family, net) = item
-                    .split_once(':')
-                    .ok_or_else(|| format!("{:?} is not family:address/prefix", t.raw))?;
-                let net: ipnet::IpNet = net
-                    .parse()
-                    .map_err(|_| format!("{net:?} is not an address/prefix"))?;
-                let (code, bytes) = match (family, net) {
-                    ("1", ipnet::IpNet::V4(n)) => (1u16, n.network().octets().to_vec()),
-                    ("2", ipnet::IpNet::V6(n)) => (2u16, n.network().octets().to_vec()),
-                    _ => return Err(format!("{:?}: family 1 is IPv4, 2 is IPv6", t.raw)),
-                };
-                // The address without its trailing zero bytes (RFC 3123 4.1).
-                let len = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
-                out.extend_from_slice(&code.to_be_bytes());
-                out.push(net.prefix_len());
-                out.push(negate | len as u8);
-                out.extend_from_slice(&bytes[..len]);
+                if bytes.is_empty() && *field != Field::Bitmap {
+                    return Err(expected());
+                }
+                out.extend(bytes);
+                at = tokens.len();
+                continue;
             }
-        }
-        // DS (RFC 4034 5.3): key tag, algorithm, digest type, hex digest.
-        43 => {
-            if tokens.len() < 4 {
-                return Err("DS takes a key tag, an algorithm, a digest type and a digest".into());
+            Field::V4 | Field::V6 => {
+                let t = one?;
+                let family = if *field == Field::V4 { "IPv4" } else { "IPv6" };
+                match (field, t.raw.parse::<std::net::IpAddr>()) {
+                    (Field::V4, Ok(std::net::IpAddr::V4(a))) => out.extend(a.octets()),
+                    (Field::V6, Ok(std::net::IpAddr::V6(a))) => out.extend(a.octets()),
+                    _ => return Err(format!("{:?} is not an {family} address", t.raw)),
+                }
             }
-            out.extend_from_slice(&(number(&tokens[0], 65535)? as u16).to_be_bytes());
-            out.push(number(&tokens[1], 255)? as u8);
-            out.push(number(&tokens[2], 255)? as u8);
-            let digest: String = tokens[3..].iter().map(|t| t.raw.as_str()).collect();
-            out.extend(hex::decode(&digest).map_err(|e| format!("digest is not hex: {e}"))?);
-        }
-        // DHCID (RFC 4701): base64.
-        49 => {
-            let text: String = tokens.iter().map(|t| t.raw.as_str()).collect();
-            out = base64(&text)?;
-            if out.is_empty() {
-                return Err("DHCID needs its base64 data".into());
+            Field::Locator => {
+                let t = one?;
+                let groups: Vec<&str> = t.raw.split(':').collect();
+                let values: Result<Vec<u16>, _> = (groups.iter())
+                    .map(|g| {
+                        (1..=4)
+                            .contains(&g.len())
+                            .then(|| u16::from_str_radix(g, 16).ok())
+                            .flatten()
+                            .ok_or(())
+                    })
+                    .collect();
+                match values {
+                    Ok(v) if v.len() == 4 => v.iter().for_each(|g| out.extend(g.to_be_bytes())),
+                    _ => return Err(format!("{:?} is not four hex groups joined by ':'", t.raw)),
+                }
             }
-        }
-        // ZONEMD (RFC 8976): serial, scheme, hash algorithm, hex digest.
-        63 => {
-            if tokens.len() < 4 {
-                return Err("ZONEMD takes a serial, a scheme, an algorithm and a digest".into());
-            }
-            out.extend_from_slice(&(number(&tokens[0], u64::from(u32::MAX))? as u32).to_be_bytes());
-            out.push(number(&tokens[1], 255)? as u8);
-            out.push(number(&tokens[2], 255)? as u8);
-            let digest: String = tokens[3..].iter().map(|t| t.raw.as_str()).collect();
-            out.extend(hex::decode(&digest).map_err(|e| format!("digest is not hex: {e}"))?);
-        }
-        // SPF (RFC 7208 3.1, obsolete but loaded): TXT's format.
-        99 => {
-            for s in strings(tokens)? {
-                out.push(s.len() as u8);
-                out.extend_from_slice(&s);
-            }
-        }
-        // EUI48, EUI64 (RFC 7043): hex pairs joined by '-'.
-        108 | 109 => {
-            count(1)?;
-            let len = if code == 108 { 6 } else { 8 };
-            let parts: Vec<&str> = tokens[0].raw.split('-').collect();
-            let bytes: Result<Vec<u8>, _> =
-                parts.iter().map(|p| u8::from_str_radix(p, 16)).collect();
-            match bytes {
-                Ok(b) if b.len() == len && parts.iter().all(|p| p.len() == 2) => out = b,
-                _ => {
-                    return Err(format!(
-                        "{:?} is not {len} hex pairs joined by '-'",
-                        tokens[0].raw
-                    ))
+            Field::Eui(len) => {
+                let t = one?;
+                let parts: Vec<&str> = t.raw.split('-').collect();
+                let bytes: Result<Vec<u8>, _> =
+                    parts.iter().map(|p| u8::from_str_radix(p, 16)).collect();
+                match bytes {
+                    Ok(b) if b.len() == *len && parts.iter().all(|p| p.len() == 2) => out.extend(b),
+                    _ => return Err(format!("{:?} is not {len} hex pairs joined by '-'", t.raw)),
                 }
             }
         }
-        // URI (RFC 7553): priority, weight, and the target as one quoted string.
-        256 => {
-            count(3)?;
-            out.extend_from_slice(&(number(&tokens[0], 65535)? as u16).to_be_bytes());
-            out.extend_from_slice(&(number(&tokens[1], 65535)? as u16).to_be_bytes());
-            out.extend(unescape(&tokens[2].raw)?);
-        }
-        _ => return Ok(None),
+        at += 1;
     }
-    Ok(Some(out))
+    if at < tokens.len() {
+        return Err(expected());
+    }
+    Ok(out)
+}
+
+/// An NSAP address (RFC 1706 5): `0x`, then hexadecimal with `.` anywhere between digits.
+fn nsap(text: &str) -> Result<Vec<u8>, String> {
+    let digits = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))
+        .ok_or_else(|| format!("{text:?}: an NSAP address starts with 0x"))?;
+    hex::decode(digits.replace('.', "")).map_err(|e| format!("{text:?} is not hex: {e}"))
+}
+
+/// A6 (RFC 2874 3.1.1): prefix length, an IPv6 address holding the suffix, and the prefix's
+/// name when the prefix length is not 0.
+fn a6(tokens: &[Token], origin: &Name) -> Result<Vec<u8>, String> {
+    let bad = || {
+        "A6 takes a prefix length (0-128), an IPv6 address, and a name unless the prefix length is 0".to_owned()
+    };
+    let prefix = number(tokens.first().ok_or_else(bad)?, 128)? as u8;
+    let address: std::net::Ipv6Addr = (tokens.get(1).ok_or_else(bad)?.raw)
+        .parse()
+        .map_err(|_| bad())?;
+    let suffix_len = usize::from(128 - prefix).div_ceil(8);
+    let mut out = vec![prefix];
+    out.extend_from_slice(&address.octets()[16 - suffix_len..]);
+    match (prefix, tokens.get(2), tokens.len()) {
+        (0, None, 2) => {}
+        (1.., Some(t), 3) => name_wire(t, origin, &mut out)?,
+        _ => return Err(bad()),
+    }
+    Ok(out)
+}
+
+/// HIP (RFC 8005 3): algorithm, HIT in hex, public key in base64, rendezvous servers.
+fn hip(tokens: &[Token], origin: &Name) -> Result<Vec<u8>, String> {
+    let bad = || {
+        "HIP takes an algorithm, a HIT (hex), a public key (base64) and rendezvous servers"
+            .to_owned()
+    };
+    if tokens.len() < 3 {
+        return Err(bad());
+    }
+    let algorithm = number(&tokens[0], 255)? as u8;
+    let hit = hex::decode(&tokens[1].raw).map_err(|e| format!("the HIT is not hex: {e}"))?;
+    let key = base64(&tokens[2].raw)?;
+    let (Ok(hit_len), Ok(key_len)) = (u8::try_from(hit.len()), u16::try_from(key.len())) else {
+        return Err(bad());
+    };
+    if hit.is_empty() || key.is_empty() {
+        return Err(bad());
+    }
+    let mut out = vec![hit_len, algorithm];
+    out.extend_from_slice(&key_len.to_be_bytes());
+    out.extend(hit);
+    out.extend(key);
+    for t in &tokens[3..] {
+        name_wire(t, origin, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// APL RDATA (RFC 3123 5): `[!]family:address/prefix` per item.
+fn apl(tokens: &[Token]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    for t in tokens {
+        let (negate, item) = match t.raw.strip_prefix('!') {
+            Some(rest) => (0x80u8, rest),
+            None => (0, t.raw.as_str()),
+        };
+        let (family, net) = item
+            .split_once(':')
+            .ok_or_else(|| format!("{:?} is not family:address/prefix", t.raw))?;
+        let net: ipnet::IpNet = net
+            .parse()
+            .map_err(|_| format!("{net:?} is not an address/prefix"))?;
+        let (code, bytes) = match (family, net) {
+            ("1", ipnet::IpNet::V4(n)) => (1u16, n.network().octets().to_vec()),
+            ("2", ipnet::IpNet::V6(n)) => (2u16, n.network().octets().to_vec()),
+            _ => return Err(format!("{:?}: family 1 is IPv4, 2 is IPv6", t.raw)),
+        };
+        // The address without its trailing zero bytes (RFC 3123 4.1).
+        let len = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+        out.extend_from_slice(&code.to_be_bytes());
+        out.push(net.prefix_len());
+        out.push(negate | len as u8);
+        out.extend_from_slice(&bytes[..len]);
+    }
+    Ok(out)
 }
 
 /// LOC RDATA (RFC 1876): `d [m [s]] N|S d [m [s]] E|W alt[m] [size[m] [hp[m] [vp[m]]]]`.
@@ -290,16 +383,8 @@ pub(super) fn record(
                 let cpu = s.pop().unwrap_or_default();
                 RData::HINFO(HINFO::from_bytes(cpu.into(), os.into()))
             }
-            other => match extra(u16::from(other), rdata, origin)? {
-                Some(bytes) => RData::Unknown {
-                    code: other,
-                    // Empty data (an APL with no items) is valid; `NULL::with` wants some.
-                    rdata: if bytes.is_empty() {
-                        hickory_proto::rr::rdata::NULL::new()
-                    } else {
-                        hickory_proto::rr::rdata::NULL::with(bytes)
-                    },
-                },
+            other => match own(u16::from(other), rdata, origin)? {
+                Some(bytes) => from_wire(other, &bytes)?,
                 None => through_hickory(rtype, rdata, origin)?,
             },
         }
@@ -315,24 +400,11 @@ fn is_other_class(word: &str) -> bool {
 
 /// `A`, `TXT`, ... or `TYPE65534` (RFC 3597 5).
 fn record_type(raw: &str) -> Result<RecordType, String> {
-    let upper = raw.to_ascii_uppercase();
-    if let Some(n) = upper.strip_prefix("TYPE") {
-        if let Ok(code) = n.parse::<u16>() {
-            return Ok(RecordType::from(code));
-        }
-    }
-    if let Some((_, code)) = EXTRA_TYPES.iter().find(|(n, _)| *n == upper) {
-        return Ok(RecordType::from(*code));
-    }
-    if upper == "DNAME" {
-        return Err("DNAME is not supported: use a CNAME per name".into());
-    }
-    match upper.parse::<RecordType>() {
-        Ok(RecordType::Unknown(_)) | Err(_) => Err(format!(
-            "unknown record type {raw}: write it as TYPEnnn \\# <length> <hex> (RFC 3597)"
-        )),
-        Ok(t) => Ok(t),
-    }
+    presentation::type_code(raw)
+        .map(RecordType::from)
+        .ok_or_else(|| {
+            format!("unknown record type {raw}: write it as TYPEnnn \\# <length> <hex> (RFC 3597)")
+        })
 }
 
 /// RFC 3597 generic RDATA: `\# <length> <hex>...`, read as the type's own RDATA when the
@@ -353,7 +425,25 @@ fn generic(rtype: RecordType, tokens: &[Token]) -> Result<RData, String> {
             bytes.len()
         ));
     }
-    let mut decoder = BinDecoder::new(&bytes);
+    from_wire(rtype, &bytes)
+}
+
+/// RDATA of `rtype` from its wire form: hickory's own value for a type it knows (an A is an
+/// A, whichever way it was written), the bytes as they are for one it does not.
+fn from_wire(rtype: RecordType, bytes: &[u8]) -> Result<RData, String> {
+    let len = u16::try_from(bytes.len()).map_err(|_| "the data is over 65,535 bytes".to_owned())?;
+    if matches!(rtype, RecordType::Unknown(_)) || presentation::own_type(u16::from(rtype)) {
+        return Ok(RData::Unknown {
+            code: rtype,
+            // Empty data (an APL with no items) is valid; `NULL::with` wants some.
+            rdata: if bytes.is_empty() {
+                hickory_proto::rr::rdata::NULL::new()
+            } else {
+                hickory_proto::rr::rdata::NULL::with(bytes.to_vec())
+            },
+        });
+    }
+    let mut decoder = BinDecoder::new(bytes);
     let data = RData::read(&mut decoder, rtype, Restrict::new(len))
         .map_err(|e| format!("the data is not a valid {rtype}: {e}"))?;
     if decoder.index() != bytes.len() {

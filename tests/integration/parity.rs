@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::common::*;
 use hickory_proto::op::Message;
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::{Name, RecordType};
 
 struct Nsd(Child);
 
@@ -61,6 +61,47 @@ fn nsd(dir: &Path, port: u16, zone_text: &str) -> Nsd {
         .expect("start nsd"))
 }
 
+/// Every zone of `zone_text` (the output of `backhaul-dns zone`) loads in NSD's, Knot's and
+/// BIND's zone checkers, each run as an operator would before serving the file.
+fn loads_in_every_zone_checker(zone_text: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut zones: Vec<(String, String)> = Vec::new();
+    for line in zone_text.lines() {
+        if let Some(origin) = line.strip_prefix("$ORIGIN ") {
+            zones.push((origin.trim().to_owned(), String::new()));
+        }
+        if let Some((_, text)) = zones.last_mut() {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    assert!(zones.len() >= 2, "{zone_text}");
+    for (i, (origin, text)) in zones.iter().enumerate() {
+        let file = dir.path().join(format!("z{i}.zone"));
+        std::fs::write(&file, text).unwrap();
+        let file = file.to_str().unwrap();
+        for (tool, args) in [
+            ("nsd-checkzone", vec![origin.as_str(), file]),
+            ("kzonecheck", vec!["-o", origin.as_str(), file]),
+            // check-names off: a name with a space in it is valid DNS, not a host name.
+            (
+                "named-checkzone",
+                vec!["-k", "ignore", origin.as_str(), file],
+            ),
+        ] {
+            let out = Command::new(tool).args(&args).output().unwrap_or_else(|e| {
+                panic!("{tool}: {e} (apt-get install nsd knot-dnssecutils bind9-utils)")
+            });
+            assert!(
+                out.status.success(),
+                "{tool} refuses the zone {origin}: {}{}\n{text}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
 /// The records of a section as text, sorted (the order of RRsets is not part of an answer).
 fn section(records: &[hickory_proto::rr::Record]) -> Vec<String> {
     let mut v: Vec<String> = records
@@ -71,12 +112,80 @@ fn section(records: &[hickory_proto::rr::Record]) -> Vec<String> {
     v
 }
 
+/// A name as a zone file writes it, `\DDD` decimal (hickory's `from_ascii` reads octal, and
+/// refuses a label with a space).
+fn zone_name(text: &str) -> Name {
+    let labels = text.trim_end_matches('.').split('.').map(|label| {
+        let mut out = Vec::new();
+        let mut rest = label.as_bytes();
+        while let Some((&b, tail)) = rest.split_first() {
+            match (
+                b,
+                tail.get(..3)
+                    .and_then(|d| std::str::from_utf8(d).ok()?.parse().ok()),
+            ) {
+                (b'\\', Some(v)) => {
+                    out.push(v);
+                    rest = &tail[3..];
+                }
+                _ => {
+                    out.push(b);
+                    rest = tail;
+                }
+            }
+        }
+        out
+    });
+    let mut name = Name::from_labels(labels).unwrap();
+    name.set_fqdn(true);
+    name
+}
+
 /// One query over UDP with EDNS (1232) and RD as given.
 fn ask(server: SocketAddr, name: &str, rtype: RecordType, rd: bool) -> Message {
-    let mut q = request(name, rtype);
+    let mut q = request(".", rtype);
+    q.queries[0].name = zone_name(name);
     q.metadata.recursion_desired = rd;
     exchange_udp(server, &q)
 }
+
+/// One record of every type NSD reads from a zone file (ZONEMD aside: NSD checks its digest),
+/// each at a name of its own.
+const TYPES: &str = r#"rp RP admin.backhaul. txt.backhaul.
+afsdb AFSDB 1 db.backhaul.
+x25 X25 "311061700956"
+isdn ISDN "150862028003217" "004"
+rt RT 10 db.backhaul.
+nsap NSAP 0x47.0005.80.005a00.0000.0001.e133.ffffff000161.00
+px PX 10 net2.it. prmd-net2.admd-p400.c-it.
+gpos GPOS "-32.6882" "116.8652" "10.0"
+loc LOC 52 22 23.000 N 4 53 32.000 E -2.00m 1.00m 10000.00m 10.00m
+kx KX 10 db.backhaul.
+a6 A6 0 2001:db8::1
+apl APL 1:192.168.1.0/24 !2:2001:db8::/32
+dhcid DHCID AAIBY2/AuCccgoJbsaxcQc9TUapptP69lOjxfNuVAA2kjEA=
+smimea SMIMEA 3 1 1 0C72AC70B745AC19998811B131D662C9AC69DBDBE7CB23E5B514B56664C5D3D6
+hip HIP 2 200100107B1A74DF365639CC39F1D578 AwEAAbdxyhNuSutc5EMzxTs9LBPCIkOFH8cIvM4p9+LrV4e19WzK00+CI6zBCQTdtWsuxKbWIy87UOoJTwkUs7lBu+Upr1gsNrut79ryra+bSRGQb1slImA8YVJyuIDsj7kwzG7jnERNqnWxZ48AWkskmdHaVDP4BcelrTI3rMXdXF5D rvs.example.com.
+csync CSYNC 66 3 A NS AAAA
+spf SPF "v=spf1 -all"
+nid NID 10 0014:4fff:ff20:ee64
+l32 L32 10 10.1.2.0
+l64 L64 10 2001:0db8:1140:1000
+lp LP 10 l64.backhaul.
+eui48 EUI48 00-00-5e-00-53-2a
+eui64 EUI64 00-00-5e-ef-10-00-00-2a
+uri URI 10 1 "ftp://ftp1.example.com/public"
+caa CAA 0 issue "letsencrypt.org"
+sshfp SSHFP 2 1 123456789ABCDEF67890123456789ABCDEF67890
+tlsa TLSA 3 1 1 0C72AC70B745AC19998811B131D662C9AC69DBDBE7CB23E5B514B56664C5D3D6
+naptr NAPTR 100 10 "S" "SIP+D2U" "" _sip._udp.backhaul.
+hinfo HINFO "PC" "Linux"
+svcb SVCB 1 . alpn=h2,h3 port=8443 ipv4hint=10.147.17.2
+https HTTPS 1 . alpn=h2
+openpgpkey OPENPGPKEY mQINBFit2jsBEADrbl5vjVxYeAE0g0IDYCBpHirv1Sjlqxx5gjtPhb2YhvyDMXjq
+weird\032name A 10.147.17.80
+rare TYPE65534 \# 3 abcdef
+"#;
 
 #[test]
 fn answers_match_nsd_on_the_same_zone() {
@@ -106,9 +215,22 @@ fn answers_match_nsd_on_the_same_zone() {
     .unwrap();
     std::fs::write(
         dir.path().join("records.zone"),
-        "@ MX 10 mail\n@ TXT \"v=spf1 -all\"\nmail A 10.147.17.25\n\
-         sub NS ns.sub\nns.sub A 10.147.17.50\ncdel CNAME host.sub\n\
-         srv SRV 0 0 80 web.other.\nsrv2 SRV 0 0 80 db\nalias CNAME db\n",
+        format!(
+            "@ MX 10 mail\n@ TXT \"v=spf1 -all\"\nmail A 10.147.17.25\n\
+             sub NS ns.sub\nns.sub A 10.147.17.50\ncdel CNAME host.sub\n\
+             sub DS 12345 8 2 {digest}\n\
+             srv SRV 0 0 80 web.other.\nsrv2 SRV 0 0 80 db\nalias CNAME db\n\
+             old DNAME new\na.new A 10.147.17.70\next DNAME example.com.\n\
+             long DNAME {long}.\n{TYPES}",
+            digest = "2BB183AF5F22588179A53B0A98631FAD1A292118A6F3F4A3A0DF1A8E0C5E0E2B",
+            long = [
+                "x".repeat(60),
+                "y".repeat(60),
+                "z".repeat(60),
+                "w".repeat(50)
+            ]
+            .join("."),
+        ),
     )
     .unwrap();
     let tables = "[records]\nzone_file = \"records.zone\"\n\n\
@@ -120,6 +242,7 @@ fn answers_match_nsd_on_the_same_zone() {
     server.wait_answer("web.other.", RecordType::A);
     let (code, zone_text, err) = run_cli(&["zone"], &server.path("backhaul-dns.toml"));
     assert_eq!(code, 0, "{err}");
+    loads_in_every_zone_checker(&zone_text);
     let nsd_dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let _nsd = nsd(nsd_dir.path(), port, &zone_text);
@@ -157,9 +280,37 @@ fn answers_match_nsd_on_the_same_zone() {
         ("2.17.147.10.in-addr.arpa.", RecordType::PTR, false),
         ("web.other.", RecordType::A, false),
         ("other.", RecordType::ANY, false),
+        ("sub.backhaul.", RecordType::DS, false),
+        ("a.old.backhaul.", RecordType::A, false),
+        ("A.Old.backhaul.", RecordType::A, false),
+        ("b.old.backhaul.", RecordType::A, false),
+        ("a.old.backhaul.", RecordType::CNAME, false),
+        ("a.old.backhaul.", RecordType::DNAME, false),
+        ("old.backhaul.", RecordType::DNAME, false),
+        ("old.backhaul.", RecordType::A, false),
+        ("x.y.ext.backhaul.", RecordType::A, false),
+        ("weird\\032name.backhaul.", RecordType::A, false),
     ];
+    let long_name = format!("{}.long.backhaul.", "q".repeat(60));
+    let typed: Vec<(String, RecordType)> = (TYPES.lines())
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let owner = words.next()?;
+            let rtype = RecordType::from(backhaul_dns::presentation::type_code(words.next()?)?);
+            Some((format!("{owner}.backhaul."), rtype))
+        })
+        .collect();
+    assert_eq!(
+        typed.len(),
+        TYPES.lines().count(),
+        "every type is asked for: {typed:?}"
+    );
+    let cases: Vec<(&str, RecordType, bool)> = (cases.iter().copied())
+        .chain(std::iter::once((long_name.as_str(), RecordType::A, false)))
+        .chain(typed.iter().map(|(n, t)| (n.as_str(), *t, false)))
+        .collect();
     let mut differences = Vec::new();
-    for &(name, rtype, rd) in cases {
+    for &(name, rtype, rd) in &cases {
         let ours = ask(server.dns, name, rtype, rd);
         let theirs = ask(nsd_addr, name, rtype, rd);
         let what = format!("{name} {rtype} rd={rd}");

@@ -28,6 +28,8 @@ pub enum Rcode {
     NxDomain = 3,
     NotImp = 4,
     Refused = 5,
+    /// A name that would exist is too long (RFC 6672 2.2: a DNAME's substitution overflows).
+    YxDomain = 6,
     /// Not authoritative for the zone (RFC 2136; RFC 5936 2.2.1 for transfers).
     NotAuth = 9,
     BadVers = 16,
@@ -284,6 +286,44 @@ fn answer_name(zone: &ZoneIndex, qname: &[u8], qtype: u16, w: &mut Writer<'_>) -
                     w.target_addresses(zone, meta, &ns, start, 0);
                 }
                 return Decision::LeavesZones;
+            }
+            // Below a DNAME (RFC 6672 3.1): the DNAME, the CNAME it stands for, and the chase
+            // goes on at that CNAME's target.
+            Lookup::Redirect(node, _, owner_len) => {
+                w.authoritative |= hop == 0;
+                let id = node.prefix.as_ptr();
+                let Some(dname) = node
+                    .rrset(rtype::DNAME)
+                    .filter(|_| !followed[..hop].contains(&id))
+                else {
+                    return Rcode::NoError.into();
+                };
+                followed[hop] = id;
+                let start = w.answer(&dname, owner_at + len - owner_len);
+                // One record (a second DNAME at a name is refused when files are read):
+                // `owner(2) TYPE CLASS TTL RDLENGTH(10) target`.
+                let (Some(ttl), Some(target)) = (dname.wire.get(6..10), dname.wire.get(12..))
+                else {
+                    return Rcode::NoError.into();
+                };
+                let prefix_len = len - owner_len;
+                if prefix_len + target.len() > MAX_NAME {
+                    return Rcode::YxDomain.into();
+                }
+                let ttl = [ttl[0], ttl[1], ttl[2], ttl[3]];
+                let cname_at = w.synthesized_cname(owner_at, prefix_len, ttl, target);
+                if qtype == rtype::CNAME {
+                    return Rcode::NoError.into();
+                }
+                owner_at = cname_at + 12;
+                if owner_at > MAX_POINTER || start > MAX_POINTER {
+                    return Rcode::NoError.into();
+                }
+                for (d, s) in name[prefix_len..].iter_mut().zip(target) {
+                    *d = s.to_ascii_lowercase();
+                }
+                len = prefix_len + target.len();
+                continue;
             }
             // The chain leaves our zones: the forwarder may complete it, else the client's
             // resolver follows it from here.

@@ -169,6 +169,31 @@ impl<'a> Writer<'a> {
         start
     }
 
+    /// The CNAME a DNAME stands for (RFC 6672 3.1): owned by the name at `owner_at`, its
+    /// target that name's first `prefix_len` bytes (its labels below the DNAME's owner, in the
+    /// case they were written) followed by the DNAME's `target`, with the DNAME's `ttl`.
+    /// Written uncompressed, like every name the chase goes on from; returns where it starts.
+    pub(super) fn synthesized_cname(
+        &mut self,
+        owner_at: usize,
+        prefix_len: usize,
+        ttl: [u8; 4],
+        target: &[u8],
+    ) -> usize {
+        let start = self.out.len();
+        self.out
+            .extend_from_slice(&(0xc000 | owner_at as u16).to_be_bytes());
+        self.out.extend_from_slice(&rtype::CNAME.to_be_bytes());
+        self.out.extend_from_slice(&1u16.to_be_bytes());
+        self.out.extend_from_slice(&ttl);
+        self.out
+            .extend_from_slice(&((prefix_len + target.len()) as u16).to_be_bytes());
+        self.out.extend_from_within(owner_at..owner_at + prefix_len);
+        self.out.extend_from_slice(target);
+        self.ancount += 1;
+        start
+    }
+
     /// Copies an RRset into the authority section (a referral's NS); see [`Self::answer`].
     pub(super) fn authority(&mut self, set: &RrSet, owner_at: usize) -> usize {
         let start = self.answer(set, owner_at);

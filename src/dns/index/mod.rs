@@ -27,7 +27,7 @@ use hickory_proto::rr::RecordType;
 use super::live::{LiveTable, SharedLive};
 pub use super::rrset::RrSet;
 use super::table::{Probe, Table};
-use crate::dname::{name_wire, parent, MAX_NAME};
+use crate::dname::{name_wire, parent, rtype, MAX_NAME};
 use crate::zone::Zones;
 use encode::{arena_guess, encode_rrsets, SetStore};
 
@@ -146,6 +146,8 @@ pub struct ZoneMeta {
     /// The zone has delegations (NS below its apex): lookups then look for a cut above the
     /// name. Zones without any pay nothing for them.
     pub cuts: bool,
+    /// The zone has DNAMEs (RFC 6672): lookups then look for one above the name.
+    pub dnames: bool,
     /// Differences from older serials, for IXFR (when transfers are configured).
     pub journal: Option<std::sync::Arc<crate::zone::Journal>>,
 }
@@ -166,6 +168,9 @@ pub enum Lookup<'a> {
     /// At or below a delegation (NS below the apex): the cut's node, whose NS set is the
     /// referral, and the length of the cut's wire name (a suffix of the name asked).
     Referral(Node<'a>, &'a ZoneMeta, usize),
+    /// Below a DNAME (RFC 6672): the DNAME's node, and the length of its owner's wire name
+    /// (a suffix of the name asked).
+    Redirect(Node<'a>, &'a ZoneMeta, usize),
     /// Not in any zone we serve.
     NotOurs,
 }
@@ -236,12 +241,14 @@ impl ZoneIndex {
             let apex = apex.into_boxed_slice();
             let ns = u16::from(RecordType::NS);
             let cuts = (z.records.iter()).any(|r| r.rtype == ns && r.owner != &apex[..]);
+            let dnames = (z.records.iter()).any(|r| r.rtype == rtype::DNAME);
             index.zones.push(ZoneMeta {
                 apex,
                 negative_soa: Box::new([]),
                 complete: z.complete,
                 serial: z.serial,
                 cuts,
+                dnames,
                 journal: z.journal.clone(),
             });
             let mut negative_soa = Vec::new();
@@ -445,23 +452,28 @@ impl ZoneIndex {
             Lookup::Found(_, meta) | Lookup::NxDomain(meta) => *meta,
             _ => return found,
         };
-        if meta.cuts {
-            if let Some((cut, len)) = self.cut_above(qname, meta) {
-                return Lookup::Referral(cut, meta, len);
+        if meta.cuts || meta.dnames {
+            if let Some(found) = self.above(qname, meta) {
+                return found;
             }
         }
         found
     }
 
-    /// The delegation at or above `qname` in its zone, if any: walks up from the name to
-    /// (not including) the apex. Nested cuts are refused when files are read, so the first
-    /// one found is the only one.
-    fn cut_above(&self, qname: &[u8], meta: &ZoneMeta) -> Option<(Node<'_>, usize)> {
+    /// The delegation at or above `qname` in its zone (up to, not including, the apex), or
+    /// the DNAME above it (up to and including the apex), if any. Nothing may be below a
+    /// DNAME nor below a cut but glue, and names are checked for that when files are read, so
+    /// the first one found is the only one.
+    fn above<'a>(&'a self, qname: &[u8], meta: &'a ZoneMeta) -> Option<Lookup<'a>> {
         let mut at = Some(qname);
-        while let Some(name) = at.filter(|n| n.len() > meta.apex.len()) {
+        while let Some(name) = at.filter(|n| n.len() >= meta.apex.len()) {
             if let Some(node) = self.get(name) {
-                if node.rrset(u16::from(RecordType::NS)).is_some() {
-                    return Some((node, name.len()));
+                if meta.dnames && name.len() < qname.len() && node.rrset(rtype::DNAME).is_some() {
+                    return Some(Lookup::Redirect(node, meta, name.len()));
+                }
+                let cut = name.len() > meta.apex.len() && node.rrset(rtype::NS).is_some();
+                if meta.cuts && cut {
+                    return Some(Lookup::Referral(node, meta, name.len()));
                 }
             }
             at = parent(name);
@@ -737,7 +749,9 @@ mod tests {
                     )),
                     Lookup::NxDomain(meta) => Some((Vec::new(), meta.apex_len(), false)),
                     Lookup::NotOurs => None,
-                    Lookup::Referral(..) => panic!("the model has no delegations"),
+                    Lookup::Referral(..) | Lookup::Redirect(..) => {
+                        panic!("the model has no delegations or DNAMEs")
+                    }
                 };
                 assert_eq!(
                     got,
