@@ -132,6 +132,7 @@ fn answer_all(zone: &ZoneIndex, queries: &[Vec<u8>], expect: Rcode, out: &mut Ve
     let policy = Policy {
         allowed: true,
         forward: false,
+        scope: None,
     };
     let start = Instant::now();
     for q in queries {

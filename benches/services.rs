@@ -78,6 +78,7 @@ fn answer_until(views: &Views, queries: &[Vec<u8>], stop: &AtomicBool) -> Vec<u6
     let policy = Policy {
         allowed: true,
         forward: false,
+        scope: None,
     };
     let mut out = Vec::with_capacity(1232);
     let mut took = Vec::with_capacity(4_000_000);
@@ -188,6 +189,7 @@ fn main() {
     let policy = Policy {
         allowed: true,
         forward: false,
+        scope: None,
     };
     for (phase, flipping) in [("no flips", false), ("a flip every 1 ms", true)] {
         let stop = AtomicBool::new(false);

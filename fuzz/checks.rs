@@ -49,7 +49,35 @@ fn settings() -> Settings {
         nameserver_addresses: vec!["10.147.17.1".parse().unwrap(), "fd00::1".parse().unwrap()],
         soa: config::Soa::default(),
         services: services(),
+        scopes: scopes(),
     }
+}
+
+/// Scopes of every kind, so that member data from the fuzzer goes through scope selection
+/// (tags, node ids, globs, networks) and the hidden-name masks.
+fn scopes() -> Vec<config::Scope> {
+    let tag = |t: &str, v: &str| {
+        config::Selector::Tag(config::TagMatch {
+            tag: config::TagKey::Name(t.into()),
+            value: config::TagKey::Name(v.into()),
+        })
+    };
+    let glob = |g: &str| config::Selector::Glob(glob::Pattern::new(g).unwrap());
+    vec![
+        config::Scope {
+            name: "dev".into(),
+            clients: vec![
+                config::ScopeClient::Members(tag("env", "dev")),
+                config::ScopeClient::Net("10.147.17.0/28".parse().unwrap()),
+            ],
+            hide: vec![tag("env", "prod"), glob("*.prod"), glob("pg*")],
+        },
+        config::Scope {
+            name: "ops".into(),
+            clients: vec![config::ScopeClient::Members(glob("ops-*"))],
+            hide: vec![config::Selector::Node("a45dc9d260".parse().unwrap())],
+        },
+    ]
 }
 
 /// Services of every kind, so that member data from the fuzzer goes through service
@@ -280,6 +308,7 @@ pub fn tcp_stream(data: &[u8]) {
     let policy = Policy {
         allowed: true,
         forward: false,
+        scope: None,
     };
     while rest.len() >= 2 {
         let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
@@ -316,6 +345,7 @@ pub fn zone_file(data: &[u8]) {
     let policy = Policy {
         allowed: true,
         forward: false,
+        scope: None,
     };
     for r in records.iter().take(16) {
         let q = query_for(&r.name.to_ascii(), u16::from(r.record_type()));
@@ -338,6 +368,7 @@ pub fn members(data: &[u8]) {
         let policy = Policy {
             allowed: true,
             forward: false,
+            scope: None,
         };
         if let Outcome::Reply { .. } = respond(&zone, &q, Transport::Udp, policy, &mut out) {
             check_reply(&q, &out, Transport::Udp);
@@ -440,6 +471,7 @@ pub fn snapshot(data: &[u8]) {
     let policy = Policy {
         allowed: true,
         forward: false,
+        scope: None,
     };
     let mut out = Vec::new();
     for m in loaded.snapshot.members.iter().take(8) {
@@ -478,6 +510,7 @@ pub fn include(data: &[u8]) {
     let policy = Policy {
         allowed: true,
         forward: false,
+        scope: None,
     };
     let mut out = Vec::new();
     for r in records.iter().take(16) {

@@ -80,6 +80,36 @@ pub struct Config {
     pub soa: Soa,
     /// `[[service]]`: names for the members that do a job, while they are up.
     pub services: Vec<Service>,
+    /// `[[scope]]`: who sees which names; the first scope whose clients match decides.
+    pub scopes: Vec<Scope>,
+}
+
+/// `[[scope]]`: the clients it applies to, and the names that do not exist for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub name: String,
+    pub clients: Vec<ScopeClient>,
+    pub hide: Vec<Selector>,
+}
+
+/// One entry of a scope's `clients`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScopeClient {
+    /// Members, by the addresses they have.
+    Members(Selector),
+    /// Any address in this network.
+    Net(IpNet),
+}
+
+/// Members (and, for `hide`, names) a scope entry picks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// `tag:env=prod`: members with this tag value.
+    Tag(TagMatch),
+    Node(NodeId),
+    /// A glob over names below their domain: members' names (`web.prod`, `zt-…`, aliases),
+    /// and in `hide` also the records files' owners and services' names.
+    Glob(glob::Pattern),
 }
 
 /// `[[service]]`: one name for the members that do a job.

@@ -36,6 +36,19 @@ pub(super) struct RawConfig {
     pub(super) soa: RawSoa,
     #[serde(default, rename = "service")]
     pub(super) services: Vec<RawService>,
+    #[serde(default, rename = "scope")]
+    pub(super) scopes: Vec<RawScope>,
+}
+
+/// `[[scope]]`: who sees what.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawScope {
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) clients: Vec<String>,
+    #[serde(default)]
+    pub(super) hide: Vec<String>,
 }
 
 /// `[[service]]`: one name for the members that do a job.

@@ -46,7 +46,10 @@ pub fn handle(
     out: &mut Vec<u8>,
 ) -> Action {
     out.clear();
-    let policy = rules.policy(client);
+    let policy = Policy {
+        scope: zone.scope_of(client),
+        ..rules.policy(client)
+    };
     let req = match wire::parse(query) {
         Ok(req) => req,
         Err(ParseError::Ignore) => return Action::Drop,
@@ -250,6 +253,7 @@ fn signed(
             // allow entry holds; nothing is forwarded for a signed request.
             allowed: policy.allowed || rules.transfer_allowed(client, Some(&key)),
             forward: false,
+            scope: policy.scope,
         };
         let mut m = Vec::new();
         match answer::answer(zone, &inner, transport, policy, &mut m) {

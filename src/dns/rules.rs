@@ -114,10 +114,12 @@ impl Rules {
             View::Public => Policy {
                 allowed: true,
                 forward: false,
+                scope: None,
             },
             View::Backhaul if self.acl.allows(client) => Policy {
                 allowed: true,
                 forward: !self.forwarders.is_empty(),
+                scope: None,
             },
             // A secondary outside the listening subnets asks for our SOA before it
             // transfers: our zones are answered to it (it may have them all anyway), nothing
@@ -125,6 +127,7 @@ impl Rules {
             View::Backhaul => Policy {
                 allowed: self.transfers.allows(client, None),
                 forward: false,
+                scope: None,
             },
         }
     }

@@ -107,6 +107,7 @@ pub(super) fn restart_only(old: &Config, mut new: Config) -> (Config, Vec<&'stat
         rate_limit: _,
         soa: _,
         services: _,
+        scopes: _,
         // Bound at start-up.
         state_dir,
         listen,

@@ -29,6 +29,7 @@ pub mod directory;
 pub mod journal;
 mod list;
 mod master;
+pub mod scopes;
 mod serial;
 pub mod services;
 
@@ -37,6 +38,7 @@ pub use directory::{directory, Directory};
 pub use journal::Journal;
 pub use list::{RecordList, ZoneRecord};
 pub use master::master_file;
+pub use scopes::{Masks, ScopeMap};
 pub use serial::{serial_after, SerialBook};
 pub use services::{ServiceMember, ServicePlan};
 
@@ -54,6 +56,8 @@ pub struct Settings {
     pub soa: config::Soa,
     /// `[[service]]`.
     pub services: Vec<config::Service>,
+    /// `[[scope]]`.
+    pub scopes: Vec<config::Scope>,
 }
 
 impl Settings {
@@ -65,6 +69,7 @@ impl Settings {
             nameserver_addresses: Vec::new(),
             soa: config.soa.clone(),
             services: config.services.clone(),
+            scopes: config.scopes.clone(),
         }
     }
 }
@@ -106,6 +111,8 @@ pub struct Zones {
     pub overridden: Vec<Override>,
     /// Every `[[service]]` with its members (the health checks' input).
     pub services: Vec<ServicePlan>,
+    /// Who sees what (`[[scope]]`), for this build's names and members.
+    pub scopes: std::sync::Arc<ScopeMap>,
 }
 
 impl Zones {
@@ -151,6 +158,19 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
         public_fallback(&mut records, public, &apexes);
     }
     apex_ns(&mut records, &apexes, &files.private, settings);
+    let file_owners: Vec<Vec<u8>> = files.private.iter().map(|r| name_wire(&r.name)).collect();
+    let scopes = scopes::map(
+        &settings.scopes,
+        inputs,
+        &entries,
+        &settings.services,
+        &file_owners,
+        &records,
+        &apexes,
+    );
+    for problem in &scopes.problems {
+        tracing::warn!(%problem, "a scope cannot pick some members");
+    }
     Zones {
         zones: split(&records, &apexes, &incomplete),
         members,
@@ -158,6 +178,7 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
         conflicts,
         overridden,
         services: plans,
+        scopes: std::sync::Arc::new(scopes),
     }
 }
 
@@ -541,6 +562,7 @@ mod tests {
             nameserver_addresses: vec!["10.147.17.1".parse().unwrap()],
             soa: config::Soa::default(),
             services: Vec::new(),
+            scopes: Vec::new(),
         }
     }
 

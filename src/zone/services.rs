@@ -237,7 +237,10 @@ pub fn select(
 }
 
 /// `role=pg` through the network's declarations -> (tag id, value, the tag's default).
-fn resolve_tag(t: &config::TagMatch, defs: &[TagDef]) -> Option<(u32, u32, Option<u32>)> {
+pub(super) fn resolve_tag(
+    t: &config::TagMatch,
+    defs: &[TagDef],
+) -> Option<(u32, u32, Option<u32>)> {
     let def = match &t.tag {
         TagKey::Name(n) => Some(defs.iter().find(|d| d.name.as_deref() == Some(n))?),
         TagKey::Number(id) => defs.iter().find(|d| d.id == *id),
@@ -254,7 +257,7 @@ fn resolve_tag(t: &config::TagMatch, defs: &[TagDef]) -> Option<(u32, u32, Optio
     Some((id, value, def.and_then(|d| d.default)))
 }
 
-fn tag_text(t: &config::TagMatch) -> String {
+pub(super) fn tag_text(t: &config::TagMatch) -> String {
     let part = |k: &TagKey| match k {
         TagKey::Name(n) => n.clone(),
         TagKey::Number(n) => n.to_string(),

@@ -33,6 +33,8 @@ mod push_dns;
 mod records;
 // Live reload of the config, records and members files; SIGHUP; rejected edits.
 mod reload;
+// `[[scope]]`: who sees which names, by ZeroTier tag, in network namespaces.
+mod scopes;
 // Last good snapshot: a restart during an API outage still serves.
 mod snapshot;
 // A self-hosted controller, several networks in one process, polite pacing.

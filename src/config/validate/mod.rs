@@ -18,6 +18,7 @@ const MIN_CENTRAL_POLL: Duration = Duration::from_secs(1);
 const MIN_FILE_POLL: Duration = Duration::from_millis(100);
 
 mod listen;
+mod scope;
 mod service;
 mod transfer;
 
@@ -149,8 +150,10 @@ impl Validator<'_> {
         let rate_limit = self.rate_limit(raw.rate_limit)?;
         let soa = self.soa(raw.soa)?;
         let services = self.services(raw.services, &domain, &networks)?;
+        let scopes = self.scopes(raw.scopes)?;
         Ok(Config {
             services,
+            scopes,
             forward_zones,
             soa,
             rate_limit,

@@ -236,7 +236,7 @@ impl Validator<'_> {
         Ok(name)
     }
 
-    fn tag_match(&self, key: &str, text: &str) -> Result<TagMatch, ConfigError> {
+    pub(super) fn tag_match(&self, key: &str, text: &str) -> Result<TagMatch, ConfigError> {
         let part = |p: &str| -> Option<TagKey> {
             let p = p.trim();
             if p.is_empty() {

@@ -8,7 +8,7 @@ mod writer;
 
 use writer::{Targets, Writer, MAX_POINTER};
 
-use super::index::{Lookup, RrSet, ZoneIndex};
+use super::index::{Lookup, RrSet, Visibility, ZoneIndex, ZoneMeta};
 use super::wire::{self, ParseError, Request};
 use crate::dname::{class, flags, opcode, rtype, HEADER_LEN, MAX_NAME};
 
@@ -67,6 +67,8 @@ pub struct Policy {
     pub allowed: bool,
     /// Forwarding is configured: other names are resolved instead of REFUSED.
     pub forward: bool,
+    /// The client's `[[scope]]`, if it is in one: the names that scope hides do not exist.
+    pub scope: Option<u8>,
 }
 
 /// Answers one request given as bytes (parses it, then [`answer`]); a request carrying TSIG
@@ -101,6 +103,7 @@ pub fn answer(
     out.clear();
     let limit = size_limit(transport, req);
     let mut w = Writer::start(out, req, policy.allowed && policy.forward);
+    w.scope = policy.scope;
     let rcode = if !policy.allowed {
         Rcode::Refused
     } else {
@@ -263,6 +266,13 @@ fn answer_name(zone: &ZoneIndex, qname: &[u8], qtype: u16, w: &mut Writer<'_>) -
         let found = match zone.lookup(&name[..len]) {
             Lookup::NotOurs if hop == 0 => return Decision::NotOurs,
             // DS lives at the parent side of a cut (RFC 4035 2.4): ours to answer.
+            // A delegation or a DNAME the client's scope hides does not exist, nor what is
+            // below it.
+            Lookup::Referral(node, meta, _) | Lookup::Redirect(node, meta, _)
+                if zone.visibility(&node, w.scope) != Visibility::Visible =>
+            {
+                return missing(w, meta, hop, owner_at, len);
+            }
             Lookup::Referral(cut, meta, cut_len)
                 if hop == 0 && cut_len == len && qtype == rtype::DS =>
             {
@@ -328,24 +338,44 @@ fn answer_name(zone: &ZoneIndex, qname: &[u8], qtype: u16, w: &mut Writer<'_>) -
             // The chain leaves our zones: the forwarder may complete it, else the client's
             // resolver follows it from here.
             Lookup::NotOurs => return Decision::LeavesZones,
-            Lookup::NxDomain(meta) => {
-                if !meta.complete {
-                    return w.server_failure().into();
-                }
-                w.authoritative |= hop == 0;
-                w.negative_soa(owner_at, len, meta.apex_len(), &meta.negative_soa);
-                return Rcode::NxDomain.into();
-            }
+            Lookup::NxDomain(meta) => return missing(w, meta, hop, owner_at, len),
             Lookup::Found(node, meta) => (node, meta),
         };
         let (node, meta) = found;
+        match zone.visibility(&node, w.scope) {
+            Visibility::Visible => {}
+            // A name hidden from the client's scope is answered as one that never existed;
+            // so is a name only a hidden wildcard would stand in for.
+            Visibility::Gone => return missing(w, meta, hop, owner_at, len),
+            Visibility::NoData if is_wildcard(node.prefix) && !is_wildcard(&name[..len]) => {
+                return missing(w, meta, hop, owner_at, len)
+            }
+            Visibility::NoData => {
+                w.authoritative |= hop == 0;
+                if !meta.complete {
+                    return w.server_failure().into();
+                }
+                w.negative_soa(owner_at, len, meta.apex_len(), &meta.negative_soa);
+                return Rcode::NoError.into();
+            }
+        }
         w.authoritative |= hop == 0;
         if node.is_live() {
             let table = zone.live();
             if let Some(live) = table.get(&name[..len]) {
                 let mut answered = false;
                 let mut targets = Targets::default();
+                let hides = w.scope.is_some_and(|s| zone.scopes().hides_addresses(s));
                 for (first, second) in live.answer_sets(qtype, rtype::ANY) {
+                    if hides {
+                        // Without the members the client's scope hides.
+                        let (scope, rtype) = (w.scope, first.rtype);
+                        let keep = |rdata: &[u8]| visible_member(zone, scope, rtype, rdata);
+                        let (_, a) = w.answer_some(&first, owner_at, keep);
+                        let (_, b) = w.answer_some(&second, owner_at, keep);
+                        answered |= a + b > 0;
+                        continue;
+                    }
                     let start = w.answer(&first, owner_at);
                     if second.count > 0 {
                         w.answer(&second, owner_at);
@@ -408,6 +438,56 @@ fn answer_name(zone: &ZoneIndex, qname: &[u8], qtype: u16, w: &mut Writer<'_>) -
     Rcode::NoError.into()
 }
 
+/// NXDOMAIN for the name at `owner_at` (`len` bytes): the zone's SOA in authority; SERVFAIL
+/// while the zone has not synced (it cannot vouch for a miss yet).
+fn missing(
+    w: &mut Writer<'_>,
+    meta: &ZoneMeta,
+    hop: usize,
+    owner_at: usize,
+    len: usize,
+) -> Decision {
+    if !meta.complete {
+        return w.server_failure().into();
+    }
+    w.authoritative |= hop == 0;
+    w.negative_soa(owner_at, len, meta.apex_len(), &meta.negative_soa);
+    Rcode::NxDomain.into()
+}
+
+/// Whether a wire name's first label is `*`.
+fn is_wildcard(name: &[u8]) -> bool {
+    name.starts_with(b"\x01*")
+}
+
+/// Whether a record of a service's answer stays for `scope`: an address of a member the scope
+/// does not hide, an SRV whose target it sees.
+fn visible_member(zone: &ZoneIndex, scope: Option<u8>, rtype: u16, rdata: &[u8]) -> bool {
+    let Some(scope) = scope else {
+        return true;
+    };
+    let ip: Option<std::net::IpAddr> = match rtype {
+        rtype::A => <[u8; 4]>::try_from(rdata).ok().map(Into::into),
+        rtype::AAAA => <[u8; 16]>::try_from(rdata).ok().map(Into::into),
+        rtype::SRV => {
+            let mut target = [0u8; MAX_NAME];
+            let name = rdata.get(6..).unwrap_or_default();
+            let len = name.len().min(MAX_NAME);
+            for (d, s) in target.iter_mut().zip(&name[..len]) {
+                *d = s.to_ascii_lowercase();
+            }
+            return match zone.lookup(&target[..len]) {
+                Lookup::Found(node, _) => {
+                    zone.visibility(&node, Some(scope)) == Visibility::Visible
+                }
+                _ => true,
+            };
+        }
+        _ => None,
+    };
+    ip.is_none_or(|ip| !zone.scopes().address_hidden(ip, scope))
+}
+
 /// The one RRset type an ANY query is answered with (RFC 8482 4.1): the first of SOA, A,
 /// AAAA, MX, PTR the name has, else its first other type (CNAME aside: a CNAME is the answer
 /// to everything), else none.
@@ -439,6 +519,7 @@ mod tests {
             nameserver_addresses: Vec::new(),
             soa: Soa::default(),
             services: Vec::new(),
+            scopes: Vec::new(),
         };
         let parsed = records::parse(text, &domain, &[], 60).unwrap();
         let files = FileRecords {
@@ -464,6 +545,7 @@ mod tests {
         let policy = Policy {
             allowed: true,
             forward: false,
+            scope: None,
         };
         let mut out = Vec::new();
         respond(zone, &q, transport, policy, &mut out);

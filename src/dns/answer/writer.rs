@@ -4,7 +4,7 @@
 
 use super::{Outcome, Rcode, MAX_UDP_PAYLOAD};
 use crate::dname::{flags, rtype, HEADER_LEN, MAX_NAME};
-use crate::dns::index::{Lookup, RrSet, ZoneIndex, ZoneMeta};
+use crate::dns::index::{Lookup, RrSet, Visibility, ZoneIndex, ZoneMeta};
 use crate::dns::wire::Request;
 
 /// Where the target name starts in the RDATA of the types whose targets get their addresses in
@@ -62,6 +62,9 @@ pub(super) struct Writer<'a> {
     /// the first thing dropped when the response does not fit.
     arcount: u16,
     additional_at: usize,
+    /// The client's scope: names it hides are left out of the additional section, and
+    /// hidden members out of service answers.
+    pub(super) scope: Option<u8>,
 }
 
 impl<'a> Writer<'a> {
@@ -84,6 +87,7 @@ impl<'a> Writer<'a> {
             nscount: 0,
             arcount: 0,
             additional_at: 0,
+            scope: None,
         }
     }
 
@@ -135,6 +139,7 @@ impl<'a> Writer<'a> {
                 Lookup::Referral(_, meta, _) if std::ptr::eq(meta, within) => zone.exact(name),
                 _ => None,
             };
+            let node = node.filter(|n| zone.visibility(n, self.scope) == Visibility::Visible);
             if let Some(node) = node {
                 for rtype in [rtype::A, rtype::AAAA] {
                     if let Some(addresses) = node.rrset(rtype) {
@@ -192,6 +197,33 @@ impl<'a> Writer<'a> {
         self.out.extend_from_slice(target);
         self.ancount += 1;
         start
+    }
+
+    /// [`Self::answer`] for the records of `set` that `keep` keeps (by their RDATA): a
+    /// service's answer without the members the client's scope hides. Returns where it starts
+    /// and how many it wrote.
+    pub(super) fn answer_some(
+        &mut self,
+        set: &RrSet,
+        owner_at: usize,
+        keep: impl Fn(&[u8]) -> bool,
+    ) -> (usize, u16) {
+        let start = self.out.len();
+        let pointer = (0xc000 | owner_at as u16).to_be_bytes();
+        let mut rest = set.wire;
+        let mut written = 0;
+        while rest.len() >= 12 {
+            let rdlength = usize::from(u16::from_be_bytes([rest[10], rest[11]]));
+            let end = (12 + rdlength).min(rest.len());
+            if keep(&rest[12..end]) {
+                self.out.extend_from_slice(&pointer);
+                self.out.extend_from_slice(&rest[2..end]);
+                written += 1;
+            }
+            rest = &rest[end..];
+        }
+        self.ancount += written;
+        (start, written)
     }
 
     /// Copies an RRset into the authority section (a referral's NS); see [`Self::answer`].

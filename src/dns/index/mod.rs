@@ -16,6 +16,7 @@
 //! arena.
 
 mod encode;
+mod visibility;
 
 use std::ops::Range;
 
@@ -30,6 +31,8 @@ use super::table::{Probe, Table};
 use crate::dname::{name_wire, parent, rtype, MAX_NAME};
 use crate::zone::Zones;
 use encode::{arena_guess, encode_rrsets, SetStore};
+use visibility::Scoped;
+pub use visibility::Visibility;
 
 /// Class IN on the wire.
 /// The `*` label in wire form.
@@ -186,6 +189,8 @@ pub struct ZoneIndex {
     hasher: RandomState,
     /// The service names' current answers, shared by every index of the view.
     live: SharedLive,
+    /// Who sees what ([`visibility`]).
+    scopes: Scoped,
 }
 
 impl Default for ZoneIndex {
@@ -196,6 +201,7 @@ impl Default for ZoneIndex {
             zones: Vec::new(),
             hasher: RandomState::default(),
             live: SharedLive::default(),
+            scopes: Scoped::default(),
         }
     }
 }
@@ -293,6 +299,7 @@ impl ZoneIndex {
                 }
             }
         }
+        index.scopes = Scoped::new(&index, zones.scopes.clone());
         // A copy, not shrink_to_fit: mimalloc shrinks a block by less than half in place,
         // keeping the whole capacity resident.
         if index.arena.capacity() > index.arena.len() + index.arena.len() / 16 {

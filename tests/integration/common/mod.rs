@@ -114,6 +114,11 @@ pub struct FakeCentral {
 
 impl FakeCentral {
     pub fn start(network: Value, members: Vec<Value>) -> FakeCentral {
+        Self::start_in(network, members, None)
+    }
+
+    /// A fake Central on 127.0.0.1 inside network namespace `ns` (a server there polls it).
+    pub fn start_in(network: Value, members: Vec<Value>, ns: Option<&str>) -> FakeCentral {
         let state = Arc::new(Mutex::new(CentralState {
             also: Vec::new(),
             network,
@@ -124,7 +129,7 @@ impl FakeCentral {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(state.clone());
-        let http = FakeHttp::start(app, None);
+        let http = FakeHttp::start(app, ns);
         FakeCentral {
             addr: http.addr,
             state,

@@ -1,0 +1,80 @@
+//! What a client's scope sees of the index (`[[scope]]`): its scope, found by its address,
+//! and for each name it lands on whether that name exists for it. Both are a hash probe;
+//! an index without scopes answers every question at once.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use foldhash::{HashMap, HashMapExt};
+
+use super::{Node, ZoneIndex};
+use crate::zone::{Masks, ScopeMap};
+
+/// How a name looks to one scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    Visible,
+    /// The name exists (names below it are seen) but holds nothing for this scope.
+    NoData,
+    /// The name does not exist for this scope.
+    Gone,
+}
+
+/// The build's scopes, with the hidden names' masks keyed by their node's place in the arena
+/// (a node in hand needs no name built and hashed again).
+#[derive(Default)]
+pub(super) struct Scoped {
+    map: Arc<ScopeMap>,
+    nodes: HashMap<u32, Masks>,
+}
+
+impl Scoped {
+    pub(super) fn new(index: &ZoneIndex, map: Arc<ScopeMap>) -> Scoped {
+        let mut nodes = HashMap::with_capacity(map.names_hidden.len());
+        for (name, masks) in &map.names_hidden {
+            if let Some(at) = index.find(name) {
+                nodes.insert(at, *masks);
+            }
+        }
+        Scoped { map, nodes }
+    }
+}
+
+impl ZoneIndex {
+    /// The scope of a client, `None` when it is in none (or there are none): it sees all.
+    #[inline]
+    pub fn scope_of(&self, client: IpAddr) -> Option<u8> {
+        if self.scopes.map.is_empty() {
+            return None;
+        }
+        self.scopes.map.scope_of(client)
+    }
+
+    /// Whether the name of `node` exists for `scope`.
+    pub fn visibility(&self, node: &Node<'_>, scope: Option<u8>) -> Visibility {
+        let Some(scope) = scope else {
+            return Visibility::Visible;
+        };
+        if self.scopes.nodes.is_empty() {
+            return Visibility::Visible;
+        }
+        // The node's key length byte sits just before its prefix.
+        let at = (node.prefix.as_ptr() as usize)
+            .wrapping_sub(self.arena.as_ptr() as usize)
+            .wrapping_sub(1) as u32;
+        let masks = self.scopes.nodes.get(&at).copied().unwrap_or_default();
+        let bit = 1u32 << scope;
+        if masks.gone & bit != 0 {
+            Visibility::Gone
+        } else if masks.hidden & bit != 0 {
+            Visibility::NoData
+        } else {
+            Visibility::Visible
+        }
+    }
+
+    /// The build's scopes (for the names directory and the status page).
+    pub fn scopes(&self) -> &Arc<ScopeMap> {
+        &self.scopes.map
+    }
+}

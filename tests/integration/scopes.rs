@@ -1,0 +1,237 @@
+//! `[[scope]]`: clients with the addresses of members tagged dev and prod (a fake Central
+//! with tagsByName, inside the server's network namespace) ask for every kind of name; what a
+//! scope hides is answered as a name that never existed, over UDP and TCP; tag changes and
+//! reloads move clients live.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::common::netns::*;
+use crate::common::*;
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
+use serde_json::{json, Value};
+
+const DEV: &str = "10.147.17.21";
+const PROD: &str = "10.147.17.31";
+const OPS: &str = "10.147.17.41";
+const SERVER: &str = "10.147.17.1:53";
+
+/// A network whose rules declare `tag env id 2000 enum 1 dev enum 2 prod default 0`.
+fn network() -> Value {
+    let mut n = network_json(&["10.147.17.0/24"], false, false);
+    n["tagsByName"] =
+        json!({"env": {"id": 2000, "default": 0, "enums": {"dev": 1, "prod": 2}, "flags": {}}});
+    n
+}
+
+fn members(ops_env: Option<u32>, dev_env: Option<u32>) -> Vec<Value> {
+    let with = |node: &str, name: &str, created: i64, ip: &str, env: Option<u32>| {
+        let mut m = member(node, name, true, created, &[ip]);
+        m["config"]["tags"] = match env {
+            Some(v) => json!([[2000, v]]),
+            None => json!([]),
+        };
+        m
+    };
+    vec![
+        with("00000000d1", "dev-1", 1, DEV, dev_env),
+        with("00000000f1", "pg.prod", 2, PROD, Some(2)),
+        with("00000000c1", "ops", 3, OPS, ops_env),
+    ]
+}
+
+const RECORDS: &str = "alias CNAME pg.prod\n_db._tcp SRV 0 0 5432 pg.prod\n\
+                       secret TXT \"s3cret\"\n*.w TXT \"wild\"\n";
+
+fn config(fake: &FakeCentral, clients: &str) -> String {
+    format!(
+        "state_dir = \"state\"\n[listen]\ninterface = \"zt*\"\nport = 53\n[forward]\nupstreams = []\n\
+         [records]\nzone_file = \"records.zone\"\n\
+         [[service]]\nname = \"all\"\nmembers = [\"*\"]\n\
+         [[scope]]\nname = \"dev\"\nclients = [{clients}]\nhide = [\"tag:env=prod\", \"secret\", \"*.w\"]\n\
+         {}",
+        central_network(fake, "1s")
+    )
+}
+
+/// One query from `from` (an address of the client namespace) over UDP or TCP.
+fn ask(lab: &Lab, from: &str, name: &str, rtype: RecordType, tcp: bool) -> Message {
+    let q = request(name, rtype).to_vec().unwrap();
+    let server: SocketAddr = SERVER.parse().unwrap();
+    let from: SocketAddr = format!("{from}:0").parse().unwrap();
+    let bytes = in_netns(&lab.cli.name, || {
+        if !tcp {
+            return udp_raw_from(from, server, &q).expect("an answer over UDP");
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(from).unwrap();
+            let mut s = socket.connect(server).await.unwrap();
+            let mut frame = (q.len() as u16).to_be_bytes().to_vec();
+            frame.extend_from_slice(&q);
+            s.write_all(&frame).await.unwrap();
+            let len = s.read_u16().await.unwrap();
+            let mut buf = vec![0u8; usize::from(len)];
+            s.read_exact(&mut buf).await.unwrap();
+            buf
+        })
+    });
+    Message::from_vec(&bytes).unwrap()
+}
+
+/// A hidden name's answer has the shape of a name that never existed: same flags and
+/// rcode, nothing in the answer, the same SOA (TTL included) in authority, the same OPT.
+fn like_a_name_that_never_existed(lab: &Lab, from: &str, name: &str, rtype: RecordType, tcp: bool) {
+    let hidden = ask(lab, from, name, rtype, tcp);
+    // A name that never existed in the same zone.
+    let never = if name.ends_with(".in-addr.arpa.") {
+        "250.17.147.10.in-addr.arpa."
+    } else {
+        "never-existed.backhaul."
+    };
+    let never = ask(lab, from, never, rtype, tcp);
+    let shape = |m: &Message| {
+        (
+            m.metadata.response_code,
+            m.metadata.authoritative,
+            m.metadata.recursion_available,
+            m.metadata.truncation,
+            m.answers.clone(),
+            m.authorities.clone(),
+            m.additionals.clone(),
+            m.edns.clone(),
+        )
+    };
+    assert_eq!(
+        shape(&hidden),
+        shape(&never),
+        "{name} {rtype} from {from} (tcp: {tcp})"
+    );
+    assert_eq!(hidden.metadata.response_code, ResponseCode::NXDomain);
+}
+
+fn addresses(m: &Message) -> Vec<String> {
+    let mut v: Vec<String> = (m.answers.iter())
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0.to_string()),
+            _ => None,
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_scope_sees_nothing_of_what_it_hides_and_follows_tags_and_reloads() {
+    let lab = Lab::new(true);
+    for ip in [DEV, PROD, OPS] {
+        ip_addr_add(&lab, ip);
+    }
+    let fake = FakeCentral::start_in(network(), members(None, Some(1)), Some(&lab.srv.name));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("records.zone"), RECORDS).unwrap();
+    let text = config(&fake, "\"tag:env=dev\"");
+    let server =
+        Server::launch(dir, &text, &["ip", "netns", "exec", &lab.srv.name]).wait_listening();
+    wait_for(Duration::from_secs(15), || {
+        let m = ask(&lab, OPS, "pg.prod.backhaul.", RecordType::A, false);
+        (addresses(&m) == [PROD]).then_some(())
+    })
+    .expect("the members are served");
+
+    for tcp in [false, true] {
+        // Every kind of name of a prod member, and the hidden records, do not exist for dev.
+        for (name, rtype) in [
+            ("pg.prod.backhaul.", RecordType::A),
+            ("PG.Prod.backhaul.", RecordType::AAAA),
+            ("pg.prod.backhaul.", RecordType::ANY),
+            ("zt-00000000f1.backhaul.", RecordType::A),
+            ("31.17.147.10.in-addr.arpa.", RecordType::PTR),
+            ("prod.backhaul.", RecordType::A),
+            ("secret.backhaul.", RecordType::TXT),
+            ("x.w.backhaul.", RecordType::TXT),
+            ("below.pg.prod.backhaul.", RecordType::A),
+        ] {
+            like_a_name_that_never_existed(&lab, DEV, name, rtype, tcp);
+        }
+        // A CNAME to a hidden name stops there: NXDOMAIN, no target data.
+        let m = ask(&lab, DEV, "alias.backhaul.", RecordType::A, tcp);
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain, "{m:?}");
+        assert_eq!(m.answers.len(), 1, "the CNAME alone: {m:?}");
+        // An SRV of the records file keeps its target's name but not its address.
+        let m = ask(&lab, DEV, "_db._tcp.backhaul.", RecordType::SRV, tcp);
+        assert_eq!(m.answers.len(), 1, "{m:?}");
+        assert!(
+            m.additionals
+                .iter()
+                .all(|r| r.record_type() != RecordType::A),
+            "{m:?}"
+        );
+        // A service answers dev without its prod member.
+        let m = ask(&lab, DEV, "all.backhaul.", RecordType::A, tcp);
+        assert_eq!(addresses(&m), [DEV, OPS], "{m:?}");
+        // Its own names and the others' are there.
+        let m = ask(&lab, DEV, "dev-1.backhaul.", RecordType::A, tcp);
+        assert_eq!(addresses(&m), [DEV]);
+
+        // A client in no scope sees everything.
+        let m = ask(&lab, OPS, "alias.backhaul.", RecordType::A, tcp);
+        assert_eq!(addresses(&m), [PROD], "{m:?}");
+        let m = ask(&lab, OPS, "all.backhaul.", RecordType::A, tcp);
+        assert_eq!(addresses(&m), [DEV, PROD, OPS], "{m:?}");
+        let m = ask(&lab, OPS, "prod.backhaul.", RecordType::A, tcp);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+        let m = ask(&lab, OPS, "x.w.backhaul.", RecordType::TXT, tcp);
+        assert_eq!(m.answers.len(), 1, "{m:?}");
+        let m = ask(&lab, OPS, "_db._tcp.backhaul.", RecordType::SRV, tcp);
+        assert!(
+            m.additionals
+                .iter()
+                .any(|r| r.record_type() == RecordType::A),
+            "{m:?}"
+        );
+    }
+
+    // ops is tagged prod at Central: hidden from dev within a sync.
+    fake.set_members(members(Some(2), Some(1)));
+    wait_for(Duration::from_secs(10), || {
+        let m = ask(&lab, DEV, "ops.backhaul.", RecordType::A, false);
+        (m.metadata.response_code == ResponseCode::NXDomain).then_some(())
+    })
+    .expect("a member tagged prod disappears for dev");
+    // dev-1 loses its tag: its address is in no scope, and sees prod.
+    fake.set_members(members(Some(2), None));
+    wait_for(Duration::from_secs(10), || {
+        let m = ask(&lab, DEV, "pg.prod.backhaul.", RecordType::A, false);
+        (addresses(&m) == [PROD]).then_some(())
+    })
+    .expect("a client that leaves the scope sees everything");
+
+    // A reload puts the untagged ops address in the scope by network.
+    let path = server.path("backhaul-dns.toml");
+    std::fs::write(
+        &path,
+        config(&fake, &format!("\"tag:env=dev\", \"{OPS}/32\"")),
+    )
+    .unwrap();
+    // SAFETY: kill(2) on the PID of the server this test started.
+    unsafe { libc::kill(server.pid() as i32, libc::SIGHUP) };
+    wait_for(Duration::from_secs(10), || {
+        let m = ask(&lab, OPS, "pg.prod.backhaul.", RecordType::A, false);
+        (m.metadata.response_code == ResponseCode::NXDomain).then_some(())
+    })
+    .expect("a reload changes the scopes live");
+    like_a_name_that_never_existed(&lab, OPS, "pg.prod.backhaul.", RecordType::A, true);
+}
+
+/// Adds `ip` to the client's ZeroTier-like interface (one host per member address).
+fn ip_addr_add(lab: &Lab, ip: &str) {
+    let cidr = format!("{ip}/24");
+    crate::common::netns::ip(&["-n", &lab.cli.name, "addr", "add", &cidr, "dev", "czt"]);
+}
