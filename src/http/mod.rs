@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -25,6 +25,7 @@ use crate::config::Config;
 use crate::dns::access::Acl;
 use crate::metrics::Telemetry;
 use crate::sync::publish::Names;
+use crate::zone::{Directory, ScopeMap};
 
 /// Who may use the endpoint: loopback, the listening interfaces' subnets and `[http] allow`
 /// by address; by name, requests whose `Host` is an address, `localhost` or a name in a
@@ -34,6 +35,8 @@ use crate::sync::publish::Names;
 #[derive(Debug, Default)]
 pub struct Access {
     clients: Acl,
+    /// Loopback and `[http] allow`: they see every name, whatever their scope.
+    operators: Acl,
     /// Lowercase, without the final dot.
     domains: Vec<String>,
 }
@@ -51,6 +54,7 @@ impl Access {
         domains.dedup();
         Access {
             clients: Acl::new(nets, &config.http_allow),
+            operators: Acl::new(&[], &config.http_allow),
             domains,
         }
     }
@@ -58,6 +62,11 @@ impl Access {
     /// Whether `client` may connect (loopback always may).
     pub fn admits(&self, client: IpAddr) -> bool {
         client.to_canonical().is_loopback() || self.clients.allows(client)
+    }
+
+    /// Whether `client` is an operator (loopback, `[http] allow`): it sees every name.
+    pub fn operator(&self, client: IpAddr) -> bool {
+        client.to_canonical().is_loopback() || self.operators.allows(client)
     }
 
     /// Whether a request with this `Host` header (or none, as HTTP/1.0 allows) is for us.
@@ -120,6 +129,7 @@ pub fn router(telemetry: Arc<Telemetry>, names: Arc<Names>, access: SharedAccess
         .with_state(Endpoint {
             telemetry,
             names,
+            access: access.clone(),
             rendered: Arc::default(),
         })
         .layer(axum::middleware::from_fn_with_state(access, for_us))
@@ -153,16 +163,42 @@ async fn for_us(
 struct Endpoint {
     telemetry: Arc<Telemetry>,
     names: Arc<Names>,
-    /// `/api/v1/names` and `/hosts` of the last build, rendered once.
-    rendered: Arc<tokio::sync::Mutex<Option<Rendered>>>,
+    access: SharedAccess,
+    /// `/api/v1/names` and `/hosts` of the last build, rendered once per scope that asked.
+    rendered: Arc<tokio::sync::Mutex<Vec<Rendered>>>,
 }
 
-/// The names directory of one build as the two documents that serve it whole.
+/// The names directory of one build, as one scope sees it (`None`: every name), as the two
+/// documents that serve it whole.
 #[derive(Clone)]
 struct Rendered {
     build: usize,
+    scope: Option<u8>,
     json: Bytes,
     hosts: Bytes,
+}
+
+/// Who is looking: a client in a scope, with the build's scopes; `None` (every name) for
+/// operators (loopback, `[http] allow`) and clients in no scope.
+type Viewer = Option<(Arc<ScopeMap>, u8)>;
+
+/// The scope whose names a client sees on the endpoint.
+fn viewer(e: &Endpoint, client: SocketAddr) -> Viewer {
+    let ip = client.ip().to_canonical();
+    if e.access.load().operator(ip) {
+        return None;
+    }
+    let scopes = e.names.scopes()?;
+    let scope = scopes.scope_of(ip)?;
+    Some((scopes, scope))
+}
+
+/// The directory a viewer sees.
+fn seen(directory: Arc<Directory>, viewer: &Viewer) -> Arc<Directory> {
+    match viewer {
+        Some((scopes, scope)) => Arc::new(directory.seen_by(scopes, *scope)),
+        None => directory,
+    }
 }
 
 fn not_yet() -> axum::response::Response {
@@ -176,37 +212,47 @@ fn not_yet() -> axum::response::Response {
 /// The documents of the last build: rendered once per build off the async workers (which
 /// also serve DNS over TCP and forwarding), then handed out as shared bytes. Requests that
 /// arrive together wait for the one rendering.
-async fn rendered(e: &Endpoint) -> Option<Rendered> {
+async fn rendered(e: &Endpoint, client: SocketAddr) -> Option<Rendered> {
     let build = e.names.build()?;
+    let viewer = viewer(e, client);
+    let scope = viewer.as_ref().map(|(_, s)| *s);
     let mut cache = e.rendered.lock().await;
-    if let Some(r) = cache.as_ref().filter(|r| r.build == build) {
+    cache.retain(|r| r.build == build);
+    if let Some(r) = cache.iter().find(|r| r.scope == scope) {
         return Some(r.clone());
     }
     let names = e.names.clone();
     let done = tokio::task::spawn_blocking(move || {
-        let directory = names.directory()?;
+        let directory = seen(names.directory()?, &viewer);
         let json = serde_json::to_vec(directory.as_ref()).ok()?;
         Some((json, directory.hosts()))
     });
     let (json, hosts) = done.await.ok().flatten()?;
     let r = Rendered {
         build,
+        scope,
         json: Bytes::from(json),
         hosts: Bytes::from(hosts),
     };
-    *cache = Some(r.clone());
+    cache.push(r.clone());
     Some(r)
 }
 
-async fn names_json(State(e): State<Endpoint>) -> axum::response::Response {
-    match rendered(&e).await {
+async fn names_json(
+    State(e): State<Endpoint>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+) -> axum::response::Response {
+    match rendered(&e, client).await {
         Some(r) => ([(header::CONTENT_TYPE, "application/json")], r.json).into_response(),
         None => not_yet(),
     }
 }
 
-async fn hosts(State(e): State<Endpoint>) -> axum::response::Response {
-    match rendered(&e).await {
+async fn hosts(
+    State(e): State<Endpoint>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+) -> axum::response::Response {
+    match rendered(&e, client).await {
         Some(r) => (
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             r.hosts,
@@ -218,14 +264,28 @@ async fn hosts(State(e): State<Endpoint>) -> axum::response::Response {
 
 async fn status_page(
     State(e): State<Endpoint>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Query(query): Query<page::PageQuery>,
 ) -> axum::response::Response {
     let names = e.names.clone();
-    let readiness = e.telemetry.readiness();
+    let mut readiness = e.telemetry.readiness();
+    let viewer = viewer(&e, client);
+    // The scopes and what each hides, for those who see every name; a client in a scope
+    // sees its names only (the services table names members it may not see).
+    let scopes = match &viewer {
+        None => names
+            .scopes()
+            .map(|s| page::scopes_of(&s))
+            .unwrap_or_default(),
+        Some(_) => {
+            readiness.services.clear();
+            Vec::new()
+        }
+    };
     // A page of every name is a zone build's worth of work: off the async workers.
     let html = tokio::task::spawn_blocking(move || {
-        let directory = names.directory().unwrap_or_default();
-        page::render(&readiness, &directory, clock::unix_now(), &query)
+        let directory = seen(names.directory().unwrap_or_default(), &viewer);
+        page::render(&readiness, &directory, &scopes, clock::unix_now(), &query)
     })
     .await
     .unwrap_or_default();

@@ -77,7 +77,22 @@ rows.forEach(function(r){b.appendChild(r);});});});
 ";
 
 /// The whole page.
-pub fn render(ready: &Readiness, directory: &Directory, now: u64, query: &PageQuery) -> String {
+/// Each scope's name and how many names it hides, for [`render`].
+pub fn scopes_of(map: &crate::zone::ScopeMap) -> Vec<(String, usize)> {
+    map.names
+        .iter()
+        .cloned()
+        .zip(map.counts.iter().copied())
+        .collect()
+}
+
+pub fn render(
+    ready: &Readiness,
+    directory: &Directory,
+    scopes: &[(String, usize)],
+    now: u64,
+    query: &PageQuery,
+) -> String {
     let mut h = String::with_capacity(64 * 1024);
     h.push_str("<!doctype html><html lang=en><head><meta charset=utf-8>");
     h.push_str("<meta name=viewport content=\"width=device-width,initial-scale=1\">");
@@ -87,6 +102,7 @@ pub fn render(ready: &Readiness, directory: &Directory, now: u64, query: &PageQu
     summary(&mut h, ready, directory);
     networks(&mut h, ready, now);
     services(&mut h, ready);
+    scope_table(&mut h, scopes);
     names(&mut h, directory, query);
     h.push_str("<script>");
     h.push_str(SCRIPT);
@@ -200,6 +216,18 @@ fn services(h: &mut String, ready: &Readiness) {
             esc(&s.up.join(", ")),
             esc(&s.down.join(", ")),
         );
+    }
+    h.push_str("</tbody></table></div>");
+}
+
+/// `[[scope]]`: who sees less, and how much less.
+fn scope_table(h: &mut String, scopes: &[(String, usize)]) {
+    if scopes.is_empty() {
+        return;
+    }
+    h.push_str("<h2>Scopes</h2><div class=wrap><table><thead><tr><th>scope</th><th>names hidden</th></tr></thead><tbody>");
+    for (name, hidden) in scopes {
+        let _ = write!(h, "<tr><td>{}</td><td>{hidden}</td></tr>", esc(name));
     }
     h.push_str("</tbody></table></div>");
 }

@@ -142,8 +142,10 @@ impl Builder {
 
     /// What the names directory is worked out from (see [`zone::directory`]): the data of
     /// the last build, shared, not copied (the records files aside).
-    pub fn names_source(&self) -> NamesSource {
+    /// What the names directory of the last build is worked out from; `scopes`: that build's.
+    pub fn names_source(&self, scopes: Arc<zone::ScopeMap>) -> NamesSource {
         NamesSource {
+            scopes,
             networks: self.networks.clone(),
             snapshots: (self.networks.iter())
                 .map(|n| self.snapshots.get(&n.id).cloned())
@@ -155,7 +157,7 @@ impl Builder {
 
     /// The names directory of what is held now (for `backhaul-dns hosts`).
     pub fn directory(&self) -> zone::Directory {
-        self.names_source().directory()
+        self.names_source(Arc::default()).directory()
     }
 
     /// The snapshot held for `network`.
@@ -419,7 +421,7 @@ impl BuilderThread {
         let started = std::time::Instant::now();
         let mut built = self.builder.build();
         self.views.publish(&built);
-        self.views.names.set(self.builder.names_source());
+        (self.views.names).set(self.builder.names_source(built.private.scopes.clone()));
         self.builder.save_serials();
         self.builder.save_journals();
         self.notifier.published(&built.private);

@@ -234,7 +234,9 @@ pub async fn start(
     builder.set_nameserver_addresses(nameservers);
     let mut built = builder.build();
     views.publish(&built);
-    views.names.set(builder.names_source());
+    views
+        .names
+        .set(builder.names_source(built.private.scopes.clone()));
     builder.save_serials();
     // The zone served before a restart, rebuilt from its snapshots: the next build's IXFR
     // journal entry is the change from it, however soon the first sync arrives.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::config;
 use crate::records::FileRecords;
 use crate::zerotier::NetworkSnapshot;
-use crate::zone::{self, Settings};
+use crate::zone::{self, ScopeMap, Settings};
 
 /// The data of one build, for working out the names directory later.
 pub struct NamesSource {
@@ -14,6 +14,8 @@ pub struct NamesSource {
     pub(super) snapshots: Vec<Option<Arc<NetworkSnapshot>>>,
     pub(super) settings: Settings,
     pub(super) files: FileRecords,
+    /// The build's scopes: who sees which of these names.
+    pub(super) scopes: Arc<ScopeMap>,
 }
 
 impl NamesSource {
@@ -25,5 +27,9 @@ impl NamesSource {
             })
             .collect();
         zone::directory(&inputs, &self.settings, &self.files)
+    }
+
+    pub fn scopes(&self) -> &Arc<ScopeMap> {
+        &self.scopes
     }
 }

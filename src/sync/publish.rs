@@ -66,6 +66,11 @@ impl Names {
             .map(|_| self.builds.load(std::sync::atomic::Ordering::Relaxed))
     }
 
+    /// The scopes of the last build (`None` before the first).
+    pub fn scopes(&self) -> Option<Arc<crate::zone::ScopeMap>> {
+        lock(&self.source).as_ref().map(|s| s.scopes().clone())
+    }
+
     /// The directory of the last build (`None` before the first). Takes a zone build's naming
     /// work unless another request holds it: call it off the async workers.
     pub fn directory(&self) -> Option<Arc<Directory>> {

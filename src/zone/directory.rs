@@ -274,6 +274,30 @@ fn zerotier_name(raw: &str, wire: &[u8]) -> Option<String> {
 }
 
 impl Directory {
+    /// The rows `scope` sees (`[[scope]]`): none whose name it does not see at all, and
+    /// service names without the addresses of members it does not see.
+    pub fn seen_by(&self, scopes: &super::ScopeMap, scope: u8) -> Directory {
+        let bit = 1u32 << scope;
+        let names = (self.names.iter())
+            .filter(|r| {
+                let mut wire = Vec::with_capacity(r.name.len() + 2);
+                for label in r.name.trim_end_matches('.').split('.') {
+                    wire.push(label.len().min(63) as u8);
+                    wire.extend(label.bytes().take(63).map(|b| b.to_ascii_lowercase()));
+                }
+                wire.push(0);
+                scopes.masks(&wire).gone & bit == 0
+            })
+            .map(|r| {
+                let mut r = r.clone();
+                r.addresses.retain(|ip| !scopes.address_hidden(*ip, scope));
+                r
+            })
+            .filter(|r| !r.served || !r.addresses.is_empty() || r.kind == Kind::Records)
+            .collect();
+        Directory { names }
+    }
+
     /// The hosts file of the served member names (`address name zt-name` lines, aliases after
     /// them), IPv4 and IPv6: for machines that cannot ask the server.
     pub fn hosts(&self) -> String {

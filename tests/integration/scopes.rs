@@ -16,6 +16,7 @@ const DEV: &str = "10.147.17.21";
 const PROD: &str = "10.147.17.31";
 const OPS: &str = "10.147.17.41";
 const SERVER: &str = "10.147.17.1:53";
+const HTTP: &str = "10.147.17.1:8053";
 
 /// A network whose rules declare `tag env id 2000 enum 1 dev enum 2 prod default 0`.
 fn network() -> Value {
@@ -47,12 +48,39 @@ const RECORDS: &str = "alias CNAME pg.prod\n_db._tcp SRV 0 0 5432 pg.prod\n\
 fn config(fake: &FakeCentral, clients: &str) -> String {
     format!(
         "state_dir = \"state\"\n[listen]\ninterface = \"zt*\"\nport = 53\n[forward]\nupstreams = []\n\
+         [http]\nlisten = \"{HTTP}\"\n\
          [records]\nzone_file = \"records.zone\"\n\
          [[service]]\nname = \"all\"\nmembers = [\"*\"]\n\
          [[scope]]\nname = \"dev\"\nclients = [{clients}]\nhide = [\"tag:env=prod\", \"secret\", \"*.w\"]\n\
          {}",
         central_network(fake, "1s")
     )
+}
+
+/// The body of `GET path` on the status endpoint, asked from `from`.
+fn http_get(lab: &Lab, from: &str, path: &str) -> String {
+    let from: SocketAddr = format!("{from}:0").parse().unwrap();
+    in_netns(&lab.cli.name, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(from).unwrap();
+            let mut s = socket.connect(HTTP.parse().unwrap()).await.unwrap();
+            let request =
+                format!("GET {path} HTTP/1.1\r\nHost: {HTTP}\r\nConnection: close\r\n\r\n");
+            s.write_all(request.as_bytes()).await.unwrap();
+            let mut text = String::new();
+            s.read_to_string(&mut text).await.unwrap();
+            assert!(text.starts_with("HTTP/1.1 200"), "{path}: {text}");
+            text.split_once("\r\n\r\n")
+                .map(|(_, b)| b.to_owned())
+                .unwrap_or_default()
+        })
+    })
 }
 
 /// One query from `from` (an address of the client namespace) over UDP or TCP.
@@ -197,6 +225,35 @@ fn a_scope_sees_nothing_of_what_it_hides_and_follows_tags_and_reloads() {
             "{m:?}"
         );
     }
+
+    // The names endpoints answer each client with what its scope sees.
+    let hosts = http_get(&lab, DEV, "/hosts");
+    assert!(
+        hosts.contains("dev-1.backhaul") && hosts.contains("ops.backhaul"),
+        "{hosts}"
+    );
+    assert!(!hosts.contains("prod") && !hosts.contains(PROD), "{hosts}");
+    let json = http_get(&lab, DEV, "/api/v1/names");
+    assert!(
+        !json.contains("prod") && !json.contains(PROD) && !json.contains("secret"),
+        "{json}"
+    );
+    assert!(json.contains("\"all.backhaul\""), "{json}");
+    let page = http_get(&lab, DEV, "/");
+    assert!(
+        !page.contains("pg.prod") && !page.contains(PROD),
+        "the status page too"
+    );
+    let hosts = http_get(&lab, OPS, "/hosts");
+    assert!(
+        hosts.contains("pg.prod.backhaul") && hosts.contains(PROD),
+        "{hosts}"
+    );
+    let page = http_get(&lab, OPS, "/");
+    assert!(
+        page.contains("<h2>Scopes</h2>") && page.contains("pg.prod"),
+        "{page}"
+    );
 
     // ops is tagged prod at Central: hidden from dev within a sync.
     fake.set_members(members(Some(2), Some(1)));
