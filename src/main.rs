@@ -63,6 +63,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let files = records::load_files(&config).map_err(Failure::config)?;
     let outcome = match cli.command {
         Command::Check(_) => {
+            run::check_tags(&config).map_err(|e| Failure::config(anyhow::anyhow!(e)))?;
             println!("{}", run::summary(&config));
             Ok(())
         }

@@ -695,4 +695,53 @@ mod tests {
             (5, 512 << 10)
         );
     }
+
+    #[test]
+    fn scopes_read_and_their_mistakes_in_one_line() {
+        std::env::set_var(TOKEN_ENV, "tok");
+        let with = |tables: &str| format!("{MINIMAL}\n{tables}");
+        let c = parse(&with(
+            "[[scope]]\nname = \"Dev\"\nclients = [\"tag:env=dev\", \"10.147.20.0/24\", \"10.147.17.9\", \"a45dc9d260\", \"ci-*\"]\n\
+             hide = [\"tag:1000=2\", \"*.prod\", \"e610b78bf1\"]\n",
+        ))
+        .unwrap();
+        let s = &c.scopes[0];
+        assert_eq!(s.name, "dev");
+        assert!(
+            matches!(&s.clients[0], ScopeClient::Members(Selector::Tag(t))
+            if t.tag == TagKey::Name("env".into()) && t.value == TagKey::Name("dev".into()))
+        );
+        assert_eq!(
+            s.clients[1],
+            ScopeClient::Net("10.147.20.0/24".parse().unwrap())
+        );
+        assert_eq!(
+            s.clients[2],
+            ScopeClient::Net("10.147.17.9/32".parse().unwrap())
+        );
+        assert!(matches!(
+            &s.clients[3],
+            ScopeClient::Members(Selector::Node(_))
+        ));
+        assert!(matches!(
+            &s.clients[4],
+            ScopeClient::Members(Selector::Glob(_))
+        ));
+        assert!(matches!(&s.hide[0], Selector::Tag(t) if t.tag == TagKey::Number(1000)));
+        for (tables, says) in [
+            ("[[scope]]\nname = \"dev\"\nhide = [\"*.prod\"]\n", "scope[0].clients: is empty"),
+            ("[[scope]]\nname = \"dev\"\nclients = [\"tag:env\"]\n", "is not a tag match"),
+            ("[[scope]]\nname = \"dev\"\nclients = [\"ci-*\"]\nhide = [\"*\"]\n", "hides every name"),
+            (
+                "[[scope]]\nname = \"dev\"\nclients = [\"ci-*\"]\n[[scope]]\nname = \"DEV\"\nclients = [\"x\"]\n",
+                "two scopes are called \"dev\"",
+            ),
+            ("[[scope]]\nname = \"a b\"\nclients = [\"x\"]\n", "not a scope name"),
+            ("[[scope]]\nname = \"dev\"\nclients = [\"x\"]\nbogus = 1\n", "bogus"),
+        ] {
+            let e = err(&with(tables));
+            assert!(e.contains(says), "{tables}: {e}");
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
+    }
 }

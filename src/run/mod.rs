@@ -376,6 +376,24 @@ pub async fn health(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `backhaul-dns check`, beyond the config itself: the tags scopes name must be declared by
+/// some network's rules as last synced (the snapshots in state_dir; nothing to hold them
+/// against before a first sync).
+pub fn check_tags(config: &Config) -> Result<(), String> {
+    let store = crate::state::snapshot::Store::new(&config.state_dir);
+    let declared: Vec<Vec<crate::zerotier::TagDef>> = (config.networks.iter())
+        .filter_map(|n| store.load(n.id))
+        .map(|l| l.snapshot.tags)
+        .collect();
+    match zone::scopes::undeclared_tags(&config.scopes, &declared)
+        .into_iter()
+        .next()
+    {
+        Some(problem) => Err(format!("{}: {problem}", config.path.display())),
+        None => Ok(()),
+    }
+}
+
 /// `backhaul-dns check`: one line describing what the config will do.
 pub fn summary(config: &Config) -> String {
     let on = match &config.listen.from {

@@ -87,6 +87,35 @@ impl ScopeMap {
     }
 }
 
+/// The `tag:` selectors of `scopes` that name a tag or value no network declares, given each
+/// network's declarations as last synced (`declared`; networks never synced are left out):
+/// one line each, for `check`. Numbers are never wrong: a controller declares no names.
+pub fn undeclared_tags(scopes: &[config::Scope], declared: &[Vec<TagDef>]) -> Vec<String> {
+    let mut out = Vec::new();
+    if declared.is_empty() {
+        return out;
+    }
+    for (i, scope) in scopes.iter().enumerate() {
+        let selectors = (scope.clients.iter())
+            .filter_map(|c| match c {
+                ScopeClient::Members(s) => Some(("clients", s)),
+                ScopeClient::Net(_) => None,
+            })
+            .chain(scope.hide.iter().map(|s| ("hide", s)));
+        for (key, selector) in selectors {
+            let Selector::Tag(t) = selector else { continue };
+            let known = declared.iter().any(|defs| resolve_tag(t, defs).is_some());
+            if !known {
+                out.push(format!(
+                    "scope[{i}].{key}: no network's rules declare tag:{} (as last synced): check its spelling and the network's tagsByName, or use numbers like \"tag:1000=1\"",
+                    super::services::tag_text(t)
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// The members selectors pick, as indexes into `entries`.
 struct Picker<'e> {
     entries: &'e [Named<'e>],

@@ -285,6 +285,24 @@ fn a_scope_sees_nothing_of_what_it_hides_and_follows_tags_and_reloads() {
     })
     .expect("a reload changes the scopes live");
     like_a_name_that_never_existed(&lab, OPS, "pg.prod.backhaul.", RecordType::A, true);
+
+    // `check` holds the tags scopes name against the networks' rules as last synced.
+    wait_for(Duration::from_secs(10), || {
+        let dir = server.path("state").join("snapshots");
+        (std::fs::read_dir(dir).ok()?.count() > 0).then_some(())
+    })
+    .expect("a snapshot is saved");
+    let typo = server.path("typo.toml");
+    std::fs::write(&typo, config(&fake, "\"tag:env=dve\"")).unwrap();
+    let (code, _, err) = run_cli(&["check"], &typo);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("scope[0].clients") && err.contains("tag:env=dve"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let (code, _, err) = run_cli(&["check"], &path);
+    assert_eq!(code, 0, "{err}");
 }
 
 /// Adds `ip` to the client's ZeroTier-like interface (one host per member address).
