@@ -133,6 +133,7 @@ fn answer_all(zone: &ZoneIndex, queries: &[Vec<u8>], expect: Rcode, out: &mut Ve
         allowed: true,
         forward: false,
         scope: None,
+        home: None,
     };
     let start = Instant::now();
     for q in queries {

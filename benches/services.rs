@@ -79,6 +79,7 @@ fn answer_until(views: &Views, queries: &[Vec<u8>], stop: &AtomicBool) -> Vec<u6
         allowed: true,
         forward: false,
         scope: None,
+        home: None,
     };
     let mut out = Vec::with_capacity(1232);
     let mut took = Vec::with_capacity(4_000_000);
@@ -190,6 +191,7 @@ fn main() {
         allowed: true,
         forward: false,
         scope: None,
+        home: None,
     };
     for (phase, flipping) in [("no flips", false), ("a flip every 1 ms", true)] {
         let stop = AtomicBool::new(false);

@@ -309,6 +309,7 @@ pub fn tcp_stream(data: &[u8]) {
         allowed: true,
         forward: false,
         scope: None,
+        home: None,
     };
     while rest.len() >= 2 {
         let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
@@ -346,6 +347,7 @@ pub fn zone_file(data: &[u8]) {
         allowed: true,
         forward: false,
         scope: None,
+        home: None,
     };
     for r in records.iter().take(16) {
         let q = query_for(&r.name.to_ascii(), u16::from(r.record_type()));
@@ -369,6 +371,7 @@ pub fn members(data: &[u8]) {
             allowed: true,
             forward: false,
             scope: None,
+            home: None,
         };
         if let Outcome::Reply { .. } = respond(&zone, &q, Transport::Udp, policy, &mut out) {
             check_reply(&q, &out, Transport::Udp);
@@ -472,6 +475,7 @@ pub fn snapshot(data: &[u8]) {
         allowed: true,
         forward: false,
         scope: None,
+        home: None,
     };
     let mut out = Vec::new();
     for m in loaded.snapshot.members.iter().take(8) {
@@ -511,6 +515,7 @@ pub fn include(data: &[u8]) {
         allowed: true,
         forward: false,
         scope: None,
+        home: None,
     };
     let mut out = Vec::new();
     for r in records.iter().take(16) {

@@ -48,6 +48,7 @@ pub fn handle(
     out.clear();
     let policy = Policy {
         scope: zone.scope_of(client),
+        home: zone.home(client),
         ..rules.policy(client)
     };
     let req = match wire::parse(query) {
@@ -254,6 +255,7 @@ fn signed(
             allowed: policy.allowed || rules.transfer_allowed(client, Some(&key)),
             forward: false,
             scope: policy.scope,
+            home: policy.home,
         };
         let mut m = Vec::new();
         match answer::answer(zone, &inner, transport, policy, &mut m) {

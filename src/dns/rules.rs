@@ -115,11 +115,13 @@ impl Rules {
                 allowed: true,
                 forward: false,
                 scope: None,
+                home: None,
             },
             View::Backhaul if self.acl.allows(client) => Policy {
                 allowed: true,
                 forward: !self.forwarders.is_empty(),
                 scope: None,
+                home: None,
             },
             // A secondary outside the listening subnets asks for our SOA before it
             // transfers: our zones are answered to it (it may have them all anyway), nothing
@@ -128,6 +130,7 @@ impl Rules {
                 allowed: self.transfers.allows(client, None),
                 forward: false,
                 scope: None,
+                home: None,
             },
         }
     }

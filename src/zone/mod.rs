@@ -113,6 +113,9 @@ pub struct Zones {
     pub services: Vec<ServicePlan>,
     /// Who sees what (`[[scope]]`), for this build's names and members.
     pub scopes: std::sync::Arc<ScopeMap>,
+    /// The networks' subnets (managed routes, RFC 4193 prefixes): a client's own subnet
+    /// comes first in the addresses it is answered with.
+    pub subnets: Vec<ipnet::IpNet>,
 }
 
 impl Zones {
@@ -179,7 +182,23 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
         overridden,
         services: plans,
         scopes: std::sync::Arc::new(scopes),
+        subnets: subnets(inputs),
     }
+}
+
+/// Every network's subnets, most specific first (a client's own subnet is the most specific
+/// one holding its address).
+fn subnets(inputs: &[Input<'_>]) -> Vec<ipnet::IpNet> {
+    let mut out: Vec<ipnet::IpNet> = (inputs.iter())
+        .filter_map(|i| i.snapshot)
+        .flat_map(|s| {
+            let rfc4193 = s.rfc4193.then(|| addresses::rfc4193_prefix(s.id).into());
+            s.routes.iter().copied().chain(rfc4193)
+        })
+        .collect();
+    out.sort_by_key(|n| std::cmp::Reverse(n.prefix_len()));
+    out.dedup();
+    out
 }
 
 /// Who gets which name: the members that get names (collisions settled, aliases given), the

@@ -310,3 +310,91 @@ fn ip_addr_add(lab: &Lab, ip: &str) {
     let cidr = format!("{ip}/24");
     crate::common::netns::ip(&["-n", &lab.cli.name, "addr", "add", &cidr, "dev", "czt"]);
 }
+
+/// A member of two networks (one host, two subnets on one link): each client gets the address
+/// in its own subnet first, from dig-like queries and from `getent hosts` (glibc's resolver,
+/// pointed at the server through the namespace's resolv.conf).
+#[test]
+fn a_host_on_two_networks_is_answered_with_the_askers_subnet_first() {
+    let lab = Lab::new(true);
+    crate::common::netns::ip(&[
+        "-n",
+        &lab.srv.name,
+        "addr",
+        "add",
+        "10.147.18.1/24",
+        "dev",
+        ZT_IF,
+    ]);
+    crate::common::netns::ip(&[
+        "-n",
+        &lab.cli.name,
+        "addr",
+        "add",
+        "10.147.18.2/24",
+        "dev",
+        "czt",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    for (file, id, route, ip) in [
+        (
+            "m1.json",
+            "8056c2e21c000001",
+            "10.147.17.0/24",
+            "10.147.17.5",
+        ),
+        (
+            "m2.json",
+            "8056c2e21c000002",
+            "10.147.18.0/24",
+            "10.147.18.5",
+        ),
+    ] {
+        let mut network = network_json(&[route], false, false);
+        network["id"] = json!(id);
+        let members =
+            json!({"network": network, "members": [member("a45dc9d260", "db", true, 1, &[ip])]});
+        std::fs::write(dir.path().join(file), members.to_string()).unwrap();
+    }
+    let config = "state_dir = \"state\"\n[listen]\ninterface = \"zt*\"\nport = 53\n[forward]\nupstreams = []\n\
+                  [[network]]\nid = \"8056c2e21c000001\"\nsource = \"file\"\nmembers_file = \"m1.json\"\n\
+                  [[network]]\nid = \"8056c2e21c000002\"\nsource = \"file\"\nmembers_file = \"m2.json\"\n";
+    let _server =
+        Server::launch(dir, config, &["ip", "netns", "exec", &lab.srv.name]).wait_listening();
+    let first = |from: &str, server: &str| {
+        let q = request("db.backhaul.", RecordType::A).to_vec().unwrap();
+        let (from, server): (SocketAddr, SocketAddr) = (
+            format!("{from}:0").parse().unwrap(),
+            format!("{server}:53").parse().unwrap(),
+        );
+        let m = in_netns(&lab.cli.name, || udp_raw_from(from, server, &q))?;
+        let m = Message::from_vec(&m).ok()?;
+        (m.answers.len() == 2).then(|| m.answers[0].data.to_string())
+    };
+    wait_for(Duration::from_secs(10), || {
+        first("10.147.17.2", "10.147.17.1")
+    })
+    .expect("both networks are served");
+    for _ in 0..3 {
+        assert_eq!(first("10.147.17.2", "10.147.17.1").unwrap(), "10.147.17.5");
+        assert_eq!(first("10.147.18.2", "10.147.18.1").unwrap(), "10.147.18.5");
+    }
+    // glibc's resolver in the client namespace, through its own resolv.conf.
+    let etc = std::path::PathBuf::from(format!("/etc/netns/{}", lab.cli.name));
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _etc = Remove(etc.clone());
+    std::fs::create_dir_all(&etc).unwrap();
+    for (server, want) in [
+        ("10.147.17.1", "10.147.17.5"),
+        ("10.147.18.1", "10.147.18.5"),
+    ] {
+        std::fs::write(etc.join("resolv.conf"), format!("nameserver {server}\n")).unwrap();
+        let line = exec_in(&lab.cli.name, &["getent", "hosts", "db.backhaul"]);
+        assert!(line.starts_with(want), "asking {server}: {line}");
+    }
+}

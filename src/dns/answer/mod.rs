@@ -69,6 +69,8 @@ pub struct Policy {
     pub forward: bool,
     /// The client's `[[scope]]`, if it is in one: the names that scope hides do not exist.
     pub scope: Option<u8>,
+    /// The client's own network subnet: a name's addresses in it come first.
+    pub home: Option<ipnet::IpNet>,
 }
 
 /// Answers one request given as bytes (parses it, then [`answer`]); a request carrying TSIG
@@ -104,6 +106,7 @@ pub fn answer(
     let limit = size_limit(transport, req);
     let mut w = Writer::start(out, req, policy.allowed && policy.forward);
     w.scope = policy.scope;
+    w.home = policy.home;
     let rcode = if !policy.allowed {
         Rcode::Refused
     } else {
@@ -367,13 +370,23 @@ fn answer_name(zone: &ZoneIndex, qname: &[u8], qtype: u16, w: &mut Writer<'_>) -
                 let mut targets = Targets::default();
                 let hides = w.scope.is_some_and(|s| zone.scopes().hides_addresses(s));
                 for (first, second) in live.answer_sets(qtype, rtype::ANY) {
-                    if hides {
-                        // Without the members the client's scope hides.
-                        let (scope, rtype) = (w.scope, first.rtype);
-                        let keep = |rdata: &[u8]| visible_member(zone, scope, rtype, rdata);
-                        let (_, a) = w.answer_some(&first, owner_at, keep);
-                        let (_, b) = w.answer_some(&second, owner_at, keep);
-                        answered |= a + b > 0;
+                    let addresses = matches!(first.rtype, rtype::A | rtype::AAAA);
+                    if hides || (w.home.is_some() && addresses) {
+                        // Without the members the client's scope hides; those in the client's
+                        // subnet first, each part in the order of rotation.
+                        let (scope, rtype, home) = (w.scope, first.rtype, w.home);
+                        for near in [true, false] {
+                            let keep = |rdata: &[u8]| {
+                                visible_member(zone, scope, rtype, rdata)
+                                    && (!addresses || in_home(home, rdata) == near)
+                            };
+                            let (_, a) = w.answer_some(&first, owner_at, keep);
+                            let (_, b) = w.answer_some(&second, owner_at, keep);
+                            answered |= a + b > 0;
+                            if !addresses {
+                                break;
+                            }
+                        }
                         continue;
                     }
                     let start = w.answer(&first, owner_at);
@@ -453,6 +466,16 @@ fn missing(
     w.authoritative |= hop == 0;
     w.negative_soa(owner_at, len, meta.apex_len(), &meta.negative_soa);
     Rcode::NxDomain.into()
+}
+
+/// Whether the address of an A or AAAA record's RDATA lies in `home` (false without one).
+pub(super) fn in_home(home: Option<ipnet::IpNet>, rdata: &[u8]) -> bool {
+    let ip: Option<std::net::IpAddr> = match rdata.len() {
+        4 => <[u8; 4]>::try_from(rdata).ok().map(Into::into),
+        16 => <[u8; 16]>::try_from(rdata).ok().map(Into::into),
+        _ => None,
+    };
+    home.zip(ip).is_some_and(|(net, ip)| net.contains(&ip))
 }
 
 /// Whether a wire name's first label is `*`.
@@ -546,6 +569,7 @@ mod tests {
             allowed: true,
             forward: false,
             scope: None,
+            home: None,
         };
         let mut out = Vec::new();
         respond(zone, &q, transport, policy, &mut out);

@@ -65,6 +65,8 @@ pub(super) struct Writer<'a> {
     /// The client's scope: names it hides are left out of the additional section, and
     /// hidden members out of service answers.
     pub(super) scope: Option<u8>,
+    /// The client's own subnet: addresses in it go first in an address RRset.
+    pub(super) home: Option<ipnet::IpNet>,
 }
 
 impl<'a> Writer<'a> {
@@ -88,6 +90,7 @@ impl<'a> Writer<'a> {
             arcount: 0,
             additional_at: 0,
             scope: None,
+            home: None,
         }
     }
 
@@ -156,6 +159,13 @@ impl<'a> Writer<'a> {
     /// Copies an RRset into the answer with its owner compressed to the name at `owner_at`;
     /// returns where it starts. At the question (offset 12) the stored wire is copied whole.
     pub(super) fn answer(&mut self, set: &RrSet, owner_at: usize) -> usize {
+        if self.home.is_some() && set.count > 1 && matches!(set.rtype, rtype::A | rtype::AAAA) {
+            // The client's own subnet first (a host on two networks is reached on its own).
+            let home = self.home;
+            let (start, _) = self.answer_some(set, owner_at, |r| super::in_home(home, r));
+            self.answer_some(set, owner_at, |r| !super::in_home(home, r));
+            return start;
+        }
         let start = self.out.len();
         self.ancount += set.count;
         if owner_at == HEADER_LEN {

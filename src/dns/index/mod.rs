@@ -191,6 +191,8 @@ pub struct ZoneIndex {
     live: SharedLive,
     /// Who sees what ([`visibility`]).
     scopes: Scoped,
+    /// The networks' subnets, most specific first ([`ZoneIndex::home`]).
+    subnets: Box<[ipnet::IpNet]>,
 }
 
 impl Default for ZoneIndex {
@@ -202,6 +204,7 @@ impl Default for ZoneIndex {
             hasher: RandomState::default(),
             live: SharedLive::default(),
             scopes: Scoped::default(),
+            subnets: Box::default(),
         }
     }
 }
@@ -300,6 +303,7 @@ impl ZoneIndex {
             }
         }
         index.scopes = Scoped::new(&index, zones.scopes.clone());
+        index.subnets = zones.subnets.clone().into_boxed_slice();
         // A copy, not shrink_to_fit: mimalloc shrinks a block by less than half in place,
         // keeping the whole capacity resident.
         if index.arena.capacity() > index.arena.len() + index.arena.len() / 16 {

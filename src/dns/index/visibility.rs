@@ -1,6 +1,6 @@
-//! What a client's scope sees of the index (`[[scope]]`): its scope, found by its address,
-//! and for each name it lands on whether that name exists for it. Both are a hash probe;
-//! an index without scopes answers every question at once.
+//! What one client sees of the index: its scope (`[[scope]]`), found by its address, and for
+//! each name it lands on whether that name exists for it (a hash probe each; an index
+//! without scopes answers at once); and its own subnet, whose addresses it gets first.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -71,6 +71,16 @@ impl ZoneIndex {
         } else {
             Visibility::Visible
         }
+    }
+
+    /// The client's own network subnet (the most specific one holding its address), if any.
+    #[inline]
+    pub fn home(&self, client: IpAddr) -> Option<ipnet::IpNet> {
+        if self.subnets.len() < 2 {
+            // With one subnet (or none) there is nothing to put first.
+            return None;
+        }
+        self.subnets.iter().find(|n| n.contains(&client)).copied()
     }
 
     /// The build's scopes (for the names directory and the status page).
