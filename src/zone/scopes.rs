@@ -116,16 +116,19 @@ pub fn undeclared_tags(scopes: &[config::Scope], declared: &[Vec<TagDef>]) -> Ve
     out
 }
 
-/// The members selectors pick, as indexes into `entries`.
+/// The members selectors pick, worked out once per selector (not once per member and
+/// scope): tags resolved per network first, globs over the names sorted once, a glob with a
+/// literal start looking at the names with that start only.
 struct Picker<'e> {
     entries: &'e [Named<'e>],
     tags: StdHashMap<NetworkId, &'e [TagDef]>,
-    /// Each member's names below its domain (zt- name, own name, aliases), as text.
-    relative: Vec<Vec<String>>,
+    /// Every member's names below its domain (zt- name, own name, aliases) with its index,
+    /// sorted; empty when no selector is a glob.
+    names: Vec<(String, usize)>,
 }
 
 impl<'e> Picker<'e> {
-    fn new(entries: &'e [Named<'e>], inputs: &[Input<'e>]) -> Picker<'e> {
+    fn new(entries: &'e [Named<'e>], inputs: &[Input<'e>], globs: bool) -> Picker<'e> {
         let mut domains: StdHashMap<NetworkId, usize> = StdHashMap::new();
         let mut tags = StdHashMap::new();
         for i in inputs {
@@ -137,48 +140,69 @@ impl<'e> Picker<'e> {
                 tags.insert(s.id, s.tags.as_slice());
             }
         }
-        let relative = entries
-            .iter()
-            .map(|e| {
+        let mut names = Vec::new();
+        if globs {
+            for (i, e) in entries.iter().enumerate() {
                 let cut = domains.get(&e.network).copied().unwrap_or(1);
-                e.owners()
-                    .map(|w| relative_text(&w[..w.len().saturating_sub(cut)]))
-                    .collect()
-            })
-            .collect();
+                for w in e.owners() {
+                    names.push((relative_text(&w[..w.len().saturating_sub(cut)]), i));
+                }
+            }
+            names.sort_unstable();
+        }
         Picker {
             entries,
             tags,
-            relative,
+            names,
         }
     }
 
-    /// Whether entry `i` is one of the members `selector` names; tags that a network does
-    /// not declare go to `problems` (once per selector and network).
-    fn picks(&self, selector: &Selector, i: usize, problems: &mut Vec<String>) -> bool {
-        let e = &self.entries[i];
+    /// The entries `selector` picks (each once, in no particular order); a tag a network
+    /// does not declare goes to `problems` once.
+    fn picked(&self, selector: &Selector, problems: &mut Vec<String>) -> Vec<usize> {
         match selector {
-            Selector::Node(n) => e.member.node == *n,
-            Selector::Glob(g) => self.relative[i].iter().any(|name| g.matches(name)),
+            Selector::Node(n) => (0..self.entries.len())
+                .filter(|i| self.entries[*i].member.node == *n)
+                .collect(),
+            Selector::Glob(g) => {
+                let text = g.as_str();
+                let literal = &text[..text.find(['*', '?', '[']).unwrap_or(text.len())];
+                let from = self.names.partition_point(|(n, _)| n.as_str() < literal);
+                let mut out: Vec<usize> = (self.names[from..].iter())
+                    .take_while(|(n, _)| n.starts_with(literal))
+                    .filter(|(n, _)| g.matches(n))
+                    .map(|(_, i)| *i)
+                    .collect();
+                out.sort_unstable();
+                out.dedup();
+                out
+            }
             Selector::Tag(t) => {
-                let defs = self.tags.get(&e.network).copied().unwrap_or_default();
-                match resolve_tag(t, defs) {
-                    Some((id, value, default)) => {
-                        let has = e.member.hints.as_ref().and_then(|h| h.tag(id));
-                        has.or(default) == Some(value)
-                    }
-                    None => {
+                let mut resolved: StdHashMap<NetworkId, Option<(u32, u32, Option<u32>)>> =
+                    StdHashMap::new();
+                for (network, defs) in &self.tags {
+                    let r = resolve_tag(t, defs);
+                    if r.is_none() {
                         let problem = format!(
-                            "network {} declares no tag {}: check its rules (tagsByName) or use numbers like \"tag:1000=1\"",
-                            e.network,
+                            "network {network} declares no tag {}: check its rules (tagsByName) or use numbers like \"tag:1000=1\"",
                             super::services::tag_text(t)
                         );
                         if !problems.contains(&problem) {
                             problems.push(problem);
                         }
-                        false
                     }
+                    resolved.insert(*network, r);
                 }
+                (0..self.entries.len())
+                    .filter(|i| {
+                        let e = &self.entries[*i];
+                        let Some(Some((id, value, default))) = resolved.get(&e.network) else {
+                            return false;
+                        };
+                        let has = e.member.hints.as_ref().and_then(|h| h.tag(*id));
+                        has.or(*default) == Some(*value)
+                    })
+                    .collect()
             }
         }
     }
@@ -210,54 +234,57 @@ pub(super) fn map(
     if scopes.is_empty() {
         return out;
     }
-    let picker = Picker::new(entries, inputs);
+    let member_selectors = scopes.iter().flat_map(|s| {
+        (s.clients.iter())
+            .filter_map(|c| match c {
+                ScopeClient::Members(sel) => Some(sel),
+                ScopeClient::Net(_) => None,
+            })
+            .chain(&s.hide)
+    });
+    let globs = member_selectors
+        .clone()
+        .any(|sel| matches!(sel, Selector::Glob(_)));
+    let picker = Picker::new(entries, inputs, globs);
     let mut problems = Vec::new();
-    // Clients: each member address takes the first scope that picks the member or whose
-    // networks hold the address.
-    for (bit, scope) in scopes.iter().enumerate() {
+    // Clients: each member's scope is the first that picks it (by member or by network).
+    let mut scope_of = vec![u8::MAX; entries.len()];
+    for (bit, scope) in scopes.iter().enumerate().rev() {
         for client in &scope.clients {
-            if let ScopeClient::Net(net) = client {
-                out.nets.push((*net, bit as u8));
+            match client {
+                ScopeClient::Net(net) => out.nets.push((*net, bit as u8)),
+                ScopeClient::Members(sel) => {
+                    for i in picker.picked(sel, &mut problems) {
+                        scope_of[i] = bit as u8;
+                    }
+                }
             }
         }
     }
-    for (i, e) in entries.iter().enumerate() {
-        let by_member = scopes.iter().position(|s| {
-            (s.clients.iter()).any(
-                |c| matches!(c, ScopeClient::Members(sel) if picker.picks(sel, i, &mut problems)),
-            )
-        });
+    out.nets.reverse();
+    out.nets.sort_by_key(|(_, bit)| *bit);
+    for (e, by_member) in entries.iter().zip(&scope_of) {
         for ip in &e.addresses {
             let by_net = out
                 .nets
                 .iter()
                 .find(|(n, _)| n.contains(ip))
                 .map(|(_, b)| *b);
-            let scope = match (by_member.map(|b| b as u8), by_net) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            if let Some(s) = scope {
-                out.by_address.insert(*ip, s);
+            let scope = (*by_member).min(by_net.unwrap_or(u8::MAX));
+            if scope != u8::MAX {
+                out.by_address.insert(*ip, scope);
             }
         }
     }
     // Hidden names: members (every name and PTR), records-file owners and services by glob.
+    let mut hidden_members = vec![0u32; entries.len()];
     let mut hidden: HashMap<Vec<u8>, u32> = HashMap::new();
     let services = owner_names(settings_services);
     for (bit, scope) in scopes.iter().enumerate() {
         let mask = 1u32 << bit;
-        for (i, e) in entries.iter().enumerate() {
-            if scope.hide.iter().any(|h| picker.picks(h, i, &mut problems)) {
-                for owner in e.owners() {
-                    *hidden.entry(owner.to_vec()).or_default() |= mask;
-                }
-                for ip in &e.addresses {
-                    let mut ptr = Vec::with_capacity(74);
-                    reverse::push_ptr_wire(&mut ptr, *ip);
-                    *hidden.entry(ptr).or_default() |= mask;
-                    *out.addresses_hidden.entry(*ip).or_default() |= mask;
-                }
+        for selector in &scope.hide {
+            for i in picker.picked(selector, &mut problems) {
+                hidden_members[i] |= mask;
             }
         }
         let globs: Vec<&glob::Pattern> = (scope.hide.iter())
@@ -273,8 +300,7 @@ pub(super) fn map(
             let apex_len = apexes.closest(wire).map_or(1, |s| apexes.names[s].0.len());
             relative_text(&wire[..wire.len().saturating_sub(apex_len)])
         };
-        let service_owners = settings_services.iter().zip(&services);
-        for (s, (owner, srv)) in service_owners {
+        for (s, (owner, srv)) in settings_services.iter().zip(&services) {
             if globs
                 .iter()
                 .any(|g| g.matches(&s.label.to_ascii_lowercase()))
@@ -290,8 +316,23 @@ pub(super) fn map(
             }
         }
     }
+    for (e, mask) in entries
+        .iter()
+        .zip(&hidden_members)
+        .filter(|(_, m)| **m != 0)
+    {
+        for owner in e.owners() {
+            *hidden.entry(owner.to_vec()).or_default() |= mask;
+        }
+        for ip in &e.addresses {
+            let mut ptr = Vec::with_capacity(74);
+            reverse::push_ptr_wire(&mut ptr, *ip);
+            *hidden.entry(ptr).or_default() |= mask;
+            *out.addresses_hidden.entry(*ip).or_default() |= mask;
+        }
+    }
     out.hidden_address_scopes = out.addresses_hidden.values().fold(0, |a, m| a | m);
-    out.names_hidden = gone(&hidden, records, apexes, scopes.len());
+    out.names_hidden = gone(hidden, records, apexes, scopes.len());
     for masks in out.names_hidden.values() {
         for (bit, count) in out.counts.iter_mut().enumerate() {
             *count += usize::from(masks.gone & (1 << bit) != 0);
@@ -305,7 +346,7 @@ pub(super) fn map(
 /// that sees nothing below it; a name that only exists as the parent of hidden names (an
 /// empty non-terminal) is gone for the scopes that see none of them.
 fn gone(
-    hidden: &HashMap<Vec<u8>, u32>,
+    hidden: HashMap<Vec<u8>, u32>,
     records: &RecordList,
     apexes: &Apexes,
     scopes: usize,
@@ -322,6 +363,7 @@ fn gone(
     owners.dedup();
     for owner in &owners {
         let visible = all & !hidden.get(*owner).copied().unwrap_or(0);
+
         let apex_len = apexes.closest(owner).map_or(1, |s| apexes.names[s].0.len());
         let mut up = parent(owner);
         while let Some(p) = up.filter(|p| p.len() > apex_len) {
@@ -336,14 +378,14 @@ fn gone(
             up = parent(p);
         }
     }
-    let mut out = HashMap::new();
+    let mut out = HashMap::with_capacity(hidden.len());
     for (name, h) in hidden {
         let below = seen_below.get(name.as_slice()).copied().unwrap_or(0);
         out.insert(
-            name.clone(),
+            name,
             Masks {
-                hidden: *h,
-                gone: *h & !below,
+                hidden: h,
+                gone: h & !below,
             },
         );
     }
@@ -362,4 +404,55 @@ fn gone(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dname::name_wire;
+    use hickory_proto::rr::Name;
+
+    fn wire(name: &str) -> Vec<u8> {
+        name_wire(&Name::from_ascii(name).unwrap())
+    }
+
+    /// A parent with a name every scope sees stays for all; one whose names scope 0 misses
+    /// entirely is gone for scope 0 only; a hidden name with a seen name below it holds no
+    /// data but exists.
+    #[test]
+    fn parents_exist_while_a_scope_sees_something_below() {
+        let mut records = RecordList::default();
+        for owner in [
+            "a.p.backhaul.",
+            "b.p.backhaul.",
+            "c.q.backhaul.",
+            "h.backhaul.",
+            "x.h.backhaul.",
+        ] {
+            records.push_address(&wire(owner), "10.0.0.1".parse().unwrap(), 60);
+        }
+        let mut apexes = Apexes::default();
+        apexes.insert(wire("backhaul."), Name::from_ascii("backhaul.").unwrap());
+        let hidden: HashMap<Vec<u8>, u32> = [
+            (wire("b.p.backhaul."), 0b01),
+            (wire("c.q.backhaul."), 0b01),
+            (wire("h.backhaul."), 0b10),
+        ]
+        .into_iter()
+        .collect();
+        let masks = gone(hidden, &records, &apexes, 2);
+        let m = |n: &str| masks.get(&wire(n)).copied().unwrap_or_default();
+        assert_eq!(m("p.backhaul."), Masks::default(), "a.p is seen by both");
+        assert_eq!(m("b.p.backhaul."), Masks { hidden: 1, gone: 1 });
+        assert_eq!(
+            m("q.backhaul."),
+            Masks { hidden: 1, gone: 1 },
+            "only c.q below it"
+        );
+        assert_eq!(
+            m("h.backhaul."),
+            Masks { hidden: 2, gone: 0 },
+            "x.h is seen below it"
+        );
+    }
 }

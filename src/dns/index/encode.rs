@@ -78,7 +78,7 @@ pub(super) fn arena_guess(
                 .sum::<usize>();
         }
     }
-    bytes
+    bytes + zones.scopes.names_hidden.len() * super::MASKS_LEN
 }
 
 /// Stores each distinct RRset list once in the arena (only while compiling).

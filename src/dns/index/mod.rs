@@ -29,9 +29,9 @@ use super::live::{LiveTable, SharedLive};
 pub use super::rrset::RrSet;
 use super::table::{Probe, Table};
 use crate::dname::{name_wire, parent, rtype, MAX_NAME};
-use crate::zone::Zones;
+use crate::zone::{Masks, ScopeMap, Zones};
 use encode::{arena_guess, encode_rrsets, SetStore};
-use visibility::Scoped;
+use std::sync::Arc;
 pub use visibility::Visibility;
 
 /// Class IN on the wire.
@@ -48,8 +48,12 @@ const SUPERSEDED: u8 = 2;
 /// Node flag: a service name, answered from the live table when it has the name
 /// ([`super::live`]).
 const LIVE: u8 = 4;
+/// Node flag: some `[[scope]]` does not see this name whole; its [`Masks`] (hidden, gone:
+/// 4 bytes each) follow the fixed part, in the node's own cache line.
+const MASKED: u8 = 8;
+const MASKS_LEN: usize = 8;
 
-/// A node in the arena: `KEYLEN(1) | KEY | ZONE(4) | FLAGS(1) | SETS(4)`, where the key is the
+/// A node in the arena: `KEYLEN(1) | KEY | ZONE(4) | FLAGS(1) | SETS(4) [| MASKS(8)]`, where the key is the
 /// lowercase wire name without its zone's apex and SETS the arena offset of its RRset list:
 /// `NSETS(2) | RRSET...`, each RRset `TYPE(2) | COUNT(2) | LEN(4) | WIRE`. The list follows
 /// the first node that has it; later nodes with the same list point back to it. Integers are
@@ -80,6 +84,8 @@ pub struct Node<'a> {
     flags: u8,
     nsets: u16,
     sets: &'a [u8],
+    /// What `[[scope]]`s miss of this name (none for most names).
+    masks: Masks,
 }
 
 impl<'a> Node<'a> {
@@ -92,14 +98,25 @@ impl<'a> Node<'a> {
         let zone = le32(fixed, 0);
         let sets_at = le32(fixed, 5) as usize;
         let nsets = u16::from_le_bytes([arena[sets_at], arena[sets_at + 1]]);
+        let flags = fixed[4];
+        let mut next = key_end + NODE_FIXED;
+        let masks = if flags & MASKED != 0 {
+            next += MASKS_LEN;
+            Masks {
+                hidden: le32(arena, next - MASKS_LEN),
+                gone: le32(arena, next - 4),
+            }
+        } else {
+            Masks::default()
+        };
         let node = Node {
             prefix: &arena[at + 1..key_end],
             zone,
-            flags: fixed[4],
+            flags,
             nsets,
             sets: &arena[sets_at + 2..],
+            masks,
         };
-        let mut next = key_end + NODE_FIXED;
         if sets_at == next {
             next += 2 + node.sets_len();
         }
@@ -189,8 +206,8 @@ pub struct ZoneIndex {
     hasher: RandomState,
     /// The service names' current answers, shared by every index of the view.
     live: SharedLive,
-    /// Who sees what ([`visibility`]).
-    scopes: Scoped,
+    /// Who sees what (`[[scope]]`): the clients' scopes; each node carries its own masks.
+    scopes: Arc<ScopeMap>,
     /// The networks' subnets, most specific first ([`ZoneIndex::home`]).
     subnets: Box<[ipnet::IpNet]>,
 }
@@ -203,7 +220,7 @@ impl Default for ZoneIndex {
             zones: Vec::new(),
             hasher: RandomState::default(),
             live: SharedLive::default(),
-            scopes: Scoped::default(),
+            scopes: Arc::default(),
             subnets: Box::default(),
         }
     }
@@ -287,9 +304,10 @@ impl ZoneIndex {
                 encode_rrsets(records, owned.clone(), &mut list, &mut negative_soa);
                 let owner = records.get(owned.start).owner;
                 if let Some(hash) = hashes.parent {
-                    index.add_ancestors(parent(owner).expect("hashed above"), hash, zone);
+                    let p = parent(owner).expect("hashed above");
+                    index.add_ancestors(p, hash, zone, &zones.scopes);
                 }
-                index.add(owner, hashes.owner, zone, &list, &mut store);
+                index.add(owner, hashes.owner, zone, &list, &mut store, &zones.scopes);
             }
             index.zones[zone as usize].negative_soa = negative_soa.into_boxed_slice();
         }
@@ -302,7 +320,7 @@ impl ZoneIndex {
                 }
             }
         }
-        index.scopes = Scoped::new(&index, zones.scopes.clone());
+        index.scopes = zones.scopes.clone();
         index.subnets = zones.subnets.clone().into_boxed_slice();
         // A copy, not shrink_to_fit: mimalloc shrinks a block by less than half in place,
         // keeping the whole capacity resident.
@@ -329,7 +347,7 @@ impl ZoneIndex {
     /// non-terminals where they are missing. Every name already in the index has its
     /// ancestors there too, so the walk stops at the first one found: a 34-label ip6.arpa
     /// owner costs a probe or two, not 34.
-    fn add_ancestors(&mut self, name: &[u8], hash: u64, zone: u32) {
+    fn add_ancestors(&mut self, name: &[u8], hash: u64, zone: u32, scopes: &ScopeMap) {
         let apex_len = self.zones[zone as usize].apex.len();
         let (mut name, mut hash) = (name, hash);
         loop {
@@ -339,7 +357,7 @@ impl ZoneIndex {
             else {
                 return;
             };
-            let at = self.append(name, zone, 0);
+            let at = self.append(name, zone, 0, scopes);
             self.table.fill(slot, hash, at);
             match parent(name).filter(|p| p.len() > apex_len) {
                 Some(p) => (name, hash) = (p, self.hasher.hash_one(p)),
@@ -351,12 +369,20 @@ impl ZoneIndex {
     /// Adds `owner` (hashed to `hash`) with its RRset list (`NSETS | RRSET...`). A name
     /// already present (as an empty non-terminal, or from another zone's records) is copied
     /// to the end with the new RRsets after its own; the old copy is flagged and skipped.
-    fn add(&mut self, owner: &[u8], hash: u64, zone: u32, list: &[u8], store: &mut SetStore) {
+    fn add(
+        &mut self,
+        owner: &[u8],
+        hash: u64,
+        zone: u32,
+        list: &[u8],
+        store: &mut SetStore,
+        scopes: &ScopeMap,
+    ) {
         let (arena, zones) = (&self.arena, &self.zones);
         let (slot, old_at) = match (self.table).probe(hash, |at| is_named(arena, zones, at, owner))
         {
             Probe::Vacant { slot } => {
-                let at = self.append(owner, zone, 0);
+                let at = self.append(owner, zone, 0, scopes);
                 self.set_list(at, list, store);
                 self.table.fill(slot, hash, at);
                 return;
@@ -371,20 +397,35 @@ impl ZoneIndex {
         let (flags, zone) = (old.flags, old.zone);
         let key_end = old_at as usize + 1 + old.prefix.len();
         self.arena[key_end + 4] |= SUPERSEDED;
-        let at = self.append(owner, zone, flags);
+        let at = self.append(owner, zone, flags, scopes);
         self.set_list(at, &merged, store);
         self.table.fill(slot, hash, at);
     }
 
-    /// Writes a node without RRsets at the end of the arena; returns its offset.
-    fn append(&mut self, name: &[u8], zone: u32, flags: u8) -> u32 {
+    /// Writes a node without RRsets at the end of the arena, with the masks `scopes` has for
+    /// its name; returns its offset.
+    fn append(&mut self, name: &[u8], zone: u32, flags: u8, scopes: &ScopeMap) -> u32 {
         let at = u32::try_from(self.arena.len()).expect("a zone index under 4 GiB");
         let prefix = &name[..name.len() - self.zones[zone as usize].apex.len()];
+        let masks = if scopes.names_hidden.is_empty() {
+            Masks::default()
+        } else {
+            scopes.masks(name)
+        };
+        let masked = masks != Masks::default();
         self.arena.push(prefix.len() as u8);
         self.arena.extend_from_slice(prefix);
         self.arena.extend_from_slice(&zone.to_le_bytes());
-        self.arena.push(flags);
+        self.arena.push(if masked {
+            flags | MASKED
+        } else {
+            flags & !MASKED
+        });
         self.arena.extend_from_slice(&NO_SETS.to_le_bytes());
+        if masked {
+            self.arena.extend_from_slice(&masks.hidden.to_le_bytes());
+            self.arena.extend_from_slice(&masks.gone.to_le_bytes());
+        }
         at
     }
 

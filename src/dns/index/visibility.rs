@@ -5,10 +5,8 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use foldhash::{HashMap, HashMapExt};
-
 use super::{Node, ZoneIndex};
-use crate::zone::{Masks, ScopeMap};
+use crate::zone::ScopeMap;
 
 /// How a name looks to one scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,53 +18,26 @@ pub enum Visibility {
     Gone,
 }
 
-/// The build's scopes, with the hidden names' masks keyed by their node's place in the arena
-/// (a node in hand needs no name built and hashed again).
-#[derive(Default)]
-pub(super) struct Scoped {
-    map: Arc<ScopeMap>,
-    nodes: HashMap<u32, Masks>,
-}
-
-impl Scoped {
-    pub(super) fn new(index: &ZoneIndex, map: Arc<ScopeMap>) -> Scoped {
-        let mut nodes = HashMap::with_capacity(map.names_hidden.len());
-        for (name, masks) in &map.names_hidden {
-            if let Some(at) = index.find(name) {
-                nodes.insert(at, *masks);
-            }
-        }
-        Scoped { map, nodes }
-    }
-}
-
 impl ZoneIndex {
     /// The scope of a client, `None` when it is in none (or there are none): it sees all.
     #[inline]
     pub fn scope_of(&self, client: IpAddr) -> Option<u8> {
-        if self.scopes.map.is_empty() {
+        if self.scopes.is_empty() {
             return None;
         }
-        self.scopes.map.scope_of(client)
+        self.scopes.scope_of(client)
     }
 
-    /// Whether the name of `node` exists for `scope`.
+    /// Whether the name of `node` exists for `scope`: its own masks, read with it.
+    #[inline]
     pub fn visibility(&self, node: &Node<'_>, scope: Option<u8>) -> Visibility {
         let Some(scope) = scope else {
             return Visibility::Visible;
         };
-        if self.scopes.nodes.is_empty() {
-            return Visibility::Visible;
-        }
-        // The node's key length byte sits just before its prefix.
-        let at = (node.prefix.as_ptr() as usize)
-            .wrapping_sub(self.arena.as_ptr() as usize)
-            .wrapping_sub(1) as u32;
-        let masks = self.scopes.nodes.get(&at).copied().unwrap_or_default();
         let bit = 1u32 << scope;
-        if masks.gone & bit != 0 {
+        if node.masks.gone & bit != 0 {
             Visibility::Gone
-        } else if masks.hidden & bit != 0 {
+        } else if node.masks.hidden & bit != 0 {
             Visibility::NoData
         } else {
             Visibility::Visible
@@ -85,6 +56,6 @@ impl ZoneIndex {
 
     /// The build's scopes (for the names directory and the status page).
     pub fn scopes(&self) -> &Arc<ScopeMap> {
-        &self.scopes.map
+        &self.scopes
     }
 }
