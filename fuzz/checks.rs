@@ -50,6 +50,7 @@ fn settings() -> Settings {
         soa: config::Soa::default(),
         services: services(),
         scopes: scopes(),
+        catalog: Name::from_ascii("catalog.invalid.").ok(),
     }
 }
 

@@ -267,6 +267,8 @@ pub struct Transfer {
     pub journal_changes: usize,
     /// ...of at most this many bytes (owners and RDATA) in all.
     pub journal_bytes: usize,
+    /// `catalog`: the name of an RFC 9432 catalog zone listing every zone served.
+    pub catalog: Option<Name>,
 }
 
 impl Default for Transfer {
@@ -277,6 +279,7 @@ impl Default for Transfer {
             keys: Vec::new(),
             journal_changes: 100,
             journal_bytes: 8 << 20,
+            catalog: None,
         }
     }
 }
@@ -743,5 +746,18 @@ mod tests {
             assert!(e.contains(says), "{tables}: {e}");
             assert_eq!(e.lines().count(), 1, "{e}");
         }
+    }
+
+    #[test]
+    fn a_catalog_is_a_zone_of_its_own() {
+        std::env::set_var(TOKEN_ENV, "tok");
+        let with = |name: &str| format!("{MINIMAL}\n[transfer]\ncatalog = \"{name}\"\n");
+        let c = parse(&with("Catalog.Invalid")).unwrap();
+        assert_eq!(c.transfer.catalog.unwrap().to_ascii(), "catalog.invalid.");
+        for inside in ["catalog.backhaul", "backhaul", "x..y"] {
+            let e = err(&with(inside));
+            assert!(e.contains("transfer.catalog"), "{inside}: {e}");
+        }
+        assert!(err(&with("catalog.backhaul")).contains("overlaps the served domain backhaul."));
     }
 }

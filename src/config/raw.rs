@@ -164,6 +164,7 @@ pub(super) struct RawTransfer {
     pub(super) journal_changes: usize,
     #[serde(default = "default_journal_size")]
     pub(super) journal_size: String,
+    pub(super) catalog: Option<String>,
 }
 
 /// A `[transfer] allow` or `notify` entry: `"10.147.17.7"`, or
@@ -239,6 +240,7 @@ impl Default for RawTransfer {
             keys: Vec::new(),
             journal_changes: default_journal_changes(),
             journal_size: default_journal_size(),
+            catalog: None,
         }
     }
 }

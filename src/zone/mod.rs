@@ -25,6 +25,7 @@ use crate::reverse;
 use crate::zerotier::{addresses, NetworkSnapshot};
 
 mod apexes;
+mod catalog;
 pub mod directory;
 pub mod journal;
 mod list;
@@ -58,6 +59,8 @@ pub struct Settings {
     pub services: Vec<config::Service>,
     /// `[[scope]]`.
     pub scopes: Vec<config::Scope>,
+    /// `[transfer] catalog`: the catalog zone's name.
+    pub catalog: Option<Name>,
 }
 
 impl Settings {
@@ -70,6 +73,7 @@ impl Settings {
             soa: config.soa.clone(),
             services: config.services.clone(),
             scopes: config.scopes.clone(),
+            catalog: config.transfer.catalog.clone(),
         }
     }
 }
@@ -174,8 +178,15 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
     for problem in &scopes.problems {
         tracing::warn!(%problem, "a scope cannot pick some members");
     }
+    let mut zones = split(&records, &apexes, &incomplete);
+    if let Some(name) = &settings.catalog {
+        let members: Vec<&ZoneContent> = zones.iter().collect();
+        let listing = catalog::catalog(name, &members, settings.ttl);
+        zones.push(listing);
+        zones.sort_by_cached_key(|z| canonical_key(&name_wire(&z.apex)));
+    }
     Zones {
-        zones: split(&records, &apexes, &incomplete),
+        zones,
         members,
         records_by_network,
         conflicts,
@@ -582,6 +593,7 @@ mod tests {
             soa: config::Soa::default(),
             services: Vec::new(),
             scopes: Vec::new(),
+            catalog: None,
         }
     }
 

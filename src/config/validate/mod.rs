@@ -76,7 +76,10 @@ impl Validator<'_> {
             networks.push(net);
         }
         let webhook = raw.webhook.map(|w| self.webhook(w)).transpose()?;
-        let transfer = self.transfer(raw.transfer)?;
+        let domains: Vec<&Name> = std::iter::once(&domain)
+            .chain(networks.iter().map(|n| &n.domain))
+            .collect();
+        let transfer = self.transfer(raw.transfer, &domains)?;
         let forward = match raw.forward.upstreams {
             None => Forward::ResolvConf,
             Some(list) if list.is_empty() => Forward::Off,

@@ -8,7 +8,12 @@ use super::super::*;
 use super::Validator;
 
 impl Validator<'_> {
-    pub(super) fn transfer(&self, raw: RawTransfer) -> Result<Transfer, ConfigError> {
+    /// `domains`: the served domains, which the catalog's name must stay clear of.
+    pub(super) fn transfer(
+        &self,
+        raw: RawTransfer,
+        domains: &[&Name],
+    ) -> Result<Transfer, ConfigError> {
         let mut keys: Vec<TsigKey> = Vec::new();
         for (i, k) in raw.keys.iter().enumerate() {
             let key = self.tsig_key(&format!("transfer.key[{i}]"), k)?;
@@ -63,12 +68,29 @@ impl Validator<'_> {
             ));
         }
         let journal_bytes = self.size("transfer.journal_size", &raw.journal_size)?;
+        let catalog = match &raw.catalog {
+            None => None,
+            Some(text) => {
+                let name = self.domain("transfer.catalog", text)?;
+                if let Some(d) = domains.iter().find(|d| d.zone_of(&name) || name.zone_of(d)) {
+                    return Err(self.err(
+                        "transfer.catalog",
+                        format!(
+                            "{name} overlaps the served domain {d}: a catalog is a zone of its own, \
+                             outside every served name (RFC 9432 suggests \"catalog.invalid\")"
+                        ),
+                    ));
+                }
+                Some(name)
+            }
+        };
         Ok(Transfer {
             allow,
             notify,
             keys,
             journal_changes: raw.journal_changes,
             journal_bytes,
+            catalog,
         })
     }
 

@@ -543,6 +543,7 @@ mod tests {
             soa: Soa::default(),
             services: Vec::new(),
             scopes: Vec::new(),
+            catalog: None,
         };
         let parsed = records::parse(text, &domain, &[], 60).unwrap();
         let files = FileRecords {
