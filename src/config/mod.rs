@@ -70,6 +70,8 @@ pub struct Config {
     pub http: Option<std::net::SocketAddr>,
     /// `[http] allow`: clients besides loopback and the listening interfaces' subnets.
     pub http_allow: Vec<IpNet>,
+    /// `[http] ready_max_age`: /readyz fails while some network's data is older.
+    pub ready_max_age: Option<Duration>,
     /// `[log] queries`: one log line per query.
     pub log_queries: bool,
     /// `[[forward.zone]]`: names under these go to their own upstreams (longest match).

@@ -113,6 +113,8 @@ pub(super) struct RawHttp {
     /// Listening on a public (or wildcard) address is refused unless this is set.
     #[serde(default)]
     pub(super) allow_public: bool,
+    /// /readyz fails while some network's data is older than this ("2m"); off when absent.
+    pub(super) ready_max_age: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -51,6 +51,9 @@ pub struct NetworkStatus {
     pub last_sync: Option<u64>,
     pub members: usize,
     pub last_error: Option<String>,
+    /// Its data is older than `[http] ready_max_age` (the server is then not ready).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
 }
 
 /// One service as operators see it (`/readyz`, `/metrics`).
@@ -103,6 +106,7 @@ struct State {
     listening: Vec<IpAddr>,
     networks: BTreeMap<NetworkId, NetworkStatus>,
     services: BTreeMap<String, ServiceStatus>,
+    ready_max_age: Option<Duration>,
 }
 
 impl Telemetry {
@@ -434,13 +438,29 @@ impl Telemetry {
         self.ready.set(i64::from(ready));
     }
 
+    /// `[http] ready_max_age`: data older than this makes the server not ready.
+    pub fn set_ready_max_age(&self, max_age: Option<Duration>) {
+        lock(&self.state).ready_max_age = max_age;
+        self.refresh_ready();
+    }
+
     /// Ready: answering on at least one address, and every network has a zone (fresh or
-    /// from a snapshot).
+    /// from a snapshot) no older than `ready_max_age` when that is set (the age of the last
+    /// successful sync, or of the snapshot served).
     pub fn readiness(&self) -> Readiness {
         let state = lock(&self.state);
-        let networks: Vec<NetworkStatus> = state.networks.values().cloned().collect();
+        let now = clock::unix_now();
+        let networks: Vec<NetworkStatus> = (state.networks.values())
+            .map(|n| {
+                let synced = n.last_sync.or(n.snapshot_saved);
+                let stale = state.ready_max_age.is_some_and(|max| {
+                    synced.is_none_or(|t| now.saturating_sub(t) > max.as_secs())
+                });
+                NetworkStatus { stale, ..n.clone() }
+            })
+            .collect();
         Readiness {
-            ready: !state.listening.is_empty() && networks.iter().all(|n| n.ready),
+            ready: !state.listening.is_empty() && networks.iter().all(|n| n.ready && !n.stale),
             listening: state.listening.clone(),
             networks,
             services: state.services.values().cloned().collect(),
@@ -449,6 +469,8 @@ impl Telemetry {
 
     /// The Prometheus text exposition (format 0.0.4) of every metric.
     pub fn encode(&self) -> String {
+        // Readiness also changes with time alone (`ready_max_age`).
+        self.refresh_ready();
         let mut out = String::new();
         if let Err(e) =
             prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)

@@ -102,6 +102,7 @@ pub(super) fn restart_only(old: &Config, mut new: Config) -> (Config, Vec<&'stat
         records_file: _,
         public: _,
         http_allow: _,
+        ready_max_age: _,
         log_queries: _,
         forward_zones: _,
         rate_limit: _,

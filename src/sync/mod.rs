@@ -161,6 +161,7 @@ impl SyncHandle {
             .map(|n| (n.id, n.source.kind()))
             .collect();
         self.telemetry.set_networks(&ids);
+        self.telemetry.set_ready_max_age(config.ready_max_age);
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         {
             let mut triggers = crate::lock::write(&self.triggers);

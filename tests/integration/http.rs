@@ -167,3 +167,46 @@ fn health_readiness_and_metrics_follow_what_happens() {
     let (code, _, err) = run_cli(&["health"], &cfg);
     assert_eq!(code, 1, "{err}");
 }
+
+/// `[http] ready_max_age`: /readyz fails (503, the network marked stale) while the API has not
+/// answered for longer, though the last good data is still served; ready again once it does.
+#[test]
+fn readiness_fails_while_the_data_is_older_than_ready_max_age() {
+    let fake = FakeCentral::start(
+        network_json(&["10.147.17.0/24"], false, false),
+        vec![member("a45dc9d260", "db", true, 1, &["10.147.17.2"])],
+    );
+    let tables = format!(
+        "[http]\nlisten = \"127.0.0.1:0\"\nready_max_age = \"3s\"\n\n{}",
+        central_network(&fake, "1s")
+    );
+    let server = Server::start("", &tables);
+    let http = http_addr(&server);
+    let status = || get(http, "/readyz");
+    wait_for(Duration::from_secs(15), || {
+        (status().0 == 200).then_some(())
+    })
+    .unwrap_or_else(|| panic!("never ready: {}", status().1));
+    fake.set_fault(Some(Fault::Status(503)));
+    let body = wait_for(Duration::from_secs(15), || {
+        let (code, body) = status();
+        (code == 503).then_some(body)
+    })
+    .unwrap_or_else(|| panic!("still ready with old data: {}", status().1));
+    let ready: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["networks"][0]["stale"], true, "{body}");
+    assert_eq!(
+        metric(&get(http, "/metrics").1, "backhaul_dns_ready"),
+        Some(0.0)
+    );
+    // The last good data is still answered meanwhile.
+    assert!(is_a(
+        &query(server.dns, "db.backhaul.", RecordType::A),
+        "10.147.17.2"
+    ));
+    fake.set_fault(None);
+    wait_for(Duration::from_secs(15), || {
+        (status().0 == 200).then_some(())
+    })
+    .unwrap_or_else(|| panic!("not ready again: {}", status().1));
+}

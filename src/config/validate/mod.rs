@@ -124,6 +124,10 @@ impl Validator<'_> {
         }
         let records_file = raw.records.map(|r| self.resolve(&r.zone_file));
         let public = raw.public.map(|p| self.public(p, &listen)).transpose()?;
+        let ready_max_age = (raw.http.as_ref())
+            .and_then(|h| h.ready_max_age.as_deref())
+            .map(|text| self.duration("http.ready_max_age", text))
+            .transpose()?;
         let (http, http_allow) = match raw.http {
             None => (None, Vec::new()),
             Some(h) => {
@@ -162,6 +166,7 @@ impl Validator<'_> {
             rate_limit,
             http,
             http_allow,
+            ready_max_age,
             log_queries: raw.log.queries,
             records_file,
             public,
