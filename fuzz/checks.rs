@@ -38,6 +38,7 @@ fn network() -> config::Network {
         poll_interval: Duration::from_secs(30),
         include_unauthorized: false,
         push_dns: false,
+        wildcard: Vec::new(),
     }
 }
 

@@ -144,6 +144,9 @@ pub struct Named<'a> {
     pub custom_won: bool,
     /// Set by [`resolve_aliases`]: the extra names (`dns:` in its description) it got.
     pub aliases: Vec<Vec<u8>>,
+    /// `*.<its name>`, when it asks for one (`dns: *`, `[[network]] wildcard`): set by the
+    /// zone build after the names are settled.
+    pub wildcard_wire: Option<Vec<u8>>,
 }
 
 impl<'a> Named<'a> {
@@ -162,15 +165,17 @@ impl<'a> Named<'a> {
             custom_wire: member_wire(&member.name, domain),
             custom_won: false,
             aliases: Vec::new(),
+            wildcard_wire: None,
         }
     }
 
-    /// Owners of the member's address records: its zt- name, its own name if it won it, and
-    /// the aliases it got.
+    /// Owners of the member's address records: its zt- name, its own name if it won it, the
+    /// aliases it got, and its wildcard.
     pub fn owners(&self) -> impl Iterator<Item = &[u8]> {
         std::iter::once(self.zt_wire.as_slice())
             .chain(self.won())
             .chain(self.aliases.iter().map(Vec::as_slice))
+            .chain(self.wildcard_wire.as_deref())
     }
 
     /// The name it is known by: its own if it won it, else its zt- name (its PTR target).

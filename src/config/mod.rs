@@ -398,6 +398,8 @@ pub struct Network {
     pub include_unauthorized: bool,
     /// Opt-in: keep the network's DNS settings in Central pointing at this server.
     pub push_dns: bool,
+    /// `wildcard = [...]`: members that also get `*.<name>.<domain>` (as `dns: *` asks).
+    pub wildcard: Vec<Selector>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -307,6 +307,9 @@ pub(super) struct RawNetwork {
     pub(super) include_unauthorized: bool,
     #[serde(default)]
     pub(super) push_dns: bool,
+    /// Members that get `*.<name>`: name globs and `tag:k=v`.
+    #[serde(default)]
+    pub(super) wildcard: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

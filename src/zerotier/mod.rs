@@ -75,6 +75,9 @@ pub struct Hints {
     /// Extra names the description asks for, as written (the naming rules apply later).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
+    /// `dns: *`: the member also gets `*.<name>` (names below its own).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wildcard: bool,
 }
 
 impl Hints {
@@ -93,7 +96,15 @@ impl Hints {
                 .filter(|w| !w.is_empty());
             match key.trim().to_ascii_lowercase().as_str() {
                 "services" | "service" => hints.services.extend(words.map(str::to_ascii_lowercase)),
-                "dns" => hints.aliases.extend(words.map(str::to_owned)),
+                "dns" => {
+                    for w in words {
+                        if w == "*" {
+                            hints.wildcard = true;
+                        } else {
+                            hints.aliases.push(w.to_owned());
+                        }
+                    }
+                }
                 _ => {}
             }
         }

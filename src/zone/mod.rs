@@ -258,6 +258,7 @@ fn settle<'a>(
         taken,
         report,
     ));
+    give_wildcards(&mut entries, inputs, &reserved);
     let plans = services::select(&settings.services, &entries, inputs, &file_owners);
     Settled {
         entries,
@@ -267,6 +268,39 @@ fn settle<'a>(
         overridden,
         reserved,
         plans,
+    }
+}
+
+/// `*.<name>` for the members that ask for it (`dns: *` in the description) or that their
+/// network's `wildcard` selectors pick (RFC 4592: names that exist below stay themselves),
+/// unless the records file or a service has that name.
+fn give_wildcards(entries: &mut [Named<'_>], inputs: &[Input<'_>], reserved: &HashSet<Vec<u8>>) {
+    let mut wanted: Vec<bool> = (entries.iter())
+        .map(|e| e.member.hints.as_ref().is_some_and(|h| h.wildcard))
+        .collect();
+    if inputs.iter().any(|i| !i.network.wildcard.is_empty()) {
+        let globs = (inputs.iter())
+            .flat_map(|i| &i.network.wildcard)
+            .any(|s| matches!(s, config::Selector::Glob(_)));
+        let picker = scopes::Picker::new(entries, inputs, globs);
+        let mut problems = Vec::new();
+        for input in inputs {
+            for selector in &input.network.wildcard {
+                for i in picker.picked(selector, &mut problems) {
+                    wanted[i] |= entries[i].network == input.network.id;
+                }
+            }
+        }
+    }
+    for (e, wanted) in entries.iter_mut().zip(wanted) {
+        let name = e.name();
+        if !wanted || name.len() + 2 > crate::dname::MAX_NAME {
+            continue;
+        }
+        let wire = [b"\x01*".as_slice(), name].concat();
+        if !reserved.contains(&wire) {
+            e.wildcard_wire = Some(wire);
+        }
     }
 }
 
@@ -568,6 +602,7 @@ mod tests {
             poll_interval: Duration::from_secs(30),
             include_unauthorized: false,
             push_dns: false,
+            wildcard: Vec::new(),
         }
     }
 

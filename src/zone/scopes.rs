@@ -119,7 +119,7 @@ pub fn undeclared_tags(scopes: &[config::Scope], declared: &[Vec<TagDef>]) -> Ve
 /// The members selectors pick, worked out once per selector (not once per member and
 /// scope): tags resolved per network first, globs over the names sorted once, a glob with a
 /// literal start looking at the names with that start only.
-struct Picker<'e> {
+pub(super) struct Picker<'e> {
     entries: &'e [Named<'e>],
     tags: StdHashMap<NetworkId, &'e [TagDef]>,
     /// Every member's names below its domain (zt- name, own name, aliases) with its index,
@@ -128,7 +128,7 @@ struct Picker<'e> {
 }
 
 impl<'e> Picker<'e> {
-    fn new(entries: &'e [Named<'e>], inputs: &[Input<'e>], globs: bool) -> Picker<'e> {
+    pub(super) fn new(entries: &'e [Named<'e>], inputs: &[Input<'e>], globs: bool) -> Picker<'e> {
         let mut domains: StdHashMap<NetworkId, usize> = StdHashMap::new();
         let mut tags = StdHashMap::new();
         for i in inputs {
@@ -159,7 +159,7 @@ impl<'e> Picker<'e> {
 
     /// The entries `selector` picks (each once, in no particular order); a tag a network
     /// does not declare goes to `problems` once.
-    fn picked(&self, selector: &Selector, problems: &mut Vec<String>) -> Vec<usize> {
+    pub(super) fn picked(&self, selector: &Selector, problems: &mut Vec<String>) -> Vec<usize> {
         match selector {
             Selector::Node(n) => (0..self.entries.len())
                 .filter(|i| self.entries[*i].member.node == *n)

@@ -524,6 +524,7 @@ mod tests {
             poll_interval: Duration::from_secs(30),
             include_unauthorized: false,
             push_dns: false,
+            wildcard: Vec::new(),
         };
         let snapshot = NetworkSnapshot {
             id: NetworkId(1),

@@ -236,3 +236,120 @@ fn ns_name_resolves() {
     let m = server.wait_answer("backhaul.", RecordType::A);
     assert_eq!(rdatas(&m), ["127.0.0.1"]);
 }
+
+/// Wildcards per member: `dns: *` in the description, or the network's `wildcard` selectors
+/// (a name glob, a tag), give `*.<name>`; names that exist below (another member, a record)
+/// stay themselves (RFC 4592); a records-file wildcard of that name wins; the description's
+/// wildcard follows a change at Central within a sync.
+#[test]
+fn wildcards_per_member_answer_below_its_name_and_shadow_nothing() {
+    let with = |node: &str, name: &str, created: i64, ip: &str, description: &str, tags| {
+        let mut m = member(node, name, true, created, &[ip]);
+        m["description"] = serde_json::json!(description);
+        m["config"]["tags"] = tags;
+        m
+    };
+    let members = |web_description: &str| {
+        vec![
+            with(
+                "a45dc9d260",
+                "web",
+                1,
+                "10.147.17.2",
+                web_description,
+                serde_json::json!([]),
+            ),
+            with(
+                "e610b78bf1",
+                "api.web",
+                2,
+                "10.147.17.3",
+                "",
+                serde_json::json!([]),
+            ),
+            with(
+                "efcc1b0947",
+                "lb-1",
+                3,
+                "10.147.17.4",
+                "",
+                serde_json::json!([[1000, 1]]),
+            ),
+            with(
+                "a02505e545",
+                "edge-7",
+                4,
+                "10.147.17.5",
+                "",
+                serde_json::json!([]),
+            ),
+            with(
+                "a02505e546",
+                "db",
+                5,
+                "10.147.17.6",
+                "",
+                serde_json::json!([]),
+            ),
+            with(
+                "a02505e547",
+                "files",
+                6,
+                "10.147.17.7",
+                "dns: *",
+                serde_json::json!([]),
+            ),
+        ]
+    };
+    let mut network = network_json(&["10.147.17.0/24"], false, false);
+    network["tagsByName"] = serde_json::json!({"role": {"id": 1000, "default": 0, "enums": {"ingress": 1}, "flags": {}}});
+    let fake = FakeCentral::start(network, members("runs the sites\ndns: www *"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("records.zone"),
+        "static.web A 10.147.17.90\n*.files TXT \"the file's own\"\n",
+    )
+    .unwrap();
+    let tables = central_network(&fake, "1s").replace(
+        "poll_interval",
+        "wildcard = [\"edge-*\", \"tag:role=ingress\"]\npoll_interval",
+    );
+    let server = Server::start_in(
+        dir,
+        "",
+        &format!("[records]\nzone_file = \"records.zone\"\n{tables}"),
+    );
+    server.wait_answer("web.backhaul.", RecordType::A);
+    let a = |name: &str| rdatas(&query(server.dns, name, RecordType::A));
+    wait_for(std::time::Duration::from_secs(10), || {
+        (a("site1.web.backhaul.") == ["10.147.17.2"]).then_some(())
+    })
+    .expect("dns: * gives *.web");
+    assert_eq!(a("a.b.web.backhaul."), ["10.147.17.2"]);
+    assert_eq!(a("web.backhaul."), ["10.147.17.2"]);
+    assert_eq!(
+        a("www.backhaul."),
+        ["10.147.17.2"],
+        "the alias on the same line"
+    );
+    // Names that exist below stay themselves.
+    assert_eq!(a("api.web.backhaul."), ["10.147.17.3"]);
+    assert_eq!(a("static.web.backhaul."), ["10.147.17.90"]);
+    // The network's selectors: a name glob and a tag.
+    assert_eq!(a("x.edge-7.backhaul."), ["10.147.17.5"]);
+    assert_eq!(a("x.lb-1.backhaul."), ["10.147.17.4"]);
+    nx(&server, "x.db.backhaul.");
+    // The records file's own wildcard wins over the member's.
+    let m = query(server.dns, "x.files.backhaul.", RecordType::TXT);
+    assert_eq!(m.answers.len(), 1, "{m:?}");
+    let m = query(server.dns, "x.files.backhaul.", RecordType::A);
+    assert!(m.answers.is_empty(), "{m:?}");
+    // The description changes at Central: the wildcard goes with the next sync.
+    fake.set_members(members("runs the sites"));
+    wait_for(std::time::Duration::from_secs(10), || {
+        let m = query(server.dns, "site1.web.backhaul.", RecordType::A);
+        (m.metadata.response_code == ResponseCode::NXDomain).then_some(())
+    })
+    .expect("the wildcard leaves with the description");
+    assert_eq!(a("web.backhaul."), ["10.147.17.2"]);
+}

@@ -389,6 +389,9 @@ impl Validator<'_> {
             poll_interval,
             include_unauthorized: raw.include_unauthorized,
             push_dns: raw.push_dns,
+            wildcard: (raw.wildcard.iter())
+                .map(|w| self.selector(&key("wildcard"), w))
+                .collect::<Result<_, _>>()?,
         })
     }
 

@@ -81,7 +81,7 @@ impl Validator<'_> {
     }
 
     /// `tag:<tag>=<value>`, a node id, or a glob over names below the domain.
-    fn selector(&self, key: &str, text: &str) -> Result<Selector, ConfigError> {
+    pub(super) fn selector(&self, key: &str, text: &str) -> Result<Selector, ConfigError> {
         let t = text.trim().to_ascii_lowercase();
         if let Some(tag) = t.strip_prefix("tag:") {
             return self.tag_match(key, tag).map(Selector::Tag);
