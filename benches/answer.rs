@@ -134,6 +134,7 @@ fn answer_all(zone: &ZoneIndex, queries: &[Vec<u8>], expect: Rcode, out: &mut Ve
         forward: false,
         scope: None,
         home: None,
+        asker: None,
     };
     let start = Instant::now();
     for q in queries {

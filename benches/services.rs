@@ -80,6 +80,7 @@ fn answer_until(views: &Views, queries: &[Vec<u8>], stop: &AtomicBool) -> Vec<u6
         forward: false,
         scope: None,
         home: None,
+        asker: None,
     };
     let mut out = Vec::with_capacity(1232);
     let mut took = Vec::with_capacity(4_000_000);
@@ -192,6 +193,7 @@ fn main() {
         forward: false,
         scope: None,
         home: None,
+        asker: None,
     };
     for (phase, flipping) in [("no flips", false), ("a flip every 1 ms", true)] {
         let stop = AtomicBool::new(false);

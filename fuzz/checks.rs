@@ -312,6 +312,7 @@ pub fn tcp_stream(data: &[u8]) {
         forward: false,
         scope: None,
         home: None,
+        asker: None,
     };
     while rest.len() >= 2 {
         let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
@@ -350,6 +351,7 @@ pub fn zone_file(data: &[u8]) {
         forward: false,
         scope: None,
         home: None,
+        asker: None,
     };
     for r in records.iter().take(16) {
         let q = query_for(&r.name.to_ascii(), u16::from(r.record_type()));
@@ -374,6 +376,7 @@ pub fn members(data: &[u8]) {
             forward: false,
             scope: None,
             home: None,
+            asker: None,
         };
         if let Outcome::Reply { .. } = respond(&zone, &q, Transport::Udp, policy, &mut out) {
             check_reply(&q, &out, Transport::Udp);
@@ -478,6 +481,7 @@ pub fn snapshot(data: &[u8]) {
         forward: false,
         scope: None,
         home: None,
+        asker: None,
     };
     let mut out = Vec::new();
     for m in loaded.snapshot.members.iter().take(8) {
@@ -518,6 +522,7 @@ pub fn include(data: &[u8]) {
         forward: false,
         scope: None,
         home: None,
+        asker: None,
     };
     let mut out = Vec::new();
     for r in records.iter().take(16) {

@@ -34,6 +34,33 @@ pub enum Command {
     /// Ask the running server's /healthz (at `[http] listen`); exit 0 when it is alive, 1 if
     /// not (a container HEALTHCHECK).
     Health(CommonArgs),
+    /// Print the commands that point a client's resolver at this server for every zone it
+    /// serves (run it where the server runs: it uses the addresses the server listens on).
+    ClientSetup(ClientSetupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ClientSetupArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Only the commands for this kind of client (default: all of them).
+    #[arg(long, value_enum)]
+    pub os: Option<ClientOs>,
+}
+
+/// Kinds of clients `client-setup` writes commands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClientOs {
+    /// systemd-resolved (resolvectl), kept with a systemd-networkd file.
+    Linux,
+    /// NetworkManager (nmcli).
+    Networkmanager,
+    /// A plain /etc/resolv.conf (or the resolvconf program).
+    Resolvconf,
+    /// /etc/resolver files.
+    Macos,
+    /// NRPT rules (PowerShell).
+    Windows,
 }
 
 impl Command {
@@ -44,6 +71,7 @@ impl Command {
             | Command::Zone(a)
             | Command::Hosts(a)
             | Command::Health(a) => a,
+            Command::ClientSetup(a) => &a.common,
         }
     }
 }

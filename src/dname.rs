@@ -22,6 +22,7 @@ pub mod rtype {
     pub const SOA: u16 = 6;
     pub const PTR: u16 = 12;
     pub const MX: u16 = 15;
+    pub const TXT: u16 = 16;
     pub const AAAA: u16 = 28;
     pub const SRV: u16 = 33;
     pub const DNAME: u16 = 39;

@@ -72,6 +72,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Zone(_) => runtime()
             .and_then(|rt| rt.block_on(run::zone_text(&config, files)))
             .and_then(|text| print_all(&text)),
+        Command::ClientSetup(a) => runtime()
+            .and_then(|rt| rt.block_on(run::client_setup::gather(&config, files)))
+            .map(|setup| run::client_setup::text(&setup, a.os))
+            .and_then(|text| print_all(&text)),
         Command::Hosts(_) => runtime()
             .and_then(|rt| rt.block_on(run::hosts_text(&config, files)))
             .and_then(|text| print_all(&text)),

@@ -49,6 +49,10 @@ pub fn handle(
     let policy = Policy {
         scope: zone.scope_of(client),
         home: zone.home(client),
+        asker: Some(answer::Asker {
+            ip: client,
+            view: rules.view,
+        }),
         ..rules.policy(client)
     };
     let req = match wire::parse(query) {
@@ -256,6 +260,7 @@ fn signed(
             forward: false,
             scope: policy.scope,
             home: policy.home,
+            asker: policy.asker,
         };
         let mut m = Vec::new();
         match answer::answer(zone, &inner, transport, policy, &mut m) {

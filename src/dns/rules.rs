@@ -116,12 +116,14 @@ impl Rules {
                 forward: false,
                 scope: None,
                 home: None,
+                asker: None,
             },
             View::Backhaul if self.acl.allows(client) => Policy {
                 allowed: true,
                 forward: !self.forwarders.is_empty(),
                 scope: None,
                 home: None,
+                asker: None,
             },
             // A secondary outside the listening subnets asks for our SOA before it
             // transfers: our zones are answered to it (it may have them all anyway), nothing
@@ -131,6 +133,7 @@ impl Rules {
                 forward: false,
                 scope: None,
                 home: None,
+                asker: None,
             },
         }
     }

@@ -5,6 +5,7 @@
 //! stop), then everything is awaited: queries in flight are answered, the builder finishes,
 //! snapshots are flushed.
 
+pub mod client_setup;
 mod follow;
 mod reload;
 

@@ -50,9 +50,14 @@ pub struct ScopeMap {
     pub counts: Vec<usize>,
     /// What did not resolve (a tag a network does not declare), for the log.
     pub problems: Vec<String>,
+    /// Which member each member address is (`_whoami`): an index into `members`.
+    member_at: HashMap<IpAddr, u32>,
+    /// Each member's name (lowercase wire form) and node id.
+    members: Vec<(Box<[u8]>, crate::ids::NodeId)>,
 }
 
 impl ScopeMap {
+    /// Whether there are no scopes (members may still be known, for `_whoami`).
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
     }
@@ -67,6 +72,12 @@ impl ScopeMap {
             .iter()
             .find(|(n, _)| n.contains(&ip))
             .map(|(_, s)| *s)
+    }
+
+    /// The member an address belongs to: its name (wire form) and node id.
+    pub fn member_of(&self, ip: IpAddr) -> Option<(&[u8], crate::ids::NodeId)> {
+        let (name, node) = self.members.get(*self.member_at.get(&ip)? as usize)?;
+        Some((name, *node))
     }
 
     /// Whether some member's addresses are hidden from `scope` (service answers then drop them).
@@ -231,6 +242,15 @@ pub(super) fn map(
         counts: vec![0; scopes.len()],
         ..ScopeMap::default()
     };
+    // Who each member address is, scopes or not.
+    out.members.reserve(entries.len());
+    for e in entries {
+        let at = out.members.len() as u32;
+        out.members.push((e.name().into(), e.member.node));
+        for ip in &e.addresses {
+            out.member_at.entry(*ip).or_insert(at);
+        }
+    }
     if scopes.is_empty() {
         return out;
     }

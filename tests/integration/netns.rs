@@ -633,3 +633,80 @@ fn the_http_endpoint_answers_the_network_and_allowed_clients_only() {
     // Outside it and not in [http] allow: 403.
     assert_eq!(http_status_from(&lab, "192.0.2.2", http), 403);
 }
+
+/// `client-setup`, run where the server runs: each OS's commands name the server's ZeroTier
+/// addresses and every zone; the plain resolv.conf variant, applied to the client namespace
+/// (`ip netns exec` reads /etc/netns/<name>/resolv.conf), makes glibc's `getent hosts` and
+/// `_whoami` work.
+#[test]
+fn client_setup_prints_commands_that_work() {
+    let lab = Lab::new(true);
+    let server = serve(&lab, "interface = \"zt*\"\nport = 53", &[]);
+    answered_within_10s(&lab, addr("10.147.17.1:53"), "db.backhaul.", &server);
+    let config = server.path("backhaul-dns.toml");
+    let setup = |os: &str| {
+        let out = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.srv.name,
+                binary(),
+                "client-setup",
+                "--config",
+            ])
+            .arg(&config)
+            .args(["--os", os])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{os}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for os in ["linux", "networkmanager", "resolvconf", "macos", "windows"] {
+        let text = setup(os);
+        for part in [
+            "10.147.17.1",
+            "backhaul",
+            "20.17.147.10.in-addr.arpa",
+            "_whoami.backhaul",
+        ] {
+            assert!(text.contains(part), "{os} lacks {part}:\n{text}");
+        }
+        assert!(
+            !text.contains("198.51.100.1"),
+            "{os} names the public address:\n{text}"
+        );
+    }
+    assert!(setup("linux").contains(&format!("resolvectl dns {ZT_IF} 10.147.17.1")));
+    // The resolv.conf line, applied to the client namespace's own resolv.conf.
+    let text = setup("resolvconf");
+    let line = (text.lines())
+        .find(|l| l.ends_with("> /etc/resolv.conf"))
+        .expect("a line writing /etc/resolv.conf");
+    let etc = std::path::PathBuf::from(format!("/etc/netns/{}", lab.cli.name));
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _etc = Remove(etc.clone());
+    std::fs::create_dir_all(&etc).unwrap();
+    let line = line.replace(
+        "/etc/resolv.conf",
+        &etc.join("resolv.conf").display().to_string(),
+    );
+    let status = std::process::Command::new("sh")
+        .args(["-c", &line])
+        .status()
+        .unwrap();
+    assert!(status.success(), "{line}");
+    let hosts = exec_in(&lab.cli.name, &["getent", "hosts", "db.backhaul"]);
+    assert!(hosts.starts_with("10.147.17.20"), "{hosts}");
+    // The search domain: a short name works too.
+    let short = exec_in(&lab.cli.name, &["getent", "hosts", "web"]);
+    assert!(short.starts_with("10.147.17.21"), "{short}");
+}

@@ -226,6 +226,48 @@ fn a_scope_sees_nothing_of_what_it_hides_and_follows_tags_and_reloads() {
         );
     }
 
+    // `_whoami` tells each client who it is, in every zone.
+    let whoami = |from: &str, name: &str| {
+        let m = ask(&lab, from, name, RecordType::TXT, false);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+        assert!(m.metadata.authoritative && m.answers[0].ttl == 0, "{m:?}");
+        m.answers[0].data.to_string()
+    };
+    let told = whoami(DEV, "_whoami.backhaul.");
+    for part in [
+        "address=10.147.17.21",
+        "member=dev-1.backhaul",
+        "node=00000000d1",
+        "scope=dev",
+        "view=backhaul",
+    ] {
+        assert!(told.contains(part), "{part} in {told}");
+    }
+    let told = whoami("10.147.17.2", "_WhoAmI.17.147.10.in-addr.arpa.");
+    assert!(
+        told.contains("address=10.147.17.2") && told.contains("member=none"),
+        "{told}"
+    );
+    assert!(told.contains("scope=none"), "{told}");
+    let m = ask(&lab, DEV, "_whoami.backhaul.", RecordType::A, false);
+    assert!(m.answers.is_empty() && m.metadata.response_code == ResponseCode::NoError);
+    // Never to a client outside the allowed set.
+    lab.add_outside_client();
+    let q = request("_whoami.backhaul.", RecordType::TXT)
+        .to_vec()
+        .unwrap();
+    let from: SocketAddr = "192.0.2.2:0".parse().unwrap();
+    let refused = in_netns(&lab.cli.name, || {
+        udp_raw_from(from, SERVER.parse().unwrap(), &q)
+    })
+    .map(|b| Message::from_vec(&b).unwrap());
+    assert!(
+        refused.as_ref().is_none_or(
+            |m| m.metadata.response_code == ResponseCode::Refused && m.answers.is_empty()
+        ),
+        "{refused:?}"
+    );
+
     // The names endpoints answer each client with what its scope sees.
     let hosts = http_get(&lab, DEV, "/hosts");
     assert!(

@@ -4,6 +4,7 @@
 //! (so its case is echoed), pre-encoded RRsets copied behind it, owner names compressed to the
 //! question. Nothing here allocates once the buffer has grown.
 
+mod whoami;
 mod writer;
 
 use writer::{Targets, Writer, MAX_POINTER};
@@ -71,6 +72,15 @@ pub struct Policy {
     pub scope: Option<u8>,
     /// The client's own network subnet: a name's addresses in it come first.
     pub home: Option<ipnet::IpNet>,
+    /// Who asks, for `_whoami.<zone>` (`None`: not answered, as for any other name).
+    pub asker: Option<Asker>,
+}
+
+/// The client as `_whoami` tells it: its address and the view it asks in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Asker {
+    pub ip: std::net::IpAddr,
+    pub view: crate::view::View,
 }
 
 /// Answers one request given as bytes (parses it, then [`answer`]); a request carrying TSIG
@@ -110,7 +120,10 @@ pub fn answer(
     let rcode = if !policy.allowed {
         Rcode::Refused
     } else {
-        match decide(zone, req, &mut w) {
+        let told = policy
+            .asker
+            .and_then(|asker| whoami::answer(zone, req, asker, &mut w));
+        match told.map_or_else(|| decide(zone, req, &mut w), Decision::Answer) {
             // Recursion only for those who ask for it (RD), as a resolver would.
             Decision::NotOurs if policy.forward && req.flags & flags::RD != 0 => {
                 return Outcome::Forward
@@ -571,6 +584,7 @@ mod tests {
             forward: false,
             scope: None,
             home: None,
+            asker: None,
         };
         let mut out = Vec::new();
         respond(zone, &q, transport, policy, &mut out);
