@@ -76,6 +76,9 @@ pub struct Config {
     pub log_queries: bool,
     /// `[[forward.zone]]`: names under these go to their own upstreams (longest match).
     pub forward_zones: Vec<ForwardZone>,
+    /// `[forward] tls_ca_file`: certificates trusted for `tls://` and `https://` upstreams
+    /// besides the system's.
+    pub forward_ca_file: Option<PathBuf>,
     /// `[rate_limit]`: response rate limiting over UDP.
     pub rate_limit: RateLimit,
     /// `[soa]`: the SOA's names and timers.
@@ -242,7 +245,7 @@ pub enum Forward {
     /// `upstreams = []`: names outside our zones get REFUSED.
     Off,
     /// Configured upstreams.
-    To(Vec<std::net::SocketAddr>),
+    To(Vec<Upstream>),
     /// No `upstreams` key: the nameservers in /etc/resolv.conf that are not this server.
     ResolvConf,
 }
@@ -253,7 +256,55 @@ pub enum Forward {
 pub struct ForwardZone {
     /// Lowercase, fully qualified.
     pub name: Name,
-    pub upstreams: Vec<std::net::SocketAddr>,
+    pub upstreams: Vec<Upstream>,
+}
+
+/// One upstream resolver: its address, and how queries travel to it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Upstream {
+    pub addr: std::net::SocketAddr,
+    pub transport: UpstreamTransport,
+}
+
+/// Plain DNS (UDP, TCP when truncated), DNS over TLS (RFC 7858) or over HTTPS (RFC 8484).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum UpstreamTransport {
+    Plain,
+    /// `name`: the name its certificate must hold.
+    Tls {
+        name: String,
+    },
+    Https {
+        name: String,
+        path: String,
+    },
+}
+
+impl Upstream {
+    pub fn plain(addr: std::net::SocketAddr) -> Upstream {
+        Upstream {
+            addr,
+            transport: UpstreamTransport::Plain,
+        }
+    }
+
+    pub fn encrypted(&self) -> bool {
+        self.transport != UpstreamTransport::Plain
+    }
+}
+
+/// As written in the config: `10.0.0.1:53`, `tls://9.9.9.9:853#dns.quad9.net`,
+/// `https://9.9.9.9:443/dns-query#dns.quad9.net`.
+impl std::fmt::Display for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.transport {
+            UpstreamTransport::Plain => write!(f, "{}", self.addr),
+            UpstreamTransport::Tls { name } => write!(f, "tls://{}#{name}", self.addr),
+            UpstreamTransport::Https { name, path } => {
+                write!(f, "https://{}{path}#{name}", self.addr)
+            }
+        }
+    }
 }
 
 /// `[transfer]`: zone transfers to standard secondaries (NSD, Knot, BIND).
@@ -763,5 +814,47 @@ mod tests {
             assert!(e.contains("transfer.catalog"), "{inside}: {e}");
         }
         assert!(err(&with("catalog.backhaul")).contains("overlaps the served domain backhaul."));
+    }
+
+    #[test]
+    fn upstreams_plain_tls_and_https() {
+        std::env::set_var(TOKEN_ENV, "tok");
+        let with = |list: &str| format!("{MINIMAL}\n[forward]\nupstreams = [{list}]\n");
+        let c = parse(&with(
+            "\"10.0.0.1\", \"tls://9.9.9.9#dns.quad9.net\", \"https://[2620:fe::fe]/dns-query#dns.quad9.net\", \"https://1.1.1.1:8443#one.one\"",
+        ))
+        .unwrap();
+        let Forward::To(ups) = &c.forward else {
+            panic!("{:?}", c.forward)
+        };
+        let text: Vec<String> = ups.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "10.0.0.1:53",
+                "tls://9.9.9.9:853#dns.quad9.net",
+                "https://[2620:fe::fe]:443/dns-query#dns.quad9.net",
+                "https://1.1.1.1:8443/dns-query#one.one",
+            ]
+        );
+        for (list, says) in [
+            ("\"tls://9.9.9.9\"", "name the server's certificate"),
+            (
+                "\"https://dns.quad9.net/dns-query#dns.quad9.net\"",
+                "is not an address",
+            ),
+            ("\"quic://9.9.9.9#x\"", "is not an upstream kind"),
+            ("\"tls://9.9.9.9/path#x\"", "has no path"),
+        ] {
+            let e = err(&with(list));
+            assert!(
+                e.contains("forward.upstreams[0]") && e.contains(says),
+                "{list}: {e}"
+            );
+        }
+        let e = err(&format!(
+            "{MINIMAL}\n[forward]\ntls_ca_file = \"/nonexistent/ca.pem\"\n"
+        ));
+        assert!(e.contains("forward.tls_ca_file"), "{e}");
     }
 }

@@ -141,6 +141,8 @@ pub(super) struct RawPublic {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawForward {
     pub(super) upstreams: Option<Vec<String>>,
+    /// Extra CA certificates (PEM) for `tls://` and `https://` upstreams.
+    pub(super) tls_ca_file: Option<PathBuf>,
     /// `[[forward.zone]]`: conditional forwarding.
     #[serde(default)]
     pub(super) zone: Vec<RawForwardZone>,

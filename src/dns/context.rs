@@ -391,7 +391,8 @@ mod tests {
     #[tokio::test]
     async fn a_query_the_forwarder_cannot_read_gets_formerr_on_both_transports() {
         // An upstream that is never asked: the forwarder refuses the query before that.
-        let forwarder = Forwarder::new(&["127.0.0.1:9".parse().unwrap()]).unwrap();
+        let upstream = crate::config::Upstream::plain("127.0.0.1:9".parse().unwrap());
+        let forwarder = Forwarder::new(&[upstream], None).unwrap();
         let ctx = context(Some(forwarder));
         // An additional A record with RDLENGTH 0: our parser skips it, hickory's refuses it.
         let mut q = query();

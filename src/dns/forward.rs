@@ -17,8 +17,9 @@ use hickory_resolver::Resolver;
 use hickory_proto::rr::Name;
 
 use super::answer::{Transport, MAX_UDP_PAYLOAD};
-use crate::config::{Config, Forward, ForwardZone};
+use crate::config::{Config, Forward, ForwardZone, Upstream, UpstreamTransport};
 use crate::dname::{labels, name_wire, parent};
+use crate::once::LogOnce;
 
 /// Per-attempt upstream timeout: a stub resolver gives up after about 5 s, so answer
 /// SERVFAIL before that rather than never.
@@ -29,6 +30,14 @@ const DEADLINE: Duration = Duration::from_secs(3);
 
 pub struct Forwarder {
     resolver: Resolver<TokioRuntimeProvider>,
+    /// The upstreams as configured, for the log.
+    upstreams: String,
+    /// The encrypted ones and their TLS setup: when they fail, a handshake of our own says why
+    /// (the resolver reports only that no connection was made).
+    encrypted: Vec<Upstream>,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Failures already logged, by kind: said once until the upstreams answer again.
+    failures: LogOnce<&'static str>,
 }
 
 /// Where names outside our zones go: `[forward] upstreams` and the `[[forward.zone]]`s.
@@ -82,11 +91,13 @@ pub const RESOLV_CONF: &str = "/etc/resolv.conf";
 /// forwarders (and their caches) are rebuilt only when this changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
-    default: Vec<SocketAddr>,
+    default: Vec<Upstream>,
     /// Each forward zone or resolved delegation: name, upstreams, whether a delegation.
-    zones: Vec<(Name, Vec<SocketAddr>, bool)>,
+    zones: Vec<(Name, Vec<Upstream>, bool)>,
     /// Upstreams left out because they are this server, with what they were for.
-    ourselves: Vec<(SocketAddr, String)>,
+    ourselves: Vec<(Upstream, String)>,
+    /// `[forward] tls_ca_file`, for the encrypted upstreams.
+    ca_file: Option<std::path::PathBuf>,
     /// Delegations with no glue: referred, never resolved.
     unresolved: Vec<Name>,
     /// resolv.conf was asked for and had nothing usable.
@@ -104,13 +115,16 @@ impl Plan {
     pub fn new(config: &Config, own: &[IpAddr], delegations: &[ForwardZone]) -> Plan {
         let mut plan = Plan::default();
         let port = config.listen.port;
-        let is_us = |a: &SocketAddr| {
-            let ip = a.ip().to_canonical();
-            a.port() == port && (ip.is_unspecified() || own.iter().any(|o| o.to_canonical() == ip))
+        plan.ca_file = config.forward_ca_file.clone();
+        let is_us = |u: &Upstream| {
+            let ip = u.addr.ip().to_canonical();
+            let ours = ip.is_unspecified() || own.iter().any(|o| o.to_canonical() == ip);
+            // Only plain DNS on our port reaches our listeners.
+            ours && u.addr.port() == port && !u.encrypted()
         };
-        let keep = |list: &[SocketAddr], what: String, plan: &mut Plan| -> Vec<SocketAddr> {
-            let (us, others): (Vec<SocketAddr>, Vec<SocketAddr>) =
-                list.iter().partition(|a| is_us(a));
+        let keep = |list: &[Upstream], what: String, plan: &mut Plan| -> Vec<Upstream> {
+            let (us, others): (Vec<Upstream>, Vec<Upstream>) =
+                list.iter().cloned().partition(|u| is_us(u));
             plan.ourselves
                 .extend(us.into_iter().map(|a| (a, what.clone())));
             others
@@ -125,7 +139,7 @@ impl Plan {
                 let (kept, ours) = from_resolv_conf(&text, own);
                 plan.resolv_conf_ours = ours;
                 plan.resolv_conf_empty = kept.is_empty();
-                kept
+                kept.into_iter().map(Upstream::plain).collect()
             }
         };
         for zone in &config.forward_zones {
@@ -181,6 +195,14 @@ impl Forwarders {
         for ip in &plan.resolv_conf_ours {
             tracing::info!(nameserver = %ip, "not forwarding to {ip} from {RESOLV_CONF}: that is this server (it would loop)");
         }
+        // One TLS client setup for every encrypted upstream: the system's roots and the
+        // configured CA file.
+        let encrypted = (plan.default.iter())
+            .chain(plan.zones.iter().flat_map(|(_, u, _)| u))
+            .any(Upstream::encrypted);
+        let tls = encrypted
+            .then(|| tls_config(plan.ca_file.as_deref()))
+            .transpose()?;
         if plan.resolv_conf_empty {
             tracing::warn!("no usable nameserver in {RESOLV_CONF}: set [forward] upstreams; names outside our zones get REFUSED");
         }
@@ -192,7 +214,7 @@ impl Forwarders {
         } else {
             let list: Vec<String> = plan.default.iter().map(|u| u.to_string()).collect();
             tracing::info!(upstreams = %list.join(", "), "forwarding other names for allowed clients");
-            Some(Forwarder::new(&plan.default)?)
+            Some(Forwarder::new(&plan.default, tls.as_ref())?)
         };
         for name in &plan.unresolved {
             tracing::info!(zone = %name, "delegation without glue addresses in the records file: clients are referred, not resolved");
@@ -206,31 +228,110 @@ impl Forwarders {
                 "forwarding a zone"
             };
             tracing::info!(zone = %name, upstreams = %list.join(", "), "{what}");
-            zones.push((name_wire(name), Forwarder::new(upstreams)?));
+            zones.push((name_wire(name), Forwarder::new(upstreams, tls.as_ref())?));
         }
         Ok(Forwarders::new(default, zones))
     }
 }
 
+/// The TLS client setup of encrypted upstreams: the system's root certificates plus those of
+/// `ca_file`; certificates are checked against the name each upstream gives.
+fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, NetError> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    let (_added, _ignored) = roots.add_parsable_certificates(native.certs);
+    if let Some(path) = ca_file {
+        let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(|e| NetError::from(format!("{}: {e}", path.display())))?;
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(NetError::from(format!(
+                "{}: no usable certificate",
+                path.display()
+            )));
+        }
+    }
+    if roots.is_empty() {
+        tracing::warn!("no trusted certificates (system roots or [forward] tls_ca_file): tls:// and https:// upstreams will fail");
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| NetError::from(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// A TLS handshake with `upstream` as the resolver makes it: the certificate error, if that is
+/// what fails (`None` when the handshake succeeds or fails for another reason).
+async fn handshake(
+    upstream: &Upstream,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+) -> Option<String> {
+    let (UpstreamTransport::Tls { name } | UpstreamTransport::Https { name, .. }) =
+        &upstream.transport
+    else {
+        return None;
+    };
+    let server_name = rustls_pki_types::ServerName::try_from(name.clone()).ok()?;
+    let attempt = async {
+        let tcp = tokio::net::TcpStream::connect(upstream.addr).await.ok()?;
+        let connector = tokio_rustls::TlsConnector::from(tls);
+        match connector.connect(server_name, tcp).await {
+            Ok(_) => None,
+            Err(e) => {
+                let inner = e
+                    .get_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| e.to_string());
+                inner.contains("certificate").then_some(inner)
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(2), attempt)
+        .await
+        .ok()
+        .flatten()
+}
+
 impl Forwarder {
-    pub fn new(upstreams: &[SocketAddr]) -> Result<Forwarder, NetError> {
+    /// A resolver asking `upstreams` (plain DNS over UDP then TCP, or DNS over TLS or HTTPS
+    /// only: an encrypted upstream is never asked in the clear); `tls`: the client setup for
+    /// the encrypted ones.
+    pub fn new(
+        upstreams: &[Upstream],
+        tls: Option<&rustls::ClientConfig>,
+    ) -> Result<Forwarder, NetError> {
         let servers = upstreams
             .iter()
-            .map(|a| {
+            .map(|u| {
                 let conn = |protocol| {
                     let mut c = ConnectionConfig::new(protocol);
-                    c.port = a.port();
+                    c.port = u.addr.port();
                     c
                 };
-                NameServerConfig::new(
-                    a.ip(),
-                    true,
-                    vec![conn(ProtocolConfig::Udp), conn(ProtocolConfig::Tcp)],
-                )
+                let protocols = match &u.transport {
+                    UpstreamTransport::Plain => {
+                        vec![conn(ProtocolConfig::Udp), conn(ProtocolConfig::Tcp)]
+                    }
+                    UpstreamTransport::Tls { name } => vec![conn(ProtocolConfig::Tls {
+                        server_name: name.as_str().into(),
+                    })],
+                    UpstreamTransport::Https { name, path } => vec![conn(ProtocolConfig::Https {
+                        server_name: name.as_str().into(),
+                        path: path.as_str().into(),
+                    })],
+                };
+                NameServerConfig::new(u.addr.ip(), true, protocols)
             })
             .collect();
         let config = ResolverConfig::from_parts(None, vec![], servers);
         let mut builder = Resolver::builder_with_config(config, TokioRuntimeProvider::default());
+        if let Some(tls) = tls {
+            builder = builder.with_tls_config(tls.clone());
+        }
         let opts = builder.options_mut();
         opts.timeout = UPSTREAM_TIMEOUT;
         opts.attempts = 2;
@@ -242,6 +343,16 @@ impl Forwarder {
         opts.use_hosts_file = ResolveHosts::Never;
         Ok(Forwarder {
             resolver: builder.build()?,
+            upstreams: (upstreams.iter().map(Upstream::to_string))
+                .collect::<Vec<_>>()
+                .join(", "),
+            failures: LogOnce::default(),
+            encrypted: upstreams
+                .iter()
+                .filter(|u| u.encrypted())
+                .cloned()
+                .collect(),
+            tls: tls.map(|t| std::sync::Arc::new(t.clone())),
         })
     }
 
@@ -282,10 +393,14 @@ impl Forwarder {
                 }
             }
             Err(e) => {
+                self.failed(&e);
                 tracing::debug!(name = %name, error = %e, "forwarding failed: SERVFAIL");
                 resp.metadata.response_code = ResponseCode::ServFail;
                 upstream_ok = false;
             }
+        }
+        if upstream_ok {
+            self.failures.forget(&"failed");
         }
         if let Some(client) = &req.edns {
             let mut edns = Edns::new();
@@ -295,6 +410,31 @@ impl Forwarder {
         }
         encode(resp, limit(transport, &req), out);
         upstream_ok
+    }
+
+    /// Says once (until the upstreams answer again) why they did not. For an encrypted
+    /// upstream a TLS handshake of our own finds out, apart from the answer (which never
+    /// waits for it), whether its certificate is the problem (a name it does not hold, an
+    /// issuer not trusted), and the line says so.
+    fn failed(&self, e: &NetError) {
+        if !self.failures.first("failed") {
+            return;
+        }
+        let (encrypted, tls) = (self.encrypted.clone(), self.tls.clone());
+        let (upstreams, error) = (self.upstreams.clone(), e.to_string());
+        tokio::spawn(async move {
+            for u in encrypted.iter().filter(|_| tls.is_some()) {
+                let Some(why) = handshake(u, tls.clone()?).await else {
+                    continue;
+                };
+                tracing::warn!(upstream = %u, error = %why,
+                    "forwarding failed (SERVFAIL): the upstream's TLS certificate was refused; check the name after '#' and [forward] tls_ca_file");
+                return Some(());
+            }
+            tracing::warn!(upstreams = %upstreams, error = %error,
+                "forwarding failed (SERVFAIL): the upstreams did not answer");
+            Some(())
+        });
     }
 
     /// Completes our answer (`partial`) whose CNAME chain ends outside our zones: resolves the
@@ -384,7 +524,10 @@ mod tests {
 
     #[test]
     fn the_longest_zone_wins_else_the_default() {
-        let f = |port: u16| Forwarder::new(&[SocketAddr::from(([127, 0, 0, 1], port))]).unwrap();
+        let f = |port: u16| {
+            let upstream = Upstream::plain(SocketAddr::from(([127, 0, 0, 1], port)));
+            Forwarder::new(&[upstream], None).unwrap()
+        };
         let wire =
             |n: &str| crate::dname::name_wire(&hickory_proto::rr::Name::from_ascii(n).unwrap());
         let all = Forwarders::new(

@@ -17,7 +17,7 @@ use hickory_proto::serialize::binary::{
 use hickory_proto::serialize::txt::parse_ttl;
 use thiserror::Error;
 
-use crate::config::{Config, ForwardZone};
+use crate::config::{Config, ForwardZone, Upstream};
 
 mod rdata;
 mod text;
@@ -160,8 +160,8 @@ fn delegations(records: &[FileRecord], domains: &[Name]) -> Vec<ForwardZone> {
         let glue = (records.iter())
             .filter(|g| g.record.name.to_lowercase() == target)
             .filter_map(|g| match &g.record.data {
-                RData::A(a) => Some(std::net::SocketAddr::new(a.0.into(), 53)),
-                RData::AAAA(a) => Some(std::net::SocketAddr::new(a.0.into(), 53)),
+                RData::A(a) => Some(Upstream::plain((a.0, 53).into())),
+                RData::AAAA(a) => Some(Upstream::plain((a.0, 53).into())),
                 _ => None,
             });
         match out.iter_mut().find(|z| z.name == cut) {

@@ -105,6 +105,7 @@ pub(super) fn restart_only(old: &Config, mut new: Config) -> (Config, Vec<&'stat
         ready_max_age: _,
         log_queries: _,
         forward_zones: _,
+        forward_ca_file: _,
         rate_limit: _,
         soa: _,
         services: _,

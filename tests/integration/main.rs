@@ -11,6 +11,8 @@ mod common;
 mod catalog;
 // `check` and `zone` as an operator runs them.
 mod cli;
+// DNS over TLS and HTTPS upstreams, against a real unbound with a test CA.
+mod encrypted;
 // The systemd unit passes `systemd-analyze verify`.
 mod deploy;
 // What resolvers and the RFCs expect of an authoritative answer, over UDP and TCP.

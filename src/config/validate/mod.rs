@@ -21,6 +21,7 @@ mod listen;
 mod scope;
 mod service;
 mod transfer;
+mod upstream;
 
 pub(super) struct Validator<'a> {
     pub(super) path: &'a Path,
@@ -86,7 +87,7 @@ impl Validator<'_> {
             Some(list) => {
                 let mut ups = Vec::new();
                 for (i, a) in list.iter().enumerate() {
-                    ups.push(self.socket_addr(&format!("forward.upstreams[{i}]"), a)?);
+                    ups.push(self.upstream(&format!("forward.upstreams[{i}]"), a)?);
                 }
                 Forward::To(ups)
             }
@@ -118,10 +119,13 @@ impl Validator<'_> {
             }
             let mut upstreams = Vec::new();
             for (j, a) in z.upstreams.iter().enumerate() {
-                upstreams.push(self.socket_addr(&format!("{key}.upstreams[{j}]"), a)?);
+                upstreams.push(self.upstream(&format!("{key}.upstreams[{j}]"), a)?);
             }
             forward_zones.push(ForwardZone { name, upstreams });
         }
+        let forward_ca_file = (raw.forward.tls_ca_file.as_deref())
+            .map(|p| self.ca_file("forward.tls_ca_file", p))
+            .transpose()?;
         let records_file = raw.records.map(|r| self.resolve(&r.zone_file));
         let public = raw.public.map(|p| self.public(p, &listen)).transpose()?;
         let ready_max_age = (raw.http.as_ref())
@@ -162,6 +166,7 @@ impl Validator<'_> {
             services,
             scopes,
             forward_zones,
+            forward_ca_file,
             soa,
             rate_limit,
             http,
