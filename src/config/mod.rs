@@ -74,6 +74,8 @@ pub struct Config {
     pub ready_max_age: Option<Duration>,
     /// `[log] queries`: one log line per query.
     pub log_queries: bool,
+    /// `[log] dnstap`: the Unix socket a dnstap reader listens on.
+    pub dnstap: Option<PathBuf>,
     /// `[[forward.zone]]`: names under these go to their own upstreams (longest match).
     pub forward_zones: Vec<ForwardZone>,
     /// `[forward] tls_ca_file`: certificates trusted for `tls://` and `https://` upstreams

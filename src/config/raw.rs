@@ -122,6 +122,8 @@ pub(super) struct RawHttp {
 pub(super) struct RawLog {
     #[serde(default)]
     pub(super) queries: bool,
+    /// A Frame Streams Unix socket to send dnstap messages to.
+    pub(super) dnstap: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -52,6 +52,8 @@ pub struct Context {
     pub shutdown: CancellationToken,
     /// TCP connections open now, in all and per client.
     tcp: Places,
+    /// `[log] dnstap`: every exchange reported, when set ([`Context::with_tap`]).
+    pub tap: Option<crate::dns::tap::Tap>,
 }
 
 impl Context {
@@ -71,7 +73,14 @@ impl Context {
             tasks: TaskTracker::new(),
             shutdown,
             tcp: Places::default(),
+            tap: None,
         }
+    }
+
+    /// This context reporting every exchange to `tap`.
+    pub fn with_tap(mut self, tap: Option<crate::dns::tap::Tap>) -> Context {
+        self.tap = tap;
+        self
     }
 
     /// A context of its own under `rules` (an empty zone, its own counters, never shut down):
@@ -260,6 +269,29 @@ impl Context {
         &self,
         query: &[u8],
         partial: Option<&[u8]>,
+        client: IpAddr,
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) {
+        let at = std::time::SystemTime::now();
+        self.forward(query, partial, transport, out).await;
+        if let Some(tap) = self.tap.as_ref().filter(|_| !out.is_empty()) {
+            tap.observe(
+                true,
+                client,
+                None,
+                transport == Transport::Tcp,
+                at,
+                query,
+                out,
+            );
+        }
+    }
+
+    async fn forward(
+        &self,
+        query: &[u8],
+        partial: Option<&[u8]>,
         transport: Transport,
         out: &mut Vec<u8>,
     ) {
@@ -321,6 +353,10 @@ mod tests {
     use crate::dns::ratelimit::Limiter;
     use crate::dns::ZoneIndex;
 
+    fn client() -> IpAddr {
+        "127.0.0.1".parse().unwrap()
+    }
+
     fn context(forwarder: Option<Forwarder>) -> Arc<Context> {
         let mut rules = Rules::closed(
             View::Backhaul,
@@ -378,10 +414,11 @@ mod tests {
         let partial = b"our partial answer".to_vec();
         for transport in [Transport::Udp, Transport::Tcp] {
             let mut out = Vec::new();
-            ctx.forwarded(&query(), Some(&partial), transport, &mut out)
+            ctx.forwarded(&query(), Some(&partial), client(), transport, &mut out)
                 .await;
             assert_eq!(out, partial, "{transport:?}");
-            ctx.forwarded(&query(), None, transport, &mut out).await;
+            ctx.forwarded(&query(), None, client(), transport, &mut out)
+                .await;
             assert_eq!(&out[0..2], &[0x12, 0x34], "{transport:?}");
             assert_eq!(out[3] & 0x0f, Rcode::Refused as u8, "{transport:?}");
             assert_eq!(out[2] & 0x80, 0x80, "a response: {transport:?}");
@@ -400,7 +437,7 @@ mod tests {
         q.extend_from_slice(&[0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0]);
         for transport in [Transport::Udp, Transport::Tcp] {
             let mut out = Vec::new();
-            ctx.forwarded(&q, None, transport, &mut out).await;
+            ctx.forwarded(&q, None, client(), transport, &mut out).await;
             assert_eq!(out[3] & 0x0f, Rcode::FormErr as u8, "{transport:?}");
             assert_eq!(&out[0..2], &[0x12, 0x34], "{transport:?}");
         }

@@ -5,7 +5,7 @@
 //! ([`context`]), the service names' live answers ([`live`]), serving by transport ([`udp`]
 //! with batched system calls, [`tcp`]), response rate limiting over UDP ([`ratelimit`]),
 //! binding and following addresses ([`listen`]), zone transfers ([`transfer`]), NOTIFY ([`notify`]),
-//! TSIG ([`tsig`]) and forwarding of other names ([`forward`]).
+//! TSIG ([`tsig`]), forwarding of other names ([`forward`]) and dnstap ([`tap`]).
 
 pub mod access;
 pub mod answer;
@@ -20,6 +20,7 @@ pub mod request;
 pub mod rrset;
 pub mod rules;
 mod table;
+pub mod tap;
 pub mod tcp;
 pub mod transfer;
 pub mod tsig;

@@ -35,8 +35,42 @@ pub enum Action {
 }
 
 /// Decides what `query` from `client` gets over `transport`, with `rules` and `zone` as the
-/// caller loaded them (one load per batch of requests). A reply is written into `out`.
+/// caller loaded them (one load per batch of requests). A reply is written into `out`. With
+/// dnstap on, the exchange is reported (forwarded ones when the upstreams have answered).
 pub fn handle(
+    ctx: &Context,
+    rules: &Rules,
+    zone: &ZoneIndex,
+    query: &[u8],
+    client: IpAddr,
+    transport: Transport,
+    out: &mut Vec<u8>,
+) -> Action {
+    let action = decide(ctx, rules, zone, query, client, transport, out);
+    if let Some(tap) = &ctx.tap {
+        let response = match &action {
+            Action::Reply => Some(out.as_slice()),
+            // A signed reply; a zone transfer's messages are not reported.
+            Action::Messages(m) if m.len() == 1 => Some(m[0].as_slice()),
+            _ => None,
+        };
+        if let Some(response) = response {
+            let tcp = transport == Transport::Tcp;
+            tap.observe(
+                false,
+                client,
+                None,
+                tcp,
+                std::time::SystemTime::now(),
+                query,
+                response,
+            );
+        }
+    }
+    action
+}
+
+fn decide(
     ctx: &Context,
     rules: &Rules,
     zone: &ZoneIndex,

@@ -137,7 +137,8 @@ async fn serve_connection(stream: TcpStream, ctx: &Context, peer: SocketAddr) ->
                 // Upstreams take milliseconds: what is answered so far goes out first.
                 flush(&mut writer, ctx).await?;
                 let partial = chain.then(|| std::mem::take(&mut out));
-                (ctx.forwarded(&query, partial.as_deref(), Transport::Tcp, &mut out)).await;
+                let client = peer.ip();
+                (ctx.forwarded(&query, partial.as_deref(), client, Transport::Tcp, &mut out)).await;
                 write_frame(&mut writer, &out, ctx).await?;
                 ctx.answered(&query, &out, peer, started);
             }

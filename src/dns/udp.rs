@@ -284,7 +284,8 @@ fn forward_udp(
             // The slot taken above goes back however this task ends.
             let _slot = SlotBack(&ctx.forward_slots);
             let mut out = Vec::with_capacity(512);
-            (ctx.forwarded(&query, partial.as_deref(), Transport::Udp, &mut out)).await;
+            let client = peer.ip();
+            (ctx.forwarded(&query, partial.as_deref(), client, Transport::Udp, &mut out)).await;
             if !out.is_empty() {
                 // One datagram on a socket with a 4 MiB send buffer: this does not wait.
                 let _ = sock.send_to(&out, peer);

@@ -88,6 +88,8 @@ pub struct Telemetry {
     serials: Family<ZoneLabels, Gauge>,
     reloads: Counter,
     rejected_reloads: Counter,
+    dnstap_sent: Counter,
+    dnstap_dropped: Counter,
     ready: Gauge,
     service_members: Family<ServiceStateLabels, Gauge>,
     service_fail_open: Family<ServiceLabel, Gauge>,
@@ -128,6 +130,8 @@ impl Telemetry {
             serials: Family::default(),
             reloads: Counter::default(),
             rejected_reloads: Counter::default(),
+            dnstap_sent: Counter::default(),
+            dnstap_dropped: Counter::default(),
             ready: Gauge::default(),
             service_members: Family::default(),
             service_fail_open: Family::default(),
@@ -189,6 +193,16 @@ impl Telemetry {
             "rejected_reloads",
             "Configuration reloads rejected as invalid",
             t.rejected_reloads.clone(),
+        );
+        r.register(
+            "dnstap_sent",
+            "dnstap messages written to the reader",
+            t.dnstap_sent.clone(),
+        );
+        r.register(
+            "dnstap_dropped",
+            "dnstap messages dropped (queue full, or no reader listening)",
+            t.dnstap_dropped.clone(),
         );
         r.register(
             "ready",
@@ -333,6 +347,16 @@ impl Telemetry {
         if !upstream_ok {
             self.upstream_failures.inc();
         }
+    }
+
+    /// dnstap messages written to the reader.
+    pub fn dnstap_sent(&self, n: u64) {
+        self.dnstap_sent.inc_by(n);
+    }
+
+    /// dnstap messages dropped: the queue was full, or no reader was there.
+    pub fn dnstap_dropped(&self, n: u64) {
+        self.dnstap_dropped.inc_by(n);
     }
 
     pub fn reload(&self, applied: bool) {

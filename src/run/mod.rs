@@ -24,6 +24,7 @@ use crate::config::{Config, ForwardZone, ListenOn, Source};
 use crate::dns::context::Context;
 use crate::dns::listen::Listeners;
 use crate::dns::rules::{Rules, Surroundings};
+use crate::dns::tap::{self, Tap};
 use crate::http::{Access, SharedAccess};
 use crate::interfaces::Finder;
 use crate::metrics::Telemetry;
@@ -61,18 +62,29 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         delegations: &files.delegations,
     };
     let rules = |view| Rules::from_config(&config, view, around, None);
-    let ctx = Arc::new(Context::new(
-        views.private.clone(),
-        rules(View::Backhaul)?,
-        telemetry.clone(),
-        shutdown.clone(),
-    ));
-    let public_ctx = Arc::new(Context::new(
-        views.public.clone(),
-        rules(View::Public)?,
-        telemetry.clone(),
-        shutdown.clone(),
-    ));
+    // One dnstap stream for both views (one writer, one connection).
+    let tap = (config.dnstap.clone())
+        .map(|path| Tap::start(path, tap::host_name(), telemetry.clone()))
+        .transpose()
+        .context("cannot start the dnstap writer")?;
+    let ctx = Arc::new(
+        Context::new(
+            views.private.clone(),
+            rules(View::Backhaul)?,
+            telemetry.clone(),
+            shutdown.clone(),
+        )
+        .with_tap(tap.clone()),
+    );
+    let public_ctx = Arc::new(
+        Context::new(
+            views.public.clone(),
+            rules(View::Public)?,
+            telemetry.clone(),
+            shutdown.clone(),
+        )
+        .with_tap(tap),
+    );
     if let Some(listen) = config.http {
         if listen.ip().is_unspecified() {
             tracing::warn!(%listen, "the http endpoint answers on every interface, as configured");

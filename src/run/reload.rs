@@ -112,6 +112,7 @@ pub(super) fn restart_only(old: &Config, mut new: Config) -> (Config, Vec<&'stat
         scopes: _,
         // Bound at start-up.
         state_dir,
+        dnstap,
         listen,
         webhook,
         http,
@@ -141,6 +142,9 @@ pub(super) fn restart_only(old: &Config, mut new: Config) -> (Config, Vec<&'stat
     }
     if keep("state_dir", *state_dir != old.state_dir) {
         *state_dir = old.state_dir.clone();
+    }
+    if keep("[log] dnstap", *dnstap != old.dnstap) {
+        *dnstap = old.dnstap.clone();
     }
     if keep("[webhook]", *webhook != old.webhook) {
         *webhook = old.webhook.clone();

@@ -11,6 +11,8 @@ mod common;
 mod catalog;
 // `check` and `zone` as an operator runs them.
 mod cli;
+// `[log] dnstap`: every exchange to a real dnstap reader, which may come and go.
+mod dnstap;
 // DNS over TLS and HTTPS upstreams, against a real unbound with a test CA.
 mod encrypted;
 // The systemd unit passes `systemd-analyze verify`.

@@ -173,6 +173,7 @@ impl Validator<'_> {
             http_allow,
             ready_max_age,
             log_queries: raw.log.queries,
+            dnstap: raw.log.dnstap.as_deref().map(|p| self.resolve(p)),
             records_file,
             public,
             forward,
