@@ -112,6 +112,7 @@ pub fn dnstap(identity: &[u8], version: &[u8], m: &Observed<'_>) -> Vec<u8> {
 }
 
 /// A data frame: its length, then its bytes.
+#[cfg(test)]
 pub fn data_frame(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 4);
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes());

@@ -2,10 +2,11 @@
 //! AUTH_RESPONSE) and forwarded for clients (CLIENT_QUERY, CLIENT_RESPONSE), sent as Frame
 //! Streams over a Unix socket to whatever reads it (`dnstap -u`, fstrm_capture, a collector).
 //!
-//! Answering never waits for the reader: requests hand copies to a bounded queue
-//! ([`Tap::observe`], never blocking) and one thread of its own encodes and writes them,
-//! connecting and reconnecting as the reader comes and goes. What does not fit the queue, or
-//! arrives while no reader is there, is dropped and counted.
+//! Answering never waits for the reader: requests hand copies to a bounded lock-free queue
+//! ([`Tap::observe`]: no lock, no system call, never blocking) and one thread of its own
+//! takes them every few milliseconds, encodes them and writes them in one go, connecting and
+//! reconnecting as the reader comes and goes. What does not fit the queue, or arrives while
+//! no reader is there, is dropped and counted.
 
 mod encode;
 
@@ -13,12 +14,14 @@ use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 pub use encode::Kind;
-use encode::{control_frame, data_frame, dnstap, Control, Observed, CONTENT_TYPE};
+use encode::{control_frame, dnstap, Control, Observed, CONTENT_TYPE};
+
+use crossbeam_queue::ArrayQueue;
 
 use crate::metrics::Telemetry;
 
@@ -28,6 +31,11 @@ const QUEUE: usize = 8192;
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// Between connection attempts while no reader listens.
 const RETRY: Duration = Duration::from_secs(1);
+/// Exchanges written with one system call at most.
+const WRITE_BATCH: usize = 256;
+/// How often the writer looks at the queue when it found it empty: the most a message waits
+/// (the requests never wake it: waking a thread is a system call per request).
+const POLL: Duration = Duration::from_millis(2);
 
 /// One exchange to report.
 struct Event {
@@ -44,8 +52,11 @@ struct Event {
 /// The requests' side of the tap (clones share the one writer).
 #[derive(Clone)]
 pub struct Tap {
-    queue: SyncSender<Event>,
+    queue: Arc<ArrayQueue<Event>>,
     telemetry: Arc<Telemetry>,
+    /// A reader is connected: without one, exchanges are counted as dropped at once (no
+    /// copy, no queueing).
+    connected: Arc<AtomicBool>,
 }
 
 impl Tap {
@@ -56,12 +67,19 @@ impl Tap {
         identity: String,
         telemetry: Arc<Telemetry>,
     ) -> std::io::Result<Tap> {
-        let (queue, events) = sync_channel(QUEUE);
+        let queue = Arc::new(ArrayQueue::new(QUEUE));
+        let events = queue.clone();
         let sink = telemetry.clone();
+        let connected = Arc::new(AtomicBool::new(false));
+        let state = connected.clone();
         std::thread::Builder::new()
             .name("dnstap".into())
-            .spawn(move || write_loop(&path, identity.as_bytes(), &events, &sink))?;
-        Ok(Tap { queue, telemetry })
+            .spawn(move || write_loop(&path, identity.as_bytes(), &events, &sink, &state))?;
+        Ok(Tap {
+            queue,
+            telemetry,
+            connected,
+        })
     }
 
     /// Reports one exchange (query and response) answered at `at`; never blocks.
@@ -76,6 +94,10 @@ impl Tap {
         query: &[u8],
         response: &[u8],
     ) {
+        if !self.connected.load(Ordering::Relaxed) {
+            self.telemetry.dnstap_dropped(2);
+            return;
+        }
         let (query_kind, response_kind) = if forwarded {
             (Kind::ClientQuery, Kind::ClientResponse)
         } else {
@@ -91,18 +113,21 @@ impl Tap {
             query: query.into(),
             response: response.into(),
         };
-        match self.queue.try_send(event) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.telemetry.dnstap_dropped(2);
-            }
+        if self.queue.push(event).is_err() {
+            self.telemetry.dnstap_dropped(2);
         }
     }
 }
 
 /// The writer: connect, hand-shake, write frames; on any trouble drop the connection, keep
 /// draining the queue (counting what is dropped) and try again.
-fn write_loop(path: &Path, identity: &[u8], events: &Receiver<Event>, telemetry: &Telemetry) {
+fn write_loop(
+    path: &Path,
+    identity: &[u8],
+    events: &Arc<ArrayQueue<Event>>,
+    telemetry: &Telemetry,
+    connected: &AtomicBool,
+) {
     let version = format!("backhaul-dns {}", env!("CARGO_PKG_VERSION"));
     let mut warned = false;
     loop {
@@ -110,6 +135,7 @@ fn write_loop(path: &Path, identity: &[u8], events: &Receiver<Event>, telemetry:
             Ok(s) => {
                 tracing::info!(socket = %path.display(), "dnstap: connected");
                 warned = false;
+                connected.store(true, Ordering::Relaxed);
                 s
             }
             Err(e) => {
@@ -118,53 +144,60 @@ fn write_loop(path: &Path, identity: &[u8], events: &Receiver<Event>, telemetry:
                     tracing::warn!(socket = %path.display(), error = %e,
                         "dnstap: no reader on the socket (messages are dropped and counted until one listens)");
                 }
-                // Whatever arrives meanwhile is dropped, not kept for a reader that may
-                // never come.
-                let until = std::time::Instant::now() + RETRY;
-                loop {
-                    let left = until.saturating_duration_since(std::time::Instant::now());
-                    match events.recv_timeout(left) {
-                        Ok(_) => telemetry.dnstap_dropped(2),
-                        Err(RecvTimeoutError::Timeout) => break,
-                        Err(RecvTimeoutError::Disconnected) => return,
-                    }
+                // Requests queue nothing while no reader is connected; what was queued
+                // before the reader went is dropped.
+                while events.pop().is_some() {
+                    telemetry.dnstap_dropped(2);
                 }
+                if Arc::strong_count(events) == 1 {
+                    return; // the server is gone
+                }
+                std::thread::sleep(RETRY);
                 continue;
             }
         };
+        let mut frames = Vec::with_capacity(64 * 1024);
         loop {
-            let event = match events.recv() {
-                Ok(e) => e,
-                Err(_) => {
+            // Everything waiting, up to a batch, in one write.
+            let Some(first) = events.pop() else {
+                if Arc::strong_count(events) == 1 {
                     let _ = stream.write_all(&control_frame(Control::Stop));
                     return;
                 }
+                std::thread::sleep(POLL);
+                continue;
             };
-            let mut frames = Vec::with_capacity(256 + event.query.len() + event.response.len());
-            for (kind, response) in [
-                (event.query_kind, None),
-                (
-                    event.response_kind,
-                    Some((&event.response[..], SystemTime::now())),
-                ),
-            ] {
-                let observed = Observed {
-                    kind,
-                    client: event.client,
-                    server: event.server,
-                    tcp: event.tcp,
-                    query_time: event.at,
-                    query: &event.query,
-                    response,
-                };
-                frames.extend(data_frame(&dnstap(identity, version.as_bytes(), &observed)));
+            frames.clear();
+            let mut count = 0u64;
+            let rest = std::iter::from_fn(|| events.pop()).take(WRITE_BATCH - 1);
+            for event in std::iter::once(first).chain(rest) {
+                for (kind, response) in [
+                    (event.query_kind, None),
+                    (event.response_kind, Some((&event.response[..], event.at))),
+                ] {
+                    let observed = Observed {
+                        kind,
+                        client: event.client,
+                        server: event.server,
+                        tcp: event.tcp,
+                        query_time: event.at,
+                        query: &event.query,
+                        response,
+                    };
+                    let message = dnstap(identity, version.as_bytes(), &observed);
+                    // A data frame: its length, then its bytes.
+                    frames.extend_from_slice(&(message.len() as u32).to_be_bytes());
+                    frames.extend_from_slice(&message);
+                }
+                count += 2;
             }
             if let Err(e) = stream.write_all(&frames) {
-                telemetry.dnstap_dropped(2);
+                connected.store(false, Ordering::Relaxed);
+                telemetry.dnstap_dropped(count);
                 tracing::warn!(socket = %path.display(), error = %e, "dnstap: the reader went away; reconnecting");
                 break;
             }
-            telemetry.dnstap_sent(2);
+            telemetry.dnstap_sent(count);
         }
     }
 }
