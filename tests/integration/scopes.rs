@@ -17,6 +17,7 @@ const PROD: &str = "10.147.17.31";
 const OPS: &str = "10.147.17.41";
 const SERVER: &str = "10.147.17.1:53";
 const HTTP: &str = "10.147.17.1:8053";
+const SECRET: &str = "c2VjcmV0LXNoYXJlZC1ieS1wcmltYXJ5LWFuZC1zZWNvbmRhcmllcw==";
 
 /// A network whose rules declare `tag env id 2000 enum 1 dev enum 2 prod default 0`.
 fn network() -> Value {
@@ -50,6 +51,7 @@ fn config(fake: &FakeCentral, clients: &str) -> String {
         "state_dir = \"state\"\n[listen]\ninterface = \"zt*\"\nport = 53\n[forward]\nupstreams = []\n\
          [http]\nlisten = \"{HTTP}\"\n\
          [records]\nzone_file = \"records.zone\"\n\
+         [[transfer.key]]\nname = \"xfr\"\nalgorithm = \"hmac-sha256\"\nsecret_file = \"xfr.key\"\n\
          [[service]]\nname = \"all\"\nmembers = [\"*\"]\n\
          [[scope]]\nname = \"dev\"\nclients = [{clients}]\nhide = [\"tag:env=prod\", \"secret\", \"*.w\"]\n\
          {}",
@@ -164,6 +166,7 @@ fn a_scope_sees_nothing_of_what_it_hides_and_follows_tags_and_reloads() {
     let fake = FakeCentral::start_in(network(), members(None, Some(1)), Some(&lab.srv.name));
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("records.zone"), RECORDS).unwrap();
+    std::fs::write(dir.path().join("xfr.key"), format!("{SECRET}\n")).unwrap();
     let text = config(&fake, "\"tag:env=dev\"");
     let server =
         Server::launch(dir, &text, &["ip", "netns", "exec", &lab.srv.name]).wait_listening();
@@ -225,6 +228,34 @@ fn a_scope_sees_nothing_of_what_it_hides_and_follows_tags_and_reloads() {
             "{m:?}"
         );
     }
+
+    // Signed queries (TSIG) see what the client's scope sees, like any other.
+    let kdig = |from: &str, name: &str| {
+        exec_in(
+            &lab.cli.name,
+            &[
+                "kdig",
+                "-b",
+                from,
+                "-y",
+                &format!("hmac-sha256:xfr:{SECRET}"),
+                "@10.147.17.1",
+                name,
+                "A",
+            ],
+        )
+    };
+    let signed = kdig(DEV, "pg.prod.backhaul.");
+    assert!(
+        signed.contains("status: NXDOMAIN") && signed.contains("TSIG PSEUDOSECTION"),
+        "{signed}"
+    );
+    assert!(!signed.contains(PROD), "{signed}");
+    let signed = kdig(OPS, "pg.prod.backhaul.");
+    assert!(
+        signed.contains("status: NOERROR") && signed.contains(PROD),
+        "{signed}"
+    );
 
     // `_whoami` tells each client who it is, in every zone.
     let whoami = |from: &str, name: &str| {
