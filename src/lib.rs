@@ -22,6 +22,7 @@
 //! 1. **Ground floor: shared vocabulary**, importing nothing of ours (but [`lock`], which
 //!    [`once`] and [`places`] use).
 //!    - [`dname`]: DNS names as lowercase wire bytes (labels, parents) and every DNS constant.
+//!    - [`presentation`]: record types and RDATA as zone files write them, both ways.
 //!    - [`ids`]: ZeroTier network and node ids. [`secret`]: tokens that never print.
 //!    - [`view`]: backhaul or public side of split horizon. [`clock`]: Unix time.
 //!    - [`cli`]: command-line definitions. [`background`]: the low-priority thread member
@@ -38,15 +39,17 @@
 //!    - [`names`]: member name -> labels, reserved names, the collision rule, aliases. Pure.
 //!    - [`records`]: the `[records]` and `[public]` zone files, checked line by line.
 //!    - [`zone`]: snapshots + records files -> the zones of each view, serials, master-file
-//!      text, which members each `[[service]]` has ([`zone::services`]), and the IXFR
-//!      journal's differences ([`zone::journal`]). Pure.
+//!      text, which members each `[[service]]` has ([`zone::services`]), who sees what
+//!      ([`zone::scopes`]), the catalog zone, and the IXFR journal's differences
+//!      ([`zone::journal`]). Pure.
 //!    - [`state`]: everything under `state_dir` (snapshots, serial books, IXFR journals,
 //!      atomic writes).
 //!    - [`interfaces`]: which addresses to answer on. [`watch`]: watched files -> reloads.
 //! 3. **Serving and syncing**.
 //!    - [`dns`]: the compiled zone index, the one request path ([`dns::request`]) under the
 //!      [`dns::rules`] a reload swaps, the answer logic, the listeners of each view, transfers
-//!      (AXFR, IXFR), NOTIFY, TSIG ([`dns::tsig`]) and forwarding.
+//!      (AXFR, IXFR), NOTIFY, TSIG ([`dns::tsig`]), forwarding (plain, TLS, HTTPS) and
+//!      dnstap ([`dns::tap`]).
 //!    - [`sync`]: pollers, the builder thread, publishing.
 //!    - [`services`]: health checks of service names and their live answers, swapped apart
 //!      from the zone index.
