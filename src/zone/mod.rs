@@ -175,7 +175,14 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
         &records,
         &apexes,
     );
-    for problem in &scopes.problems {
+    // Each problem once per process, not at every build.
+    static REPORTED: std::sync::LazyLock<crate::once::LogOnce<String>> =
+        std::sync::LazyLock::new(Default::default);
+    for problem in scopes
+        .problems
+        .iter()
+        .filter(|p| REPORTED.first((*p).clone()))
+    {
         tracing::warn!(%problem, "a scope cannot pick some members");
     }
     let mut zones = split(&records, &apexes, &incomplete);

@@ -1,6 +1,7 @@
 //! Scopes (`[[scope]]`) worked out once per zone build: which scope each client address
-//! belongs to, and which names do not exist for each scope. Pure, like the rest of the build;
-//! the query path then pays one hash probe per client and per name it answers from.
+//! belongs to, and which names do not exist for each scope; also which member each member
+//! address is (`_whoami`). Pure, like the rest of the build: the query path then pays one
+//! hash probe per client, and reads each name's masks from its index node.
 
 use std::collections::HashMap as StdHashMap;
 use std::net::IpAddr;
