@@ -56,7 +56,7 @@ pub enum Outcome {
     /// `out` holds our answer, whose CNAME chain leads out of our zones; the client may have
     /// the rest resolved: the forwarder completes it.
     ForwardChain,
-    /// The request carries TSIG: [`super::signed`] checks it, answers and signs. `out` is
+    /// The request carries TSIG: [`super::request`] checks it, answers and signs. `out` is
     /// empty.
     Signed(usize),
 }
