@@ -476,4 +476,49 @@ mod tests {
             "x.h is seen below it"
         );
     }
+
+    /// The names directory as a scope sees it: hidden names gone, a service without the
+    /// addresses of hidden members, records without addresses kept.
+    #[test]
+    fn the_directory_a_scope_sees() {
+        use crate::zone::directory::{Directory, Kind, Row};
+        let row = |name: &str, kind, addresses: &[&str]| Row {
+            name: name.into(),
+            kind,
+            addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+            node: None,
+            network: None,
+            authorized: None,
+            zerotier_name: None,
+            served: true,
+            problem: None,
+        };
+        let d = Directory {
+            names: vec![
+                row("pg.prod.backhaul", Kind::Member, &["10.0.0.2"]),
+                row("dev.backhaul", Kind::Member, &["10.0.0.1"]),
+                row("all.backhaul", Kind::Service, &["10.0.0.1", "10.0.0.2"]),
+                row("prod-only.backhaul", Kind::Service, &["10.0.0.2"]),
+                row("txt.backhaul", Kind::Records, &[]),
+            ],
+        };
+        let mut map = ScopeMap::default();
+        let gone = Masks { hidden: 1, gone: 1 };
+        map.names_hidden.insert(wire("pg.prod.backhaul."), gone);
+        map.addresses_hidden.insert("10.0.0.2".parse().unwrap(), 1);
+        let seen = d.seen_by(&map, 0);
+        let names: Vec<(&str, usize)> = (seen.names.iter())
+            .map(|r| (r.name.as_str(), r.addresses.len()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("dev.backhaul", 1),
+                ("all.backhaul", 1),
+                ("txt.backhaul", 0)
+            ]
+        );
+        // Another scope sees everything.
+        assert_eq!(d.seen_by(&map, 1).names.len(), 5);
+    }
 }

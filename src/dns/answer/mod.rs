@@ -611,4 +611,48 @@ mod tests {
             .iter()
             .all(|r| r.name.to_ascii() == "big.backhaul."));
     }
+
+    #[test]
+    fn below_a_dname_the_dname_its_cname_and_the_chase() {
+        let far = [
+            "x".repeat(60),
+            "y".repeat(60),
+            "z".repeat(60),
+            "w".repeat(50),
+        ]
+        .join(".");
+        let zone = index(&format!(
+            "old DNAME new\na.new A 10.0.0.1\nlong DNAME {far}.\n"
+        ));
+        let m = ask(&zone, "a.old.backhaul.", rtype::A, Transport::Udp);
+        let got: Vec<(String, u16)> = (m.answers.iter())
+            .map(|r| (r.name.to_ascii(), u16::from(r.record_type())))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("old.backhaul.".to_owned(), rtype::DNAME),
+                ("a.old.backhaul.".to_owned(), rtype::CNAME),
+                ("a.new.backhaul.".to_owned(), rtype::A),
+            ]
+        );
+        assert!(m.metadata.authoritative);
+        // The CNAME asked for: the DNAME and the CNAME, no chase.
+        let m = ask(&zone, "a.old.backhaul.", rtype::CNAME, Transport::Udp);
+        assert_eq!(m.answers.len(), 2);
+        // At the DNAME's own name it is an ordinary name.
+        let m = ask(&zone, "old.backhaul.", rtype::A, Transport::Udp);
+        assert!(
+            m.answers.is_empty()
+                && m.metadata.response_code == hickory_proto::op::ResponseCode::NoError
+        );
+        // A substitution past 255 bytes: YXDOMAIN, with the DNAME.
+        let long = format!("{}.long.backhaul.", "q".repeat(60));
+        let m = ask(&zone, &long, rtype::A, Transport::Tcp);
+        assert_eq!(
+            m.metadata.response_code,
+            hickory_proto::op::ResponseCode::YXDomain
+        );
+        assert_eq!(m.answers.len(), 1);
+    }
 }
