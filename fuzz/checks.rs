@@ -141,7 +141,8 @@ fn compile(snapshot: Option<&NetworkSnapshot>, files: &FileRecords) -> ZoneIndex
 }
 
 /// The zone the query targets answer from: members with names, IPv6, a records file with
-/// CNAME chains, a wildcard, SRV, MX and TXT.
+/// CNAME chains, DNAMEs (one into a member, one into itself, one that overflows names), a
+/// wildcard, SRV, MX and TXT.
 fn fixture() -> &'static ZoneIndex {
     static ZONE: OnceLock<ZoneIndex> = OnceLock::new();
     ZONE.get_or_init(|| {
@@ -153,15 +154,19 @@ fn fixture() -> &'static ZoneIndex {
                 {"nodeId": "a45dc9d260", "name": "db", "description": "services: cache\ndns: postgres",
                  "config": {"authorized": true, "creationTime": 1, "ipAssignments": ["10.147.17.2"],
                  "tags": [[1000, 1]]}},
-                {"nodeId": "e610b78bf1", "name": "web.prod", "config": {"authorized": true,
+                {"nodeId": "e610b78bf1", "name": "web.prod", "description": "dns: *", "config": {"authorized": true,
                  "creationTime": 2, "ipAssignments": ["10.147.17.3", "10.147.17.4"]}},
             ],
         });
         let id: NetworkId = NETWORK.parse().unwrap();
         let snapshot = file::parse(members.to_string().as_bytes(), id).unwrap();
-        let text = "db2 CNAME db\nloop1 CNAME loop2\nloop2 CNAME loop1\nout CNAME www.example.com.\n\
-                    *.dev A 10.147.17.60\n_pg._tcp SRV 0 0 5432 db\n@ MX 10 db\n@ TXT \"v=spf1 -all\"\n";
-        let parsed = records::parse(text, &domain(), &[], 60).unwrap();
+        let far = ["x".repeat(60), "y".repeat(60), "z".repeat(60), "w".repeat(50)].join(".");
+        let text = format!(
+            "db2 CNAME db\nloop1 CNAME loop2\nloop2 CNAME loop1\nout CNAME www.example.com.\n\
+             *.dev A 10.147.17.60\n_pg._tcp SRV 0 0 5432 db\n@ MX 10 db\n@ TXT \"v=spf1 -all\"\n\
+             old DNAME web.prod\nloopd DNAME x.loopd\nfar DNAME {far}.\n"
+        );
+        let parsed = records::parse(&text, &domain(), &[], 60).unwrap();
         let files = FileRecords {
             private: parsed.into_iter().map(|r| r.record).collect(),
             public: None,
