@@ -131,10 +131,7 @@ fn query_sets(n: usize) -> [(&'static str, Vec<Vec<u8>>, Rcode); 2] {
 fn answer_all(zone: &ZoneIndex, queries: &[Vec<u8>], expect: Rcode, out: &mut Vec<u8>) -> f64 {
     let policy = Policy {
         allowed: true,
-        forward: false,
-        scope: None,
-        home: None,
-        asker: None,
+        ..Policy::default()
     };
     let start = Instant::now();
     for q in queries {

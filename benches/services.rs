@@ -77,10 +77,7 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 fn answer_until(views: &Views, queries: &[Vec<u8>], stop: &AtomicBool) -> Vec<u64> {
     let policy = Policy {
         allowed: true,
-        forward: false,
-        scope: None,
-        home: None,
-        asker: None,
+        ..Policy::default()
     };
     let mut out = Vec::with_capacity(1232);
     let mut took = Vec::with_capacity(4_000_000);
@@ -190,10 +187,7 @@ fn main() {
         .collect();
     let policy = Policy {
         allowed: true,
-        forward: false,
-        scope: None,
-        home: None,
-        asker: None,
+        ..Policy::default()
     };
     for (phase, flipping) in [("no flips", false), ("a flip every 1 ms", true)] {
         let stop = AtomicBool::new(false);

@@ -314,10 +314,7 @@ pub fn tcp_stream(data: &[u8]) {
     let mut out = Vec::new();
     let policy = Policy {
         allowed: true,
-        forward: false,
-        scope: None,
-        home: None,
-        asker: None,
+        ..Policy::default()
     };
     while rest.len() >= 2 {
         let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
@@ -353,10 +350,7 @@ pub fn zone_file(data: &[u8]) {
     let mut out = Vec::new();
     let policy = Policy {
         allowed: true,
-        forward: false,
-        scope: None,
-        home: None,
-        asker: None,
+        ..Policy::default()
     };
     for r in records.iter().take(16) {
         let q = query_for(&r.name.to_ascii(), u16::from(r.record_type()));
@@ -378,10 +372,7 @@ pub fn members(data: &[u8]) {
         let q = query_for(&format!("zt-{}.backhaul.", m.node), 1);
         let policy = Policy {
             allowed: true,
-            forward: false,
-            scope: None,
-            home: None,
-            asker: None,
+            ..Policy::default()
         };
         if let Outcome::Reply { .. } = respond(&zone, &q, Transport::Udp, policy, &mut out) {
             check_reply(&q, &out, Transport::Udp);
@@ -483,10 +474,7 @@ pub fn snapshot(data: &[u8]) {
     let zone = compile(Some(&loaded.snapshot), &FileRecords::default());
     let policy = Policy {
         allowed: true,
-        forward: false,
-        scope: None,
-        home: None,
-        asker: None,
+        ..Policy::default()
     };
     let mut out = Vec::new();
     for m in loaded.snapshot.members.iter().take(8) {
@@ -524,10 +512,7 @@ pub fn include(data: &[u8]) {
     let zone = compile(None, &files);
     let policy = Policy {
         allowed: true,
-        forward: false,
-        scope: None,
-        home: None,
-        asker: None,
+        ..Policy::default()
     };
     let mut out = Vec::new();
     for r in records.iter().take(16) {

@@ -113,27 +113,19 @@ impl Rules {
         match self.view {
             View::Public => Policy {
                 allowed: true,
-                forward: false,
-                scope: None,
-                home: None,
-                asker: None,
+                ..Policy::default()
             },
             View::Backhaul if self.acl.allows(client) => Policy {
                 allowed: true,
                 forward: !self.forwarders.is_empty(),
-                scope: None,
-                home: None,
-                asker: None,
+                ..Policy::default()
             },
             // A secondary outside the listening subnets asks for our SOA before it
             // transfers: our zones are answered to it (it may have them all anyway), nothing
             // is forwarded for it.
             View::Backhaul => Policy {
                 allowed: self.transfers.allows(client, None),
-                forward: false,
-                scope: None,
-                home: None,
-                asker: None,
+                ..Policy::default()
             },
         }
     }

@@ -67,24 +67,13 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         .map(|path| Tap::start(path, tap::host_name(), telemetry.clone()))
         .transpose()
         .context("cannot start the dnstap writer")?;
-    let ctx = Arc::new(
-        Context::new(
-            views.private.clone(),
-            rules(View::Backhaul)?,
-            telemetry.clone(),
-            shutdown.clone(),
-        )
-        .with_tap(tap.clone()),
-    );
-    let public_ctx = Arc::new(
-        Context::new(
-            views.public.clone(),
-            rules(View::Public)?,
-            telemetry.clone(),
-            shutdown.clone(),
-        )
-        .with_tap(tap),
-    );
+    // One context per view, sharing the counters, the shutdown and the dnstap stream.
+    let context = |zone, view| -> anyhow::Result<Arc<Context>> {
+        let ctx = Context::new(zone, rules(view)?, telemetry.clone(), shutdown.clone());
+        Ok(Arc::new(ctx.with_tap(tap.clone())))
+    };
+    let ctx = context(views.private.clone(), View::Backhaul)?;
+    let public_ctx = context(views.public.clone(), View::Public)?;
     if let Some(listen) = config.http {
         if listen.ip().is_unspecified() {
             tracing::warn!(%listen, "the http endpoint answers on every interface, as configured");

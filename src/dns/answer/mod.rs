@@ -61,8 +61,9 @@ pub enum Outcome {
     Signed(usize),
 }
 
-/// What this client may have done for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What this client may have done for it. The default: nothing (REFUSED), no scope, no
+/// subnet, no `_whoami`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Policy {
     /// Inside the listening interfaces' subnets or `allow`; otherwise everything is REFUSED.
     pub allowed: bool,
@@ -581,10 +582,7 @@ mod tests {
         q.extend_from_slice(&[0, 1]);
         let policy = Policy {
             allowed: true,
-            forward: false,
-            scope: None,
-            home: None,
-            asker: None,
+            ..Policy::default()
         };
         let mut out = Vec::new();
         respond(zone, &q, transport, policy, &mut out);
