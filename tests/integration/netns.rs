@@ -686,18 +686,10 @@ fn client_setup_prints_commands_that_work() {
     let line = (text.lines())
         .find(|l| l.ends_with("> /etc/resolv.conf"))
         .expect("a line writing /etc/resolv.conf");
-    let etc = std::path::PathBuf::from(format!("/etc/netns/{}", lab.cli.name));
-    struct Remove(std::path::PathBuf);
-    impl Drop for Remove {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _etc = Remove(etc.clone());
-    std::fs::create_dir_all(&etc).unwrap();
+    let resolv_conf = ResolvConf::new(&lab.cli.name);
     let line = line.replace(
         "/etc/resolv.conf",
-        &etc.join("resolv.conf").display().to_string(),
+        &resolv_conf.path().display().to_string(),
     );
     let status = std::process::Command::new("sh")
         .args(["-c", &line])

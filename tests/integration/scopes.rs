@@ -61,28 +61,20 @@ fn config(fake: &FakeCentral, clients: &str) -> String {
 
 /// The body of `GET path` on the status endpoint, asked from `from`.
 fn http_get(lab: &Lab, from: &str, path: &str) -> String {
+    use std::io::{Read, Write};
     let from: SocketAddr = format!("{from}:0").parse().unwrap();
-    in_netns(&lab.cli.name, || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let socket = tokio::net::TcpSocket::new_v4().unwrap();
-            socket.bind(from).unwrap();
-            let mut s = socket.connect(HTTP.parse().unwrap()).await.unwrap();
-            let request =
-                format!("GET {path} HTTP/1.1\r\nHost: {HTTP}\r\nConnection: close\r\n\r\n");
-            s.write_all(request.as_bytes()).await.unwrap();
-            let mut text = String::new();
-            s.read_to_string(&mut text).await.unwrap();
-            assert!(text.starts_with("HTTP/1.1 200"), "{path}: {text}");
-            text.split_once("\r\n\r\n")
-                .map(|(_, b)| b.to_owned())
-                .unwrap_or_default()
-        })
-    })
+    let text = in_netns(&lab.cli.name, || {
+        let mut s = tcp_from(from, HTTP.parse().unwrap());
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {HTTP}\r\nConnection: close\r\n\r\n");
+        s.write_all(request.as_bytes()).unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    });
+    assert!(text.starts_with("HTTP/1.1 200"), "{path}: {text}");
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
 }
 
 /// One query from `from` (an address of the client namespace) over UDP or TCP.
@@ -91,26 +83,11 @@ fn ask(lab: &Lab, from: &str, name: &str, rtype: RecordType, tcp: bool) -> Messa
     let server: SocketAddr = SERVER.parse().unwrap();
     let from: SocketAddr = format!("{from}:0").parse().unwrap();
     let bytes = in_netns(&lab.cli.name, || {
-        if !tcp {
-            return udp_raw_from(from, server, &q).expect("an answer over UDP");
+        if tcp {
+            tcp_exchange(tcp_from(from, server), &q)
+        } else {
+            udp_raw_from(from, server, &q).expect("an answer over UDP")
         }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let socket = tokio::net::TcpSocket::new_v4().unwrap();
-            socket.bind(from).unwrap();
-            let mut s = socket.connect(server).await.unwrap();
-            let mut frame = (q.len() as u16).to_be_bytes().to_vec();
-            frame.extend_from_slice(&q);
-            s.write_all(&frame).await.unwrap();
-            let len = s.read_u16().await.unwrap();
-            let mut buf = vec![0u8; usize::from(len)];
-            s.read_exact(&mut buf).await.unwrap();
-            buf
-        })
     });
     Message::from_vec(&bytes).unwrap()
 }
@@ -453,20 +430,12 @@ fn a_host_on_two_networks_is_answered_with_the_askers_subnet_first() {
         assert_eq!(first("10.147.18.2", "10.147.18.1").unwrap(), "10.147.18.5");
     }
     // glibc's resolver in the client namespace, through its own resolv.conf.
-    let etc = std::path::PathBuf::from(format!("/etc/netns/{}", lab.cli.name));
-    struct Remove(std::path::PathBuf);
-    impl Drop for Remove {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _etc = Remove(etc.clone());
-    std::fs::create_dir_all(&etc).unwrap();
+    let resolv_conf = ResolvConf::new(&lab.cli.name);
     for (server, want) in [
         ("10.147.17.1", "10.147.17.5"),
         ("10.147.18.1", "10.147.18.5"),
     ] {
-        std::fs::write(etc.join("resolv.conf"), format!("nameserver {server}\n")).unwrap();
+        resolv_conf.write(&format!("nameserver {server}\n"));
         let line = exec_in(&lab.cli.name, &["getent", "hosts", "db.backhaul"]);
         assert!(line.starts_with(want), "asking {server}: {line}");
     }

@@ -630,7 +630,11 @@ pub fn udp_raw_from(from: SocketAddr, addr: SocketAddr, bytes: &[u8]) -> Option<
 }
 
 pub fn tcp_raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(addr).unwrap();
+    tcp_exchange(TcpStream::connect(addr).unwrap(), bytes)
+}
+
+/// One DNS message over an open TCP connection (length-framed) and its answer.
+pub fn tcp_exchange(mut s: TcpStream, bytes: &[u8]) -> Vec<u8> {
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut frame = (bytes.len() as u16).to_be_bytes().to_vec();
     frame.extend_from_slice(bytes);

@@ -3,6 +3,8 @@
 //! Needs root (CI runs as root). Setup failures panic: these tests must fail, never skip,
 //! when they cannot build their network. Namespaces are deleted on drop, also after a failure.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -78,6 +80,56 @@ pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
         .join()
         .unwrap()
     })
+}
+
+/// A TCP connection to `to` from the address `from`, for a client with several addresses
+/// (std cannot bind before connecting). Call it on a thread inside the client's namespace.
+pub fn tcp_from(from: SocketAddr, to: SocketAddr) -> std::net::TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stream = rt.block_on(async {
+        let socket = if from.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+        .unwrap();
+        socket.bind(from).unwrap();
+        socket.connect(to).await.unwrap()
+    });
+    let stream = stream.into_std().unwrap();
+    stream.set_nonblocking(false).unwrap();
+    stream
+}
+
+/// The resolv.conf glibc reads inside a namespace: `ip netns exec` puts
+/// /etc/netns/<name>/resolv.conf in place of /etc/resolv.conf. Removed when dropped.
+pub struct ResolvConf {
+    dir: PathBuf,
+}
+
+impl ResolvConf {
+    pub fn new(ns: &str) -> ResolvConf {
+        let dir = PathBuf::from(format!("/etc/netns/{ns}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        ResolvConf { dir }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join("resolv.conf")
+    }
+
+    pub fn write(&self, text: &str) {
+        std::fs::write(self.path(), text).unwrap();
+    }
+}
+
+impl Drop for ResolvConf {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// The interface name ZeroTier would give network 8056c2e21c000001 (ZeroTier names it `zt` + a base32 hash of the network id).
