@@ -31,7 +31,7 @@ use backhaul_dns::view::View;
 use backhaul_dns::zerotier::file;
 
 mod common;
-use common::{members_json, NETWORK};
+use common::{median, members_json, query, Rng, NETWORK};
 
 /// The allocator the binary uses (where the zone's arenas land matters here), counting the
 /// allocations made.
@@ -77,33 +77,6 @@ fn zone(n: usize) -> Arc<ZoneIndex> {
         .snapshot_writer()
         .flush(std::time::Duration::from_secs(10));
     views.private.load_full()
-}
-
-/// A query message as dnsperf sends it (no EDNS, RD clear).
-fn query(id: u16, name: &str, rtype: u16) -> Vec<u8> {
-    let mut m = Vec::with_capacity(12 + name.len() + 6);
-    m.extend_from_slice(&id.to_be_bytes());
-    m.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.split('.') {
-        m.push(label.len() as u8);
-        m.extend_from_slice(label.as_bytes());
-    }
-    m.push(0);
-    m.extend_from_slice(&rtype.to_be_bytes());
-    m.extend_from_slice(&1u16.to_be_bytes());
-    m
-}
-
-/// xorshift64*: the same pseudo-random names every run, without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
-    }
 }
 
 const TYPE_A: u16 = 1;
@@ -175,11 +148,6 @@ fn context() -> Context {
         delegations: &[],
     };
     Context::standalone(Rules::from_config(&config, View::Backhaul, around, None).unwrap())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() {

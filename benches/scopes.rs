@@ -26,42 +26,11 @@ use backhaul_dns::view::View;
 use backhaul_dns::zerotier::file;
 
 mod common;
-use common::NETWORK;
+use common::{median, query, tagged_members_json, Rng, NETWORK};
 
 const MEMBERS: usize = 100_000;
 const SCOPES: usize = 20;
 const QUERIES: usize = 100_000;
-
-/// `n` members, member `i` tagged `env = v(i % 20)`, in a network declaring the tag.
-fn members_json(n: usize) -> Vec<u8> {
-    let members: Vec<serde_json::Value> = (0..n)
-        .map(|i| {
-            let ip = i + 1;
-            serde_json::json!({
-                "nodeId": format!("{:010x}", 0x1000000000u64 + i as u64),
-                "name": format!("host{i}"),
-                "networkId": NETWORK,
-                "config": {
-                    "authorized": true,
-                    "creationTime": 1_600_000_000_000u64 + i as u64,
-                    "ipAssignments": [format!("10.{}.{}.{}", 128 + (ip >> 16), (ip >> 8) & 0xff, ip & 0xff)],
-                    "tags": [[2000, 1 + i % SCOPES]],
-                },
-            })
-        })
-        .collect();
-    let enums: serde_json::Map<String, serde_json::Value> = (0..SCOPES)
-        .map(|v| (format!("v{v}"), (v + 1).into()))
-        .collect();
-    serde_json::to_vec(&serde_json::json!({
-        "network": {"id": NETWORK, "config": {
-            "routes": [{"target": "10.128.0.0/9", "via": null}],
-            "v6AssignMode": {"6plane": false, "rfc4193": true, "zt": false}},
-            "tagsByName": {"env": {"id": 2000, "default": 0, "enums": enums, "flags": {}}}},
-        "members": members,
-    }))
-    .unwrap()
-}
 
 fn scopes_tables() -> String {
     (0..SCOPES)
@@ -103,17 +72,6 @@ fn setup(config: &Config, bytes: &[u8]) -> (Arc<ZoneIndex>, f64, Context) {
     )
 }
 
-fn query(id: u16, name: &str) -> Vec<u8> {
-    let mut m = id.to_be_bytes().to_vec();
-    m.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.split('.') {
-        m.push(label.len() as u8);
-        m.extend_from_slice(label.as_bytes());
-    }
-    m.extend_from_slice(&[0, 0, 1, 0, 1]);
-    m
-}
-
 /// Nanoseconds per query through the request path, as a UDP thread runs it.
 fn handle_all(ctx: &Context, zone: &ZoneIndex, client: IpAddr, queries: &[Vec<u8>]) -> f64 {
     let mut out = Vec::with_capacity(1232);
@@ -128,17 +86,12 @@ fn handle_all(ctx: &Context, zone: &ZoneIndex, client: IpAddr, queries: &[Vec<u8
     start.elapsed().as_nanos() as f64 / queries.len() as f64
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
     backhaul_dns::memory::configure();
     let _rt = tokio::runtime::Runtime::new().unwrap();
     let rounds: usize = std::env::var("SCOPES_ROUNDS")
         .map_or(9, |r| r.parse().expect("SCOPES_ROUNDS: a number of rounds"));
-    let bytes = members_json(MEMBERS);
+    let bytes = tagged_members_json(MEMBERS, SCOPES);
     let dir = tempfile::tempdir().unwrap();
     let plain = common::config_with(dir.path(), "");
     let scoped = common::config_with(dir.path(), &scopes_tables());
@@ -147,18 +100,18 @@ fn main() {
     // host0 (10.128.0.1) is tagged v0: in scope s0, which hides v1 (one member in 20).
     let client: IpAddr = "10.128.0.1".parse().unwrap();
     assert_eq!(scoped_zone.scope_of(client), Some(0));
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut below = |n: usize| {
-        seed ^= seed >> 12;
-        seed ^= seed << 25;
-        seed ^= seed >> 27;
-        (seed.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
-    };
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let existing: Vec<Vec<u8>> = (0..QUERIES)
-        .map(|i| query(i as u16, &format!("host{}.backhaul", below(MEMBERS))))
+        .map(|i| query(i as u16, &format!("host{}.backhaul", rng.below(MEMBERS)), 1))
         .collect();
     let missing: Vec<Vec<u8>> = (0..QUERIES)
-        .map(|i| query(i as u16, &format!("nx{}.backhaul", below(1_000_000_000))))
+        .map(|i| {
+            query(
+                i as u16,
+                &format!("nx{}.backhaul", rng.below(1_000_000_000)),
+                1,
+            )
+        })
         .collect();
     for (name, queries) in [("member names", &existing), ("missing names", &missing)] {
         let (mut without, mut with) = (Vec::new(), Vec::new());

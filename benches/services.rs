@@ -25,7 +25,7 @@ use backhaul_dns::sync::Views;
 use backhaul_dns::zerotier::file;
 
 mod common;
-use common::{members_json, NETWORK};
+use common::{members_json, query, NETWORK};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -44,18 +44,6 @@ fn config(dir: &std::path::Path) -> Config {
         ));
     }
     common::config_with(dir, &tables)
-}
-
-fn query(id: u16, name: &str) -> Vec<u8> {
-    let mut m = Vec::new();
-    m.extend_from_slice(&id.to_be_bytes());
-    m.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.split('.') {
-        m.push(label.len() as u8);
-        m.extend_from_slice(label.as_bytes());
-    }
-    m.extend_from_slice(&[0, 0, 1, 0, 1]);
-    m
 }
 
 /// CPU time of the calling thread.
@@ -179,9 +167,13 @@ fn main() {
     let queries: Vec<Vec<u8>> = (0..100_000)
         .map(|i| {
             if i % 2 == 0 {
-                query(i as u16, &format!("svc{}.backhaul", 10 + i % SERVICES))
+                query(i as u16, &format!("svc{}.backhaul", 10 + i % SERVICES), 1)
             } else {
-                query(i as u16, &format!("host{}.backhaul", (i * 7919) % MEMBERS))
+                query(
+                    i as u16,
+                    &format!("host{}.backhaul", (i * 7919) % MEMBERS),
+                    1,
+                )
             }
         })
         .collect();

@@ -20,7 +20,7 @@ use backhaul_dns::sync::Views;
 use backhaul_dns::zerotier::file;
 
 mod common;
-use common::{members_json, NETWORK};
+use common::{median, members_json, NETWORK};
 
 /// The allocator the binary uses, wrapped to count live heap bytes.
 #[global_allocator]
@@ -69,11 +69,6 @@ fn minor_faults() -> i64 {
     // SAFETY: `usage` is a valid, writable rusage.
     unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
     usage.ru_minflt
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 fn ms(d: Duration) -> String {

@@ -21,7 +21,7 @@ use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 mod common;
-use common::{members_json, NETWORK};
+use common::{median, members_json, NETWORK};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -42,11 +42,6 @@ fn request(qtype: RecordType, serial: Option<u32>) -> Vec<u8> {
         q.add_authority(Record::from_rdata(apex, 0, RData::SOA(soa)));
     }
     q.to_vec().unwrap()
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 fn ms(d: Duration) -> String {
