@@ -4,58 +4,26 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::common::*;
+use crate::secondaries::{knot_with, Daemon};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use serde_json::json;
 
 const SECRET: &str = "c2VjcmV0LXNoYXJlZC1ieS1wcmltYXJ5LWFuZC1zZWNvbmRhcmllcw==";
 
-struct Knot(Child);
-
-impl Drop for Knot {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Knot on `port`, told only of the catalog zone and how to reach the primary (from
 /// 127.0.0.3, with the key `xfr`).
-fn knot(dir: &Path, port: u16, primary: SocketAddr) -> Knot {
-    assert!(
-        Path::new("/usr/sbin/knotd").exists(),
-        "this test needs Knot: apt-get install knot (.ci/run installs it)"
-    );
+fn knot(dir: &Path, port: u16, primary: SocketAddr) -> Daemon {
     let d = dir.display();
-    std::fs::create_dir_all(dir.join("db")).unwrap();
-    std::fs::create_dir_all(dir.join("zones")).unwrap();
-    let primary = format!("{}@{}", primary.ip(), primary.port());
-    let conf = format!(
-        "server:\n  listen: 127.0.0.1@{port}\n  rundir: {d}\n  pidfile: {d}/knot.pid\n\
-         log:\n  - target: {d}/knot.log\n    any: info\n\
-         database:\n  storage: {d}/db\n\
-         key:\n  - id: xfr\n    algorithm: hmac-sha256\n    secret: {SECRET}\n\
-         remote:\n  - id: primary\n    address: {primary}\n    via: 127.0.0.3\n    key: xfr\n\
-         acl:\n  - id: notify_from_primary\n    address: 127.0.0.1\n    key: xfr\n    action: notify\n\
-         template:\n  - id: default\n    storage: {d}/zones\n\
-         \x20 - id: members\n    storage: {d}/zones\n    master: primary\n    acl: notify_from_primary\n\
+    let zones = format!(
+        "\x20 - id: members\n    storage: {d}/zones\n    master: primary\n    acl: notify_from_primary\n\
          zone:\n  - domain: catalog.invalid\n    master: primary\n    acl: notify_from_primary\n\
          \x20   catalog-role: interpret\n    catalog-template: members\n"
     );
-    std::fs::write(dir.join("knot.conf"), conf).unwrap();
-    Knot(
-        Command::new("/usr/sbin/knotd")
-            .arg("-c")
-            .arg(dir.join("knot.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start knotd"),
-    )
+    knot_with(dir, port, "127.0.0.3", primary, SECRET, &zones)
 }
 
 /// Whether Knot answers the SOA of `zone` authoritatively.

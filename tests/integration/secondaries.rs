@@ -30,7 +30,7 @@ fn members(extra: &[(&str, &str, &str)]) -> Vec<Value> {
 }
 
 /// A secondary process, killed when dropped.
-struct Daemon(Child);
+pub(crate) struct Daemon(Child);
 
 impl Drop for Daemon {
     fn drop(&mut self) {
@@ -75,8 +75,23 @@ fn nsd(dir: &Path, port: u16, source: &str, primary: SocketAddr, secret: &str) -
     )
 }
 
-/// Knot as a secondary of `primary` on `port`, transferring from `source`.
+/// Knot as a secondary of `primary` on `port`, transferring from `source`, carrying the zone
+/// `backhaul`.
 fn knot(dir: &Path, port: u16, source: &str, primary: SocketAddr, secret: &str) -> Daemon {
+    let zones = "zone:\n  - domain: backhaul\n    master: primary\n    acl: notify_from_primary\n";
+    knot_with(dir, port, source, primary, secret, zones)
+}
+
+/// Knot as a secondary of `primary` (the remote `primary`, key `xfr`, an ACL
+/// `notify_from_primary`), with `zones`: the config's templates and zones.
+pub(crate) fn knot_with(
+    dir: &Path,
+    port: u16,
+    source: &str,
+    primary: SocketAddr,
+    secret: &str,
+    zones: &str,
+) -> Daemon {
     assert!(
         Path::new("/usr/sbin/knotd").exists(),
         "this test needs Knot: apt-get install knot (.ci/run installs it)"
@@ -92,8 +107,7 @@ fn knot(dir: &Path, port: u16, source: &str, primary: SocketAddr, secret: &str) 
          key:\n  - id: xfr\n    algorithm: hmac-sha256\n    secret: {secret}\n\
          remote:\n  - id: primary\n    address: {}\n    via: {source}\n    key: xfr\n\
          acl:\n  - id: notify_from_primary\n    address: 127.0.0.1\n    key: xfr\n    action: notify\n\
-         template:\n  - id: default\n    storage: {d}/zones\n\
-         zone:\n  - domain: backhaul\n    master: primary\n    acl: notify_from_primary\n",
+         template:\n  - id: default\n    storage: {d}/zones\n{zones}",
         at(primary)
     );
     std::fs::write(dir.join("knot.conf"), conf).unwrap();
