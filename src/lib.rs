@@ -74,6 +74,7 @@ pub mod clock;
 pub mod config;
 pub mod dname;
 pub mod dns;
+pub mod follow;
 pub mod http;
 pub mod ids;
 pub mod interfaces;

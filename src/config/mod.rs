@@ -89,6 +89,27 @@ pub struct Config {
     pub services: Vec<Service>,
     /// `[[scope]]`: who sees which names; the first scope whose clients match decides.
     pub scopes: Vec<Scope>,
+    /// `[follow]`: this server serves another server's zones (then it has no networks).
+    pub follow: Option<Follow>,
+}
+
+/// `[follow]`: the primary whose zones this server serves, as a secondary does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Follow {
+    /// Transfers come from it and NOTIFY is taken from its address only.
+    pub primary: std::net::SocketAddr,
+    /// The `[[transfer.key]]` requests to it are signed with (and its replies checked with).
+    pub key: Option<Name>,
+    pub zones: Followed,
+}
+
+/// Which of the primary's zones are followed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Followed {
+    /// The member zones of the primary's catalog zone of this name (RFC 9432), as it changes.
+    Catalog(Name),
+    /// These zones.
+    Listed(Vec<Name>),
 }
 
 /// `[[scope]]`: the clients it applies to, and the names that do not exist for them.

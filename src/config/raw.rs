@@ -38,6 +38,18 @@ pub(super) struct RawConfig {
     pub(super) services: Vec<RawService>,
     #[serde(default, rename = "scope")]
     pub(super) scopes: Vec<RawScope>,
+    pub(super) follow: Option<RawFollow>,
+}
+
+/// `[follow]`: serve another server's zones.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFollow {
+    pub(super) primary: String,
+    pub(super) key: Option<String>,
+    pub(super) catalog: Option<String>,
+    #[serde(default)]
+    pub(super) zones: Vec<String>,
 }
 
 /// `[[scope]]`: who sees what.

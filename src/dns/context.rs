@@ -54,6 +54,8 @@ pub struct Context {
     tcp: Places,
     /// `[log] dnstap`: every exchange reported, when set ([`Context::with_tap`]).
     pub tap: Option<crate::dns::tap::Tap>,
+    /// A follower's NOTIFYs from its primary go here ([`Context::with_inbox`]).
+    inbox: Option<super::notify::Inbox>,
 }
 
 impl Context {
@@ -74,6 +76,29 @@ impl Context {
             shutdown,
             tcp: Places::default(),
             tap: None,
+            inbox: None,
+        }
+    }
+
+    /// This context handing the NOTIFYs of a follower's primary to `inbox`.
+    pub fn with_inbox(mut self, inbox: Option<super::notify::Inbox>) -> Context {
+        self.inbox = inbox;
+        self
+    }
+
+    /// The primary announced a new version of the zone `apex` (lowercase wire form).
+    pub fn notified(&self, apex: &[u8]) {
+        if let Some(inbox) = &self.inbox {
+            inbox.tell(apex);
+        }
+    }
+
+    /// A NOTIFY from someone other than the followed primary: refused, logged once per
+    /// source.
+    pub fn notify_refused(&self, client: IpAddr) {
+        if self.reported.first((client, "notify")) {
+            tracing::warn!(%client,
+                "refused a NOTIFY: only the [follow] primary's are taken (from its address, unsigned or signed with the [follow] key)");
         }
     }
 
@@ -167,7 +192,7 @@ impl Context {
         let (qtype, rcode) = summary(query, response);
         let name = wire::parse(query)
             .ok()
-            .and_then(|r| r.question.map(|q| wire_to_text(q.name.wire())))
+            .and_then(|r| r.question.map(|q| wire_to_text(q.name.lower().wire())))
             .unwrap_or_default();
         tracing::info!(target: "backhaul_dns::query", %client, name,
             qtype = %hickory_proto::rr::RecordType::from(qtype),
@@ -187,7 +212,7 @@ impl Context {
         let bytes: usize = reply.messages.iter().map(Vec::len).sum();
         self.telemetry.transfer(reply.kind.name(), bytes);
         let zone = (req.question.as_ref())
-            .map(|q| wire_to_text(q.name.wire()))
+            .map(|q| wire_to_text(q.name.lower().wire()))
             .unwrap_or_default();
         let key = key.map(|k| k.to_string()).unwrap_or_default();
         match reply.kind {
@@ -301,7 +326,7 @@ impl Context {
         let name = match partial {
             None => wire::parse(query)
                 .ok()
-                .and_then(|r| r.question.map(|q| q.name.wire().to_vec())),
+                .and_then(|r| r.question.map(|q| q.name.lower().wire().to_vec())),
             Some(p) => chain_target(p),
         };
         let picked = name.as_deref().and_then(|n| forwarders.pick(n));

@@ -1,6 +1,7 @@
 //! NOTIFY (RFC 1996) to `[transfer] notify` when a zone's serial changes: [`Notifier`]
 //! remembers the serial each zone was announced with and tells the secondaries when one
-//! moves, each message signed with the target's key.
+//! moves, each message signed with the target's key. NOTIFYs a follower takes in from its
+//! primary go through an [`Inbox`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,6 +16,27 @@ use crate::zone::Zones;
 
 /// A secondary's refusal of one zone's NOTIFY, with its RCODE: logged once.
 type Refusals = LogOnce<(SocketAddr, Vec<u8>, u8)>;
+
+/// NOTIFYs taken in: the apexes (lowercase wire form) the primary announced, for the
+/// follower to check. Bounded: a burst beyond what the follower has yet to look at is
+/// dropped, as the checks it already owes cover it.
+#[derive(Clone)]
+pub struct Inbox(tokio::sync::mpsc::Sender<Vec<u8>>);
+
+/// How many announced zones may wait for the follower.
+const INBOX: usize = 256;
+
+impl Inbox {
+    /// The inbox, and where the follower reads it.
+    pub fn new() -> (Inbox, tokio::sync::mpsc::Receiver<Vec<u8>>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(INBOX);
+        (Inbox(tx), rx)
+    }
+
+    pub fn tell(&self, apex: &[u8]) {
+        let _ = self.0.try_send(apex.to_vec());
+    }
+}
 
 /// Whom to tell about new serials, and what they were last told.
 pub struct Notifier {

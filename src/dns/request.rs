@@ -104,6 +104,10 @@ fn decide(
     if let Some(at) = req.tsig {
         return signed(ctx, rules, zone, &req, at, client, transport, policy, out);
     }
+    if req.opcode == opcode::NOTIFY && rules.follow.is_some() {
+        notified(ctx, rules, &req, client, None, transport, out);
+        return Action::Reply;
+    }
     if is_transfer(&req) {
         if rules.transfer_allowed(client, None) {
             return transfer(ctx, zone, &req, client, None, transport);
@@ -142,6 +146,35 @@ fn decide(
     }
 }
 
+/// A NOTIFY (RFC 1996) to a follower: from its primary's address (unsigned, or signed with
+/// the `[follow]` key), acknowledged and handed to the follower, which checks the zone's SOA
+/// itself (so an unsigned one can do no more than hasten that); from anyone else REFUSED.
+fn notified(
+    ctx: &Context,
+    rules: &Rules,
+    req: &Request<'_>,
+    client: IpAddr,
+    key: Option<&hickory_proto::rr::Name>,
+    transport: Transport,
+    out: &mut Vec<u8>,
+) {
+    let from_primary = (rules.follow.as_ref())
+        .is_some_and(|f| f.primary == client && (key.is_none() || key == f.key.as_ref()));
+    let question = req.question.as_ref().filter(|q| q.qtype == rtype::SOA);
+    let rcode = match question {
+        Some(q) if from_primary => {
+            ctx.notified(q.name.lower().wire());
+            Rcode::NoError
+        }
+        None if from_primary => Rcode::FormErr,
+        _ => {
+            ctx.notify_refused(client);
+            Rcode::Refused
+        }
+    };
+    reply_to(req, rcode, transport, false, out);
+}
+
 /// Whether the request asks for a zone transfer (AXFR or IXFR).
 pub fn is_transfer(req: &Request<'_>) -> bool {
     req.opcode == opcode::QUERY
@@ -167,7 +200,8 @@ fn class(
     let Some(q) = req.question.as_ref() else {
         return (Kind::Error, 0);
     };
-    let name = q.name.wire();
+    let lowered = q.name.lower();
+    let name = lowered.wire();
     let key = |n: &[u8], t: u16| rules.limiter.name_key(n, t);
     match rcode {
         Rcode::NoError if wire::answer_count(out) > 0 => (Kind::Answer, key(name, q.qtype)),
@@ -275,7 +309,11 @@ fn signed(
         Transport::Udp => Some(size_limit(transport, &inner).saturating_sub(signer.overhead())),
         Transport::Tcp => None,
     };
-    let mut messages = if is_transfer(&inner) {
+    let mut messages = if inner.opcode == opcode::NOTIFY && rules.follow.is_some() {
+        let mut m = Vec::new();
+        notified(ctx, rules, &inner, client, Some(&key), transport, &mut m);
+        vec![m]
+    } else if is_transfer(&inner) {
         if rules.transfer_allowed(client, Some(&key)) {
             let reply = transfer::reply(zone, &inner, udp_limit);
             ctx.transferred(&inner, &reply, client, Some(&key));

@@ -34,6 +34,15 @@ pub struct Rules {
     pub log_queries: bool,
     /// `[listen] tcp_*`.
     pub tcp: TcpLimits,
+    /// `[follow]`: whose NOTIFYs are taken (backhaul view only).
+    pub follow: Option<FollowRule>,
+}
+
+/// Who may NOTIFY a follower: its primary, from its address, unsigned or with its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowRule {
+    pub primary: IpAddr,
+    pub key: Option<Name>,
 }
 
 /// What besides the config the rules depend on: the addresses being listened on now.
@@ -90,6 +99,12 @@ impl Rules {
             limiter,
             log_queries: config.log_queries,
             tcp: config.listen.tcp,
+            follow: (config.follow.as_ref())
+                .filter(|_| backhaul)
+                .map(|f| FollowRule {
+                    primary: f.primary.ip(),
+                    key: f.key.clone(),
+                }),
         })
     }
 
@@ -105,6 +120,7 @@ impl Rules {
             limiter: Arc::new(limiter),
             log_queries: false,
             tcp,
+            follow: None,
         }
     }
 

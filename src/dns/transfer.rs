@@ -110,10 +110,13 @@ pub fn reply(zone: &ZoneIndex, req: &Request<'_>, udp: Option<usize>) -> Reply {
     if udp.is_some() && q.qtype == rtype::AXFR {
         return refused(vec![single(req, query, Rcode::Refused, None)]);
     }
-    let Some((_, apex, meta)) = zone.zone_at_apex(q.name.wire()) else {
+    let Some((_, apex, meta)) = zone.zone_at_apex(q.name.lower().wire()) else {
         return refused(vec![single(req, query, Rcode::NotAuth, None)]);
     };
-    let Some(soa) = apex.rrset(rtype::SOA).filter(|_| meta.complete) else {
+    let Some(soa) = apex
+        .rrset(rtype::SOA)
+        .filter(|_| meta.complete && !meta.expired)
+    else {
         return refused(vec![single(req, query, Rcode::ServFail, None)]);
     };
     let serial = soa_serial(soa.wire);
@@ -241,7 +244,7 @@ fn ixfr_serial(query: &[u8]) -> Option<u32> {
 fn axfr(zone: &ZoneIndex, req: &Request<'_>) -> Option<Vec<Vec<u8>>> {
     let query = req.raw;
     let q = req.question.as_ref()?;
-    let (z, apex_node, meta) = zone.zone_at_apex(q.name.wire())?;
+    let (z, apex_node, meta) = zone.zone_at_apex(q.name.lower().wire())?;
     if !meta.complete {
         return None; // never hand out a zone we have not synced yet
     }

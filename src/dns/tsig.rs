@@ -289,28 +289,102 @@ impl Signer {
     }
 
     /// Checks the TSIG of the reply to a message this signer signed (the secondary's answer
-    /// to our NOTIFY): `None` when it is not signed by our key over our MAC.
+    /// to our NOTIFY): false when it is not signed by our key over our MAC.
     pub fn verify_reply(&self, reply: &[u8]) -> bool {
-        let Some(at) = last_record(reply) else {
-            return false;
-        };
+        matches!(
+            self.replies().next(reply, crate::clock::unix_now()),
+            Ok(true)
+        )
+    }
+
+    /// A checker of the replies to the message just signed (a transfer's messages, in order).
+    pub fn replies(&self) -> Replies {
+        Replies {
+            key: Key {
+                name: self.key.clone(),
+                algorithm: self.algorithm,
+                secret: self.secret.clone(),
+            },
+            prior: self.prior.clone(),
+            first: true,
+            unsigned: Vec::new(),
+            unsigned_count: 0,
+        }
+    }
+}
+
+/// Most unsigned messages between two signed ones of a transfer (RFC 8945 5.3.1).
+const MAX_UNSIGNED: usize = 99;
+
+/// Checks the messages of a reply to a request we signed, in the order they come (RFC 8945
+/// 5.3.1): the first signed over the request's MAC and every TSIG variable, each later
+/// signed one over the MAC before it, the unsigned messages since, and the timers. A
+/// transfer's last message must be signed ([`Replies::settled`]).
+pub struct Replies {
+    key: Key,
+    prior: Vec<u8>,
+    first: bool,
+    /// Messages since the last signed one, back to back as received.
+    unsigned: Vec<u8>,
+    unsigned_count: usize,
+}
+
+impl Replies {
+    /// Checks the next message: `Ok(true)` signed and right, `Ok(false)` unsigned (allowed
+    /// between signed ones), or why it cannot be trusted.
+    pub fn next(&mut self, reply: &[u8], now: u64) -> Result<bool, &'static str> {
+        let at = last_record(reply).ok_or("a message that does not parse")?;
         let Some((name, tsig)) = read_tsig(reply, at) else {
-            return false;
+            if self.first {
+                return Err(
+                    "the first message is not signed (wrong key, or the primary does not know it)",
+                );
+            }
+            self.unsigned_count += 1;
+            if self.unsigned_count > MAX_UNSIGNED {
+                return Err("more than 99 unsigned messages in a row");
+            }
+            self.unsigned.extend_from_slice(reply);
+            return Ok(false);
         };
-        if !name.eq_case(&self.key.to_lowercase()) || tsig.error.is_some() {
-            return false;
+        let ours = name.eq_case(&self.key.name.to_lowercase())
+            && tsig.algorithm == algorithm(self.key.algorithm);
+        if !ours {
+            return Err("signed with another key");
+        }
+        if tsig.mac.len() != mac_len(self.key.algorithm) {
+            return Err("a truncated or malformed signature");
+        }
+        if let Some(e) = tsig.error {
+            return Err(error_name(e));
         }
         let mut signed = strip(reply, at);
         signed[..2].copy_from_slice(&tsig.oid.to_be_bytes());
         let mut vars = Vec::new();
-        let _ = tsig.emit_tsig_for_mac(&mut BinEncoder::new(&mut vars), &name);
+        if self.first {
+            let _ = tsig.emit_tsig_for_mac(&mut BinEncoder::new(&mut vars), &name);
+        } else {
+            vars.extend_from_slice(&tsig.time.to_be_bytes()[2..]);
+            vars.extend_from_slice(&tsig.fudge.to_be_bytes());
+        }
         let prior_len = (self.prior.len() as u16).to_be_bytes();
-        let key = Key {
-            name,
-            algorithm: self.algorithm,
-            secret: self.secret.clone(),
-        };
-        verify(&key, &[&prior_len, &self.prior, &signed, &vars], &tsig.mac)
+        let parts: [&[u8]; 5] = [&prior_len, &self.prior, &self.unsigned, &signed, &vars];
+        if !verify(&self.key, &parts, &tsig.mac) {
+            return Err("the signature does not match (another secret?)");
+        }
+        if now.abs_diff(tsig.time) > u64::from(tsig.fudge) {
+            return Err("the signature's time is off by more than the fudge (clocks apart?)");
+        }
+        self.prior = tsig.mac;
+        self.first = false;
+        self.unsigned.clear();
+        self.unsigned_count = 0;
+        Ok(true)
+    }
+
+    /// Whether the messages so far end signed (the last one of a transfer must be).
+    pub fn settled(&self) -> bool {
+        !self.first && self.unsigned_count == 0
     }
 }
 

@@ -41,23 +41,55 @@ pub fn answer_count(message: &[u8]) -> u16 {
     }
 }
 
-/// The question name, lowercased, in uncompressed wire form.
-#[derive(Clone)]
-pub struct QName {
+/// The question name as the client sent it (plain labels, validated), borrowed from the
+/// request: parsing copies nothing, and the answer lowercases it while copying it into its
+/// own buffer anyway.
+#[derive(Clone, Copy)]
+pub struct QName<'a> {
+    raw: &'a [u8],
+}
+
+impl<'a> QName<'a> {
+    /// The name in wire form, in the client's case.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// `\x02db\x08backhaul\x00`, lowercase: the key the zone index is built on.
+    pub fn lower(&self) -> Lowered {
+        let mut out = Lowered {
+            buf: [0; MAX_NAME],
+            len: self.raw.len(),
+        };
+        lowercase_into(&mut out.buf, self.raw);
+        out
+    }
+}
+
+/// A lowercase copy of a question name.
+pub struct Lowered {
     buf: [u8; MAX_NAME],
     len: usize,
 }
 
-impl QName {
-    /// `\x02db\x08backhaul\x00`, lowercase: the key the zone index is built on.
+impl Lowered {
     pub fn wire(&self) -> &[u8] {
         &self.buf[..self.len]
     }
 }
 
-#[derive(Clone)]
-pub struct Question {
-    pub name: QName,
+/// Copies the wire name `name` into `into`, lowercase (length octets are below 64, so
+/// lowercasing leaves them alone).
+#[inline]
+pub fn lowercase_into(into: &mut [u8], name: &[u8]) {
+    for (d, s) in into.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct Question<'a> {
+    pub name: QName<'a>,
     pub qtype: u16,
     pub qclass: u16,
     /// Offset just past QCLASS: `query[HEADER_LEN..end]` is the question as the client sent it.
@@ -78,7 +110,7 @@ pub struct Request<'a> {
     pub opcode: u8,
     pub qdcount: u16,
     /// The first question; `None` when QDCOUNT is 0.
-    pub question: Option<Question>,
+    pub question: Option<Question<'a>>,
     pub edns: Option<Edns>,
     /// Where the request's TSIG record starts (RFC 8945): the last record, when it has one.
     pub tsig: Option<usize>,
@@ -174,31 +206,23 @@ pub fn parse(raw: &[u8]) -> Result<Request<'_>, ParseError> {
 
 /// The question name: plain labels only. A compression pointer here could only point back
 /// into the header, so it is malformed.
-fn question_name(raw: &[u8], mut pos: usize) -> Result<(QName, usize), ParseError> {
-    let mut name = QName {
-        buf: [0; MAX_NAME],
-        len: 0,
-    };
+fn question_name(raw: &[u8], start: usize) -> Result<(QName<'_>, usize), ParseError> {
+    let mut pos = start;
     loop {
         let len = usize::from(*raw.get(pos).ok_or(ParseError::FormErr)?);
         if len & 0xc0 != 0 {
             return Err(ParseError::FormErr);
         }
-        if name.len + 1 + len > MAX_NAME {
+        if pos - start + 1 + len > MAX_NAME {
             return Err(ParseError::FormErr);
         }
-        let label = raw.get(pos + 1..pos + 1 + len).ok_or(ParseError::FormErr)?;
-        name.buf[name.len] = len as u8;
-        for (d, s) in name.buf[name.len + 1..name.len + 1 + len]
-            .iter_mut()
-            .zip(label)
-        {
-            *d = s.to_ascii_lowercase();
-        }
-        name.len += 1 + len;
         pos += 1 + len;
+        if pos > raw.len() {
+            return Err(ParseError::FormErr);
+        }
         if len == 0 {
-            return Ok((name, pos));
+            let raw = &raw[start..pos];
+            return Ok((QName { raw }, pos));
         }
     }
 }
@@ -256,7 +280,8 @@ mod tests {
         let r = parse(&q).unwrap();
         assert_eq!(r.id, 0x1234);
         let question = r.question.unwrap();
-        assert_eq!(question.name.wire(), b"\x02db\x08backhaul\x00");
+        assert_eq!(question.name.lower().wire(), b"\x02db\x08backhaul\x00");
+        assert_eq!(question.name.raw(), b"\x02Db\x08BackHaul\x00");
         assert_eq!(question.qtype, 1);
         assert_eq!(question.end, 12 + 13 + 4);
         assert_eq!(

@@ -108,7 +108,25 @@ struct State {
     listening: Vec<IpAddr>,
     networks: BTreeMap<NetworkId, NetworkStatus>,
     services: BTreeMap<String, ServiceStatus>,
+    followed: Vec<FollowedStatus>,
     ready_max_age: Option<Duration>,
+}
+
+/// One zone a follower (`[follow]`) serves, as readiness sees it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FollowedStatus {
+    pub zone: String,
+    pub primary: String,
+    /// The primary's serial held; `None` before the first transfer.
+    pub serial: Option<u32>,
+    /// Unix time the primary last vouched for the zone (a transfer, or "nothing newer").
+    pub confirmed: Option<u64>,
+    /// Past its SOA expire without the primary: answered SERVFAIL.
+    pub expired: bool,
+    pub last_error: Option<String>,
+    /// Older than `[http] ready_max_age`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
 }
 
 impl Telemetry {
@@ -462,6 +480,12 @@ impl Telemetry {
         self.ready.set(i64::from(ready));
     }
 
+    /// The zones a follower serves, as they are now.
+    pub fn followed(&self, zones: Vec<FollowedStatus>) {
+        lock(&self.state).followed = zones;
+        self.refresh_ready();
+    }
+
     /// `[http] ready_max_age`: data older than this makes the server not ready.
     pub fn set_ready_max_age(&self, max_age: Option<Duration>) {
         lock(&self.state).ready_max_age = max_age;
@@ -483,11 +507,25 @@ impl Telemetry {
                 NetworkStatus { stale, ..n.clone() }
             })
             .collect();
+        let followed: Vec<FollowedStatus> = (state.followed.iter())
+            .map(|z| {
+                let stale = state.ready_max_age.is_some_and(|max| {
+                    (z.confirmed).is_none_or(|t| now.saturating_sub(t) > max.as_secs())
+                });
+                FollowedStatus { stale, ..z.clone() }
+            })
+            .collect();
+        let zones_ready = followed
+            .iter()
+            .all(|z| z.serial.is_some() && !z.expired && !z.stale);
         Readiness {
-            ready: !state.listening.is_empty() && networks.iter().all(|n| n.ready && !n.stale),
+            ready: !state.listening.is_empty()
+                && networks.iter().all(|n| n.ready && !n.stale)
+                && zones_ready,
             listening: state.listening.clone(),
             networks,
             services: state.services.values().cloned().collect(),
+            followed,
         }
     }
 
@@ -520,6 +558,9 @@ pub struct Readiness {
     /// Each `[[service]]` with its up and down members.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<ServiceStatus>,
+    /// A follower's zones.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub followed: Vec<FollowedStatus>,
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! snapshots are flushed.
 
 pub mod client_setup;
-mod follow;
+mod listening;
 mod reload;
 
 use std::net::IpAddr;
@@ -23,8 +23,11 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, ForwardZone, ListenOn, Source};
 use crate::dns::context::Context;
 use crate::dns::listen::Listeners;
+use crate::dns::notify::Inbox;
 use crate::dns::rules::{Rules, Surroundings};
 use crate::dns::tap::{self, Tap};
+use crate::dns::tsig::Keyring;
+use crate::follow::Follower;
 use crate::http::{Access, SharedAccess};
 use crate::interfaces::Finder;
 use crate::metrics::Telemetry;
@@ -33,7 +36,7 @@ use crate::sync::{self, SyncHandle, Views};
 use crate::view::View;
 use crate::watch::{Change, FileWatch, Pending, Settling};
 use crate::{http, webhook, zone};
-use follow::Follower;
+use listening::Listening;
 
 /// How often the listening addresses are looked up again: reading the interface list is one
 /// small netlink dump, so following changes within seconds costs next to nothing.
@@ -68,9 +71,19 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         .transpose()
         .context("cannot start the dnstap writer")?;
     // One context per view, sharing the counters, the shutdown and the dnstap stream.
+    // A follower takes its primary's NOTIFYs through an inbox.
+    let (inbox, notices) = match config.follow {
+        Some(_) => {
+            let (inbox, notices) = Inbox::new();
+            (Some(inbox), Some(notices))
+        }
+        None => (None, None),
+    };
     let context = |zone, view| -> anyhow::Result<Arc<Context>> {
         let ctx = Context::new(zone, rules(view)?, telemetry.clone(), shutdown.clone());
-        Ok(Arc::new(ctx.with_tap(tap.clone())))
+        Ok(Arc::new(
+            ctx.with_tap(tap.clone()).with_inbox(inbox.clone()),
+        ))
     };
     let ctx = context(views.private.clone(), View::Backhaul)?;
     let public_ctx = context(views.public.clone(), View::Public)?;
@@ -100,7 +113,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         ctx,
         public_ctx,
         telemetry: telemetry.clone(),
-        follower: Follower::default(),
+        listening: Listening::default(),
         settling: Settling::default(),
         delegations: files.delegations.clone(),
         nets,
@@ -115,7 +128,26 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
     // so the first query is answered from it; its NS records carry the addresses found just
     // now, and follow the ones actually bound if those differ.
     let services = views.services.clone();
-    let sync = sync::start(&server.config, files, views, own.clone(), telemetry.clone()).await?;
+    let follower = (server.config.follow.as_ref()).map(|f| {
+        let keys = Arc::new(Keyring::new(&server.config.transfer.keys));
+        let state_dir = &server.config.state_dir;
+        Follower::new(f, keys, state_dir, telemetry.clone())
+    });
+    // A follower's zones as last transferred are served from the first query on.
+    let followed = follower.as_ref().map(Follower::zones).unwrap_or_default();
+    let config = &server.config;
+    let sync = sync::start(
+        config,
+        files,
+        views,
+        own.clone(),
+        telemetry.clone(),
+        followed,
+    )
+    .await?;
+    if let (Some(follower), Some(notices)) = (follower, notices) {
+        tasks.spawn(follower.run(sync.clone(), notices, shutdown.clone()));
+    }
     let outcome = async {
         let published = server.follow(&finder).await?;
         if published != own {
@@ -170,7 +202,8 @@ struct Server {
     listeners: Listeners,
     /// `[public]` addresses.
     public: Listeners,
-    follower: Follower,
+    /// Binds and closes sockets as the listening addresses come and go.
+    listening: Listening,
     /// Watched files being written are held back until they settle.
     settling: Settling,
     /// The records file's delegations, resolved through their servers when forwarding is on.
@@ -244,7 +277,7 @@ impl Server {
     /// Follows the listening addresses of both views; returns the backhaul addresses served.
     /// When the addresses change, so do the rules (who may ask, which upstreams are us).
     async fn follow(&mut self, finder: &Finder) -> anyhow::Result<Vec<IpAddr>> {
-        let found = (self.follower).step(finder, &mut self.listeners).await?;
+        let found = (self.listening).step(finder, &mut self.listeners).await?;
         if let Some(nets) = found.filter(|n| *n != self.nets) {
             self.nets = nets;
             (self.http_access).store(Arc::new(Access::new(&self.nets, &self.config)));
@@ -260,7 +293,7 @@ impl Server {
             .map(|p| p.addresses.clone())
             .unwrap_or_default();
         let errors = self.public.set(&public).await;
-        self.follower.report(errors, "public")?;
+        self.listening.report(errors, "public")?;
         let served = self.listeners.addresses();
         self.telemetry.listening(served.clone());
         Ok(served)
@@ -398,6 +431,16 @@ pub fn check_tags(config: &Config) -> Result<(), String> {
 
 /// `backhaul-dns check`: one line describing what the config will do.
 pub fn summary(config: &Config) -> String {
+    if let Some(f) = &config.follow {
+        let zones = match &f.zones {
+            crate::config::Followed::Catalog(c) => format!("the zones of its catalog {c}"),
+            crate::config::Followed::Listed(z) => format!("{} zone(s)", z.len()),
+        };
+        return format!(
+            "config OK: following {} ({zones}), listening on port {}",
+            f.primary, config.listen.port
+        );
+    }
     let on = match &config.listen.from {
         ListenOn::Addresses(a) => a
             .iter()

@@ -116,6 +116,8 @@ pub(super) fn restart_only(old: &Config, mut new: Config) -> (Config, Vec<&'stat
         listen,
         webhook,
         http,
+        // Following or not decides which tasks run at all.
+        follow,
     } = &mut new;
     let Listen {
         // Applied: the ACL and TCP limits are part of the rules.
@@ -151,6 +153,9 @@ pub(super) fn restart_only(old: &Config, mut new: Config) -> (Config, Vec<&'stat
     }
     if keep("[http] listen", *http != old.http) {
         *http = old.http;
+    }
+    if keep("[follow]", *follow != old.follow) {
+        *follow = old.follow.clone();
     }
     (new, restart)
 }

@@ -1,13 +1,13 @@
 //! Everything under `state_dir`: the last good member snapshots ([`snapshot`]), the zone
-//! serial books, the IXFR journals, and the atomic writes they use. Nothing else in the crate touches that
-//! directory.
+//! serial books, the IXFR journals, a follower's zones, and the atomic writes they use.
+//! Nothing else in the crate touches that directory.
 
 pub mod snapshot;
 
 use std::path::{Path, PathBuf};
 
 use crate::view::View;
-use crate::zone::{Journal, SerialBook};
+use crate::zone::{Journal, RecordList, SerialBook};
 
 /// One serial book per view: the public view has zones of the same names as the backhaul
 /// view, so its serials are kept apart.
@@ -82,6 +82,63 @@ pub fn load_journal(state_dir: &Path, apex: &str) -> Option<Journal> {
 /// Saves the IXFR journal of `apex` atomically.
 pub fn save_journal(state_dir: &Path, apex: &str, journal: &Journal) -> std::io::Result<()> {
     write_atomically(&journal_path(state_dir, apex), &journal.to_bytes())
+}
+
+/// Where a followed zone (`[follow]`) is kept between runs.
+fn followed_path(state_dir: &Path, apex: &str) -> PathBuf {
+    let name = apex.trim_end_matches('.').replace(['/', '\\'], "_");
+    let name = if name.is_empty() { "root" } else { &name };
+    state_dir.join("follow").join(format!("{name}.zone"))
+}
+
+/// The first bytes of a kept followed zone (and its version).
+const FOLLOWED_MAGIC: &[u8] = b"backhaul-dns followed zone 1\n";
+
+/// Keeps a followed zone's records (SOA first) atomically, with a SHA-256 so that a file
+/// damaged on disk is refused rather than served.
+pub fn save_followed(state_dir: &Path, apex: &str, records: &RecordList) -> std::io::Result<()> {
+    let mut out = FOLLOWED_MAGIC.to_vec();
+    records.write_to(&mut out);
+    let sum = <sha2::Sha256 as sha2::Digest>::digest(&out);
+    out.extend_from_slice(&sum);
+    write_atomically(&followed_path(state_dir, apex), &out)
+}
+
+/// A followed zone as last kept, and when the primary last vouched for it (the file's
+/// modification time, moved by [`confirm_followed`]); `None` when there is none or it is
+/// damaged (logged: the zone is then transferred whole).
+pub fn load_followed(state_dir: &Path, apex: &str) -> Option<(RecordList, std::time::SystemTime)> {
+    let path = followed_path(state_dir, apex);
+    let bytes = read_if_there(
+        &path,
+        "cannot read a followed zone; it is transferred whole",
+    )?;
+    let confirmed = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+    let body = bytes.get(..bytes.len().checked_sub(32)?)?;
+    let sum = <sha2::Sha256 as sha2::Digest>::digest(body);
+    let mut at = FOLLOWED_MAGIC.len();
+    let records = (sum.as_slice() == &bytes[body.len()..] && body.starts_with(FOLLOWED_MAGIC))
+        .then(|| RecordList::read_from(body, &mut at))
+        .flatten()
+        .filter(|r| at == body.len() && !r.is_empty());
+    if records.is_none() {
+        tracing::warn!(file = %path.display(), "ignoring a damaged followed zone; it is transferred whole");
+    }
+    Some((records?, confirmed))
+}
+
+/// The primary vouched for the kept zone just now (its serial is current): a restart counts
+/// the SOA expire from here.
+pub fn confirm_followed(state_dir: &Path, apex: &str) {
+    let path = followed_path(state_dir, apex);
+    if let Ok(f) = std::fs::File::options().write(true).open(&path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+}
+
+/// Forgets a zone no longer followed.
+pub fn remove_followed(state_dir: &Path, apex: &str) {
+    let _ = std::fs::remove_file(followed_path(state_dir, apex));
 }
 
 /// Temp file, fsync, rename: a crash leaves the old file or the new one, never half of one.

@@ -58,6 +58,9 @@ pub struct Builder {
     persist: bool,
     /// The IXFR journals of the backhaul zones.
     journals: Journals,
+    /// `[follow]`: the primary's zones as last transferred, served in place of any built
+    /// here; `None` unless this server follows one.
+    followed: Option<Vec<zone::ZoneContent>>,
 }
 
 impl Builder {
@@ -80,6 +83,7 @@ impl Builder {
             telemetry,
             persist: true,
             journals: Journals::new(config),
+            followed: config.follow.as_ref().map(|_| Vec::new()),
         }
     }
 
@@ -215,9 +219,19 @@ impl Builder {
                 snapshot: self.snapshots.get(&network.id).map(Arc::as_ref),
             })
             .collect();
-        let mut private = zone::build(&inputs, &self.settings, &self.files);
         let now = clock::unix_now() as u32;
-        self.unsaved.0 |= self.book.stamp(&mut private, now, &self.settings);
+        let mut private = match &self.followed {
+            // A follower serves the primary's zones as they are, with its serials.
+            Some(zones) => Zones {
+                zones: zones.clone(),
+                ..Zones::default()
+            },
+            None => {
+                let mut private = zone::build(&inputs, &self.settings, &self.files);
+                self.unsaved.0 |= self.book.stamp(&mut private, now, &self.settings);
+                private
+            }
+        };
         let held = self.journals.update(&mut private);
         self.telemetry.journals(&held);
         for o in &private.overridden {
@@ -238,6 +252,17 @@ impl Builder {
         self.report(&private, public.as_ref());
         self.show_serials();
         Built { private, public }
+    }
+
+    /// A follower's zones as they are now; false (nothing to build) unless following.
+    pub fn set_followed(&mut self, zones: Vec<zone::ZoneContent>) -> bool {
+        match &mut self.followed {
+            Some(held) => {
+                *held = zones;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Keeps the records of the zones just published, for the next build's journal entries
@@ -461,6 +486,7 @@ impl BuilderThread {
                 "listen addresses".to_owned(),
                 builder.set_nameserver_addresses(addresses),
             ),
+            Update::Followed(zones) => ("followed zones".to_owned(), builder.set_followed(zones)),
             Update::Reconfigure(config, files, generations) => {
                 self.generations = generations;
                 self.notifier.configure(&config.transfer);

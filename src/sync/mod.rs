@@ -63,6 +63,8 @@ pub(crate) enum Update {
     Nameservers(Vec<IpAddr>),
     /// A reloaded configuration with its records files, and the poller generation per network.
     Reconfigure(Box<Config>, FileRecords, HashMap<NetworkId, u64>),
+    /// A follower's zones as they are now (`[follow]`).
+    Followed(Vec<crate::zone::ZoneContent>),
 }
 
 /// One Notify per network id, stable across reloads: a webhook or a watched members file
@@ -93,6 +95,13 @@ pub struct SyncHandle {
 }
 
 impl SyncHandle {
+    /// A follower's zones as they are now, to be served in place of the last ones.
+    pub async fn followed(&self, zones: Vec<crate::zone::ZoneContent>) {
+        if self.tx.send(Update::Followed(zones)).await.is_err() {
+            tracing::debug!("the zone builder has stopped: followed zones not served");
+        }
+    }
+
     /// Stops syncing for shutdown: the pollers stop (a fetch under way is abandoned), the
     /// builder finishes what it is building and ends, and the snapshots still waiting for
     /// their turn are saved.
@@ -228,9 +237,11 @@ pub async fn start(
     views: Views,
     nameservers: Vec<IpAddr>,
     telemetry: Arc<Telemetry>,
+    followed: Vec<crate::zone::ZoneContent>,
 ) -> Result<SyncHandle, SyncError> {
     let mut builder = Builder::new(config, files.clone(), telemetry.clone());
     builder.load_snapshots();
+    builder.set_followed(followed);
     let served = Arc::new(watch::Sender::new(nameservers.clone()));
     builder.set_nameserver_addresses(nameservers);
     let mut built = builder.build();

@@ -6,7 +6,7 @@ use hickory_proto::rr::{Name, RData, Record};
 use sha2::{Digest, Sha256};
 
 use super::{content_hash, list::RecordList, ZoneContent};
-use crate::dname::name_wire;
+use crate::dname::{name_wire, rtype};
 
 /// The catalog `name` listing `members` (the apexes of every other zone). Member ids are
 /// derived from each zone's name, so they stay the same across restarts and config order.
@@ -42,7 +42,37 @@ pub(super) fn catalog(name: &Name, members: &[&ZoneContent], ttl: u32) -> ZoneCo
         serial: 0,
         records,
         journal: None,
+        expired: false,
     }
+}
+
+/// The member zones a catalog lists (RFC 9432 4.1: the PTR targets at `<id>.zones.<catalog>`),
+/// lowercase, each once; `None` unless the catalog is of a version we read (2).
+pub fn member_zones(catalog: &Name, records: &RecordList) -> Option<Vec<Name>> {
+    let at = |label: &str| {
+        Some(name_wire(
+            &Name::from_ascii(label).ok()?.append_domain(catalog).ok()?,
+        ))
+    };
+    let (version, zones) = (at("version")?, at("zones")?);
+    let mut versions = records
+        .iter()
+        .filter(|r| r.owner == version.as_slice() && r.rtype == rtype::TXT);
+    // TXT RDATA of one string: its length, then "2".
+    if !versions.all(|r| r.rdata == b"\x012") {
+        return None;
+    }
+    let mut members: Vec<Name> = records
+        .iter()
+        .filter(|r| r.rtype == rtype::PTR && r.owner.ends_with(&zones))
+        // `<id>.zones.<catalog>` exactly: one label above `zones`.
+        .filter(|r| usize::from(r.owner[0]) + 1 + zones.len() == r.owner.len())
+        .map(|r| crate::dname::wire_name(r.rdata).to_lowercase())
+        .filter(|n| !n.is_root())
+        .collect();
+    members.sort();
+    members.dedup();
+    Some(members)
 }
 
 /// A member zone's id: 16 hex digits of the SHA-256 of its lowercase wire name.

@@ -183,17 +183,8 @@ impl Journal {
         for c in &self.changes {
             out.extend_from_slice(&c.from.to_be_bytes());
             out.extend_from_slice(&c.to.to_be_bytes());
-            for list in [&c.deleted, &c.added] {
-                out.extend_from_slice(&(list.len() as u32).to_be_bytes());
-                for r in list.iter() {
-                    out.push(r.owner.len() as u8);
-                    out.extend_from_slice(r.owner);
-                    out.extend_from_slice(&r.rtype.to_be_bytes());
-                    out.extend_from_slice(&r.ttl.to_be_bytes());
-                    out.extend_from_slice(&(r.rdata.len() as u16).to_be_bytes());
-                    out.extend_from_slice(r.rdata);
-                }
-            }
+            c.deleted.write_to(&mut out);
+            c.added.write_to(&mut out);
         }
         let sum = <sha2::Sha256 as sha2::Digest>::digest(&out);
         out.extend_from_slice(&sum);
@@ -208,34 +199,20 @@ impl Journal {
         if sum.as_slice() != &bytes[body.len()..] || !body.starts_with(MAGIC) {
             return None;
         }
-        let mut r = Reader {
-            bytes: body,
-            at: MAGIC.len(),
+        let mut at = MAGIC.len();
+        let u32_at = |at: &mut usize| -> Option<u32> {
+            let b = body.get(*at..*at + 4)?;
+            *at += 4;
+            Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
         };
         let mut journal = Journal::default();
-        for _ in 0..r.u32()? {
-            let (from, to) = (r.u32()?, r.u32()?);
-            let mut lists = [RecordList::default(), RecordList::default()];
-            for list in &mut lists {
-                for _ in 0..r.u32()? {
-                    let owner_len = usize::from(r.take(1)?[0]);
-                    let owner = r.take(owner_len)?;
-                    let rtype = r.u16()?;
-                    let ttl = r.u32()?;
-                    let rdata_len = usize::from(r.u16()?);
-                    let rdata = r.take(rdata_len)?;
-                    list.push(ZoneRecord {
-                        owner,
-                        rtype,
-                        ttl,
-                        rdata,
-                    });
-                }
-                if list.is_empty() {
-                    return None; // every list starts with its SOA
-                }
+        for _ in 0..u32_at(&mut at)? {
+            let (from, to) = (u32_at(&mut at)?, u32_at(&mut at)?);
+            let deleted = RecordList::read_from(body, &mut at)?;
+            let added = RecordList::read_from(body, &mut at)?;
+            if deleted.is_empty() || added.is_empty() {
+                return None; // every list starts with its SOA
             }
-            let [deleted, added] = lists;
             let change = Change {
                 from,
                 to,
@@ -248,30 +225,68 @@ impl Journal {
             journal.bytes += change.bytes();
             journal.changes.push_back(Arc::new(change));
         }
-        (r.at == body.len()).then_some(journal)
+        (at == body.len()).then_some(journal)
     }
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let s = self.bytes.get(self.at..self.at.checked_add(n)?)?;
-        self.at += n;
-        Some(s)
+/// `old` (SOA first, then the records in [`RecordList::sorted_subset`] order) with `change`
+/// applied, the inverse of [`diff`]: what a follower does with an IXFR. `None` when the
+/// change does not fit `old` (another starting serial, or a record to delete that is not
+/// there): the caller then transfers the whole zone rather than serve a guess.
+pub fn patch(old: &RecordList, change: &Change) -> Option<RecordList> {
+    let (from_soa, to_soa) = (change.deleted.get(0), change.added.get(0));
+    if old.is_empty() || old.get(0).rdata != from_soa.rdata {
+        return None;
     }
-
-    fn u16(&mut self) -> Option<u16> {
-        self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
+    let rest = |list: &RecordList| -> RecordList {
+        let picked: Vec<u32> = (1..list.len() as u32).collect();
+        list.sorted_subset(&picked)
+    };
+    let (deleted, added) = (rest(&change.deleted), rest(&change.added));
+    fn key<'a>(r: &ZoneRecord<'a>) -> (&'a [u8], u16, &'a [u8]) {
+        (r.owner, r.rtype, r.rdata)
     }
-
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    let mut out = RecordList::default();
+    out.reserve(old.len() + added.len(), 0);
+    out.push(to_soa);
+    let (mut i, mut d, mut a) = (1, 0, 0);
+    loop {
+        let o = (i < old.len()).then(|| old.get(i));
+        let del = (d < deleted.len()).then(|| deleted.get(d));
+        let add = (a < added.len()).then(|| added.get(a));
+        if let Some(x) = del {
+            match o.map(|o| key(&o).cmp(&key(&x))) {
+                // A record to delete that `old` does not hold.
+                None | Some(std::cmp::Ordering::Greater) => return None,
+                Some(std::cmp::Ordering::Equal) => {
+                    (i, d) = (i + 1, d + 1);
+                    continue;
+                }
+                Some(std::cmp::Ordering::Less) => {}
+            }
+        }
+        match (o, add) {
+            (None, None) => break,
+            (Some(o), Some(x)) if key(&o) < key(&x) => {
+                out.push(o);
+                i += 1;
+            }
+            // The same record added again: the added one (its TTL) stands.
+            (Some(o), Some(x)) if key(&o) == key(&x) => {
+                out.push(x);
+                (i, a) = (i + 1, a + 1);
+            }
+            (_, Some(x)) => {
+                out.push(x);
+                a += 1;
+            }
+            (Some(o), None) => {
+                out.push(o);
+                i += 1;
+            }
+        }
     }
+    Some(out)
 }
 
 /// The change from `old` to `new`, two versions of one zone (SOA first, then the records in
@@ -393,6 +408,38 @@ mod tests {
         assert_eq!(names(&from2.deleted), ["b.x.=9"]);
         assert_eq!(names(&from2.added), ["b.x.=2", "e.x.=5"]);
         assert!(j.since(0).is_none(), "older than the journal: AXFR");
+    }
+
+    #[test]
+    fn a_patch_undoes_a_diff_and_refuses_what_does_not_fit() {
+        let v1 = zone(1, &[("a.x.", 1), ("b.x.", 2), ("c.x.", 3)]);
+        let v2 = zone(2, &[("a.x.", 1), ("b.x.", 9), ("d.x.", 4), ("e.x.", 5)]);
+        let v3 = zone(3, &[("b.x.", 9)]);
+        let all = |l: &RecordList| {
+            l.iter()
+                .map(|r| (r.owner.to_vec(), r.rtype, r.rdata.to_vec()))
+                .collect::<Vec<_>>()
+        };
+        for ((from, f), (to, t)) in [
+            ((&v1, 1), (&v2, 2)),
+            ((&v2, 2), (&v3, 3)),
+            ((&v3, 3), (&v1, 1)),
+            ((&v1, 1), (&v1, 1)),
+        ] {
+            let change = diff(from, to, f, t).unwrap();
+            assert_eq!(all(&patch(from, &change).unwrap()), all(to));
+        }
+        // Applied to the wrong version: the SOA differs, or a record to delete is missing.
+        let change = diff(&v1, &v2, 1, 2).unwrap();
+        assert!(patch(&v2, &change).is_none());
+        let mut other = zone(1, &[("a.x.", 1), ("c.x.", 3)]);
+        assert!(patch(&other, &change).is_none());
+        other = zone(1, &[("a.x.", 1), ("b.x.", 2), ("c.x.", 3), ("z.x.", 7)]);
+        let patched = patch(&other, &change).unwrap();
+        assert_eq!(
+            names(&patched.iter().skip(1).collect::<Vec<_>>()),
+            ["a.x.=1", "b.x.=9", "d.x.=4", "e.x.=5", "z.x.=7"]
+        );
     }
 
     #[test]

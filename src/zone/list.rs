@@ -264,6 +264,48 @@ impl RecordList {
         out
     }
 
+    /// The list in a file's form: the count, then each record (owner length, owner, type,
+    /// TTL, RDATA length, RDATA).
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.len() as u32).to_be_bytes());
+        for r in self.iter() {
+            out.push(r.owner.len() as u8);
+            out.extend_from_slice(r.owner);
+            out.extend_from_slice(&r.rtype.to_be_bytes());
+            out.extend_from_slice(&r.ttl.to_be_bytes());
+            out.extend_from_slice(&(r.rdata.len() as u16).to_be_bytes());
+            out.extend_from_slice(r.rdata);
+        }
+    }
+
+    /// A list read back from [`RecordList::write_to`]'s form at `bytes[*at..]`, moving `at`
+    /// past it; `None` if the bytes end early.
+    pub fn read_from(bytes: &[u8], at: &mut usize) -> Option<RecordList> {
+        let mut take = |n: usize| -> Option<&[u8]> {
+            let s = bytes.get(*at..at.checked_add(n)?)?;
+            *at += n;
+            Some(s)
+        };
+        let be = |b: &[u8]| b.iter().fold(0u32, |v, &x| (v << 8) | u32::from(x));
+        let count = be(take(4)?);
+        let mut list = RecordList::default();
+        for _ in 0..count {
+            let owner_len = usize::from(take(1)?[0]);
+            let owner = take(owner_len)?.to_vec();
+            let rtype = be(take(2)?) as u16;
+            let ttl = be(take(4)?);
+            let rdata_len = be(take(2)?) as usize;
+            let rdata = take(rdata_len)?;
+            list.push(ZoneRecord {
+                owner: &owner,
+                rtype,
+                ttl,
+                rdata,
+            });
+        }
+        Some(list)
+    }
+
     /// Runs of consecutive records that `same` puts together, as index ranges (an owner's
     /// records in a sorted list, then each of its RRsets).
     pub fn runs<'a>(

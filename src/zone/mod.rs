@@ -35,6 +35,7 @@ mod serial;
 pub mod services;
 
 use apexes::Apexes;
+pub use catalog::member_zones;
 pub use directory::{directory, Directory};
 pub use journal::Journal;
 pub use list::{RecordList, ZoneRecord};
@@ -101,6 +102,26 @@ pub struct ZoneContent {
     /// The differences from older serials (IXFR), when zone transfers are configured: set by
     /// the builder after stamping, served with the zone.
     pub journal: Option<std::sync::Arc<Journal>>,
+    /// A followed zone the primary has not confirmed for longer than its SOA expire: every
+    /// query in it gets SERVFAIL, as secondaries answer (RFC 1035 3.3.13).
+    pub expired: bool,
+}
+
+impl ZoneContent {
+    /// A zone taken whole from another server (`[follow]`): `records` hold its SOA first,
+    /// then the rest sorted as [`RecordList::sorted_subset`] sorts them; served with the
+    /// primary's serial.
+    pub fn followed(apex: Name, serial: u32, records: RecordList, expired: bool) -> ZoneContent {
+        ZoneContent {
+            hash: content_hash(&records),
+            apex,
+            complete: true,
+            serial,
+            records,
+            journal: None,
+            expired,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -520,6 +541,7 @@ fn split(records: &RecordList, apexes: &Apexes, incomplete: &HashSet<Name>) -> V
                 serial: 0,
                 records,
                 journal: None,
+                expired: false,
             }
         })
         .collect();
@@ -559,6 +581,7 @@ pub fn build_public(records: &[Record], settings: &Settings) -> Zones {
             serial: 0,
             records: out,
             journal: None,
+            expired: false,
         }],
         ..Zones::default()
     }

@@ -13,6 +13,8 @@ mod catalog;
 mod cli;
 // `[log] dnstap`: every exchange to a real dnstap reader, which may come and go.
 mod dnstap;
+// `[follow]`: a second backhaul-dns serving the first one's zones by IXFR and NOTIFY.
+mod follow;
 // DNS over TLS and HTTPS upstreams, against a real unbound with a test CA.
 mod encrypted;
 // The systemd unit passes `systemd-analyze verify`.

@@ -323,7 +323,7 @@ fn nsd_and_knot_follow_with_tsig_and_take_changes_as_ixfr_across_a_restart() {
     );
 }
 
-fn kdig(args: &[&str]) -> String {
+pub(crate) fn kdig(args: &[&str]) -> String {
     let out = Command::new("kdig")
         .args(args)
         .output()

@@ -17,11 +17,14 @@ use crate::secret::Secret;
 const MIN_CENTRAL_POLL: Duration = Duration::from_secs(1);
 const MIN_FILE_POLL: Duration = Duration::from_millis(100);
 
+mod follow;
 mod listen;
 mod scope;
 mod service;
 mod transfer;
 mod upstream;
+
+use follow::Mine;
 
 pub(super) struct Validator<'a> {
     pub(super) path: &'a Path,
@@ -59,7 +62,7 @@ impl Validator<'_> {
         let ttl = self.seconds("ttl", &raw.ttl)?;
         let negative_ttl = self.seconds("negative_ttl", &raw.negative_ttl)?;
         let listen = self.listen(raw.listen)?;
-        if raw.networks.is_empty() {
+        if raw.networks.is_empty() && raw.follow.is_none() {
             return Err(self.err(
                 "network",
                 "no [[network]] table: add one with the 16-digit ZeroTier network id",
@@ -162,7 +165,20 @@ impl Validator<'_> {
         let soa = self.soa(raw.soa)?;
         let services = self.services(raw.services, &domain, &networks)?;
         let scopes = self.scopes(raw.scopes)?;
+        let follow = match raw.follow {
+            None => None,
+            Some(f) => {
+                let mine = Mine {
+                    networks: !networks.is_empty(),
+                    services: !services.is_empty(),
+                    scopes: !scopes.is_empty(),
+                    catalog: transfer.catalog.is_some(),
+                };
+                Some(self.follow(f, &transfer.keys, mine)?)
+            }
+        };
         Ok(Config {
+            follow,
             services,
             scopes,
             forward_zones,

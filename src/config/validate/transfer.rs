@@ -166,7 +166,7 @@ impl Validator<'_> {
 }
 
 /// A TSIG key's name as both sides compare it: lowercase, fully qualified (`xfr` is `xfr.`).
-fn key_name(text: &str) -> Option<Name> {
+pub(super) fn key_name(text: &str) -> Option<Name> {
     let mut name = Name::from_ascii(text.trim())
         .ok()
         .filter(|n| !n.is_root())?;

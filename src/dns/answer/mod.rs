@@ -10,7 +10,7 @@ mod writer;
 use writer::{Targets, Writer, MAX_POINTER};
 
 use super::index::{Lookup, RrSet, Visibility, ZoneIndex, ZoneMeta};
-use super::wire::{self, ParseError, Request};
+use super::wire::{self, lowercase_into, ParseError, Request};
 use crate::dname::{class, flags, opcode, rtype, HEADER_LEN, MAX_NAME};
 
 /// The largest UDP response we send, whatever the client offers (DNS Flag Day 2020: avoids
@@ -260,7 +260,7 @@ fn decide(zone: &ZoneIndex, req: &Request<'_>, w: &mut Writer<'_>) -> Decision {
         rtype::MAILA | rtype::MAILB => return Rcode::NotImp.into(),
         _ => {}
     }
-    answer_name(zone, q.name.wire(), q.qtype, w)
+    answer_name(zone, q.name.raw(), q.qtype, w)
 }
 
 /// Longest CNAME chain followed inside our zones (BIND uses 16; real chains are 1 or 2 long).
@@ -270,17 +270,22 @@ const MAX_CHAIN: usize = 8;
 /// 4.3.2): each CNAME goes into the answer and the chase goes on at its target, whose records
 /// are written with the CNAME's RDATA as their (compressed) owner. The RCODE is that of the
 /// last name of the chain (RFC 6604): a CNAME to a missing in-zone name is NXDOMAIN.
+/// `qname` is in the client's case: it is lowercased here, where it is copied anyway.
 fn answer_name(zone: &ZoneIndex, qname: &[u8], qtype: u16, w: &mut Writer<'_>) -> Decision {
     let mut name = [0u8; MAX_NAME];
     let mut len = qname.len();
-    name[..len].copy_from_slice(qname);
+    lowercase_into(&mut name, qname);
     // Where the current name sits in the response: the question, then each CNAME's RDATA.
     let mut owner_at = HEADER_LEN;
     // The CNAME nodes followed so far: a loop stops at its first repeat, so each RR is in
     // the answer once (as NSD and Knot answer).
     let mut followed = [std::ptr::null::<u8>(); MAX_CHAIN + 1];
     for hop in 0..=MAX_CHAIN {
-        let found = match zone.lookup(&name[..len]) {
+        let found = zone.lookup(&name[..len]);
+        if found.meta().is_some_and(|m| m.expired) {
+            return w.server_failure().into();
+        }
+        let found = match found {
             Lookup::NotOurs if hop == 0 => return Decision::NotOurs,
             // DS lives at the parent side of a cut (RFC 4035 2.4): ours to answer.
             // A delegation or a DNAME the client's scope hides does not exist, nor what is
@@ -448,10 +453,7 @@ fn answer_name(zone: &ZoneIndex, qname: &[u8], qtype: u16, w: &mut Writer<'_>) -
                 return Rcode::NoError.into();
             }
             len = target.len();
-            for (d, s) in name.iter_mut().zip(target) {
-                // Length octets are below 64, so lowercasing leaves them alone.
-                *d = s.to_ascii_lowercase();
-            }
+            lowercase_into(&mut name, target);
             continue;
         }
         if !meta.complete {

@@ -19,11 +19,12 @@ pub(super) fn answer(
     w: &mut Writer<'_>,
 ) -> Option<Rcode> {
     let q = req.question.as_ref()?;
-    let name = q.name.wire();
-    let first = usize::from(*name.first()?);
-    if !name.get(1..=first)?.eq_ignore_ascii_case(LABEL) {
+    let first = usize::from(*q.name.raw().first()?);
+    if !q.name.raw().get(1..=first)?.eq_ignore_ascii_case(LABEL) {
         return None;
     }
+    let lowered = q.name.lower();
+    let name = lowered.wire();
     let (_, _, meta) = zone.zone_at_apex(&name[1 + first..])?;
     w.authoritative = true;
     if q.qtype != rtype::TXT && q.qtype != rtype::ANY {

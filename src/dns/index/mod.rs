@@ -170,6 +170,8 @@ pub struct ZoneMeta {
     pub dnames: bool,
     /// Differences from older serials, for IXFR (when transfers are configured).
     pub journal: Option<std::sync::Arc<crate::zone::Journal>>,
+    /// A followed zone past its SOA expire: SERVFAIL for every name in it.
+    pub expired: bool,
 }
 
 impl ZoneMeta {
@@ -193,6 +195,19 @@ pub enum Lookup<'a> {
     Redirect(Node<'a>, &'a ZoneMeta, usize),
     /// Not in any zone we serve.
     NotOurs,
+}
+
+impl<'a> Lookup<'a> {
+    /// The zone the name landed in, if one of ours.
+    pub fn meta(&self) -> Option<&'a ZoneMeta> {
+        match self {
+            Lookup::Found(_, m)
+            | Lookup::NxDomain(m)
+            | Lookup::Referral(_, m, _)
+            | Lookup::Redirect(_, m, _) => Some(m),
+            Lookup::NotOurs => None,
+        }
+    }
 }
 
 pub struct ZoneIndex {
@@ -276,6 +291,7 @@ impl ZoneIndex {
                 cuts,
                 dnames,
                 journal: z.journal.clone(),
+                expired: z.expired,
             });
             let mut negative_soa = Vec::new();
             let records = &z.records;
@@ -497,7 +513,7 @@ impl ZoneIndex {
             .map(|at| Node::read(&self.arena, at as usize).0)
     }
 
-    /// `qname` is lowercase wire form (as [`super::wire::QName::wire`] gives it).
+    /// `qname` is lowercase wire form (as [`super::wire::QName::lower`] gives it).
     pub fn lookup(&self, qname: &[u8]) -> Lookup<'_> {
         let found = self.lookup_data(qname);
         let meta = match &found {
@@ -628,6 +644,7 @@ mod tests {
             serial: 1,
             records: list.sorted(),
             journal: None,
+            expired: false,
         }
     }
 

@@ -10,13 +10,13 @@ use crate::dns::listen::{BindError, Listeners};
 use crate::interfaces::Finder;
 
 #[derive(Default)]
-pub(super) struct Follower {
+pub(super) struct Listening {
     waiting: Option<String>,
     /// Per view, the addresses that failed to bind and why.
     failing: BTreeMap<&'static str, BTreeMap<SocketAddr, String>>,
 }
 
-impl Follower {
+impl Listening {
     /// Looks the addresses up and binds and closes to match; returns the addresses found
     /// with their prefixes, or `None` when they could not be looked up now (then what was
     /// found before stays in effect, unless the interface is gone for good).
