@@ -840,6 +840,45 @@ mod tests {
     }
 
     #[test]
+    fn a_follower_names_its_primary_and_zones_and_nothing_that_needs_members() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("xfr.key");
+        std::fs::write(&key, "c2VjcmV0\n").unwrap();
+        let base = format!(
+            "[listen]\naddresses = [\"127.0.0.1\"]\n[[transfer.key]]\nname = \"xfr\"\nsecret_file = \"{}\"\n",
+            key.display()
+        );
+        let with = |follow: &str, more: &str| format!("{base}{more}\n[follow]\n{follow}\n");
+        let c = parse(&with("primary = \"10.0.0.1\"\nkey = \"xfr\"\ncatalog = \"catalog.invalid\"", ""))
+            .unwrap();
+        let f = c.follow.unwrap();
+        assert_eq!(f.primary.to_string(), "10.0.0.1:53");
+        assert_eq!(f.key.unwrap().to_ascii(), "xfr.");
+        assert!(matches!(f.zones, Followed::Catalog(ref c) if c.to_ascii() == "catalog.invalid."));
+        let c = parse(&with("primary = \"10.0.0.1:5300\"\nzones = [\"backhaul\", \"other\"]", "")).unwrap();
+        assert!(matches!(c.follow.unwrap().zones, Followed::Listed(ref z) if z.len() == 2));
+        let net = format!(
+            "[[network]]\nid = \"8056c2e21c000001\"\nsource = \"file\"\nmembers_file = \"{}\"\n",
+            key.display()
+        );
+        let scope = "[[scope]]\nname = \"dev\"\nclients = [\"10.0.0.0/8\"]\n";
+        for (follow, more, says) in [
+            ("primary = \"10.0.0.1\"\nzones = [\"a\"]", net.as_str(), "[[network]] needs member data"),
+            ("primary = \"10.0.0.1\"\nzones = [\"a\"]", scope, "[[scope]] needs member data"),
+            ("primary = \"10.0.0.1\"\nzones = [\"a\"]", "[transfer]\ncatalog = \"c.invalid\"", "[transfer] catalog"),
+            ("primary = \"10.0.0.1\"", "", "name the zones to follow"),
+            ("primary = \"10.0.0.1\"\nzones = [\"a\"]\ncatalog = \"c\"", "", "not both"),
+            ("primary = \"10.0.0.1\"\nzones = [\"a\", \"A\"]", "", "listed twice"),
+            ("primary = \"10.0.0.1\"\nzones = [\"a\"]\nkey = \"other\"", "", "no [[transfer.key]] is named \"other\""),
+            ("primary = \"nowhere\"\nzones = [\"a\"]", "", "follow.primary"),
+        ] {
+            let e = err(&with(follow, more));
+            assert!(e.contains(says), "{follow} {more}: {e}");
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
+    }
+
+    #[test]
     fn upstreams_plain_tls_and_https() {
         std::env::set_var(TOKEN_ENV, "tok");
         let with = |list: &str| format!("{MINIMAL}\n[forward]\nupstreams = [{list}]\n");

@@ -343,3 +343,84 @@ pub fn serial(soa_rdata: &[u8]) -> Option<u32> {
     let b = soa_rdata.get(n..n + 4)?;
     Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::rdata::{A, SOA};
+
+    fn name(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    fn soa(serial: u32) -> Record {
+        let soa = SOA::new(name("ns.x."), name("h.x."), serial, 60, 10, 600, 5);
+        Record::from_rdata(name("x."), 60, RData::SOA(soa))
+    }
+
+    fn a(owner: &str, last: u8) -> Record {
+        Record::from_rdata(name(owner), 60, RData::A(A::new(10, 0, 0, last)))
+    }
+
+    fn read(asked_ixfr: bool, records: Vec<Record>) -> Result<(Got, u32), XfrError> {
+        let mut r = Reading::new(&name("x."), asked_ixfr);
+        for record in records {
+            r.take(record)?;
+        }
+        r.finish()
+    }
+
+    #[test]
+    fn replies_are_read_by_their_soas() {
+        // Nothing newer: the SOA alone.
+        assert!(matches!(read(true, vec![soa(5)]), Ok((Got::Current, 5))));
+        // Two changes, 1 -> 2 -> 3.
+        let reply = vec![
+            soa(3),
+            soa(1),
+            a("a.x.", 1),
+            soa(2),
+            a("b.x.", 2),
+            soa(2),
+            soa(3),
+            a("c.x.", 3),
+            soa(3),
+        ];
+        let Ok((Got::Changes(changes), 3)) = read(true, reply) else {
+            panic!("two changes")
+        };
+        let spans: Vec<(u32, u32, usize, usize)> = (changes.iter())
+            .map(|c| (c.from, c.to, c.deleted.len(), c.added.len()))
+            .collect();
+        assert_eq!(spans, [(1, 2, 2, 2), (2, 3, 1, 2)]);
+        // The whole zone (AXFR, or IXFR answered with it), out-of-zone records left out.
+        let reply = vec![soa(7), a("b.x.", 2), a("elsewhere.", 9), a("a.x.", 1), soa(7)];
+        let Ok((Got::Whole(zone), 7)) = read(true, reply) else {
+            panic!("whole zone")
+        };
+        let owners: Vec<String> = (zone.iter())
+            .map(|r| crate::dname::wire_to_text(r.owner))
+            .collect();
+        assert_eq!(owners, ["x.", "a.x.", "b.x."], "SOA first, then sorted");
+        // Broken replies are refused, never half taken.
+        assert!(read(false, vec![a("a.x.", 1), soa(1)]).is_err());
+        assert!(read(false, vec![soa(7), a("a.x.", 1)]).is_err());
+        assert!(read(false, vec![soa(7), a("a.x.", 1), soa(6)]).is_err());
+        assert!(read(false, vec![soa(7), a("a.x.", 1), soa(7), a("b.x.", 1)]).is_err());
+        assert!(read(true, vec![soa(3), soa(1), a("a.x.", 1), soa(3)]).is_err());
+    }
+
+    #[test]
+    fn the_ixfr_request_carries_the_serial_held() {
+        let q = query(0x1234, &name("x."), Some(42));
+        let m = Message::from_vec(&q).unwrap();
+        assert_eq!(m.queries[0].query_type(), hickory_proto::rr::RecordType::IXFR);
+        match &m.authorities[0].data {
+            RData::SOA(s) => assert_eq!(s.serial, 42),
+            other => panic!("{other:?}"),
+        }
+        let m = Message::from_vec(&query(1, &name("x."), None)).unwrap();
+        assert_eq!(m.queries[0].query_type(), hickory_proto::rr::RecordType::AXFR);
+        assert!(m.authorities.is_empty());
+    }
+}
