@@ -849,13 +849,20 @@ mod tests {
             key.display()
         );
         let with = |follow: &str, more: &str| format!("{base}{more}\n[follow]\n{follow}\n");
-        let c = parse(&with("primary = \"10.0.0.1\"\nkey = \"xfr\"\ncatalog = \"catalog.invalid\"", ""))
-            .unwrap();
+        let c = parse(&with(
+            "primary = \"10.0.0.1\"\nkey = \"xfr\"\ncatalog = \"catalog.invalid\"",
+            "",
+        ))
+        .unwrap();
         let f = c.follow.unwrap();
         assert_eq!(f.primary.to_string(), "10.0.0.1:53");
         assert_eq!(f.key.unwrap().to_ascii(), "xfr.");
         assert!(matches!(f.zones, Followed::Catalog(ref c) if c.to_ascii() == "catalog.invalid."));
-        let c = parse(&with("primary = \"10.0.0.1:5300\"\nzones = [\"backhaul\", \"other\"]", "")).unwrap();
+        let c = parse(&with(
+            "primary = \"10.0.0.1:5300\"\nzones = [\"backhaul\", \"other\"]",
+            "",
+        ))
+        .unwrap();
         assert!(matches!(c.follow.unwrap().zones, Followed::Listed(ref z) if z.len() == 2));
         let net = format!(
             "[[network]]\nid = \"8056c2e21c000001\"\nsource = \"file\"\nmembers_file = \"{}\"\n",
@@ -863,14 +870,42 @@ mod tests {
         );
         let scope = "[[scope]]\nname = \"dev\"\nclients = [\"10.0.0.0/8\"]\n";
         for (follow, more, says) in [
-            ("primary = \"10.0.0.1\"\nzones = [\"a\"]", net.as_str(), "[[network]] needs member data"),
-            ("primary = \"10.0.0.1\"\nzones = [\"a\"]", scope, "[[scope]] needs member data"),
-            ("primary = \"10.0.0.1\"\nzones = [\"a\"]", "[transfer]\ncatalog = \"c.invalid\"", "[transfer] catalog"),
+            (
+                "primary = \"10.0.0.1\"\nzones = [\"a\"]",
+                net.as_str(),
+                "[[network]] needs member data",
+            ),
+            (
+                "primary = \"10.0.0.1\"\nzones = [\"a\"]",
+                scope,
+                "[[scope]] needs member data",
+            ),
+            (
+                "primary = \"10.0.0.1\"\nzones = [\"a\"]",
+                "[transfer]\ncatalog = \"c.invalid\"",
+                "[transfer] catalog",
+            ),
             ("primary = \"10.0.0.1\"", "", "name the zones to follow"),
-            ("primary = \"10.0.0.1\"\nzones = [\"a\"]\ncatalog = \"c\"", "", "not both"),
-            ("primary = \"10.0.0.1\"\nzones = [\"a\", \"A\"]", "", "listed twice"),
-            ("primary = \"10.0.0.1\"\nzones = [\"a\"]\nkey = \"other\"", "", "no [[transfer.key]] is named \"other\""),
-            ("primary = \"nowhere\"\nzones = [\"a\"]", "", "follow.primary"),
+            (
+                "primary = \"10.0.0.1\"\nzones = [\"a\"]\ncatalog = \"c\"",
+                "",
+                "not both",
+            ),
+            (
+                "primary = \"10.0.0.1\"\nzones = [\"a\", \"A\"]",
+                "",
+                "listed twice",
+            ),
+            (
+                "primary = \"10.0.0.1\"\nzones = [\"a\"]\nkey = \"other\"",
+                "",
+                "no [[transfer.key]] is named \"other\"",
+            ),
+            (
+                "primary = \"nowhere\"\nzones = [\"a\"]",
+                "",
+                "follow.primary",
+            ),
         ] {
             let e = err(&with(follow, more));
             assert!(e.contains(says), "{follow} {more}: {e}");

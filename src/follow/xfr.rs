@@ -394,7 +394,13 @@ mod tests {
             .collect();
         assert_eq!(spans, [(1, 2, 2, 2), (2, 3, 1, 2)]);
         // The whole zone (AXFR, or IXFR answered with it), out-of-zone records left out.
-        let reply = vec![soa(7), a("b.x.", 2), a("elsewhere.", 9), a("a.x.", 1), soa(7)];
+        let reply = vec![
+            soa(7),
+            a("b.x.", 2),
+            a("elsewhere.", 9),
+            a("a.x.", 1),
+            soa(7),
+        ];
         let Ok((Got::Whole(zone), 7)) = read(true, reply) else {
             panic!("whole zone")
         };
@@ -414,13 +420,19 @@ mod tests {
     fn the_ixfr_request_carries_the_serial_held() {
         let q = query(0x1234, &name("x."), Some(42));
         let m = Message::from_vec(&q).unwrap();
-        assert_eq!(m.queries[0].query_type(), hickory_proto::rr::RecordType::IXFR);
+        assert_eq!(
+            m.queries[0].query_type(),
+            hickory_proto::rr::RecordType::IXFR
+        );
         match &m.authorities[0].data {
             RData::SOA(s) => assert_eq!(s.serial, 42),
             other => panic!("{other:?}"),
         }
         let m = Message::from_vec(&query(1, &name("x."), None)).unwrap();
-        assert_eq!(m.queries[0].query_type(), hickory_proto::rr::RecordType::AXFR);
+        assert_eq!(
+            m.queries[0].query_type(),
+            hickory_proto::rr::RecordType::AXFR
+        );
         assert!(m.authorities.is_empty());
     }
 }

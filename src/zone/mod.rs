@@ -30,6 +30,7 @@ pub mod directory;
 pub mod journal;
 mod list;
 mod master;
+mod public;
 pub mod scopes;
 mod serial;
 pub mod services;
@@ -40,6 +41,7 @@ pub use directory::{directory, Directory};
 pub use journal::Journal;
 pub use list::{RecordList, ZoneRecord};
 pub use master::master_file;
+pub use public::build_public;
 pub use scopes::{Masks, ScopeMap};
 pub use serial::{serial_after, SerialBook};
 pub use services::{ServiceMember, ServicePlan};
@@ -547,44 +549,6 @@ fn split(records: &RecordList, apexes: &Apexes, incomplete: &HashSet<Name>) -> V
         .collect();
     zones.sort_by_cached_key(|z| canonical_key(&name_wire(&z.apex)));
     zones
-}
-
-/// The public view: one zone at the domain holding the public records file only (never a
-/// member record), with our SOA, and our NS unless the file lists its own.
-/// `settings.nameserver_addresses` are the public addresses.
-pub fn build_public(records: &[Record], settings: &Settings) -> Zones {
-    let apex = settings.nameserver.clone();
-    let mut out = RecordList::default();
-    for r in records {
-        out.push_record(r);
-    }
-    let apex_wire = name_wire(&apex);
-    let has_ns = out
-        .iter()
-        .any(|r| r.record_type() == RecordType::NS && r.owner == apex_wire);
-    if !has_ns {
-        out.push_record(&Record::from_rdata(
-            apex.clone(),
-            settings.ttl,
-            RData::NS(NS(apex.clone())),
-        ));
-        for ip in &settings.nameserver_addresses {
-            out.push_address(&apex_wire, *ip, settings.ttl);
-        }
-    }
-    let out = out.sorted();
-    Zones {
-        zones: vec![ZoneContent {
-            hash: content_hash(&out),
-            apex,
-            complete: true,
-            serial: 0,
-            records: out,
-            journal: None,
-            expired: false,
-        }],
-        ..Zones::default()
-    }
 }
 
 /// Sort key giving DNSSEC canonical name order (RFC 4034 6.1) with plain byte comparison:

@@ -124,6 +124,16 @@ fn web_at(addr: SocketAddr, name: &str) -> bool {
     is_a(&query(addr, name, RecordType::A), "10.147.17.3")
 }
 
+/// Waits up to `secs` for the follower to hold every zone at the primary's serial.
+fn same_serials(primary: SocketAddr, follower: SocketAddr, secs: u64, what: &str) {
+    wait_for(Duration::from_secs(secs), || {
+        (ZONES.iter())
+            .all(|z| serial(follower, z).is_some() && serial(follower, z) == serial(primary, z))
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("{what}"));
+}
+
 const ZONES: [&str; 3] = ["backhaul.", "17.147.10.in-addr.arpa.", "catalog.invalid."];
 
 #[test]
@@ -144,16 +154,12 @@ fn a_follower_serves_the_primarys_zones_and_keeps_them() {
     );
 
     // Every zone of the primary's catalog, with its serials and answers.
-    wait_for(Duration::from_secs(15), || {
-        ZONES
-            .iter()
-            .all(|z| {
-                serial(follower_addr, z).is_some()
-                    && serial(follower_addr, z) == serial(primary_addr, z)
-            })
-            .then_some(())
-    })
-    .unwrap_or_else(|| panic!("the follower takes every zone:\n{}", follower.log_text()));
+    same_serials(
+        primary_addr,
+        follower_addr,
+        15,
+        "the follower takes every zone",
+    );
     same_answers(primary_addr, follower_addr, &names_of(primary_addr, &ZONES));
     let (status, body) = get(format!("127.0.0.1:{f_http}").parse().unwrap(), "/readyz");
     assert_eq!(status, 200, "{body}");
@@ -183,13 +189,12 @@ fn a_follower_serves_the_primarys_zones_and_keeps_them() {
     });
     assert!(!web_at(follower_addr, "web.backhaul."));
     let names = names_of(primary_addr, &ZONES);
-    wait_for(Duration::from_secs(5), || {
-        ZONES
-            .iter()
-            .all(|z| serial(follower_addr, z) == serial(primary_addr, z))
-            .then_some(())
-    })
-    .expect("same serials after the change");
+    same_serials(
+        primary_addr,
+        follower_addr,
+        5,
+        "same serials after the change",
+    );
     same_answers(primary_addr, follower_addr, &names);
 
     // The primary stopped: the follower answers on.
@@ -207,13 +212,12 @@ fn a_follower_serves_the_primarys_zones_and_keeps_them() {
     // The primary back: both agree again.
     let primary = start(p_dir, &p_text);
     primary.wait_answer("api.backhaul.", RecordType::A);
-    wait_for(Duration::from_secs(10), || {
-        ZONES
-            .iter()
-            .all(|z| serial(follower_addr, z) == serial(primary_addr, z))
-            .then_some(())
-    })
-    .expect("same serials after both restarted");
+    same_serials(
+        primary_addr,
+        follower_addr,
+        10,
+        "same serials after both restarted",
+    );
     same_answers(primary_addr, follower_addr, &names);
     // Restarted the other way round: the primary first, then the follower.
     let p_dir = primary.stop();
