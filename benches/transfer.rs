@@ -70,10 +70,10 @@ fn main() {
     let base = file::parse(&members_json(n, 0), NETWORK.parse().unwrap()).unwrap();
     journaled.set(base.clone());
     plain.set(base);
-    let mut built = journaled.build();
+    let built = journaled.build();
     views.publish(&built);
     let mut old_records = all_records(&built);
-    journaled.keep_published(&mut built);
+    journaled.keep_published(built);
     plain.build();
 
     let (mut build_with, mut build_without, mut diffs, mut saves) =
@@ -90,7 +90,7 @@ fn main() {
         build_without.push(t.elapsed());
         journaled.set(change);
         let t = Instant::now();
-        let mut built = journaled.build();
+        let built = journaled.build();
         build_with.push(t.elapsed());
         // The diffs alone, of every zone (forward and reverse), on the same lists the build
         // compared.
@@ -109,7 +109,7 @@ fn main() {
         );
         old_records = new_records;
         views.publish(&built);
-        journaled.keep_published(&mut built);
+        journaled.keep_published(built);
         let t = Instant::now();
         journaled.save_journals();
         saves.push(t.elapsed());

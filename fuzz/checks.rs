@@ -132,7 +132,7 @@ fn compile(snapshot: Option<&NetworkSnapshot>, files: &FileRecords) -> ZoneIndex
         network: &net,
         snapshot,
     }];
-    let mut zones = zone::build(&inputs, &settings(), files);
+    let mut zones = zone::build(&inputs, &settings(), files, &Default::default());
     SerialBook::default().stamp(&mut zones, 1_700_000_000, &settings());
     // Service names answer from their live table, as in the server (every member up).
     let services = backhaul_dns::services::Services::one_shot();
@@ -245,6 +245,14 @@ pub fn query(data: &[u8]) {
                             check_reply(data, &out, transport);
                         }
                     }
+                    Action::Update(pending) => {
+                        // Only a signed UPDATE with a key an [[update]] table names.
+                        assert!(
+                            rules.may_update(&pending.key),
+                            "an update for {}",
+                            pending.key
+                        );
+                    }
                     Action::Drop => {}
                 }
             }
@@ -345,7 +353,7 @@ pub fn zone_file(data: &[u8]) {
         delegations: Vec::new(),
     };
     let zone = compile(None, &files);
-    let zones = zone::build_public(&records, &settings());
+    let zones = zone::build_public(&records, &settings(), &Default::default());
     let _ = zone::master_file(&zones);
     let mut out = Vec::new();
     let policy = Policy {

@@ -46,6 +46,7 @@ pub mod class {
 pub mod opcode {
     pub const QUERY: u8 = 0;
     pub const NOTIFY: u8 = 4;
+    pub const UPDATE: u8 = 5;
 }
 
 /// Flag bits of the header's second 16-bit word.
@@ -107,6 +108,21 @@ pub fn parent(wire: &[u8]) -> Option<&[u8]> {
         Some(0) | None => None,
         Some(&len) => wire.get(1 + usize::from(len)..),
     }
+}
+
+/// Whether the wire name `name` is `ancestor` or below it (label by label, not by bytes).
+pub fn is_at_or_below(name: &[u8], ancestor: &[u8]) -> bool {
+    let mut at = Some(name);
+    while let Some(n) = at {
+        if n.len() < ancestor.len() {
+            return false;
+        }
+        if n == ancestor {
+            return true;
+        }
+        at = parent(n);
+    }
+    false
 }
 
 /// The offset just past the name at `at` in a message (labels ending in the root or in a

@@ -91,6 +91,37 @@ pub struct Config {
     pub scopes: Vec<Scope>,
     /// `[follow]`: this server serves another server's zones (then it has no networks).
     pub follow: Option<Follow>,
+    /// `[[update]]`: what each TSIG key may change by RFC 2136 UPDATE (nothing when empty).
+    pub updates: Vec<UpdatePolicy>,
+}
+
+/// `[[update]]`: one key's right to change names by UPDATE, in one view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdatePolicy {
+    /// A `[[transfer.key]]` (lowercase, fully qualified).
+    pub key: Name,
+    /// Owner names it may change, as globs over the name below the zone's apex
+    /// (`_acme-challenge.*`), matched without regard to case.
+    pub names: Vec<glob::Pattern>,
+    /// Record types it may add and delete.
+    pub types: Vec<u16>,
+    pub view: crate::view::View,
+    /// Records and bytes (owners and RDATA) its updates may hold in all.
+    pub max_records: usize,
+    pub max_bytes: usize,
+}
+
+impl UpdatePolicy {
+    /// Whether the owner `relative` (the name below the apex, lowercase, no final dot) may
+    /// hold records of type `rtype` by this key's updates.
+    pub fn allows(&self, relative: &str, rtype: u16) -> bool {
+        let options = glob::MatchOptions {
+            case_sensitive: false,
+            require_literal_separator: false,
+            require_literal_leading_dot: false,
+        };
+        self.types.contains(&rtype) && self.names.iter().any(|g| g.matches_with(relative, options))
+    }
 }
 
 /// `[follow]`: the primary whose zones this server serves, as a secondary does.

@@ -39,6 +39,41 @@ pub(super) struct RawConfig {
     #[serde(default, rename = "scope")]
     pub(super) scopes: Vec<RawScope>,
     pub(super) follow: Option<RawFollow>,
+    #[serde(default, rename = "update")]
+    pub(super) updates: Vec<RawUpdate>,
+}
+
+/// `[[update]]`: what one TSIG key may change by RFC 2136 UPDATE.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUpdate {
+    pub(super) key: String,
+    #[serde(default)]
+    pub(super) names: Vec<String>,
+    #[serde(default = "default_update_types")]
+    pub(super) types: Vec<String>,
+    #[serde(default = "default_update_view")]
+    pub(super) view: String,
+    #[serde(default = "default_update_max_records")]
+    pub(super) max_records: usize,
+    #[serde(default = "default_update_max_size")]
+    pub(super) max_size: String,
+}
+
+fn default_update_types() -> Vec<String> {
+    vec!["TXT".to_owned()]
+}
+
+fn default_update_view() -> String {
+    "private".to_owned()
+}
+
+fn default_update_max_records() -> usize {
+    1000
+}
+
+fn default_update_max_size() -> String {
+    "1 MiB".to_owned()
 }
 
 /// `[follow]`: serve another server's zones.

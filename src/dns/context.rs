@@ -56,6 +56,8 @@ pub struct Context {
     pub tap: Option<crate::dns::tap::Tap>,
     /// A follower's NOTIFYs from its primary go here ([`Context::with_inbox`]).
     inbox: Option<super::notify::Inbox>,
+    /// UPDATEs go to the builder through here ([`Context::with_updater`]).
+    updater: Option<super::update::Updater>,
 }
 
 impl Context {
@@ -77,6 +79,33 @@ impl Context {
             tcp: Places::default(),
             tap: None,
             inbox: None,
+            updater: None,
+        }
+    }
+
+    /// This context handing signed UPDATEs to the builder through `updater`.
+    pub fn with_updater(mut self, updater: Option<super::update::Updater>) -> Context {
+        self.updater = updater;
+        self
+    }
+
+    pub fn updater(&self) -> Option<&super::update::Updater> {
+        self.updater.as_ref()
+    }
+
+    /// An unsigned UPDATE: refused, logged once per source.
+    pub fn unsigned_update(&self, client: IpAddr) {
+        if self.reported.first((client, "unsigned update")) {
+            tracing::warn!(%client,
+                "refused an unsigned UPDATE: updates must be signed with a key an [[update]] table names (nsupdate -y / -k, certbot's dns_rfc2136_name)");
+        }
+    }
+
+    /// An UPDATE signed with a valid key no `[[update]]` of this view names.
+    pub fn update_key_not_allowed(&self, client: IpAddr, key: &Name) {
+        if self.reported.first((client, "update key")) {
+            tracing::warn!(%client, key = %key, view = self.view.name(),
+                "refused an UPDATE signed with a key no [[update]] table of this view names");
         }
     }
 

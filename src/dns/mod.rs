@@ -25,6 +25,7 @@ pub mod tcp;
 pub mod transfer;
 pub mod tsig;
 pub mod udp;
+pub mod update;
 pub mod wire;
 
 use std::sync::Arc;

@@ -15,6 +15,7 @@ use super::ratelimit::{Kind, Verdict};
 use super::rules::Rules;
 use super::transfer;
 use super::tsig::{self, Checked};
+use super::update::PendingUpdate;
 use super::wire::{self, ParseError, Request};
 use crate::clock;
 use crate::dname::{opcode, rtype};
@@ -32,6 +33,9 @@ pub enum Action {
     Forward { chain: bool },
     /// Send nothing: not a request, or over the rate limit.
     Drop,
+    /// An UPDATE signed with a key allowed to update: have the builder apply it
+    /// ([`update::answer`]), then send the reply it gives.
+    Update(Box<PendingUpdate>),
 }
 
 /// Decides what `query` from `client` gets over `transport`, with `rules` and `zone` as the
@@ -103,6 +107,12 @@ fn decide(
     };
     if let Some(at) = req.tsig {
         return signed(ctx, rules, zone, &req, at, client, transport, policy, out);
+    }
+    if req.opcode == opcode::UPDATE {
+        // Only signed updates are taken (RFC 2136 3.3 leaves the policy to the server).
+        ctx.unsigned_update(client);
+        reply_to(&req, Rcode::Refused, transport, false, out);
+        return Action::Reply;
     }
     if req.opcode == opcode::NOTIFY && rules.follow.is_some() {
         notified(ctx, rules, &req, client, None, transport, out);
@@ -309,7 +319,21 @@ fn signed(
         Transport::Udp => Some(size_limit(transport, &inner).saturating_sub(signer.overhead())),
         Transport::Tcp => None,
     };
-    let mut messages = if inner.opcode == opcode::NOTIFY && rules.follow.is_some() {
+    if inner.opcode == opcode::UPDATE && rules.may_update(&key) {
+        return Action::Update(Box::new(PendingUpdate {
+            message: inner.raw.to_vec(),
+            key,
+            view: rules.view,
+            signer,
+            transport,
+        }));
+    }
+    let mut messages = if inner.opcode == opcode::UPDATE {
+        ctx.update_key_not_allowed(client, &key);
+        let mut m = Vec::new();
+        reply_to(&inner, Rcode::Refused, transport, false, &mut m);
+        vec![m]
+    } else if inner.opcode == opcode::NOTIFY && rules.follow.is_some() {
         let mut m = Vec::new();
         notified(ctx, rules, &inner, client, Some(&key), transport, &mut m);
         vec![m]

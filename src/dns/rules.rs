@@ -36,6 +36,8 @@ pub struct Rules {
     pub tcp: TcpLimits,
     /// `[follow]`: whose NOTIFYs are taken (backhaul view only).
     pub follow: Option<FollowRule>,
+    /// `[[update]]`: the keys that may send UPDATEs in this view.
+    update_keys: Vec<Name>,
 }
 
 /// Who may NOTIFY a follower: its primary, from its address, unsigned or with its key.
@@ -99,6 +101,10 @@ impl Rules {
             limiter,
             log_queries: config.log_queries,
             tcp: config.listen.tcp,
+            update_keys: (config.updates.iter())
+                .filter(|u| u.view == view)
+                .map(|u| u.key.clone())
+                .collect(),
             follow: (config.follow.as_ref())
                 .filter(|_| backhaul)
                 .map(|f| FollowRule {
@@ -121,6 +127,7 @@ impl Rules {
             log_queries: false,
             tcp,
             follow: None,
+            update_keys: Vec::new(),
         }
     }
 
@@ -144,6 +151,11 @@ impl Rules {
                 ..Policy::default()
             },
         }
+    }
+
+    /// Whether an UPDATE signed with `key` (already checked) may be applied in this view.
+    pub fn may_update(&self, key: &Name) -> bool {
+        self.update_keys.contains(key)
     }
 
     /// Whether some `[transfer] allow` entry holds this client, keyed or not (it may open TCP

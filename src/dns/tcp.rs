@@ -133,6 +133,12 @@ async fn serve_connection(stream: TcpStream, ctx: &Context, peer: SocketAddr) ->
                 write_frame(&mut writer, &out, ctx).await?;
                 ctx.answered(&query, &out, peer, started);
             }
+            Action::Update(pending) => {
+                flush(&mut writer, ctx).await?;
+                let reply = super::update::answer(ctx, *pending).await;
+                write_frame(&mut writer, &reply, ctx).await?;
+                ctx.answered(&query, &reply, peer, started);
+            }
             Action::Forward { chain } => {
                 // Upstreams take milliseconds: what is answered so far goes out first.
                 flush(&mut writer, ctx).await?;

@@ -210,6 +210,7 @@ fn serve(socket: &Arc<UdpSocket>, ctx: &Arc<Context>, stop: &AtomicBool, runtime
                     let partial = chain.then_some(out.as_slice());
                     forward_udp(socket, ctx, runtime, query, partial, peer, started)
                 }
+                Action::Update(pending) => update_udp(socket, ctx, runtime, query, *pending, peer),
                 Action::Drop => {}
             }
         }
@@ -288,6 +289,30 @@ fn forward_udp(
             (ctx.forwarded(&query, partial.as_deref(), client, Transport::Udp, &mut out)).await;
             if !out.is_empty() {
                 // One datagram on a socket with a 4 MiB send buffer: this does not wait.
+                let _ = sock.send_to(&out, peer);
+                ctx.answered(&query, &out, peer, started);
+            }
+        },
+        runtime,
+    );
+}
+
+/// An UPDATE waits for the builder: applied and answered in a task, the socket answering on.
+fn update_udp(
+    sock: &Arc<UdpSocket>,
+    ctx: &Arc<Context>,
+    runtime: &Handle,
+    query: &[u8],
+    pending: super::update::PendingUpdate,
+    peer: SocketAddr,
+) {
+    let (sock, ctx, query) = (sock.clone(), ctx.clone(), query.to_vec());
+    let tasks = ctx.tasks.clone();
+    let started = Instant::now();
+    tasks.spawn_on(
+        async move {
+            let out = super::update::answer(&ctx, pending).await;
+            if !out.is_empty() {
                 let _ = sock.send_to(&out, peer);
                 ctx.answered(&query, &out, peer, started);
             }

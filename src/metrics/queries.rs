@@ -29,9 +29,9 @@ const QTYPES: [(u16, &str); 13] = [
     (0, "other"),
 ];
 /// Response codes counted by name; everything else is `other`.
-const RCODES: [&str; 9] = [
+const RCODES: [&str; 13] = [
     "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "other", "BADVERS",
-    "NOTAUTH",
+    "NOTAUTH", "YXDOMAIN", "YXRRSET", "NXRRSET", "NOTZONE",
 ];
 const VIEWS: [&str; 2] = ["backhaul", "public"];
 /// Upper bounds of the latency buckets, in microseconds.
@@ -65,6 +65,8 @@ fn rcode_index(rcode: u16) -> usize {
         0..=5 => usize::from(rcode),
         16 => 7,
         9 => 8,
+        6..=8 => usize::from(rcode) + 3,
+        10 => 12,
         _ => 6,
     }
 }

@@ -27,6 +27,7 @@ use crate::dns::notify::Inbox;
 use crate::dns::rules::{Rules, Surroundings};
 use crate::dns::tap::{self, Tap};
 use crate::dns::tsig::Keyring;
+use crate::dns::update::Updater;
 use crate::follow::Follower;
 use crate::http::{Access, SharedAccess};
 use crate::interfaces::Finder;
@@ -79,11 +80,12 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         }
         None => (None, None),
     };
+    // Signed UPDATEs go to the zone builder through one queue, from both views.
+    let (updater, update_jobs) = Updater::new();
     let context = |zone, view| -> anyhow::Result<Arc<Context>> {
         let ctx = Context::new(zone, rules(view)?, telemetry.clone(), shutdown.clone());
-        Ok(Arc::new(
-            ctx.with_tap(tap.clone()).with_inbox(inbox.clone()),
-        ))
+        let ctx = ctx.with_tap(tap.clone()).with_inbox(inbox.clone());
+        Ok(Arc::new(ctx.with_updater(Some(updater.clone()))))
     };
     let ctx = context(views.private.clone(), View::Backhaul)?;
     let public_ctx = context(views.public.clone(), View::Public)?;
@@ -145,6 +147,7 @@ pub async fn serve(config: Config, files: FileRecords) -> anyhow::Result<()> {
         followed,
     )
     .await?;
+    sync.take_updates(update_jobs);
     if let (Some(follower), Some(notices)) = (follower, notices) {
         tasks.spawn(follower.run(sync.clone(), notices, shutdown.clone()));
     }

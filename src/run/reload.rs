@@ -110,6 +110,7 @@ pub(super) fn restart_only(old: &Config, mut new: Config) -> (Config, Vec<&'stat
         soa: _,
         services: _,
         scopes: _,
+        updates: _,
         // Bound at start-up.
         state_dir,
         dnstap,

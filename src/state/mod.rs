@@ -4,7 +4,10 @@
 
 pub mod snapshot;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use hickory_proto::rr::Name;
 
 use crate::view::View;
 use crate::zone::{Journal, RecordList, SerialBook};
@@ -139,6 +142,67 @@ pub fn confirm_followed(state_dir: &Path, apex: &str) {
 /// Forgets a zone no longer followed.
 pub fn remove_followed(state_dir: &Path, apex: &str) {
     let _ = std::fs::remove_file(followed_path(state_dir, apex));
+}
+
+/// Where the records dynamic updates wrote in `view` are kept.
+fn updates_path(state_dir: &Path, view: View) -> PathBuf {
+    state_dir
+        .join("updates")
+        .join(format!("{}.records", view.name()))
+}
+
+/// The first bytes of kept update-written records (and their version).
+const UPDATES_MAGIC: &[u8] = b"backhaul-dns updated records 1\n";
+
+/// Keeps what updates wrote in `view`, per key, atomically and durably (before the update is
+/// answered), with a SHA-256 so a damaged file is refused, not served.
+pub fn save_updates(
+    state_dir: &Path,
+    view: View,
+    written: &BTreeMap<Name, RecordList>,
+) -> std::io::Result<()> {
+    let mut out = UPDATES_MAGIC.to_vec();
+    out.extend_from_slice(&(written.len() as u32).to_be_bytes());
+    for (key, list) in written {
+        let key = crate::dname::name_wire(key);
+        out.push(key.len() as u8);
+        out.extend_from_slice(&key);
+        list.write_to(&mut out);
+    }
+    let sum = <sha2::Sha256 as sha2::Digest>::digest(&out);
+    out.extend_from_slice(&sum);
+    write_atomically(&updates_path(state_dir, view), &out)
+}
+
+/// What updates wrote in `view`, as last kept (empty when nothing was, or the file is
+/// damaged: logged).
+pub fn load_updates(state_dir: &Path, view: View) -> BTreeMap<Name, RecordList> {
+    let path = updates_path(state_dir, view);
+    let Some(bytes) = read_if_there(&path, "cannot read the records updates wrote") else {
+        return BTreeMap::new();
+    };
+    let read = || -> Option<BTreeMap<Name, RecordList>> {
+        let body = bytes.get(..bytes.len().checked_sub(32)?)?;
+        let sum = <sha2::Sha256 as sha2::Digest>::digest(body);
+        if sum.as_slice() != &bytes[body.len()..] || !body.starts_with(UPDATES_MAGIC) {
+            return None;
+        }
+        let mut at = UPDATES_MAGIC.len();
+        let count = u32::from_be_bytes(body.get(at..at + 4)?.try_into().ok()?);
+        at += 4;
+        let mut out = BTreeMap::new();
+        for _ in 0..count {
+            let len = usize::from(*body.get(at)?);
+            let key = crate::dname::wire_name(body.get(at + 1..at + 1 + len)?);
+            at += 1 + len;
+            out.insert(key, RecordList::read_from(body, &mut at)?);
+        }
+        (at == body.len()).then_some(out)
+    };
+    read().unwrap_or_else(|| {
+        tracing::error!(file = %path.display(), "ignoring a damaged file of records updates wrote: they are not served (restore it, or have the tools write them again)");
+        BTreeMap::new()
+    })
 }
 
 /// Temp file, fsync, rename: a crash leaves the old file or the new one, never half of one.

@@ -11,12 +11,15 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+mod updates;
+
 use super::journals::Journals;
 use super::names::NamesSource;
 use super::publish::{Built, Views};
 use super::Update;
 use crate::config::{self, Config};
 use crate::dns::notify::Notifier;
+use crate::dns::update::UpdateJob;
 use crate::ids::NetworkId;
 use crate::metrics::Telemetry;
 use crate::names::Override;
@@ -61,6 +64,12 @@ pub struct Builder {
     /// `[follow]`: the primary's zones as last transferred, served in place of any built
     /// here; `None` unless this server follows one.
     followed: Option<Vec<zone::ZoneContent>>,
+    /// `[[update]]`: what each key may change.
+    policies: Vec<config::UpdatePolicy>,
+    /// What updates wrote, per view ([`updates::slot`]) and key.
+    written: [zone::update::Written; 2],
+    /// The zones last published, kept while updates may patch them.
+    last: Option<Built>,
 }
 
 impl Builder {
@@ -84,7 +93,17 @@ impl Builder {
             persist: true,
             journals: Journals::new(config),
             followed: config.follow.as_ref().map(|_| Vec::new()),
+            policies: config.updates.clone(),
+            written: Default::default(),
+            last: None,
         }
+        .with_written()
+    }
+
+    /// Starts from the update-written records saved in `state_dir`.
+    fn with_written(mut self) -> Builder {
+        self.load_written();
+        self
     }
 
     /// A builder for a one-shot command: it reads `state_dir` (saved serials, so that what it
@@ -191,6 +210,10 @@ impl Builder {
         self.settings.nameserver_addresses = addresses;
         self.files = files;
         self.public_addresses = public_addresses(config);
+        self.policies = config.updates.clone();
+        if self.policies.is_empty() {
+            self.last = None;
+        }
         if self.persist {
             self.journals.reconfigure(config);
         }
@@ -227,7 +250,8 @@ impl Builder {
                 ..Zones::default()
             },
             None => {
-                let mut private = zone::build(&inputs, &self.settings, &self.files);
+                let written = updates::all_written(&self.written[0]);
+                let mut private = zone::build(&inputs, &self.settings, &self.files, &written);
                 self.unsaved.0 |= self.book.stamp(&mut private, now, &self.settings);
                 private
             }
@@ -245,7 +269,9 @@ impl Builder {
             nameserver_addresses: self.public_addresses.clone(),
             ..self.settings.clone()
         };
-        let mut public = (self.files.public.as_ref()).map(|r| zone::build_public(r, &settings));
+        let written = updates::all_written(&self.written[1]);
+        let mut public =
+            (self.files.public.as_ref()).map(|r| zone::build_public(r, &settings, &written));
         if let Some(zones) = &mut public {
             self.unsaved.1 |= self.public_book.stamp(zones, now, &settings);
         }
@@ -265,10 +291,23 @@ impl Builder {
         }
     }
 
-    /// Keeps the records of the zones just published, for the next build's journal entries
-    /// (moved out of `built`, not copied).
-    pub fn keep_published(&mut self, built: &mut Built) {
-        self.journals.keep_published(&mut built.private);
+    /// After updates were served: the zones as patched are what the next journal entries
+    /// start from.
+    fn journal_base(&mut self) {
+        if let Some(last) = &self.last {
+            self.journals.keep_published(&mut last.private.clone());
+        }
+    }
+
+    /// Keeps the zones just published: their records for the next build's journal entries
+    /// (moved, not copied, unless updates may patch the zones, which then keeps them too).
+    pub fn keep_published(&mut self, mut built: Built) {
+        if self.policies.is_empty() {
+            self.journals.keep_published(&mut built.private);
+        } else {
+            self.journals.keep_published(&mut built.private.clone());
+            self.last = Some(built);
+        }
     }
 
     /// Writes the journals that changed since the last call (after the swap, like the
@@ -383,6 +422,8 @@ pub(super) struct BuilderThread {
     pub(super) notifier: Notifier,
     /// The current poller generation of every network.
     pub(super) generations: HashMap<NetworkId, u64>,
+    /// Refused updates already logged, by key and reason.
+    pub(super) refusals: crate::once::LogOnce<(String, String)>,
 }
 
 impl BuilderThread {
@@ -429,6 +470,23 @@ impl BuilderThread {
     /// Applies updates in order, then builds and publishes new zones if any of them changed
     /// something; returns whether it did.
     fn apply(&mut self, updates: Vec<Update>) -> bool {
+        let (jobs, updates): (Vec<Update>, Vec<Update>) =
+            (updates.into_iter()).partition(|u| matches!(u, Update::Dynamic(_)));
+        let built = self.apply_syncs(updates);
+        let jobs: Vec<UpdateJob> = (jobs.into_iter())
+            .filter_map(|u| match u {
+                Update::Dynamic(job) => Some(job),
+                _ => None,
+            })
+            .collect();
+        if !jobs.is_empty() {
+            self.apply_updates(jobs);
+        }
+        built
+    }
+
+    /// The updates other than UPDATEs: a build if any of them changed something.
+    fn apply_syncs(&mut self, updates: Vec<Update>) -> bool {
         let mut causes = Vec::new();
         for update in updates {
             let (cause, changed) = self.take(update);
@@ -444,7 +502,7 @@ impl BuilderThread {
         causes.dedup();
         let cause = causes.join(", ");
         let started = std::time::Instant::now();
-        let mut built = self.builder.build();
+        let built = self.builder.build();
         self.views.publish(&built);
         (self.views.names).set(self.builder.names_source(built.private.scopes.clone()));
         self.builder.save_serials();
@@ -461,8 +519,55 @@ impl BuilderThread {
             took_ms = started.elapsed().as_millis() as u64,
             "zone updated"
         );
-        self.builder.keep_published(&mut built);
+        self.builder.keep_published(built);
         true
+    }
+
+    /// Applies UPDATEs in order to the zones last published, serves what changed with one
+    /// compile, then answers each (after the swap: a client that reads back its change finds
+    /// it).
+    fn apply_updates(&mut self, jobs: Vec<UpdateJob>) {
+        let started = std::time::Instant::now();
+        let mut changed = false;
+        let mut answers = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let rcode = match self.builder.update(&job) {
+                Ok(c) => {
+                    changed |= c;
+                    tracing::info!(key = %job.key, view = job.view.name(), changed = c, "update applied");
+                    0
+                }
+                Err(refusal) => {
+                    if self
+                        .refusals
+                        .first((job.key.to_ascii(), refusal.why.clone()))
+                    {
+                        tracing::warn!(key = %job.key, view = job.view.name(),
+                            rcode = crate::metrics::rcode_name(refusal.rcode), why = %refusal.why,
+                            "update not applied");
+                    }
+                    refusal.rcode
+                }
+            };
+            answers.push((job.done, rcode));
+        }
+        if changed {
+            if let Some(last) = self.builder.updated() {
+                self.views.publish(last);
+                self.notifier.published(&last.private);
+                self.builder.save_serials();
+                self.builder.save_journals();
+                self.builder.journal_base();
+            }
+            tracing::info!(
+                updates = answers.len(),
+                took_ms = started.elapsed().as_millis() as u64,
+                "zone updated by UPDATE"
+            );
+        }
+        for (done, rcode) in answers {
+            let _ = done.send(rcode);
+        }
     }
 
     /// Takes one update into the builder's data; returns its cause and whether it changed
@@ -487,6 +592,11 @@ impl BuilderThread {
                 builder.set_nameserver_addresses(addresses),
             ),
             Update::Followed(zones) => ("followed zones".to_owned(), builder.set_followed(zones)),
+            Update::Dynamic(job) => {
+                // Taken apart in `apply`; one that got here is answered, not lost.
+                let _ = job.done.send(crate::zone::update::SERVFAIL);
+                ("update".to_owned(), false)
+            }
             Update::Reconfigure(config, files, generations) => {
                 self.generations = generations;
                 self.notifier.configure(&config.transfer);
@@ -530,6 +640,7 @@ mod tests {
             runtime: tokio::runtime::Handle::current(),
             notifier: Notifier::new(tokio::runtime::Handle::current()),
             generations: HashMap::from([(id, 2)]),
+            refusals: Default::default(),
         };
         let db_at = |ip: &str, generation| {
             let list = format!(
@@ -580,13 +691,13 @@ mod tests {
         // A server: two versions of the zone, the change journaled and saved.
         let mut first = Builder::new(&config, FileRecords::default(), Arc::default());
         first.set(members(&["db"]));
-        let mut built = first.build();
+        let built = first.build();
         let s1 = serial(&built);
-        first.keep_published(&mut built);
+        first.keep_published(built);
         first.set(members(&["db", "cache"]));
-        let mut built = first.build();
+        let built = first.build();
         let s2 = serial(&built);
-        first.keep_published(&mut built);
+        first.keep_published(built);
         first.save_serials();
         first.save_journals();
         drop(first);
@@ -594,9 +705,9 @@ mod tests {
         // then a sync that changed something while it was down.
         let mut again = Builder::new(&config, FileRecords::default(), Arc::default());
         again.set(members(&["db", "cache"]));
-        let mut built = again.build();
+        let built = again.build();
         assert_eq!(serial(&built), s2, "the same zone keeps its serial");
-        again.keep_published(&mut built);
+        again.keep_published(built);
         again.set(members(&["db", "cache", "logs"]));
         let built = again.build();
         let s3 = serial(&built);

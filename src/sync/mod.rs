@@ -65,6 +65,8 @@ pub(crate) enum Update {
     Reconfigure(Box<Config>, FileRecords, HashMap<NetworkId, u64>),
     /// A follower's zones as they are now (`[follow]`).
     Followed(Vec<crate::zone::ZoneContent>),
+    /// An RFC 2136 UPDATE to apply, and where to say how it went.
+    Dynamic(crate::dns::update::UpdateJob),
 }
 
 /// One Notify per network id, stable across reloads: a webhook or a watched members file
@@ -95,6 +97,26 @@ pub struct SyncHandle {
 }
 
 impl SyncHandle {
+    /// Hands the UPDATEs the listeners take to the builder, in the order they came.
+    pub fn take_updates(&self, mut jobs: mpsc::Receiver<crate::dns::update::UpdateJob>) {
+        let tx = self.tx.clone();
+        let cancel = self.cancel.clone();
+        tokio::spawn(async move {
+            loop {
+                let job = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    job = jobs.recv() => job,
+                };
+                let Some(job) = job else { return };
+                if let Err(mpsc::error::SendError(Update::Dynamic(job))) =
+                    tx.send(Update::Dynamic(job)).await
+                {
+                    let _ = job.done.send(crate::zone::update::SERVFAIL);
+                }
+            }
+        });
+    }
+
     /// A follower's zones as they are now, to be served in place of the last ones.
     pub async fn followed(&self, zones: Vec<crate::zone::ZoneContent>) {
         if self.tx.send(Update::Followed(zones)).await.is_err() {
@@ -244,7 +266,7 @@ pub async fn start(
     builder.set_followed(followed);
     let served = Arc::new(watch::Sender::new(nameservers.clone()));
     builder.set_nameserver_addresses(nameservers);
-    let mut built = builder.build();
+    let built = builder.build();
     views.publish(&built);
     views
         .names
@@ -252,8 +274,7 @@ pub async fn start(
     builder.save_serials();
     // The zone served before a restart, rebuilt from its snapshots: the next build's IXFR
     // journal entry is the change from it, however soon the first sync arrives.
-    builder.keep_published(&mut built);
-    drop(built);
+    builder.keep_published(built);
 
     let (tx, rx) = mpsc::channel::<Update>(16);
     let handle = SyncHandle {
@@ -278,6 +299,7 @@ pub async fn start(
             n
         },
         generations: HashMap::new(),
+        refusals: Default::default(),
     };
     let thread = std::thread::Builder::new()
         .name("zone-builder".into())

@@ -34,6 +34,7 @@ mod public;
 pub mod scopes;
 mod serial;
 pub mod services;
+pub mod update;
 
 use apexes::Apexes;
 pub use catalog::member_zones;
@@ -153,7 +154,13 @@ impl Zones {
 
 /// Builds every zone of the backhaul view from the networks' snapshots and the records files.
 /// Pure and deterministic.
-pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> Zones {
+/// `updated`: what RFC 2136 updates wrote, which loses to every other source.
+pub fn build(
+    inputs: &[Input<'_>],
+    settings: &Settings,
+    files: &FileRecords,
+    updated: &RecordList,
+) -> Zones {
     let Settled {
         entries,
         apexes,
@@ -187,6 +194,7 @@ pub fn build(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> 
     if let Some(public) = &files.public {
         public_fallback(&mut records, public, &apexes);
     }
+    push_updated(&mut records, updated, &apexes);
     apex_ns(&mut records, &apexes, &files.private, settings);
     let file_owners: Vec<Vec<u8>> = files.private.iter().map(|r| name_wire(&r.name)).collect();
     let scopes = scopes::map(
@@ -473,6 +481,24 @@ fn place_apexes(wanted: BTreeSet<Name>, records: &RecordList) -> Apexes {
     apexes
 }
 
+/// Records written by dynamic updates (RFC 2136): only at names nothing else holds (a
+/// member, a service or a file that took a name since wins it), never at an apex, and only
+/// inside a zone still served.
+fn push_updated(records: &mut RecordList, updated: &RecordList, apexes: &Apexes) {
+    if updated.is_empty() {
+        return;
+    }
+    let taken: HashSet<&[u8]> = records.iter().map(|r| r.owner).collect();
+    let keep: Vec<ZoneRecord<'_>> = (updated.iter())
+        .filter(|r| !taken.contains(r.owner))
+        .filter(|r| apexes.slot(r.owner).is_none() && apexes.closest(r.owner).is_some())
+        .collect();
+    drop(taken);
+    for r in keep {
+        records.push(r);
+    }
+}
+
 /// Step 4: names the backhaul view lacks fall back to the public view's records: a whole name
 /// at a time, except at an apex, which always holds our SOA and NS, where it goes type by
 /// type.
@@ -564,7 +590,7 @@ pub(crate) fn canonical_key(wire: &[u8]) -> Vec<u8> {
     key
 }
 
-fn content_hash(records: &RecordList) -> [u8; 32] {
+pub(crate) fn content_hash(records: &RecordList) -> [u8; 32] {
     let mut h = Sha256::new();
     for r in records
         .iter()
@@ -646,6 +672,7 @@ mod tests {
             }],
             &settings(),
             &FileRecords::default(),
+            &RecordList::default(),
         )
     }
 

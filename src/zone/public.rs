@@ -9,7 +9,8 @@ use crate::dname::name_wire;
 /// The public view: one zone at the domain holding the public records file only (never a
 /// member record), with our SOA, and our NS unless the file lists its own.
 /// `settings.nameserver_addresses` are the public addresses.
-pub fn build_public(records: &[Record], settings: &Settings) -> Zones {
+/// `updated`: what RFC 2136 updates wrote in this view, at names the file leaves free.
+pub fn build_public(records: &[Record], settings: &Settings, updated: &RecordList) -> Zones {
     let apex = settings.nameserver.clone();
     let mut out = RecordList::default();
     for r in records {
@@ -29,6 +30,9 @@ pub fn build_public(records: &[Record], settings: &Settings) -> Zones {
             out.push_address(&apex_wire, *ip, settings.ttl);
         }
     }
+    let mut apexes = super::apexes::Apexes::default();
+    apexes.insert(apex_wire.clone(), apex.clone());
+    super::push_updated(&mut out, updated, &apexes);
     let out = out.sorted();
     Zones {
         zones: vec![ZoneContent {

@@ -82,20 +82,8 @@ impl SerialBook {
             }
             seen.insert(key);
             z.serial = serial;
-            let soa = SOA::new(
-                mname(z, settings),
-                rname(settings),
-                serial,
-                settings.soa.refresh as i32,
-                settings.soa.retry as i32,
-                settings.soa.expire as i32,
-                settings.negative_ttl,
-            );
-            (z.records).set_first(&Record::from_rdata(
-                z.apex.clone(),
-                settings.ttl,
-                RData::SOA(soa),
-            ));
+            let soa = soa_record(z, serial, settings);
+            (z.records).set_first(&soa);
         }
         // Forget zones that are gone, but only once the picture is whole: before the first
         // sync the reverse zones are not built yet and must keep their serials.
@@ -104,4 +92,36 @@ impl SerialBook {
         }
         *self != before
     }
+
+    /// A zone whose content a dynamic update just changed (its records and hash already
+    /// the new ones): the next serial, the current Unix time or the last serial + 1 if that
+    /// is not later, with its SOA put first.
+    pub fn advance(&mut self, z: &mut ZoneContent, now_unix: u32, settings: &Settings) {
+        let key = z.apex.to_ascii();
+        let last = self.zones.get(&key).map_or(z.serial, |e| e.serial);
+        let serial = if serial_after(now_unix, last) {
+            now_unix
+        } else {
+            last.wrapping_add(1)
+        };
+        let hash = hex(&z.hash);
+        self.zones.insert(key, SerialEntry { hash, serial });
+        z.serial = serial;
+        let soa = soa_record(z, serial, settings);
+        z.records.set_first(&soa);
+    }
+}
+
+/// The SOA of `z` at `serial`.
+fn soa_record(z: &ZoneContent, serial: u32, settings: &Settings) -> Record {
+    let soa = SOA::new(
+        mname(z, settings),
+        rname(settings),
+        serial,
+        settings.soa.refresh as i32,
+        settings.soa.retry as i32,
+        settings.soa.expire as i32,
+        settings.negative_ttl,
+    );
+    Record::from_rdata(z.apex.clone(), settings.ttl, RData::SOA(soa))
 }

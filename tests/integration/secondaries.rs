@@ -50,7 +50,13 @@ fn daemon(cmd: &mut Command) -> Daemon {
 
 /// NSD as a secondary of `primary` on `port`, transferring from `source`, with `secret` for
 /// the key `xfr` (request-xfr without AXFR: IXFR first, as NSD does by default).
-fn nsd(dir: &Path, port: u16, source: &str, primary: SocketAddr, secret: &str) -> Daemon {
+pub(crate) fn nsd(
+    dir: &Path,
+    port: u16,
+    source: &str,
+    primary: SocketAddr,
+    secret: &str,
+) -> Daemon {
     assert!(
         Path::new("/usr/sbin/nsd").exists(),
         "this test needs NSD: apt-get install nsd (.ci/run installs it)"
@@ -128,7 +134,7 @@ fn log_of(dir: &Path, file: &str) -> String {
 }
 
 /// The A records a secondary answers for `name` with AA set (empty when it has no zone).
-fn secondary_a(port: u16, name: &str) -> Vec<String> {
+pub(crate) fn secondary_a(port: u16, name: &str) -> Vec<String> {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let q = request(name, RecordType::A).to_vec().unwrap();
     udp_raw(addr, &q)
@@ -165,7 +171,7 @@ fn serial(server: &Server) -> u64 {
 }
 
 /// Whether the primary logged a transfer of `kind` to `client` ending at `serial`.
-fn transferred(server: &Server, client: &str, kind: &str, serial: u64) -> bool {
+pub(crate) fn transferred(server: &Server, client: &str, kind: &str, serial: u64) -> bool {
     server.count_logs(|l| {
         l["message"] == "zone transfer"
             && l["client"] == client

@@ -13,6 +13,7 @@ pub(super) struct Mine {
     pub(super) services: bool,
     pub(super) scopes: bool,
     pub(super) catalog: bool,
+    pub(super) updates: bool,
 }
 
 impl Validator<'_> {
@@ -27,12 +28,13 @@ impl Validator<'_> {
             (mine.services, "service", "[[service]]"),
             (mine.scopes, "scope", "[[scope]]"),
             (mine.catalog, "transfer.catalog", "[transfer] catalog"),
+            (mine.updates, "update", "[[update]]"),
         ];
         if let Some((_, key, what)) = primary_only.iter().find(|(set, _, _)| *set) {
             return Err(self.err(
                 *key,
                 format!(
-                    "{what} needs member data, which a follower does not have: it serves the \
+                    "{what} needs member data or changes the zones, which a follower does not have: it serves the \
                      primary's zones as they are; set it on the primary (or remove [follow])"
                 ),
             ));

@@ -22,6 +22,7 @@ mod listen;
 mod scope;
 mod service;
 mod transfer;
+mod update;
 mod upstream;
 
 use follow::Mine;
@@ -173,11 +174,14 @@ impl Validator<'_> {
                     services: !services.is_empty(),
                     scopes: !scopes.is_empty(),
                     catalog: transfer.catalog.is_some(),
+                    updates: !raw.updates.is_empty(),
                 };
                 Some(self.follow(f, &transfer.keys, mine)?)
             }
         };
+        let updates = self.updates(raw.updates, &transfer.keys, public.is_some())?;
         Ok(Config {
+            updates,
             follow,
             services,
             scopes,

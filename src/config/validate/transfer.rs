@@ -140,7 +140,7 @@ impl Validator<'_> {
     }
 
     /// A size in bytes: `1048576`, `"512 KiB"`, `"8 MiB"`, `"1 GiB"`.
-    fn size(&self, key: &str, text: &str) -> Result<usize, ConfigError> {
+    pub(super) fn size(&self, key: &str, text: &str) -> Result<usize, ConfigError> {
         let t = text.trim();
         let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (digits, unit) = t.split_at(split);

@@ -31,9 +31,34 @@ pub enum Rcode {
     Refused = 5,
     /// A name that would exist is too long (RFC 6672 2.2: a DNAME's substitution overflows).
     YxDomain = 6,
+    /// RFC 2136 prerequisites: an RRset that should not exist does, or one that should does not.
+    YxRrSet = 7,
+    NxRrSet = 8,
     /// Not authoritative for the zone (RFC 2136; RFC 5936 2.2.1 for transfers).
     NotAuth = 9,
+    /// A name outside the zone of an UPDATE (RFC 2136).
+    NotZone = 10,
     BadVers = 16,
+}
+
+impl Rcode {
+    /// The RCODE of a number (an UPDATE's outcome); one we never send is SERVFAIL.
+    pub fn from_u16(code: u16) -> Rcode {
+        match code {
+            0 => Rcode::NoError,
+            1 => Rcode::FormErr,
+            3 => Rcode::NxDomain,
+            4 => Rcode::NotImp,
+            5 => Rcode::Refused,
+            6 => Rcode::YxDomain,
+            7 => Rcode::YxRrSet,
+            8 => Rcode::NxRrSet,
+            9 => Rcode::NotAuth,
+            10 => Rcode::NotZone,
+            16 => Rcode::BadVers,
+            _ => Rcode::ServFail,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -568,7 +593,7 @@ mod tests {
             included: Vec::new(),
             delegations: Vec::new(),
         };
-        let mut zones = zone::build(&[], &settings, &files);
+        let mut zones = zone::build(&[], &settings, &files, &Default::default());
         SerialBook::default().stamp(&mut zones, 1, &settings);
         ZoneIndex::compile(&zones)
     }
