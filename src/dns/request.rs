@@ -19,7 +19,6 @@ use super::update::PendingUpdate;
 use super::wire::{self, ParseError, Request};
 use crate::clock;
 use crate::dname::{opcode, rtype};
-use crate::view::View;
 
 /// What the transport is to do with a request.
 #[derive(Debug, PartialEq, Eq)]
@@ -280,36 +279,32 @@ fn signed(
     policy: Policy,
     out: &mut Vec<u8>,
 ) -> Action {
-    // The public view knows no keys: every key is unknown there (BADKEY).
-    let empty = tsig::Keyring::default();
-    let keys = match rules.view {
-        View::Backhaul => &rules.transfers.keys,
-        View::Public => &empty,
-    };
-    let (key, unsigned, mut signer) = match tsig::check(keys, req.raw, tsig_at, clock::unix_now()) {
-        Checked::Valid {
-            key,
-            unsigned,
-            signer,
-        } => (key, unsigned, signer),
-        Checked::Failed { error, key, reply } => {
-            let error = tsig::error_name(error);
-            ctx.tsig_failure(client, &key, error);
-            // TSIG errors (BADKEY to any stranger) are limited like other errors.
-            return match limit(ctx, rules, client, policy, transport, || (Kind::Error, 0)) {
-                Verdict::Send => Action::Messages(vec![reply]),
-                Verdict::Slip => {
-                    truncated(req, Rcode::NotAuth, false, out);
-                    Action::Reply
-                }
-                Verdict::Drop => Action::Drop,
-            };
-        }
-        Checked::Malformed => {
-            reply_to(req, Rcode::FormErr, transport, false, out);
-            return Action::Reply;
-        }
-    };
+    // The public view knows only the keys its [[update]] tables name (BADKEY for others).
+    let (key, unsigned, mut signer) =
+        match tsig::check(&rules.keys, req.raw, tsig_at, clock::unix_now()) {
+            Checked::Valid {
+                key,
+                unsigned,
+                signer,
+            } => (key, unsigned, signer),
+            Checked::Failed { error, key, reply } => {
+                let error = tsig::error_name(error);
+                ctx.tsig_failure(client, &key, error);
+                // TSIG errors (BADKEY to any stranger) are limited like other errors.
+                return match limit(ctx, rules, client, policy, transport, || (Kind::Error, 0)) {
+                    Verdict::Send => Action::Messages(vec![reply]),
+                    Verdict::Slip => {
+                        truncated(req, Rcode::NotAuth, false, out);
+                        Action::Reply
+                    }
+                    Verdict::Drop => Action::Drop,
+                };
+            }
+            Checked::Malformed => {
+                reply_to(req, Rcode::FormErr, transport, false, out);
+                return Action::Reply;
+            }
+        };
     // The request without its TSIG parses as the request did.
     let Ok(inner) = wire::parse(&unsigned) else {
         reply_to(req, Rcode::FormErr, transport, false, out);

@@ -14,6 +14,7 @@ use super::answer::Policy;
 use super::forward::{Forwarders, Plan};
 use super::ratelimit::Limiter;
 use super::transfer::Transfers;
+use super::tsig::Keyring;
 use crate::config::{Config, ForwardZone, TcpLimits};
 use crate::view::View;
 
@@ -38,6 +39,10 @@ pub struct Rules {
     pub follow: Option<FollowRule>,
     /// `[[update]]`: the keys that may send UPDATEs in this view.
     update_keys: Vec<Name>,
+    /// The keys signed requests are checked against: every `[[transfer.key]]` in the backhaul
+    /// view; in the public view only those an `[[update]]` of it names (certbot signs its
+    /// SOA queries too).
+    pub keys: Arc<Keyring>,
 }
 
 /// Who may NOTIFY a follower: its primary, from its address, unsigned or with its key.
@@ -105,6 +110,16 @@ impl Rules {
                 .filter(|u| u.view == view)
                 .map(|u| u.key.clone())
                 .collect(),
+            keys: Arc::new(match view {
+                View::Backhaul => Keyring::new(&config.transfer.keys),
+                View::Public => {
+                    let named = |k: &&crate::config::TsigKey| {
+                        (config.updates.iter()).any(|u| u.view == view && u.key == k.name)
+                    };
+                    let keys: Vec<_> = config.transfer.keys.iter().filter(named).cloned().collect();
+                    Keyring::new(&keys)
+                }
+            }),
             follow: (config.follow.as_ref())
                 .filter(|_| backhaul)
                 .map(|f| FollowRule {
@@ -128,6 +143,7 @@ impl Rules {
             tcp,
             follow: None,
             update_keys: Vec::new(),
+            keys: Arc::default(),
         }
     }
 

@@ -5,7 +5,6 @@ use std::net::IpAddr;
 
 use super::answer::Rcode;
 use super::index::{RrSet, ZoneIndex};
-use super::tsig::Keyring;
 use super::wire::Request;
 use crate::config::{self, TransferAllow};
 use crate::dname::{class, flags, rtype, skip_name, HEADER_LEN};
@@ -15,19 +14,17 @@ use hickory_proto::rr::Name;
 /// Messages of a transfer stay well under the 64 KiB TCP limit.
 const MESSAGE_TARGET: usize = 16 * 1024;
 
-/// Who may transfer, and with which keys: `[transfer] allow` and `[[transfer.key]]`, swapped
-/// whole on reload.
+/// Who may transfer, and with which keys (`[transfer] allow`; the keys themselves are the
+/// rules' [`super::rules::Rules::keys`]), swapped whole on reload.
 #[derive(Default)]
 pub struct Transfers {
     allow: Vec<TransferAllow>,
-    pub keys: Keyring,
 }
 
 impl Transfers {
     pub fn new(config: &config::Transfer) -> Transfers {
         Transfers {
             allow: config.allow.clone(),
-            keys: Keyring::new(&config.keys),
         }
     }
 

@@ -36,6 +36,12 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 /// A test CA (`ca.pem`) and a certificate for `dns.test` signed by it (`srv.pem`, `srv.key`).
 fn certificates(dir: &Path) {
+    certificates_for(dir, "DNS:dns.test");
+}
+
+/// A test CA (`ca.pem`) and a certificate for `san` (`DNS:name`, `IP:address`, comma
+/// separated) signed by it (`srv.pem`, `srv.key`).
+pub(crate) fn certificates_for(dir: &Path, san: &str) {
     let ec = [
         "-newkey",
         "ec",
@@ -75,7 +81,7 @@ fn certificates(dir: &Path) {
     openssl(dir, &req);
     std::fs::write(
         dir.join("srv.ext"),
-        "subjectAltName=DNS:dns.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        format!("subjectAltName={san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"),
     )
     .unwrap();
     openssl(

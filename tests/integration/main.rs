@@ -7,6 +7,8 @@
 // Fake Central, fake upstream resolver, the server process, DNS clients, network namespaces.
 mod common;
 
+// certbot's dns-rfc2136 plugin against a real ACME server (pebble), through UPDATE.
+mod acme;
 // RFC 2136 UPDATE with nsupdate and knsupdate, NSD taking the changes by IXFR.
 mod updates;
 // RFC 9432 catalog zone: a real Knot follows every zone through it alone.
