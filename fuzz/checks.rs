@@ -613,7 +613,7 @@ fn http_app() -> axum::Router {
         let id: NetworkId = NETWORK.parse().unwrap();
         builder.set(file::parse(members.to_string().as_bytes(), id).unwrap());
         let names = std::sync::Arc::new(backhaul_dns::sync::publish::Names::default());
-        names.set(builder.names_source(std::sync::Arc::default()));
+        names.set(builder.names_source(std::sync::Arc::default(), Default::default()));
         let nets = ["10.147.17.1/24".parse().unwrap()];
         let access = std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(
             backhaul_dns::http::Access::new(&nets, &config),

@@ -945,6 +945,72 @@ mod tests {
     }
 
     #[test]
+    fn update_tables_name_a_key_names_and_types_in_one_line_each() {
+        std::env::set_var(TOKEN_ENV, "tok");
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("acme.key");
+        std::fs::write(&key, "c2VjcmV0\n").unwrap();
+        let with = |update: &str| {
+            format!(
+                "{MINIMAL}\n[[transfer.key]]\nname = \"acme\"\nsecret_file = \"{}\"\n[[update]]\n{update}\n",
+                key.display()
+            )
+        };
+        let c = parse(&with("key = \"acme\"\nnames = [\"_acme-challenge.*\"]")).unwrap();
+        let u = &c.updates[0];
+        assert_eq!(u.types, [16], "TXT by default");
+        assert_eq!((u.max_records, u.max_bytes), (1000, 1 << 20));
+        assert!(u.allows("_acme-challenge.db", 16));
+        assert!(u.allows("_ACME-Challenge.db.prod", 16));
+        assert!(!u.allows("db", 16));
+        assert!(!u.allows("_acme-challenge.db", 1));
+        for (update, says) in [
+            (
+                "key = \"nope\"\nnames = [\"a\"]",
+                "no [[transfer.key]] is named \"nope\"",
+            ),
+            ("key = \"acme\"", "list the names this key may change"),
+            (
+                "key = \"acme\"\nnames = [\"*\"]",
+                "would let the key write any name",
+            ),
+            ("key = \"acme\"\nnames = [\"a[\"]", "is not a name glob"),
+            (
+                "key = \"acme\"\nnames = [\"a\"]\ntypes = [\"SOA\"]",
+                "never SOA, NS or DNAME",
+            ),
+            (
+                "key = \"acme\"\nnames = [\"a\"]\ntypes = []",
+                "at least one type",
+            ),
+            (
+                "key = \"acme\"\nnames = [\"a\"]\nview = \"public\"",
+                "needs a [public] view",
+            ),
+            (
+                "key = \"acme\"\nnames = [\"a\"]\nview = \"other\"",
+                "not a view",
+            ),
+            (
+                "key = \"acme\"\nnames = [\"a\"]\nmax_records = 0",
+                "at least 1",
+            ),
+            (
+                "key = \"acme\"\nnames = [\"a\"]\nmax_size = \"lots\"",
+                "update[0].max_size",
+            ),
+            ("key = \"acme\"\nnames = [\"a\"]\nbogus = 1", "bogus"),
+        ] {
+            let e = err(&with(update));
+            assert!(e.contains(says), "{update}: {e}");
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
+        let twice =
+            with("key = \"acme\"\nnames = [\"a\"]\n[[update]]\nkey = \"acme\"\nnames = [\"b\"]");
+        assert!(err(&twice).contains("two [[update]] tables"));
+    }
+
+    #[test]
     fn upstreams_plain_tls_and_https() {
         std::env::set_var(TOKEN_ENV, "tok");
         let with = |list: &str| format!("{MINIMAL}\n[forward]\nupstreams = [{list}]\n");

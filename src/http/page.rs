@@ -289,6 +289,7 @@ fn names(h: &mut String, d: &Directory, query: &PageQuery) {
             Kind::Alias => "alias",
             Kind::Records => "records file",
             Kind::Service => "service",
+            Kind::Updated => "updated (RFC 2136)",
         };
         let addresses: Vec<String> = r.addresses.iter().map(|a| a.to_string()).collect();
         let _ = write!(

@@ -166,7 +166,11 @@ impl Builder {
     /// What the names directory is worked out from (see [`zone::directory`]): the data of
     /// the last build, shared, not copied (the records files aside).
     /// What the names directory of the last build is worked out from; `scopes`: that build's.
-    pub fn names_source(&self, scopes: Arc<zone::ScopeMap>) -> NamesSource {
+    pub fn names_source(
+        &self,
+        scopes: Arc<zone::ScopeMap>,
+        updated: zone::RecordList,
+    ) -> NamesSource {
         NamesSource {
             scopes,
             networks: self.networks.clone(),
@@ -175,12 +179,14 @@ impl Builder {
                 .collect(),
             settings: self.settings.clone(),
             files: self.files.clone(),
+            updated,
         }
     }
 
     /// The names directory of what is held now (for `backhaul-dns hosts`).
     pub fn directory(&self) -> zone::Directory {
-        self.names_source(Arc::default()).directory()
+        let updated = updates::all_written(&self.written[0]);
+        self.names_source(Arc::default(), updated).directory()
     }
 
     /// The snapshot held for `network`.
@@ -504,7 +510,8 @@ impl BuilderThread {
         let started = std::time::Instant::now();
         let built = self.builder.build();
         self.views.publish(&built);
-        (self.views.names).set(self.builder.names_source(built.private.scopes.clone()));
+        let (scopes, updated) = (built.private.scopes.clone(), built.private.updated.clone());
+        (self.views.names).set(self.builder.names_source(scopes, updated));
         self.builder.save_serials();
         self.builder.save_journals();
         self.notifier.published(&built.private);
@@ -555,6 +562,8 @@ impl BuilderThread {
             if let Some(last) = self.builder.updated() {
                 self.views.publish(last);
                 self.notifier.published(&last.private);
+                let (scopes, updated) = (last.private.scopes.clone(), last.private.updated.clone());
+                (self.views.names).set(self.builder.names_source(scopes, updated));
                 self.builder.save_serials();
                 self.builder.save_journals();
                 self.builder.journal_base();

@@ -270,7 +270,7 @@ pub async fn start(
     views.publish(&built);
     views
         .names
-        .set(builder.names_source(built.private.scopes.clone()));
+        .set(builder.names_source(built.private.scopes.clone(), built.private.updated.clone()));
     builder.save_serials();
     // The zone served before a restart, rebuilt from its snapshots: the next build's IXFR
     // journal entry is the change from it, however soon the first sync arrives.

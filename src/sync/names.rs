@@ -16,6 +16,8 @@ pub struct NamesSource {
     pub(super) files: FileRecords,
     /// The build's scopes: who sees which of these names.
     pub(super) scopes: Arc<ScopeMap>,
+    /// The records updates wrote that the build served.
+    pub(super) updated: zone::RecordList,
 }
 
 impl NamesSource {
@@ -26,7 +28,7 @@ impl NamesSource {
                 snapshot: snapshot.as_deref(),
             })
             .collect();
-        zone::directory(&inputs, &self.settings, &self.files)
+        zone::directory(&inputs, &self.settings, &self.files, &self.updated)
     }
 
     pub fn scopes(&self) -> &Arc<ScopeMap> {

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use hickory_proto::rr::{RData, RecordType};
 use serde::Serialize;
 
-use super::{settle, Input, Settings, Settled};
+use super::{settle, Input, RecordList, Settings, Settled};
 use crate::dname::{name_wire, wire_to_text};
 use crate::ids::{NetworkId, NodeId};
 use crate::records::FileRecords;
@@ -27,6 +27,8 @@ pub enum Kind {
     Records,
     /// A `[[service]]` name.
     Service,
+    /// A name written by RFC 2136 updates.
+    Updated,
 }
 
 /// One row: a name and its addresses, or a member that has no name served (`served` false).
@@ -98,7 +100,13 @@ pub struct Directory {
 }
 
 /// Works out the rows from what a build would use.
-pub fn directory(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords) -> Directory {
+/// `updated`: the records updates wrote in the backhaul view, as the last build served them.
+pub fn directory(
+    inputs: &[Input<'_>],
+    settings: &Settings,
+    files: &FileRecords,
+    updated: &RecordList,
+) -> Directory {
     let Settled {
         entries,
         conflicts,
@@ -237,6 +245,31 @@ pub fn directory(inputs: &[Input<'_>], settings: &Settings, files: &FileRecords)
                 problem: None,
             });
         }
+    }
+    // Names written by updates: one row each, with its addresses if it has any.
+    let mut by_owner: std::collections::BTreeMap<String, Vec<IpAddr>> = Default::default();
+    for r in updated.iter() {
+        let entry = by_owner.entry(text(r.owner)).or_default();
+        match r.rdata.len() {
+            4 if r.rtype == 1 => entry.extend(<[u8; 4]>::try_from(r.rdata).ok().map(IpAddr::from)),
+            16 if r.rtype == 28 => {
+                entry.extend(<[u8; 16]>::try_from(r.rdata).ok().map(IpAddr::from))
+            }
+            _ => {}
+        }
+    }
+    for (name, addresses) in by_owner {
+        rows.push(Row {
+            name,
+            kind: Kind::Updated,
+            addresses,
+            node: None,
+            network: None,
+            authorized: None,
+            zerotier_name: None,
+            served: true,
+            problem: None,
+        });
     }
     for p in &plans {
         let addresses = p

@@ -144,6 +144,9 @@ pub struct Zones {
     /// The networks' subnets (managed routes, RFC 4193 prefixes): a client's own subnet
     /// comes first in the addresses it is answered with.
     pub subnets: Vec<ipnet::IpNet>,
+    /// The records RFC 2136 updates wrote that this build serves (sorted), marked as such in
+    /// `zone` output.
+    pub updated: RecordList,
 }
 
 impl Zones {
@@ -194,7 +197,7 @@ pub fn build(
     if let Some(public) = &files.public {
         public_fallback(&mut records, public, &apexes);
     }
-    push_updated(&mut records, updated, &apexes);
+    let updated = push_updated(&mut records, updated, &apexes);
     apex_ns(&mut records, &apexes, &files.private, settings);
     let file_owners: Vec<Vec<u8>> = files.private.iter().map(|r| name_wire(&r.name)).collect();
     let scopes = scopes::map(
@@ -232,6 +235,7 @@ pub fn build(
         services: plans,
         scopes: std::sync::Arc::new(scopes),
         subnets: subnets(inputs),
+        updated,
     }
 }
 
@@ -484,9 +488,10 @@ fn place_apexes(wanted: BTreeSet<Name>, records: &RecordList) -> Apexes {
 /// Records written by dynamic updates (RFC 2136): only at names nothing else holds (a
 /// member, a service or a file that took a name since wins it), never at an apex, and only
 /// inside a zone still served.
-fn push_updated(records: &mut RecordList, updated: &RecordList, apexes: &Apexes) {
+fn push_updated(records: &mut RecordList, updated: &RecordList, apexes: &Apexes) -> RecordList {
+    let mut served = RecordList::default();
     if updated.is_empty() {
-        return;
+        return served;
     }
     let taken: HashSet<&[u8]> = records.iter().map(|r| r.owner).collect();
     let keep: Vec<ZoneRecord<'_>> = (updated.iter())
@@ -496,7 +501,9 @@ fn push_updated(records: &mut RecordList, updated: &RecordList, apexes: &Apexes)
     drop(taken);
     for r in keep {
         records.push(r);
+        served.push(r);
     }
+    served.sorted()
 }
 
 /// Step 4: names the backhaul view lacks fall back to the public view's records: a whole name

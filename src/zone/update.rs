@@ -408,3 +408,128 @@ fn relative_name(owner: &[u8], apex: &[u8]) -> String {
 fn type_name(t: u16) -> String {
     hickory_proto::rr::RecordType::from(t).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::rdata::{A, CNAME, TXT};
+    use hickory_proto::rr::{DNSClass, RecordType};
+
+    fn name(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    fn policy() -> UpdatePolicy {
+        UpdatePolicy {
+            key: name("k."),
+            names: vec![glob::Pattern::new("dyn*").unwrap()],
+            types: vec![rtype::TXT, rtype::A, rtype::CNAME],
+            view: crate::view::View::Backhaul,
+            max_records: 10,
+            max_bytes: 1000,
+        }
+    }
+
+    fn message(updates: Vec<Record>) -> Vec<u8> {
+        let mut m = Message::new(1, MessageType::Query, OpCode::Update);
+        m.add_query(Query::query(name("x."), RecordType::SOA));
+        for u in updates {
+            m.add_authority(u);
+        }
+        m.to_vec().unwrap()
+    }
+
+    fn with_class(mut r: Record, class: DNSClass, ttl: u32) -> Record {
+        r.dns_class = class;
+        r.ttl = ttl;
+        r
+    }
+
+    fn txt(owner: &str, text: &str, ttl: u32) -> Record {
+        Record::from_rdata(
+            name(owner),
+            ttl,
+            RData::TXT(TXT::new(vec![text.to_owned()])),
+        )
+    }
+
+    /// The zone `x.`: its SOA, a member `db` and whatever `written` holds, as served.
+    fn zone_of(written: &Written) -> RecordList {
+        let mut list = RecordList::default();
+        list.push_record(&Record::from_rdata(
+            name("db.x."),
+            60,
+            RData::A(A::new(10, 0, 0, 1)),
+        ));
+        for l in written.values() {
+            for r in l.iter() {
+                list.push(r);
+            }
+        }
+        let mut sorted = list.sorted();
+        let soa = hickory_proto::rr::rdata::SOA::new(name("ns.x."), name("h.x."), 1, 1, 1, 1, 1);
+        sorted.set_first(&Record::from_rdata(name("x."), 60, RData::SOA(soa)));
+        sorted
+    }
+
+    fn run(written: &Written, updates: Vec<Record>) -> Result<Applied, Refusal> {
+        let records = zone_of(written);
+        let apex = name_wire(&name("x."));
+        let in_zone = |o: &[u8]| crate::dname::is_at_or_below(o, &apex);
+        let zone = Zone {
+            apex: &apex,
+            records: &records,
+            in_zone: &in_zone,
+        };
+        apply(
+            &zone,
+            written,
+            &name("k."),
+            &policy(),
+            &read(&message(updates))?,
+        )
+    }
+
+    #[test]
+    fn the_update_section_as_rfc_2136_reads_it() {
+        let mut written = Written::new();
+        // Added; a second add to the RRset gives the whole RRset its TTL.
+        let a = run(
+            &written,
+            vec![txt("dyn.x.", "one", 60), txt("dyn.x.", "two", 30)],
+        )
+        .unwrap();
+        assert_eq!(a.added.len(), 2);
+        assert!(a.written.iter().all(|r| r.ttl == 30));
+        written.insert(name("k."), a.written);
+        // A CNAME where other data is, or data where a CNAME is: ignored (3.4.2.2).
+        let cname = Record::from_rdata(name("dyn.x."), 60, RData::CNAME(CNAME(name("db.x."))));
+        assert!(!run(&written, vec![cname]).unwrap().changed());
+        // One RR deleted (class NONE), then the RRset (class ANY), then the name (ANY ANY).
+        let one = with_class(txt("dyn.x.", "one", 0), DNSClass::NONE, 0);
+        let a = run(&written, vec![one]).unwrap();
+        assert_eq!((a.deleted.len(), a.written.len()), (1, 1));
+        let rrset = Record::update0(name("dyn.x."), 0, RecordType::TXT);
+        let rrset = with_class(rrset, DNSClass::ANY, 0);
+        assert_eq!(run(&written, vec![rrset]).unwrap().deleted.len(), 2);
+        let all = with_class(
+            Record::update0(name("dyn.x."), 0, RecordType::ANY),
+            DNSClass::ANY,
+            0,
+        );
+        assert!(run(&written, vec![all]).unwrap().written.is_empty());
+        // Errors, each of its RCODE, nothing applied.
+        let code = |updates| run(&written, updates).unwrap_err().rcode;
+        assert_eq!(code(vec![txt("dyn.y.", "out", 60)]), NOTZONE);
+        let any_in = Record::update0(name("dyn.x."), 60, RecordType::ANY);
+        assert_eq!(code(vec![any_in]), FORMERR);
+        assert_eq!(code(vec![txt("other.x.", "no", 60)]), REFUSED);
+        let member = Record::from_rdata(name("db.x."), 60, RData::A(A::new(10, 0, 0, 9)));
+        assert_eq!(code(vec![member]), REFUSED);
+        let many: Vec<Record> = (0..11)
+            .map(|i| txt("dyn2.x.", &i.to_string(), 60))
+            .collect();
+        assert_eq!(code(many), REFUSED, "over max_records");
+    }
+}

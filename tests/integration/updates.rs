@@ -86,8 +86,9 @@ fn nsupdate_and_knsupdate_change_names_within_the_keys_rights() {
             member("e610b78bf2", "dyn-host", true, 3, &["10.147.17.4"]),
         ],
     );
-    let port = free_port();
-    let server = start(port, &fake, "", tempfile::tempdir().unwrap());
+    let (port, http) = (free_port(), free_port());
+    let extra = format!("[http]\nlisten = \"127.0.0.1:{http}\"\n");
+    let server = start(port, &fake, &extra, tempfile::tempdir().unwrap());
     let addr = server.dns;
     let name = "_acme-challenge.db.backhaul.";
     let s0 = serial(addr);
@@ -240,10 +241,40 @@ fn nsupdate_and_knsupdate_change_names_within_the_keys_rights() {
     let m = query(addr, "dyn-new.backhaul.", RecordType::A);
     assert_eq!(rdatas(&m), ["10.147.17.60"]);
 
+    // `zone` and the names API show them, marked as updated.
+    let (code, text, err) = run_cli(&["zone"], &server.path("backhaul-dns.toml"));
+    assert_eq!(code, 0, "{err}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("\"token-2\"") && line.ends_with("; updated (RFC 2136)"),
+        "{line}"
+    );
+    assert!(!text
+        .lines()
+        .any(|l| l.starts_with("db.backhaul.") && l.contains("updated")));
+    let (status, body) = get(
+        format!("127.0.0.1:{http}").parse().unwrap(),
+        "/api/v1/names",
+    );
+    assert_eq!(status, 200);
+    let names: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let rows = names
+        .as_array()
+        .or_else(|| names["names"].as_array())
+        .unwrap();
+    assert!(
+        rows.iter().any(|r| r["name"] == "dyn-new.backhaul"
+            && r["type"] == "updated"
+            && r["addresses"][0] == "10.147.17.60"),
+        "{body}"
+    );
     // A restart keeps them, with the same serial; a member sync keeps them.
     let kept = serial(addr);
     let dir = server.stop();
-    let server = Server::launch(dir, &config(&fake, port, ""), &[]).wait_listening();
+    let server = Server::launch(dir, &config(&fake, port, &extra), &[]).wait_listening();
     server.wait_answer("dyn-host.backhaul.", RecordType::A);
     assert_eq!(txt(addr, name), ["token-2"], "{}", server.log_text());
     assert_eq!(

@@ -99,6 +99,8 @@ impl Builder {
             return Err(refusal(SERVFAIL, "state_dir cannot be written"));
         }
         self.written[slot] = written;
+        // Every record updates hold was taken against the zone as served: all are served.
+        zones.updated = all_written(&self.written[slot]);
         let z = &mut zones.zones[i];
         let soa = z.records.get(0);
         let (mut deleted, mut added) = (RecordList::default(), RecordList::default());
