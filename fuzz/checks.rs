@@ -622,3 +622,88 @@ fn http_app() -> axum::Router {
     })
     .clone()
 }
+
+/// `update`: an UPDATE message (its TSIG already checked) worked out on a zone of members and
+/// update-written records. Never a panic; when it applies, the change fits the zone it was
+/// worked out on, the key's records stay within its limits, and no record a member holds is
+/// deleted.
+pub fn update(data: &[u8]) {
+    use backhaul_dns::config::UpdatePolicy;
+    use backhaul_dns::dname::{is_at_or_below, name_wire};
+    use backhaul_dns::zone::journal::{patch, Change};
+    use backhaul_dns::zone::update::{apply, read, Written, Zone};
+    use backhaul_dns::zone::RecordList;
+    use hickory_proto::rr::{rdata, Name, RData, Record};
+    let Ok(req) = read(data) else { return };
+    let n = |s: &str| Name::from_ascii(s).unwrap();
+    let apex = name_wire(&n("backhaul."));
+    let key = n("k.");
+    let policy = UpdatePolicy {
+        key: key.clone(),
+        names: ["_acme-challenge.*", "dyn*", "*.k8s"]
+            .iter()
+            .map(|g| glob::Pattern::new(g).unwrap())
+            .collect(),
+        types: vec![1, 16, 5, 28, 33],
+        view: backhaul_dns::view::View::Backhaul,
+        max_records: 20,
+        max_bytes: 2000,
+    };
+    let mut mine = RecordList::default();
+    mine.push_record(&Record::from_rdata(
+        n("_acme-challenge.db.backhaul."),
+        60,
+        RData::TXT(rdata::TXT::new(vec!["token".into()])),
+    ));
+    let mut written = Written::new();
+    written.insert(key.clone(), mine.sorted());
+    let mut zone = RecordList::default();
+    for (owner, last) in [("db.backhaul.", 1u8), ("dyn-member.backhaul.", 2)] {
+        let a = RData::A(rdata::A::new(10, 147, 17, last));
+        zone.push_record(&Record::from_rdata(n(owner), 60, a));
+    }
+    for r in written.values().flat_map(|l| l.iter()) {
+        zone.push(r);
+    }
+    let mut zone = zone.sorted();
+    let soa = rdata::SOA::new(n("backhaul."), n("hostmaster.backhaul."), 7, 1, 1, 2, 1);
+    zone.set_first(&Record::from_rdata(n("backhaul."), 60, RData::SOA(soa)));
+    let in_zone = |o: &[u8]| is_at_or_below(o, &apex);
+    let target = Zone {
+        apex: &apex,
+        records: &zone,
+        in_zone: &in_zone,
+    };
+    let Ok(applied) = apply(&target, &written, &key, &policy, &req) else {
+        return;
+    };
+    assert!(applied.written.len() <= policy.max_records);
+    let bytes: usize = applied
+        .written
+        .iter()
+        .map(|r| r.owner.len() + r.rdata.len())
+        .sum();
+    assert!(bytes <= policy.max_bytes);
+    for r in applied.deleted.iter() {
+        assert!(!r.owner.starts_with(b"\x02db") && !r.owner.starts_with(b"\x0adyn-member"));
+    }
+    let (mut deleted, mut added) = (RecordList::default(), RecordList::default());
+    deleted.push(zone.get(0));
+    added.push(zone.get(0));
+    for r in applied.deleted.iter() {
+        deleted.push(r);
+    }
+    for r in applied.added.iter() {
+        added.push(r);
+    }
+    let change = Change {
+        from: 7,
+        to: 7,
+        deleted,
+        added,
+    };
+    assert!(
+        patch(&zone, &change).is_some(),
+        "the change fits the zone it was worked out on"
+    );
+}

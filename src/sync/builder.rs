@@ -297,11 +297,17 @@ impl Builder {
         }
     }
 
-    /// After updates were served: the zones as patched are what the next journal entries
+    /// After updates were served: the zones they patched are what the next journal entries
     /// start from.
-    fn journal_base(&mut self) {
-        if let Some(last) = &self.last {
-            self.journals.keep_published(&mut last.private.clone());
+    fn journal_base(&mut self, apexes: &[hickory_proto::rr::Name]) {
+        let Some(last) = &self.last else { return };
+        for z in last
+            .private
+            .zones
+            .iter()
+            .filter(|z| apexes.contains(&z.apex))
+        {
+            self.journals.keep_zone(z);
         }
     }
 
@@ -535,12 +541,19 @@ impl BuilderThread {
     /// it).
     fn apply_updates(&mut self, jobs: Vec<UpdateJob>) {
         let started = std::time::Instant::now();
-        let mut changed = false;
+        let mut changed: Vec<View> = Vec::new();
+        let mut zones = Vec::new();
         let mut answers = Vec::with_capacity(jobs.len());
         for job in jobs {
             let rcode = match self.builder.update(&job) {
-                Ok(c) => {
-                    changed |= c;
+                Ok(apex) => {
+                    let c = apex.is_some();
+                    if c && !changed.contains(&job.view) {
+                        changed.push(job.view);
+                    }
+                    if job.view == View::Backhaul {
+                        zones.extend(apex);
+                    }
                     tracing::info!(key = %job.key, view = job.view.name(), changed = c, "update applied");
                     0
                 }
@@ -558,15 +571,17 @@ impl BuilderThread {
             };
             answers.push((job.done, rcode));
         }
-        if changed {
+        if !changed.is_empty() {
             if let Some(last) = self.builder.updated() {
-                self.views.publish(last);
+                for view in &changed {
+                    self.views.publish_view(last, *view);
+                }
                 self.notifier.published(&last.private);
                 let (scopes, updated) = (last.private.scopes.clone(), last.private.updated.clone());
                 (self.views.names).set(self.builder.names_source(scopes, updated));
                 self.builder.save_serials();
                 self.builder.save_journals();
-                self.builder.journal_base();
+                self.builder.journal_base(&zones);
             }
             tracing::info!(
                 updates = answers.len(),

@@ -125,6 +125,16 @@ impl Journals {
         }
     }
 
+    /// One zone as just published by a dynamic update: what its next journal entry starts
+    /// from (the other zones' records stay as they were).
+    pub(super) fn keep_zone(&mut self, zone: &zone::ZoneContent) {
+        if self.limits.is_some() && zone.complete {
+            let records = zone.records.clone();
+            self.published
+                .insert(zone.apex.to_ascii(), (zone.serial, records));
+        }
+    }
+
     /// Writes the journals that changed since the last call (after the swap, like the
     /// serials).
     pub(super) fn save(&mut self) {

@@ -130,6 +130,21 @@ impl Views {
         retire(private);
         retire(public);
     }
+
+    /// Compiles and swaps in one view of `built` only (the one dynamic updates changed): the
+    /// other keeps the index it has.
+    pub fn publish_view(&self, built: &Built, view: crate::view::View) {
+        match view {
+            crate::view::View::Backhaul => {
+                let index = ZoneIndex::compile(&built.private).with_live(self.services.live());
+                retire(self.private.swap(Arc::new(index)));
+            }
+            crate::view::View::Public => {
+                let public = built.public.as_ref().map(ZoneIndex::compile);
+                retire(self.public.swap(Arc::new(public.unwrap_or_default())));
+            }
+        }
+    }
 }
 
 /// Frees a replaced zone on this thread. A query thread may still be answering a batch from

@@ -49,6 +49,7 @@ fn fuzz_corpora_and_regressions_replay_cleanly() {
         ("snapshot", checks::snapshot),
         ("include", checks::include),
         ("http", checks::http),
+        ("update", checks::update),
     ] {
         let n = replay(target, check);
         assert!(n > 0, "{target}: no corpus in fuzz/corpus/{target}");

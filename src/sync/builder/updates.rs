@@ -3,6 +3,8 @@
 //! else; the zone is patched (not built again), given the next serial, and journaled; then
 //! every update that arrived together is served with one compile and one NOTIFY.
 
+use hickory_proto::rr::Name;
+
 use super::Builder;
 use crate::dname::{is_at_or_below, name_wire};
 use crate::dns::update::UpdateJob;
@@ -33,9 +35,9 @@ pub(super) fn all_written(written: &Written) -> RecordList {
 }
 
 impl Builder {
-    /// Applies one UPDATE to the zones last published; `Ok(true)` when a zone changed (then
-    /// it is to be served), `Ok(false)` when there was nothing to change.
-    pub(in crate::sync) fn update(&mut self, job: &UpdateJob) -> Result<bool, Refusal> {
+    /// Applies one UPDATE to the zones last published; `Ok(Some(apex))` when that zone
+    /// changed (then it is to be served), `Ok(None)` when there was nothing to change.
+    pub fn update(&mut self, job: &UpdateJob) -> Result<Option<Name>, Refusal> {
         let refusal = |rcode, why: &str| Refusal {
             rcode,
             why: why.to_owned(),
@@ -85,7 +87,7 @@ impl Builder {
         };
         let applied = update::apply(&zone, &self.written[slot], &job.key, &policy, &req)?;
         if !applied.changed() {
-            return Ok(false);
+            return Ok(None);
         }
         // Kept before it is served or answered: an update acknowledged survives a crash.
         let mut written = self.written[slot].clone();
@@ -120,7 +122,7 @@ impl Builder {
         };
         let Some(records) = journal::patch(&z.records, &change) else {
             tracing::error!(zone = %z.apex, "an update does not fit the zone it was worked out on (a bug: please report it); it is served from the next build");
-            return Ok(false);
+            return Ok(None);
         };
         z.records = records;
         z.hash = zone::content_hash(&z.records);
@@ -131,7 +133,7 @@ impl Builder {
         }
         self.unsaved.0 |= job.view == View::Backhaul;
         self.unsaved.1 |= job.view == View::Public;
-        Ok(true)
+        Ok(Some(z.apex.clone()))
     }
 
     /// The update-written records as last saved, per view (read at start).
@@ -143,7 +145,7 @@ impl Builder {
 
     /// After updates changed zones: their journals brought up to the new serials and the
     /// serial books shown; returns the zones to serve.
-    pub(in crate::sync) fn updated(&mut self) -> Option<&super::Built> {
+    pub fn updated(&mut self) -> Option<&super::Built> {
         let last = self.last.as_mut()?;
         let held = self.journals.update(&mut last.private);
         self.telemetry.journals(&held);
