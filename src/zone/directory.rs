@@ -56,6 +56,23 @@ pub struct Row {
     pub problem: Option<Problem>,
 }
 
+impl Row {
+    /// A served name that belongs to no member (the records file's, an update's, a test's).
+    pub fn name_only(name: String, kind: Kind, addresses: Vec<IpAddr>) -> Row {
+        Row {
+            name,
+            kind,
+            addresses,
+            node: None,
+            network: None,
+            authorized: None,
+            zerotier_name: None,
+            served: true,
+            problem: None,
+        }
+    }
+}
+
 /// What is wrong with a row: its kind (what the status page counts) and the words for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -233,17 +250,7 @@ pub fn directory(
     }) {
         let owner = r.name.to_ascii().trim_end_matches('.').to_ascii_lowercase();
         if let Some(addresses) = by_owner.remove(&owner) {
-            rows.push(Row {
-                name: owner,
-                kind: Kind::Records,
-                addresses,
-                node: None,
-                network: None,
-                authorized: None,
-                zerotier_name: None,
-                served: true,
-                problem: None,
-            });
+            rows.push(Row::name_only(owner, Kind::Records, addresses));
         }
     }
     // Names written by updates: one row each, with its addresses if it has any.
@@ -259,17 +266,7 @@ pub fn directory(
         }
     }
     for (name, addresses) in by_owner {
-        rows.push(Row {
-            name,
-            kind: Kind::Updated,
-            addresses,
-            node: None,
-            network: None,
-            authorized: None,
-            zerotier_name: None,
-            served: true,
-            problem: None,
-        });
+        rows.push(Row::name_only(name, Kind::Updated, addresses));
     }
     for p in &plans {
         let addresses = p

@@ -482,16 +482,9 @@ mod tests {
     #[test]
     fn the_directory_a_scope_sees() {
         use crate::zone::directory::{Directory, Kind, Row};
-        let row = |name: &str, kind, addresses: &[&str]| Row {
-            name: name.into(),
-            kind,
-            addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
-            node: None,
-            network: None,
-            authorized: None,
-            zerotier_name: None,
-            served: true,
-            problem: None,
+        let row = |name: &str, kind, addresses: &[&str]| {
+            let addresses = addresses.iter().map(|a| a.parse().unwrap()).collect();
+            Row::name_only(name.into(), kind, addresses)
         };
         let d = Directory {
             names: vec![

@@ -258,12 +258,13 @@ fn notimp_formerr_refused_and_ignored() {
         }
     };
     for tcp in [false, true] {
-        // Unknown opcodes (2 = STATUS, 3 = unassigned, 5 = UPDATE): NOTIMP, id and opcode kept.
-        for opcode in [2u16, 3, 5] {
+        // Unknown opcodes (2 = STATUS, 3 = unassigned): NOTIMP, id and opcode kept. An
+        // unsigned UPDATE (5): REFUSED (only signed ones are taken, RFC 2136 3.3).
+        for (opcode, want) in [(2u16, 4), (3, 4), (5, 5)] {
             let q = raw_query(0x4242, opcode << 11, 1, name, 1, 1);
             let r = send(&q, tcp).unwrap();
             assert_eq!(&r[..2], &[0x42, 0x42]);
-            assert_eq!(rcode(&r), 4, "opcode {opcode} tcp={tcp}");
+            assert_eq!(rcode(&r), want, "opcode {opcode} tcp={tcp}");
             assert_eq!((u16::from_be_bytes([r[2], r[3]]) >> 11) & 0xf, opcode);
             assert_eq!(r[2] & 0x80, 0x80, "QR set");
         }
