@@ -13,6 +13,8 @@
 //! - A service name learns who is up in [`services`].
 //! - A sync happens in [`sync`]: [`sync::poller`] fetches, [`sync::builder`] builds,
 //!   [`sync::publish`] swaps.
+//! - An RFC 2136 UPDATE is worked out in [`zone::update`] and applied by the builder; a
+//!   follower (`[follow]`) takes its primary's zones in [`follow`].
 //!
 //! # Layers
 //!
@@ -40,17 +42,19 @@
 //!    - [`records`]: the `[records]` and `[public]` zone files, checked line by line.
 //!    - [`zone`]: snapshots + records files -> the zones of each view, serials, master-file
 //!      text, which members each `[[service]]` has ([`zone::services`]), who sees what
-//!      ([`zone::scopes`]), the catalog zone, and the IXFR journal's differences
-//!      ([`zone::journal`]). Pure.
+//!      ([`zone::scopes`]), the catalog zone, the IXFR journal's differences
+//!      ([`zone::journal`]), and what an RFC 2136 UPDATE changes ([`zone::update`]). Pure.
 //!    - [`state`]: everything under `state_dir` (snapshots, serial books, IXFR journals,
-//!      atomic writes).
+//!      followed zones, records updates wrote, atomic writes).
 //!    - [`interfaces`]: which addresses to answer on. [`watch`]: watched files -> reloads.
 //! 3. **Serving and syncing**.
 //!    - [`dns`]: the compiled zone index, the one request path ([`dns::request`]) under the
 //!      [`dns::rules`] a reload swaps, the answer logic, the listeners of each view, transfers
-//!      (AXFR, IXFR), NOTIFY, TSIG ([`dns::tsig`]), forwarding (plain, TLS, HTTPS) and
-//!      dnstap ([`dns::tap`]).
-//!    - [`sync`]: pollers, the builder thread, publishing.
+//!      (AXFR, IXFR), NOTIFY, TSIG ([`dns::tsig`]), forwarding (plain, TLS, HTTPS),
+//!      dnstap ([`dns::tap`]), and UPDATEs handed to the builder ([`dns::update`]).
+//!    - [`sync`]: pollers, the builder thread (which also applies UPDATEs), publishing.
+//!    - [`follow`]: a follower's transfers from its primary ([`follow::xfr`]), refresh and
+//!      expire timers, NOTIFY, the primary's catalog; its zones go to [`sync`].
 //!    - [`services`]: health checks of service names and their live answers, swapped apart
 //!      from the zone index.
 //!    - [`http`]: the status page, `/api/v1/names`, `/hosts`, `/healthz`, `/readyz` and

@@ -33,7 +33,7 @@ pub enum Action {
     /// Send nothing: not a request, or over the rate limit.
     Drop,
     /// An UPDATE signed with a key allowed to update: have the builder apply it
-    /// ([`update::answer`]), then send the reply it gives.
+    /// ([`super::update::answer`]), then send the reply it gives.
     Update(Box<PendingUpdate>),
 }
 

@@ -135,7 +135,7 @@ async fn serve_connection(stream: TcpStream, ctx: &Context, peer: SocketAddr) ->
             }
             Action::Update(pending) => {
                 flush(&mut writer, ctx).await?;
-                let reply = super::update::answer(ctx, *pending).await;
+                let reply = super::update::answer(ctx.updater(), *pending).await;
                 write_frame(&mut writer, &reply, ctx).await?;
                 ctx.answered(&query, &reply, peer, started);
             }

@@ -311,7 +311,7 @@ fn update_udp(
     let started = Instant::now();
     tasks.spawn_on(
         async move {
-            let out = super::update::answer(&ctx, pending).await;
+            let out = super::update::answer(ctx.updater(), pending).await;
             if !out.is_empty() {
                 let _ = sock.send_to(&out, peer);
                 ctx.answered(&query, &out, peer, started);

@@ -9,7 +9,6 @@ use hickory_proto::rr::Name;
 use tokio::sync::{mpsc, oneshot};
 
 use super::answer::{reply_to, Rcode, Transport};
-use super::context::Context;
 use super::tsig::Signer;
 use super::wire;
 use crate::view::View;
@@ -67,9 +66,10 @@ impl Updater {
     }
 }
 
-/// Applies `pending` through the builder and returns the signed reply.
-pub async fn answer(ctx: &Context, pending: PendingUpdate) -> Vec<u8> {
-    let rcode = match ctx.updater() {
+/// Applies `pending` through the builder (`updater`: the context's) and returns the signed
+/// reply.
+pub async fn answer(updater: Option<&Updater>, pending: PendingUpdate) -> Vec<u8> {
+    let rcode = match updater {
         Some(updater) => {
             let (done, result) = oneshot::channel();
             let job = UpdateJob {

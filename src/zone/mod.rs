@@ -197,7 +197,7 @@ pub fn build(
     if let Some(public) = &files.public {
         public_fallback(&mut records, public, &apexes);
     }
-    let updated = push_updated(&mut records, updated, &apexes);
+    let updated = update::push_updated(&mut records, updated, &apexes);
     apex_ns(&mut records, &apexes, &files.private, settings);
     let file_owners: Vec<Vec<u8>> = files.private.iter().map(|r| name_wire(&r.name)).collect();
     let scopes = scopes::map(
@@ -483,27 +483,6 @@ fn place_apexes(wanted: BTreeSet<Name>, records: &RecordList) -> Apexes {
         }
     }
     apexes
-}
-
-/// Records written by dynamic updates (RFC 2136): only at names nothing else holds (a
-/// member, a service or a file that took a name since wins it), never at an apex, and only
-/// inside a zone still served.
-fn push_updated(records: &mut RecordList, updated: &RecordList, apexes: &Apexes) -> RecordList {
-    let mut served = RecordList::default();
-    if updated.is_empty() {
-        return served;
-    }
-    let taken: HashSet<&[u8]> = records.iter().map(|r| r.owner).collect();
-    let keep: Vec<ZoneRecord<'_>> = (updated.iter())
-        .filter(|r| !taken.contains(r.owner))
-        .filter(|r| apexes.slot(r.owner).is_none() && apexes.closest(r.owner).is_some())
-        .collect();
-    drop(taken);
-    for r in keep {
-        records.push(r);
-        served.push(r);
-    }
-    served.sorted()
 }
 
 /// Step 4: names the backhaul view lacks fall back to the public view's records: a whole name

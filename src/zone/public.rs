@@ -32,7 +32,7 @@ pub fn build_public(records: &[Record], settings: &Settings, updated: &RecordLis
     }
     let mut apexes = super::apexes::Apexes::default();
     apexes.insert(apex_wire.clone(), apex.clone());
-    let updated = super::push_updated(&mut out, updated, &apexes);
+    let updated = super::update::push_updated(&mut out, updated, &apexes);
     let out = out.sorted();
     Zones {
         zones: vec![ZoneContent {

@@ -6,9 +6,12 @@
 
 use std::collections::BTreeMap;
 
+use foldhash::HashSet;
+
 use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, RData, Record};
 
+use super::apexes::Apexes;
 use super::list::{RecordList, ZoneRecord};
 use crate::config::UpdatePolicy;
 use crate::dname::{name_wire, rtype, wire_to_text};
@@ -295,6 +298,31 @@ pub fn apply(
     }
     applied.written = applied.written.sorted();
     Ok(applied)
+}
+
+/// Records written by dynamic updates (RFC 2136): only at names nothing else holds (a
+/// member, a service or a file that took a name since wins it), never at an apex, and only
+/// inside a zone still served.
+pub(super) fn push_updated(
+    records: &mut RecordList,
+    updated: &RecordList,
+    apexes: &Apexes,
+) -> RecordList {
+    let mut served = RecordList::default();
+    if updated.is_empty() {
+        return served;
+    }
+    let taken: HashSet<&[u8]> = records.iter().map(|r| r.owner).collect();
+    let keep: Vec<ZoneRecord<'_>> = (updated.iter())
+        .filter(|r| !taken.contains(r.owner))
+        .filter(|r| apexes.slot(r.owner).is_none() && apexes.closest(r.owner).is_some())
+        .collect();
+    drop(taken);
+    for r in keep {
+        records.push(r);
+        served.push(r);
+    }
+    served.sorted()
 }
 
 /// RFC 2136 3.2: every prerequisite holds, or the RCODE of the first that does not.

@@ -5,7 +5,7 @@
 
 use hickory_proto::rr::Name;
 
-use super::Builder;
+use super::{Builder, BuilderThread};
 use crate::dname::{is_at_or_below, name_wire};
 use crate::dns::update::UpdateJob;
 use crate::state;
@@ -151,5 +151,65 @@ impl Builder {
         self.telemetry.journals(&held);
         self.show_serials();
         self.last.as_ref()
+    }
+}
+
+impl BuilderThread {
+    /// Applies UPDATEs in order to the zones last published, serves what changed with one
+    /// compile, then answers each (after the swap: a client that reads back its change finds
+    /// it).
+    pub(super) fn apply_updates(&mut self, jobs: Vec<UpdateJob>) {
+        let started = std::time::Instant::now();
+        let mut changed: Vec<View> = Vec::new();
+        let mut zones = Vec::new();
+        let mut answers = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let rcode = match self.builder.update(&job) {
+                Ok(apex) => {
+                    let c = apex.is_some();
+                    if c && !changed.contains(&job.view) {
+                        changed.push(job.view);
+                    }
+                    if job.view == View::Backhaul {
+                        zones.extend(apex);
+                    }
+                    tracing::info!(key = %job.key, view = job.view.name(), changed = c, "update applied");
+                    0
+                }
+                Err(refusal) => {
+                    if self
+                        .refusals
+                        .first((job.key.to_ascii(), refusal.why.clone()))
+                    {
+                        tracing::warn!(key = %job.key, view = job.view.name(),
+                            rcode = crate::metrics::rcode_name(refusal.rcode), why = %refusal.why,
+                            "update not applied");
+                    }
+                    refusal.rcode
+                }
+            };
+            answers.push((job.done, rcode));
+        }
+        if !changed.is_empty() {
+            if let Some(last) = self.builder.updated() {
+                for view in &changed {
+                    self.views.publish_view(last, *view);
+                }
+                self.notifier.published(&last.private);
+                let (scopes, updated) = (last.private.scopes.clone(), last.private.updated.clone());
+                (self.views.names).set(self.builder.names_source(scopes, updated));
+                self.builder.save_serials();
+                self.builder.save_journals();
+                self.builder.journal_base(&zones);
+            }
+            tracing::info!(
+                updates = answers.len(),
+                took_ms = started.elapsed().as_millis() as u64,
+                "zone updated by UPDATE"
+            );
+        }
+        for (done, rcode) in answers {
+            let _ = done.send(rcode);
+        }
     }
 }
