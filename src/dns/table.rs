@@ -22,6 +22,7 @@ pub enum Probe {
     Vacant { slot: usize },
 }
 
+#[derive(Clone)]
 pub struct Table {
     slots: Box<[u64]>,
     len: usize,

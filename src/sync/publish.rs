@@ -131,6 +131,27 @@ impl Views {
         retire(public);
     }
 
+    /// One view with the names dynamic updates changed in `zone` (`owners`, lowercase wire)
+    /// patched into the index it serves, not compiled again; compiled whole (from `built`)
+    /// when the index does not hold that zone.
+    pub fn patch_view(
+        &self,
+        built: &Built,
+        view: crate::view::View,
+        zone: &crate::zone::ZoneContent,
+        owners: &[Vec<u8>],
+    ) {
+        let shared = match view {
+            crate::view::View::Backhaul => &self.private,
+            crate::view::View::Public => &self.public,
+        };
+        let patched = shared.load().patched(zone, owners);
+        match patched {
+            Some(index) => retire(shared.swap(Arc::new(index))),
+            None => self.publish_view(built, view),
+        }
+    }
+
     /// Compiles and swaps in one view of `built` only (the one dynamic updates changed): the
     /// other keeps the index it has.
     pub fn publish_view(&self, built: &Built, view: crate::view::View) {

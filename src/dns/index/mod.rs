@@ -16,6 +16,7 @@
 //! arena.
 
 mod encode;
+mod patch;
 mod visibility;
 
 use std::ops::Range;
@@ -155,6 +156,7 @@ impl<'a> Node<'a> {
     }
 }
 
+#[derive(Clone)]
 pub struct ZoneMeta {
     /// The apex name in wire form.
     pub apex: Box<[u8]>,
@@ -247,14 +249,18 @@ fn le32(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
 }
 
-/// Whether the node at `at` is named `name` (full wire form).
+/// Whether the node at `at` is named `name` (full wire form). A superseded node is named
+/// nothing: a name an update removed keeps its table slot as a tombstone.
 fn is_named(arena: &[u8], zones: &[ZoneMeta], at: u32, name: &[u8]) -> bool {
     let at = at as usize;
     let key_len = usize::from(arena[at]);
     let key = &arena[at + 1..at + 1 + key_len];
     let zone = le32(arena, at + 1 + key_len);
     let apex = &zones[zone as usize].apex;
-    name.len() == key_len + apex.len() && name.starts_with(key) && name.ends_with(apex)
+    name.len() == key_len + apex.len()
+        && name.starts_with(key)
+        && name.ends_with(apex)
+        && arena[at + 1 + key_len + 4] & SUPERSEDED == 0
 }
 
 impl ZoneIndex {

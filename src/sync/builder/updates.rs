@@ -15,6 +15,9 @@ use crate::zone::update::{self, Refusal, Written, NOTAUTH, REFUSED, SERVFAIL};
 use crate::zone::{RecordList, Settings};
 use crate::{clock, zone};
 
+/// What an update changed: the zone's apex and the names (lowercase wire) whose records moved.
+pub type Changed = (Name, Vec<Vec<u8>>);
+
 /// The slot of a view in [`Builder::written`].
 pub(super) fn slot(view: View) -> usize {
     match view {
@@ -35,9 +38,9 @@ pub(super) fn all_written(written: &Written) -> RecordList {
 }
 
 impl Builder {
-    /// Applies one UPDATE to the zones last published; `Ok(Some(apex))` when that zone
+    /// Applies one UPDATE to the zones last published; `Ok(Some(changed))` when a zone
     /// changed (then it is to be served), `Ok(None)` when there was nothing to change.
-    pub fn update(&mut self, job: &UpdateJob) -> Result<Option<Name>, Refusal> {
+    pub fn update(&mut self, job: &UpdateJob) -> Result<Option<Changed>, Refusal> {
         let refusal = |rcode, why: &str| Refusal {
             rcode,
             why: why.to_owned(),
@@ -103,6 +106,11 @@ impl Builder {
         self.written[slot] = written;
         // Every record updates hold was taken against the zone as served: all are served.
         zones.updated = all_written(&self.written[slot]);
+        let mut owners: Vec<Vec<u8>> = (applied.deleted.iter().chain(applied.added.iter()))
+            .map(|r| r.owner.to_vec())
+            .collect();
+        owners.sort();
+        owners.dedup();
         let z = &mut zones.zones[i];
         let soa = z.records.get(0);
         let (mut deleted, mut added) = (RecordList::default(), RecordList::default());
@@ -133,7 +141,7 @@ impl Builder {
         }
         self.unsaved.0 |= job.view == View::Backhaul;
         self.unsaved.1 |= job.view == View::Public;
-        Ok(Some(z.apex.clone()))
+        Ok(Some((z.apex.clone(), owners)))
     }
 
     /// The update-written records as last saved, per view (read at start).
@@ -160,18 +168,21 @@ impl BuilderThread {
     /// it).
     pub(super) fn apply_updates(&mut self, jobs: Vec<UpdateJob>) {
         let started = std::time::Instant::now();
-        let mut changed: Vec<View> = Vec::new();
-        let mut zones = Vec::new();
+        // Per view and zone, the names the updates changed.
+        let mut changed: Vec<(View, Name, Vec<Vec<u8>>)> = Vec::new();
         let mut answers = Vec::with_capacity(jobs.len());
         for job in jobs {
             let rcode = match self.builder.update(&job) {
-                Ok(apex) => {
-                    let c = apex.is_some();
-                    if c && !changed.contains(&job.view) {
-                        changed.push(job.view);
-                    }
-                    if job.view == View::Backhaul {
-                        zones.extend(apex);
+                Ok(change) => {
+                    let c = change.is_some();
+                    if let Some((apex, owners)) = change {
+                        match changed
+                            .iter_mut()
+                            .find(|(v, a, _)| *v == job.view && *a == apex)
+                        {
+                            Some((_, _, held)) => held.extend(owners),
+                            None => changed.push((job.view, apex, owners)),
+                        }
                     }
                     tracing::info!(key = %job.key, view = job.view.name(), changed = c, "update applied");
                     0
@@ -192,14 +203,27 @@ impl BuilderThread {
         }
         if !changed.is_empty() {
             if let Some(last) = self.builder.updated() {
-                for view in &changed {
-                    self.views.publish_view(last, *view);
+                for (view, apex, owners) in &mut changed {
+                    owners.sort();
+                    owners.dedup();
+                    let zones = match view {
+                        View::Backhaul => Some(&last.private),
+                        View::Public => last.public.as_ref(),
+                    };
+                    match zones.and_then(|zs| zs.zones.iter().find(|z| z.apex == *apex)) {
+                        Some(zone) => self.views.patch_view(last, *view, zone, owners),
+                        None => self.views.publish_view(last, *view),
+                    }
                 }
                 self.notifier.published(&last.private);
                 let (scopes, updated) = (last.private.scopes.clone(), last.private.updated.clone());
                 (self.views.names).set(self.builder.names_source(scopes, updated));
                 self.builder.save_serials();
                 self.builder.save_journals();
+                let zones: Vec<Name> = (changed.iter())
+                    .filter(|(v, _, _)| *v == View::Backhaul)
+                    .map(|(_, apex, _)| apex.clone())
+                    .collect();
                 self.builder.journal_base(&zones);
             }
             tracing::info!(
