@@ -281,7 +281,6 @@ impl Builder {
         if let Some(zones) = &mut public {
             self.unsaved.1 |= self.public_book.stamp(zones, now, &settings);
         }
-        self.report(&private, public.as_ref());
         self.show_serials();
         Built { private, public }
     }
@@ -328,8 +327,10 @@ impl Builder {
         self.journals.save();
     }
 
-    /// What the new zones hold, for /metrics and /readyz.
-    fn report(&self, private: &Zones, public: Option<&Zones>) {
+    /// What the zones just published hold, for /metrics and /readyz: after the swap, so
+    /// that a server reported ready answers from those zones.
+    pub fn report(&self, built: &Built) {
+        let (private, public) = (&built.private, built.public.as_ref());
         for net in &self.networks {
             let data = match (
                 self.snapshots.contains_key(&net.id),
@@ -516,6 +517,7 @@ impl BuilderThread {
         let started = std::time::Instant::now();
         let built = self.builder.build();
         self.views.publish(&built);
+        self.builder.report(&built);
         let (scopes, updated) = (built.private.scopes.clone(), built.private.updated.clone());
         (self.views.names).set(self.builder.names_source(scopes, updated));
         self.builder.save_serials();

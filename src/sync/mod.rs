@@ -268,6 +268,7 @@ pub async fn start(
     builder.set_nameserver_addresses(nameservers);
     let built = builder.build();
     views.publish(&built);
+    builder.report(&built);
     views
         .names
         .set(builder.names_source(built.private.scopes.clone(), built.private.updated.clone()));

@@ -144,6 +144,11 @@ impl Builder {
         Ok(Some((z.apex.clone(), owners)))
     }
 
+    /// The zones last published, while updates may patch them.
+    pub(super) fn last_built(&self) -> Option<&super::Built> {
+        self.last.as_ref()
+    }
+
     /// The update-written records as last saved, per view (read at start).
     pub(super) fn load_written(&mut self) {
         for view in [View::Backhaul, View::Public] {
@@ -225,6 +230,9 @@ impl BuilderThread {
                     .map(|(_, apex, _)| apex.clone())
                     .collect();
                 self.builder.journal_base(&zones);
+                if let Some(built) = self.builder.last_built() {
+                    self.builder.report(built);
+                }
             }
             tracing::info!(
                 updates = answers.len(),
