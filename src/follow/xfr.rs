@@ -300,7 +300,9 @@ impl Reading {
             Stage::First => Got::Current,
             Stage::Done if !self.changes.is_empty() => Got::Changes(self.changes),
             Stage::Done => {
-                let first = self.first.expect("an SOA opened the reply");
+                let Some(first) = self.first else {
+                    return Err(XfrError::Malformed("no SOA opened the reply".into()));
+                };
                 let mut whole = self.whole.sorted();
                 whole.set_first(&first);
                 Got::Whole(whole)

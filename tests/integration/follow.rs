@@ -281,8 +281,14 @@ fn a_follower_answers_servfail_once_the_soa_expire_passes() {
         stopped.elapsed() >= Duration::from_secs(4),
         "not before the expire"
     );
-    let m = query(follower_addr, "web.backhaul.", RecordType::A);
-    assert_eq!(m.metadata.response_code, ResponseCode::ServFail, "{m:?}");
+    // Logged, then handed to the builder to serve: wait until it is.
+    let servfail = |name: &str, rtype| {
+        query(follower_addr, name, rtype).metadata.response_code == ResponseCode::ServFail
+    };
+    wait_for(Duration::from_secs(5), || {
+        servfail("web.backhaul.", RecordType::A).then_some(())
+    })
+    .unwrap_or_else(|| panic!("SERVFAIL once expired:\n{}", follower.log_text()));
     let m = query(follower_addr, "backhaul.", RecordType::SOA);
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail, "{m:?}");
     let (status, body) = get(http, "/readyz");
