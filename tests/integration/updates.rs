@@ -271,6 +271,12 @@ fn nsupdate_and_knsupdate_change_names_within_the_keys_rights() {
             && r["addresses"][0] == "10.147.17.60"),
         "{body}"
     );
+    let (status, page) = get(format!("127.0.0.1:{http}").parse().unwrap(), "/");
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("dyn-new.backhaul") && page.contains("updated (RFC 2136)"),
+        "{page}"
+    );
     // A restart keeps them, with the same serial; a member sync keeps them.
     let kept = serial(addr);
     let dir = server.stop();
