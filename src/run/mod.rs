@@ -358,6 +358,12 @@ async fn shutdown_signal() {
 /// `backhaul-dns zone`: sync every network once and return the zones as master-file text.
 pub async fn zone_text(config: &Config, files: FileRecords) -> anyhow::Result<String> {
     let mut builder = sync::fetch_all(config, files).await?;
+    // A follower's zones are the primary's, as last transferred into state_dir.
+    if let Some(follow) = &config.follow {
+        let keys = Arc::new(Keyring::new(&config.transfer.keys));
+        let follower = Follower::new(follow, keys, &config.state_dir, Arc::default());
+        builder.set_followed(follower.zones());
+    }
     // The NS name's addresses, as `run` would find them now (none if it would be waiting).
     if let Ok(nets) = Finder::new(&config.listen).find().await {
         builder.set_nameserver_addresses(nets.iter().map(|n| n.addr()).collect());

@@ -197,6 +197,19 @@ fn a_follower_serves_the_primarys_zones_and_keeps_them() {
     );
     same_answers(primary_addr, follower_addr, &names);
 
+    // `zone` on the follower prints the zones it holds, at the primary's serials.
+    let (code, text, err) = run_cli(&["zone"], &follower.path("backhaul-dns.toml"));
+    assert_eq!(code, 0, "{err}");
+    let serial = serial(primary_addr, "backhaul.").unwrap();
+    assert!(
+        text.contains(&format!("; zone backhaul. serial {serial}")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("api.backhaul.")),
+        "{text}"
+    );
+
     // The primary stopped: the follower answers on.
     let p_dir = primary.stop();
     assert!(web_at(follower_addr, "api.backhaul."));
