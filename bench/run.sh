@@ -11,7 +11,9 @@
 # (each with one UDP worker), then:
 #  1. throughput: dnsperf against the servers taking turns, UDP and TCP, with the mixed query
 #     set (70% A, 10% AAAA, 15% NXDOMAIN, 5% NODATA/PTR) and NXDOMAIN-only and A-only sets;
-#     the median QPS of RUNS runs, lost queries, server CPU per query, ratios to NSD;
+#     the median QPS of RUNS runs, lost queries, server CPU per query, ratios to NSD; over UDP
+#     also each server's share of a zero-work recvmmsg/sendmmsg reflector's QPS (the
+#     machine's ceiling, bench/reflector.c);
 #  2. latency: average and p99 at a fixed 10,000 queries/s (UDP, mixed set), over LAT_RUNS
 #     short runs per server (default 10 of 2 s) taking turns, so that a slow spell of the
 #     machine is shared out evenly;
@@ -58,6 +60,8 @@ BH_PORT=25531
 NSD_PORT=25532
 KNOT_PORT=25533
 GDNSD_PORT=25537
+# The zero-work UDP reflector (bench/reflector.c): the ceiling of phase 1's UDP runs.
+REFLECTOR_PORT=25538
 SYNC_PORT=25534
 SIZE_PORTS=(25535 25536)
 
@@ -205,6 +209,9 @@ PIDS+=($!); KNOT_PID=$!
 # gdnsd warns on stderr about every single-NS reverse zone: into its own log.
 serve gdnsd sh -c 'exec gdnsd -c "$1" start 2>"$2"' sh "$OUT/gdnsd" "$LOGS/gdnsd.log"
 PIDS+=($!); GDNSD_PID=$!
+cc -O2 -o "$OUT/reflector" "$ROOT/bench/reflector.c"
+serve reflector "$OUT/reflector" 127.0.0.1 "$REFLECTOR_PORT"
+PIDS+=($!); REFLECTOR_PID=$!
 
 wait_up() {
   for _ in $(seq 600); do
@@ -299,24 +306,29 @@ declare -A RATIO
 for mode in udp tcp; do
   for set in queries queries-nx queries-a; do
     declare -A qs=() lost=() cpu=()
+    # Over UDP the zero-work reflector takes its turn too: the ceiling.
+    turns=("${SERVERS[@]}")
+    [ "$mode" = tcp ] || turns+=("reflector $REFLECTOR_PID $REFLECTOR_PORT")
     for i in $(seq "$RUNS"); do
-      for s in "${SERVERS[@]}"; do
+      for s in "${turns[@]}"; do
         read -r name pid port <<< "$s"
         once "$name" "$pid" "$port" "$mode" "$OUT/$set.txt" "$i"
         qs[$name]+="$QPS "; lost[$name]=$(( ${lost[$name]:-0} + ${LOST:-0} )); cpu[$name]+="$CPU "
       done
     done
-    for s in "${SERVERS[@]}"; do
+    for s in "${turns[@]}"; do
       read -r name _ <<< "$s"
       # shellcheck disable=SC2086
       printf '%-12s %-4s %-11s %9.0f q/s (median of %s)  lost %-5s  cpu %5.1f us/q\n' "$name" "$mode" \
         "$set" "$(median ${qs[$name]})" "$RUNS" "${lost[$name]}" "$(median ${cpu[$name]})"
     done
-    RATIO["$mode $set"]=$(python3 - "${qs[backhaul-dns]}" "${qs[nsd]}" "${qs[knot]}" "${qs[gdnsd]}" <<'PY'
+    RATIO["$mode $set"]=$(python3 - "${qs[backhaul-dns]}" "${qs[nsd]}" "${qs[knot]}" "${qs[gdnsd]}" "${qs[reflector]:-}" <<'PY'
 import statistics, sys
-bh, nsd, knot, gdnsd = ([float(x) for x in a.split()] for a in sys.argv[1:])
-r = lambda other: statistics.median(b / o for b, o in zip(bh, other))
-print(f"{r(nsd):.2f} (vs Knot {r(knot):.2f}, vs gdnsd {r(gdnsd):.2f})   per round vs NSD: "
+bh, nsd, knot, gdnsd, ceiling = ([float(x) for x in a.split()] for a in sys.argv[1:])
+r = lambda ours, other: statistics.median(b / o for b, o in zip(ours, other))
+top = (f", of the reflector: backhaul-dns {r(bh, ceiling):.2f}, gdnsd {r(gdnsd, ceiling):.2f},"
+       f" NSD {r(nsd, ceiling):.2f}, Knot {r(knot, ceiling):.2f}") if ceiling else ""
+print(f"{r(bh, nsd):.2f} (vs Knot {r(bh, knot):.2f}, vs gdnsd {r(bh, gdnsd):.2f}{top})   per round vs NSD: "
       + " ".join(f"{b / n:.2f}" for b, n in zip(bh, nsd)))
 PY
 )
