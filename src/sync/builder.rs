@@ -68,7 +68,7 @@ pub struct Builder {
     policies: Vec<config::UpdatePolicy>,
     /// What updates wrote, per view ([`updates::slot`]) and key.
     written: [zone::update::Written; 2],
-    /// The zones last published, kept while updates may patch them.
+    /// The zones last published, kept while journals or updates need them.
     last: Option<Built>,
 }
 
@@ -217,11 +217,11 @@ impl Builder {
         self.files = files;
         self.public_addresses = public_addresses(config);
         self.policies = config.updates.clone();
-        if self.policies.is_empty() {
-            self.last = None;
-        }
         if self.persist {
             self.journals.reconfigure(config);
+        }
+        if !self.journals.on() && self.policies.is_empty() {
+            self.last = None;
         }
     }
 
@@ -262,7 +262,8 @@ impl Builder {
                 private
             }
         };
-        let held = self.journals.update(&mut private);
+        let published = self.last.as_ref().map(|b| &b.private);
+        let held = self.journals.update(&mut private, published);
         self.telemetry.journals(&held);
         for o in &private.overridden {
             if !self.overrides_seen.contains(o) {
@@ -296,29 +297,10 @@ impl Builder {
         }
     }
 
-    /// After updates were served: the zones they patched are what the next journal entries
-    /// start from.
-    fn journal_base(&mut self, apexes: &[hickory_proto::rr::Name]) {
-        let Some(last) = &self.last else { return };
-        for z in last
-            .private
-            .zones
-            .iter()
-            .filter(|z| apexes.contains(&z.apex))
-        {
-            self.journals.keep_zone(z);
-        }
-    }
-
-    /// Keeps the zones just published: their records for the next build's journal entries
-    /// (moved, not copied, unless updates may patch the zones, which then keeps them too).
-    pub fn keep_published(&mut self, mut built: Built) {
-        if self.policies.is_empty() {
-            self.journals.keep_published(&mut built.private);
-        } else {
-            self.journals.keep_published(&mut built.private.clone());
-            self.last = Some(built);
-        }
+    /// Keeps the zones just published, while something needs them: the next build's journal
+    /// entries are the difference from them, and updates patch them.
+    pub fn keep_published(&mut self, built: Built) {
+        self.last = (self.journals.on() || !self.policies.is_empty()).then_some(built);
     }
 
     /// Writes the journals that changed since the last call (after the swap, like the

@@ -1,6 +1,7 @@
 //! The IXFR journals of the backhaul zones ([`Journals`]): brought up to each new serial by
-//! one pass over the records last published and the new ones, handed to the zones to serve,
-//! and saved in `state_dir` after the swap. Kept only while secondaries may transfer.
+//! one pass over the records last published (the builder keeps them) and the new ones, or
+//! given a dynamic update's change as it is; handed to the zones to serve, and saved in
+//! `state_dir` after the swap. Kept only while secondaries may transfer.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
@@ -18,9 +19,6 @@ pub(super) struct Journals {
     limits: Option<Limits>,
     /// The journal of every complete backhaul zone, by apex.
     journals: HashMap<String, Arc<Journal>>,
-    /// The records of every complete backhaul zone as last published, and its serial: what
-    /// the next build's are compared with.
-    published: HashMap<String, (u32, zone::RecordList)>,
     /// Journals changed since they were last written.
     unsaved: BTreeSet<String>,
 }
@@ -46,7 +44,6 @@ impl Journals {
             state_dir: state_dir.to_owned(),
             limits: None,
             journals: HashMap::new(),
-            published: HashMap::new(),
             unsaved: BTreeSet::new(),
         }
     }
@@ -56,17 +53,25 @@ impl Journals {
         self.limits = limits(config);
         if self.limits.is_none() {
             self.journals.clear();
-            self.published.clear();
         }
     }
 
+    /// Whether journals are kept (secondaries may transfer).
+    pub(super) fn on(&self) -> bool {
+        self.limits.is_some()
+    }
+
     /// Brings every complete zone's IXFR journal up to its new serial: the change from the
-    /// records last published, by one pass over both (no second build), and hands the
-    /// journal to the zone to serve. A zone first seen by this process (a restart) keeps the
+    /// records last published (`published`, the zones the builder served before), by one
+    /// pass over both (no second build), and hands the journal to the zone to serve. A zone first seen by this process (a restart) keeps the
     /// journal saved in `state_dir` only if it leads to the serial the zone has now;
     /// otherwise it starts empty, and secondaries behind get the whole zone once.
     /// Returns, for /metrics, each journal held: apex, changes, bytes.
-    pub(super) fn update(&mut self, zones: &mut Zones) -> Vec<(String, usize, usize)> {
+    pub(super) fn update(
+        &mut self,
+        zones: &mut Zones,
+        published: Option<&Zones>,
+    ) -> Vec<(String, usize, usize)> {
         let Some(limits) = self.limits else {
             return Vec::new();
         };
@@ -78,10 +83,14 @@ impl Journals {
             });
             let before = (journal.len(), journal.last_serial());
             let j = Arc::make_mut(journal);
-            match self.published.get(&apex) {
-                Some((serial, _)) if *serial == z.serial => {}
+            let before_this = (published.into_iter())
+                .flat_map(|p| p.zones.iter())
+                .find(|p| p.complete && p.apex == z.apex)
+                .map(|p| (p.serial, &p.records));
+            match before_this {
+                Some((serial, _)) if serial == z.serial => {}
                 Some((serial, old)) => {
-                    match zone::journal::diff(old, &z.records, *serial, z.serial) {
+                    match zone::journal::diff(old, &z.records, serial, z.serial) {
                         Some(change) => j.push(change, limits),
                         None => {
                             tracing::error!(zone = %apex, "records out of order: the IXFR journal starts over (a bug: please report it)");
@@ -106,33 +115,29 @@ impl Journals {
         if zones.zones.iter().all(|z| z.complete) {
             self.journals.retain(|apex, _| seen.contains(apex));
         }
+        self.held()
+    }
+
+    /// A dynamic update's `change` to the zone `z` (already patched and restamped), taken
+    /// into its journal as it is: no diff of the whole zone.
+    pub(super) fn record(&mut self, z: &mut zone::ZoneContent, change: zone::journal::Change) {
+        let Some(limits) = self.limits.filter(|_| z.complete) else {
+            return;
+        };
+        let apex = z.apex.to_ascii();
+        let journal = (self.journals.entry(apex.clone())).or_insert_with(|| {
+            Arc::new(state::load_journal(&self.state_dir, &apex).unwrap_or_default())
+        });
+        Arc::make_mut(journal).push(change, limits);
+        z.journal = Some(journal.clone());
+        self.unsaved.insert(apex);
+    }
+
+    /// For /metrics: each journal held, its changes and bytes.
+    pub(super) fn held(&self) -> Vec<(String, usize, usize)> {
         (self.journals.iter())
             .map(|(apex, j)| (apex.clone(), j.len(), j.bytes()))
             .collect()
-    }
-
-    /// Keeps the records of the zones just published, for the next build's journal entries
-    /// (moved out of `built`, not copied).
-    pub(super) fn keep_published(&mut self, zones: &mut Zones) {
-        if self.limits.is_none() {
-            return;
-        }
-        self.published.clear();
-        for z in zones.zones.iter_mut().filter(|z| z.complete) {
-            let records = std::mem::take(&mut z.records);
-            self.published
-                .insert(z.apex.to_ascii(), (z.serial, records));
-        }
-    }
-
-    /// One zone as just published by a dynamic update: what its next journal entry starts
-    /// from (the other zones' records stay as they were).
-    pub(super) fn keep_zone(&mut self, zone: &zone::ZoneContent) {
-        if self.limits.is_some() && zone.complete {
-            let records = zone.records.clone();
-            self.published
-                .insert(zone.apex.to_ascii(), (zone.serial, records));
-        }
     }
 
     /// Writes the journals that changed since the last call (after the swap, like the

@@ -139,12 +139,27 @@ impl Builder {
             View::Backhaul => self.book.advance(z, now, &settings),
             View::Public => self.public_book.advance(z, now, &settings),
         }
+        // Into the IXFR journal as it is, from the old SOA to the new one: no diff of the zone.
+        if job.view == View::Backhaul {
+            let mut added = RecordList::default();
+            added.push(z.records.get(0));
+            for r in applied.added.iter() {
+                added.push(r);
+            }
+            let to = z.serial;
+            let change = Change {
+                to,
+                added,
+                ..change
+            };
+            self.journals.record(z, change);
+        }
         self.unsaved.0 |= job.view == View::Backhaul;
         self.unsaved.1 |= job.view == View::Public;
         Ok(Some((z.apex.clone(), owners)))
     }
 
-    /// The zones last published, while updates may patch them.
+    /// The zones last published, while journals or updates need them.
     pub(super) fn last_built(&self) -> Option<&super::Built> {
         self.last.as_ref()
     }
@@ -156,12 +171,10 @@ impl Builder {
         }
     }
 
-    /// After updates changed zones: their journals brought up to the new serials and the
-    /// serial books shown; returns the zones to serve.
+    /// After updates changed zones: their journals' sizes reported and the serial books
+    /// shown; returns the zones to serve.
     pub fn updated(&mut self) -> Option<&super::Built> {
-        let last = self.last.as_mut()?;
-        let held = self.journals.update(&mut last.private);
-        self.telemetry.journals(&held);
+        self.telemetry.journals(&self.journals.held());
         self.show_serials();
         self.last.as_ref()
     }
@@ -225,11 +238,6 @@ impl BuilderThread {
                 (self.views.names).set(self.builder.names_source(scopes, updated));
                 self.builder.save_serials();
                 self.builder.save_journals();
-                let zones: Vec<Name> = (changed.iter())
-                    .filter(|(v, _, _)| *v == View::Backhaul)
-                    .map(|(_, apex, _)| apex.clone())
-                    .collect();
-                self.builder.journal_base(&zones);
                 if let Some(built) = self.builder.last_built() {
                     self.builder.report(built);
                 }
