@@ -112,14 +112,6 @@ fn same_answers(primary: SocketAddr, follower: SocketAddr, names: &[(String, Rec
     assert_eq!(shape(&a), shape(&b));
 }
 
-fn serial(addr: SocketAddr, zone: &str) -> Option<u32> {
-    let m = query(addr, zone, RecordType::SOA);
-    m.answers.iter().find_map(|r| match &r.data {
-        hickory_proto::rr::RData::SOA(s) => Some(s.serial),
-        _ => None,
-    })
-}
-
 fn web_at(addr: SocketAddr, name: &str) -> bool {
     is_a(&query(addr, name, RecordType::A), "10.147.17.3")
 }
@@ -128,7 +120,10 @@ fn web_at(addr: SocketAddr, name: &str) -> bool {
 fn same_serials(primary: SocketAddr, follower: SocketAddr, secs: u64, what: &str) {
     wait_for(Duration::from_secs(secs), || {
         (ZONES.iter())
-            .all(|z| serial(follower, z).is_some() && serial(follower, z) == serial(primary, z))
+            .all(|z| {
+                soa_serial(follower, z).is_some()
+                    && soa_serial(follower, z) == soa_serial(primary, z)
+            })
             .then_some(())
     })
     .unwrap_or_else(|| panic!("{what}"));
@@ -200,7 +195,7 @@ fn a_follower_serves_the_primarys_zones_and_keeps_them() {
     // `zone` on the follower prints the zones it holds, at the primary's serials.
     let (code, text, err) = run_cli(&["zone"], &follower.path("backhaul-dns.toml"));
     assert_eq!(code, 0, "{err}");
-    let serial = serial(primary_addr, "backhaul.").unwrap();
+    let serial = soa_serial(primary_addr, "backhaul.").unwrap();
     assert!(
         text.contains(&format!("; zone backhaul. serial {serial}")),
         "{text}"

@@ -66,14 +66,7 @@ fn txt(server: SocketAddr, name: &str) -> Vec<String> {
 }
 
 fn serial(server: SocketAddr) -> u32 {
-    let m = query(server, "backhaul.", RecordType::SOA);
-    m.answers
-        .iter()
-        .find_map(|r| match &r.data {
-            hickory_proto::rr::RData::SOA(s) => Some(s.serial),
-            _ => None,
-        })
-        .unwrap()
+    soa_serial(server, "backhaul.").expect("the server answers its SOA")
 }
 
 #[test]
@@ -390,7 +383,7 @@ fn nsd_takes_each_update_as_ixfr() {
         (m.metadata.authoritative).then(|| rdatas(&m))
     };
     wait_for(Duration::from_secs(20), || {
-        (serial_at(nsd_addr) == Some(serial(addr))).then_some(())
+        (soa_serial(nsd_addr, "backhaul.") == Some(serial(addr))).then_some(())
     })
     .expect("NSD takes the zone");
     for (script, want) in [
@@ -418,13 +411,4 @@ fn nsd_takes_each_update_as_ixfr() {
             server.log_text()
         );
     }
-}
-
-fn serial_at(addr: SocketAddr) -> Option<u32> {
-    let q = request("backhaul.", RecordType::SOA).to_vec().unwrap();
-    let m = hickory_proto::op::Message::from_vec(&udp_raw(addr, &q)?).ok()?;
-    m.answers.iter().find_map(|r| match &r.data {
-        hickory_proto::rr::RData::SOA(s) => Some(s.serial),
-        _ => None,
-    })
 }

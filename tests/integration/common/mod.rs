@@ -647,6 +647,17 @@ pub fn tcp_exchange(mut s: TcpStream, bytes: &[u8]) -> Vec<u8> {
 }
 
 /// Answer RDATA as text, sorted: `["10.147.17.5"]`, `["db.backhaul."]`.
+/// The serial of `zone`'s SOA as the server at `addr` answers it; `None` without an answer
+/// (not up yet) or without an SOA.
+pub fn soa_serial(addr: SocketAddr, zone: &str) -> Option<u32> {
+    let q = request(zone, RecordType::SOA).to_vec().unwrap();
+    let m = Message::from_vec(&udp_raw(addr, &q)?).ok()?;
+    m.answers.iter().find_map(|r| match &r.data {
+        hickory_proto::rr::RData::SOA(s) => Some(s.serial),
+        _ => None,
+    })
+}
+
 pub fn rdatas(m: &Message) -> Vec<String> {
     let mut v: Vec<String> = m.answers.iter().map(|r| r.data.to_string()).collect();
     v.sort();
