@@ -585,8 +585,23 @@ pub fn free_port() -> u16 {
     panic!("no free loopback port below {ephemeral}");
 }
 
+/// A query id no other request of this test process has had (until 65,536 of them): tests
+/// tell exchanges apart by id (in logs, in dnstap), and a time-based id repeated within one
+/// test. Starts at a point the clock picks, so ids differ from run to run.
 fn rand_id() -> u16 {
-    (Instant::now().elapsed().as_nanos() as u16) ^ (std::process::id() as u16)
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let seed = || {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        t.map_or(1, |d| d.subsec_nanos() ^ std::process::id())
+    };
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        seed() & 0xffff,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    NEXT.fetch_add(1, Ordering::Relaxed) as u16
 }
 
 pub fn query(addr: SocketAddr, name: &str, rtype: RecordType) -> Message {
