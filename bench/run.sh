@@ -11,7 +11,8 @@
 # (each with one UDP worker), then:
 #  1. throughput: dnsperf against the servers taking turns, UDP and TCP, with the mixed query
 #     set (70% A, 10% AAAA, 15% NXDOMAIN, 5% NODATA/PTR) and NXDOMAIN-only and A-only sets;
-#     the median QPS of RUNS runs, lost queries, server CPU per query, ratios to NSD; over UDP
+#     the median QPS of RUNS runs, lost queries, server CPU per query (and the part of it spent
+#     in user space, the server's own code; the rest is the kernel's), ratios to NSD; over UDP
 #     also each server's share of a zero-work recvmmsg/sendmmsg reflector's QPS (the
 #     machine's ceiling, bench/reflector.c);
 #  2. latency: average and p99 at a fixed 10,000 queries/s (UDP, mixed set), over LAT_RUNS
@@ -227,13 +228,14 @@ wait_up $GDNSD_PORT
 
 # A process and all its descendants (NSD serves from a grandchild).
 tree() { local c; echo "$1"; for c in $(pgrep -P "$1" || true); do tree "$c"; done; }
-# CPU ticks (utime + stime) of a process tree.
+# CPU ticks (utime + stime) of a process tree; `ticks PID user` counts user time only.
 ticks() {
-  local total=0 p
+  local total=0 p fields='$12 + $13'
+  [ "${2:-}" != user ] || fields='$12'
   for p in $(tree "$1"); do
     [ -r /proc/$p/stat ] || continue
     # fields after "(comm) ": state is 1st, utime 12th, stime 13th (comm may contain spaces)
-    total=$(( total + $(sed 's/.*) //' /proc/$p/stat | awk '{print $12 + $13}') ))
+    total=$(( total + $(sed 's/.*) //' /proc/$p/stat | awk "{print $fields}") ))
   done
   echo $total
 }
@@ -249,11 +251,13 @@ rss() {
 HZ=$(getconf CLK_TCK)
 median() { python3 -c "import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
 
-# once NAME PID PORT MODE QUERYFILE I -> one dnsperf run; sets QPS, LOST, CPU (us per query)
+# once NAME PID PORT MODE QUERYFILE I -> one dnsperf run; sets QPS, LOST, CPU and USER (CPU
+# and the part of it in user space, us per query: the rest is the kernel's)
 once() {
-  local name=$1 pid=$2 port=$3 mode=$4 file=$5 i=$6 log before after completed
+  local name=$1 pid=$2 port=$3 mode=$4 file=$5 i=$6 log before after user_before completed
   log="$LOGS/dnsperf-$name-$mode-$(basename "$file" .txt)-$i.log"
   before=$(ticks "$pid")
+  user_before=$(ticks "$pid" user)
   taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -m "$mode" -d "$file" -l "$SECONDS_PER_RUN" \
     -c 20 -q 200 -t 2 > "$log" 2>&1 || true
   after=$(ticks "$pid")
@@ -261,6 +265,7 @@ once() {
   LOST=$(awk '/Queries lost/ {print $3}' "$log")
   completed=$(awk '/Queries completed/ {print $3}' "$log")
   CPU=$(python3 -c "print(($after-$before)/$HZ*1e6/max(1,$completed))")
+  USER=$(python3 -c "print(($(ticks "$pid" user)-$user_before)/$HZ*1e6/max(1,$completed))")
 }
 
 # latency_run PORT FILE LOG I -> one run at 10,000 q/s over UDP, every answer's latency in
@@ -305,7 +310,7 @@ echo "== 1. throughput: $MEMBERS members, ${SECONDS_PER_RUN}s runs, server on co
 declare -A RATIO
 for mode in udp tcp; do
   for set in queries queries-nx queries-a; do
-    declare -A qs=() lost=() cpu=()
+    declare -A qs=() lost=() cpu=() user=()
     # Over UDP the zero-work reflector takes its turn too: the ceiling.
     turns=("${SERVERS[@]}")
     [ "$mode" = tcp ] || turns+=("reflector $REFLECTOR_PID $REFLECTOR_PORT")
@@ -314,13 +319,15 @@ for mode in udp tcp; do
         read -r name pid port <<< "$s"
         once "$name" "$pid" "$port" "$mode" "$OUT/$set.txt" "$i"
         qs[$name]+="$QPS "; lost[$name]=$(( ${lost[$name]:-0} + ${LOST:-0} )); cpu[$name]+="$CPU "
+        user[$name]+="$USER "
       done
     done
     for s in "${turns[@]}"; do
       read -r name _ <<< "$s"
       # shellcheck disable=SC2086
-      printf '%-12s %-4s %-11s %9.0f q/s (median of %s)  lost %-5s  cpu %5.1f us/q\n' "$name" "$mode" \
-        "$set" "$(median ${qs[$name]})" "$RUNS" "${lost[$name]}" "$(median ${cpu[$name]})"
+      printf '%-12s %-4s %-11s %9.0f q/s (median of %s)  lost %-5s  cpu %5.2f us/q (user %4.2f)\n' \
+        "$name" "$mode" "$set" "$(median ${qs[$name]})" "$RUNS" "${lost[$name]}" \
+        "$(median ${cpu[$name]})" "$(median ${user[$name]})"
     done
     RATIO["$mode $set"]=$(python3 - "${qs[backhaul-dns]}" "${qs[nsd]}" "${qs[knot]}" "${qs[gdnsd]}" "${qs[reflector]:-}" <<'PY'
 import statistics, sys
@@ -329,10 +336,11 @@ r = lambda ours, other: statistics.median(b / o for b, o in zip(ours, other))
 top = (f", of the reflector: backhaul-dns {r(bh, ceiling):.2f}, gdnsd {r(gdnsd, ceiling):.2f},"
        f" NSD {r(nsd, ceiling):.2f}, Knot {r(knot, ceiling):.2f}") if ceiling else ""
 print(f"{r(bh, nsd):.2f} (vs Knot {r(bh, knot):.2f}, vs gdnsd {r(bh, gdnsd):.2f}{top})   per round vs NSD: "
-      + " ".join(f"{b / n:.2f}" for b, n in zip(bh, nsd)))
+      + " ".join(f"{b / n:.2f}" for b, n in zip(bh, nsd))
+      + ", vs gdnsd: " + " ".join(f"{b / g:.2f}" for b, g in zip(bh, gdnsd)))
 PY
 )
-    unset qs lost cpu
+    unset qs lost cpu user
   done
 done
 echo "== ratio backhaul-dns / NSD (QPS, median of per-round ratios)"
