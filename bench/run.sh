@@ -228,16 +228,16 @@ wait_up $GDNSD_PORT
 
 # A process and all its descendants (NSD serves from a grandchild).
 tree() { local c; echo "$1"; for c in $(pgrep -P "$1" || true); do tree "$c"; done; }
-# CPU ticks (utime + stime) of a process tree; `ticks PID user` counts user time only.
+# CPU ticks of a process tree: "TOTAL USER" (utime + stime, and utime alone).
 ticks() {
-  local total=0 p fields='$12 + $13'
-  [ "${2:-}" != user ] || fields='$12'
+  local total=0 user=0 p u s
   for p in $(tree "$1"); do
     [ -r /proc/$p/stat ] || continue
     # fields after "(comm) ": state is 1st, utime 12th, stime 13th (comm may contain spaces)
-    total=$(( total + $(sed 's/.*) //' /proc/$p/stat | awk "{print $fields}") ))
+    read -r u s < <(sed 's/.*) //' /proc/$p/stat | awk '{print $12, $13}')
+    total=$(( total + u + s )); user=$(( user + u ))
   done
-  echo $total
+  echo "$total $user"
 }
 # Resident memory (MiB) of a process tree.
 rss() {
@@ -254,18 +254,18 @@ median() { python3 -c "import statistics,sys; print(statistics.median(float(x) f
 # once NAME PID PORT MODE QUERYFILE I -> one dnsperf run; sets QPS, LOST, CPU and USER (CPU
 # and the part of it in user space, us per query: the rest is the kernel's)
 once() {
-  local name=$1 pid=$2 port=$3 mode=$4 file=$5 i=$6 log before after user_before completed
+  local name=$1 pid=$2 port=$3 mode=$4 file=$5 i=$6 log before after user_before user_after
+  local completed
   log="$LOGS/dnsperf-$name-$mode-$(basename "$file" .txt)-$i.log"
-  before=$(ticks "$pid")
-  user_before=$(ticks "$pid" user)
+  read -r before user_before < <(ticks "$pid")
   taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -m "$mode" -d "$file" -l "$SECONDS_PER_RUN" \
     -c 20 -q 200 -t 2 > "$log" 2>&1 || true
-  after=$(ticks "$pid")
+  read -r after user_after < <(ticks "$pid")
   QPS=$(awk '/Queries per second/ {print $4}' "$log")
   LOST=$(awk '/Queries lost/ {print $3}' "$log")
   completed=$(awk '/Queries completed/ {print $3}' "$log")
   CPU=$(python3 -c "print(($after-$before)/$HZ*1e6/max(1,$completed))")
-  USER=$(python3 -c "print(($(ticks "$pid" user)-$user_before)/$HZ*1e6/max(1,$completed))")
+  USER=$(python3 -c "print(($user_after-$user_before)/$HZ*1e6/max(1,$completed))")
 }
 
 # latency_run PORT FILE LOG I -> one run at 10,000 q/s over UDP, every answer's latency in
