@@ -122,22 +122,22 @@ async fn serve_connection(stream: TcpStream, ctx: &Context, peer: SocketAddr) ->
         match action {
             Action::Drop => break,
             Action::Messages(messages) => {
-                for m in &messages {
-                    write_frame(&mut writer, m, ctx).await?;
-                }
                 if let Some(first) = messages.first() {
                     ctx.answered(&query, first, peer, started);
                 }
+                for m in &messages {
+                    write_frame(&mut writer, m, ctx).await?;
+                }
             }
             Action::Reply => {
-                write_frame(&mut writer, &out, ctx).await?;
                 ctx.answered(&query, &out, peer, started);
+                write_frame(&mut writer, &out, ctx).await?;
             }
             Action::Update(pending) => {
                 flush(&mut writer, ctx).await?;
                 let reply = super::update::answer(ctx.updater(), *pending).await;
-                write_frame(&mut writer, &reply, ctx).await?;
                 ctx.answered(&query, &reply, peer, started);
+                write_frame(&mut writer, &reply, ctx).await?;
             }
             Action::Forward { chain } => {
                 // Upstreams take milliseconds: what is answered so far goes out first.
@@ -145,8 +145,8 @@ async fn serve_connection(stream: TcpStream, ctx: &Context, peer: SocketAddr) ->
                 let partial = chain.then(|| std::mem::take(&mut out));
                 let client = peer.ip();
                 (ctx.forwarded(&query, partial.as_deref(), client, Transport::Tcp, &mut out)).await;
-                write_frame(&mut writer, &out, ctx).await?;
                 ctx.answered(&query, &out, peer, started);
+                write_frame(&mut writer, &out, ctx).await?;
             }
         }
         if !next_query_read(&reader) {

@@ -214,6 +214,17 @@ fn serve(socket: &Arc<UdpSocket>, ctx: &Arc<Context>, stop: &AtomicBool, runtime
                 Action::Drop => {}
             }
         }
+        // Counted once per batch: they were answered together (one clock read, one latency
+        // sample for all). Counted before they leave, so that a client holding its answer
+        // finds it in /metrics; the query log, slower, is written after.
+        let took = started.elapsed();
+        let mut answered = [(0u16, 0u16); BATCH];
+        for (k, &(i, _)) in b.replied.iter().enumerate() {
+            let len = (b.hdrs[i].msg_len as usize).min(RECV_BUFFER);
+            answered[k] = summary(&b.bufs[i][..len], &b.outs[i]);
+        }
+        ctx.telemetry
+            .queries(ctx.view, took, &answered[..b.replied.len()]);
         let mut sent = 0;
         while sent < b.replied.len() {
             // SAFETY: the queued headers point into `b`, alive for the call.
@@ -237,20 +248,12 @@ fn serve(socket: &Arc<UdpSocket>, ctx: &Arc<Context>, stop: &AtomicBool, runtime
             }
             sent += r as usize;
         }
-        // Counted once per batch: they were answered together (one clock read, one latency
-        // sample for all).
-        let took = started.elapsed();
-        let mut answered = [(0u16, 0u16); BATCH];
-        for (k, &(i, peer)) in b.replied.iter().enumerate() {
-            let len = (b.hdrs[i].msg_len as usize).min(RECV_BUFFER);
-            let query = &b.bufs[i][..len];
-            answered[k] = summary(query, &b.outs[i]);
-            if rules.log_queries {
-                ctx.log_query(query, &b.outs[i], peer, took);
+        if rules.log_queries {
+            for &(i, peer) in &b.replied {
+                let len = (b.hdrs[i].msg_len as usize).min(RECV_BUFFER);
+                ctx.log_query(&b.bufs[i][..len], &b.outs[i], peer, took);
             }
         }
-        ctx.telemetry
-            .queries(ctx.view, took, &answered[..b.replied.len()]);
     }
 }
 
@@ -271,8 +274,8 @@ fn forward_udp(
         if let Outcome::Reply { .. } =
             reply_with(query, Rcode::ServFail, Transport::Udp, true, &mut out)
         {
-            let _ = sock.send_to(&out, peer);
             ctx.answered(query, &out, peer, started);
+            let _ = sock.send_to(&out, peer);
         }
         return;
     };
@@ -289,8 +292,8 @@ fn forward_udp(
             (ctx.forwarded(&query, partial.as_deref(), client, Transport::Udp, &mut out)).await;
             if !out.is_empty() {
                 // One datagram on a socket with a 4 MiB send buffer: this does not wait.
-                let _ = sock.send_to(&out, peer);
                 ctx.answered(&query, &out, peer, started);
+                let _ = sock.send_to(&out, peer);
             }
         },
         runtime,
@@ -313,8 +316,8 @@ fn update_udp(
         async move {
             let out = super::update::answer(ctx.updater(), pending).await;
             if !out.is_empty() {
-                let _ = sock.send_to(&out, peer);
                 ctx.answered(&query, &out, peer, started);
+                let _ = sock.send_to(&out, peer);
             }
         },
         runtime,
