@@ -6,9 +6,59 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
 
+/// Networks matched against a client address on every query, in the order given, with
+/// their masks worked out once (`IpNet::contains` works them out at each call: a quarter
+/// of the request path's own work before this).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Nets {
+    v4: Vec<(u32, u32, IpNet)>,
+    v6: Vec<(u128, u128, IpNet)>,
+}
+
+impl Nets {
+    pub fn new(nets: impl IntoIterator<Item = IpNet>) -> Nets {
+        let mut out = Nets::default();
+        for net in nets {
+            match net {
+                IpNet::V4(n) => (out.v4).push((n.network().to_bits(), n.netmask().to_bits(), net)),
+                IpNet::V6(n) => (out.v6).push((n.network().to_bits(), n.netmask().to_bits(), net)),
+            }
+        }
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The first network holding `ip` (a v4 client seen through a dual-stack socket counts
+    /// as v4).
+    #[inline]
+    pub fn find(&self, ip: IpAddr) -> Option<IpNet> {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match ip {
+            IpAddr::V4(ip) => {
+                let ip = ip.to_bits();
+                (self.v4.iter()).find_map(|&(net, mask, n)| (ip & mask == net).then_some(n))
+            }
+            IpAddr::V6(ip) => {
+                let ip = ip.to_bits();
+                (self.v6.iter()).find_map(|&(net, mask, n)| (ip & mask == net).then_some(n))
+            }
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Acl {
-    nets: Vec<IpNet>,
+    nets: Nets,
 }
 
 /// Replaced whenever the listening addresses change; read once per query.
@@ -20,17 +70,14 @@ impl Acl {
         let mut nets: Vec<IpNet> = interfaces.iter().chain(allow).map(|n| n.trunc()).collect();
         nets.sort();
         nets.dedup();
-        Acl { nets }
+        Acl {
+            nets: Nets::new(nets),
+        }
     }
 
     /// A handful of networks: a linear scan is cheaper than anything cleverer.
     pub fn allows(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            // A v4 client seen through a dual-stack socket.
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        self.nets.iter().any(|n| n.contains(&ip))
+        self.nets.find(ip).is_some()
     }
 }
 

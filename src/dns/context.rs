@@ -286,6 +286,7 @@ impl Context {
     /// its class and name, worked out only for clients that are limited. `policy` is the
     /// client's, as the query was answered with it. Clients inside the listening subnets are
     /// not limited unless `[rate_limit] inside`; the public view has no inside.
+    #[inline]
     pub fn rate_check(
         &self,
         rules: &Rules,
@@ -300,6 +301,18 @@ impl Context {
         if !config.inside && self.view == View::Backhaul && policy.allowed {
             return Verdict::Send;
         }
+        self.rate_limited(rules, client, what)
+    }
+
+    /// [`Context::rate_check`] for a client that is limited: out of line, so that the
+    /// common case (no limiting, or a client inside) costs two comparisons.
+    #[inline(never)]
+    fn rate_limited(
+        &self,
+        rules: &Rules,
+        client: IpAddr,
+        what: impl FnOnce() -> (Kind, u64),
+    ) -> Verdict {
         let (kind, name) = what();
         let verdict = rules.limiter.check(client, kind, name, Instant::now());
         if verdict != Verdict::Send {

@@ -82,9 +82,33 @@ impl Lowered {
 /// lowercasing leaves them alone).
 #[inline]
 pub fn lowercase_into(into: &mut [u8], name: &[u8]) {
-    for (d, s) in into.iter_mut().zip(name) {
+    // Eight bytes at a time (every query's name goes through here): a third of the
+    // instructions of a byte-by-byte loop, which the compiler does not widen by itself.
+    let n = name.len().min(into.len());
+    let mut to = into[..n].chunks_exact_mut(8);
+    let mut from = name[..n].chunks_exact(8);
+    for (d, s) in (&mut to).zip(&mut from) {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(s);
+        d.copy_from_slice(&lowercase8(u64::from_le_bytes(eight)).to_le_bytes());
+    }
+    for (d, s) in to.into_remainder().iter_mut().zip(from.remainder()) {
         *d = s.to_ascii_lowercase();
     }
+}
+
+/// The eight bytes of `x` with ASCII `A`-`Z` made lowercase, the rest unchanged: a byte is
+/// uppercase when its low seven bits are at least `A` (adding 0x3f carries into bit 7) and
+/// below `[` (adding 0x25 does not), and its own bit 7 is clear; then 0x20 is added.
+#[inline]
+fn lowercase8(x: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low = x & LOW7;
+    let from_a = low + 0x3f3f_3f3f_3f3f_3f3f;
+    let past_z = low + 0x2525_2525_2525_2525;
+    let upper = from_a & !past_z & !x & HIGH;
+    x | (upper >> 2)
 }
 
 #[derive(Clone, Copy)]
@@ -273,6 +297,35 @@ mod tests {
     }
 
     const OPT: [u8; 11] = [0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 0];
+
+    #[test]
+    fn lowercasing_matches_the_byte_by_byte_rule_for_every_byte_and_length() {
+        // Every byte value at every position of an 8-byte word, and every tail length.
+        let all: Vec<u8> = (0..=255u8).collect();
+        for shift in 0..8 {
+            let name: Vec<u8> = all
+                .iter()
+                .cycle()
+                .skip(shift)
+                .take(256 + shift)
+                .copied()
+                .collect();
+            for len in [0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 255, name.len()] {
+                let mut into = [0xaau8; 300];
+                lowercase_into(&mut into, &name[..len]);
+                let want: Vec<u8> = name[..len].iter().map(u8::to_ascii_lowercase).collect();
+                assert_eq!(&into[..len], &want[..], "shift {shift} len {len}");
+                assert!(
+                    into[len..].iter().all(|b| *b == 0xaa),
+                    "wrote past the name"
+                );
+            }
+        }
+        // A shorter buffer takes what fits.
+        let mut small = [0u8; 5];
+        lowercase_into(&mut small, b"ABCDEFGHIJ");
+        assert_eq!(&small, b"abcde");
+    }
 
     #[test]
     fn parses_question_and_edns() {

@@ -376,9 +376,7 @@ fn answer_name(zone: &ZoneIndex, qname: &[u8], qtype: u16, w: &mut Writer<'_>) -
                 if owner_at > MAX_POINTER || start > MAX_POINTER {
                     return Rcode::NoError.into();
                 }
-                for (d, s) in name[prefix_len..].iter_mut().zip(target) {
-                    *d = s.to_ascii_lowercase();
-                }
+                lowercase_into(&mut name[prefix_len..], target);
                 len = prefix_len + target.len();
                 continue;
             }
@@ -537,9 +535,7 @@ fn visible_member(zone: &ZoneIndex, scope: Option<u8>, rtype: u16, rdata: &[u8])
             let mut target = [0u8; MAX_NAME];
             let name = rdata.get(6..).unwrap_or_default();
             let len = name.len().min(MAX_NAME);
-            for (d, s) in target.iter_mut().zip(&name[..len]) {
-                *d = s.to_ascii_lowercase();
-            }
+            lowercase_into(&mut target, &name[..len]);
             return match zone.lookup(&target[..len]) {
                 Lookup::Found(node, _) => {
                     zone.visibility(&node, Some(scope)) == Visibility::Visible

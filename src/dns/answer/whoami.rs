@@ -12,6 +12,7 @@ const LABEL: &[u8] = b"_whoami";
 
 /// The answer when the question is `_whoami.<apex of one of our zones>`: TXT for TXT and
 /// ANY, NODATA for other types. `None` for every other name.
+#[inline]
 pub(super) fn answer(
     zone: &ZoneIndex,
     req: &Request<'_>,
@@ -23,6 +24,15 @@ pub(super) fn answer(
     if !q.name.raw().get(1..=first)?.eq_ignore_ascii_case(LABEL) {
         return None;
     }
+    told(zone, req, asker, w)
+}
+
+/// [`answer`] for a question that is `_whoami.` something: kept out of line, so that every
+/// other query pays only for the label comparison above.
+#[inline(never)]
+fn told(zone: &ZoneIndex, req: &Request<'_>, asker: Asker, w: &mut Writer<'_>) -> Option<Rcode> {
+    let q = req.question.as_ref()?;
+    let first = usize::from(*q.name.raw().first()?);
     let lowered = q.name.lower();
     let name = lowered.wire();
     let (_, _, meta) = zone.zone_at_apex(&name[1 + first..])?;

@@ -5,7 +5,7 @@
 use super::{Outcome, Rcode, MAX_UDP_PAYLOAD};
 use crate::dname::{flags, rtype, HEADER_LEN, MAX_NAME};
 use crate::dns::index::{Lookup, RrSet, Visibility, ZoneIndex, ZoneMeta};
-use crate::dns::wire::Request;
+use crate::dns::wire::{lowercase_into, Request};
 
 /// Where the target name starts in the RDATA of the types whose targets get their addresses in
 /// the additional section (RFC 1034 3.6, RFC 2782): NS, MX (after the preference), SRV (after
@@ -125,9 +125,7 @@ impl<'a> Writer<'a> {
             pos += 12 + rdlen;
             let mut name = [0u8; MAX_NAME];
             let len = target.len().min(MAX_NAME);
-            for (d, s) in name.iter_mut().zip(&target[..len]) {
-                *d = s.to_ascii_lowercase();
-            }
+            lowercase_into(&mut name, &target[..len]);
             let name = &name[..len];
             let seen = done.iter().any(|d| d.eq_ignore_ascii_case(target));
             if seen || target_at > MAX_POINTER || name.len() < 2 {

@@ -104,7 +104,7 @@ impl ZoneIndex {
             }
         }
         index.scopes = zones.scopes.clone();
-        index.subnets = zones.subnets.clone().into_boxed_slice();
+        index.subnets = crate::dns::access::Nets::new(zones.subnets.iter().copied());
         // A copy, not shrink_to_fit: mimalloc shrinks a block by less than half in place,
         // keeping the whole capacity resident.
         if index.arena.capacity() > index.arena.len() + index.arena.len() / 16 {
@@ -160,7 +160,7 @@ impl ZoneIndex {
             }
             Probe::Found { slot, offset } => (slot, offset),
         };
-        let (old, _) = Node::read(&self.arena, old_at as usize);
+        let old = Node::read(&self.arena, old_at as usize);
         let nsets = u16::from_le_bytes([list[0], list[1]]) + old.nsets;
         let mut merged = nsets.to_le_bytes().to_vec();
         merged.extend_from_slice(&old.sets[..old.sets_len()]);

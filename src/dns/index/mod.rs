@@ -76,34 +76,48 @@ pub struct Node<'a> {
 }
 
 impl<'a> Node<'a> {
-    /// The node at `at` of the arena, and where the next one starts (behind its RRset list if
-    /// that is stored with it).
-    fn read(arena: &'a [u8], at: usize) -> (Node<'a>, usize) {
+    /// The node at `at` of the arena.
+    fn read(arena: &'a [u8], at: usize) -> Node<'a> {
+        Node::read_parts(arena, at).0
+    }
+
+    /// The node at `at` of the arena, the offset just past its fixed part and masks, and
+    /// where its RRset list is (right there when stored with it).
+    #[inline]
+    fn read_parts(arena: &'a [u8], at: usize) -> (Node<'a>, usize, usize) {
         let key_len = usize::from(arena[at]);
         let key_end = at + 1 + key_len;
+        // Sliced once: the reads from it need no bounds checks of their own.
         let fixed = &arena[key_end..key_end + NODE_FIXED];
-        let zone = le32(fixed, 0);
-        let sets_at = le32(fixed, 5) as usize;
-        let nsets = u16::from_le_bytes([arena[sets_at], arena[sets_at + 1]]);
+        let zone = u32::from_le_bytes([fixed[0], fixed[1], fixed[2], fixed[3]]);
         let flags = fixed[4];
-        let mut next = key_end + NODE_FIXED;
+        let sets_at = u32::from_le_bytes([fixed[5], fixed[6], fixed[7], fixed[8]]) as usize;
+        let mut end = key_end + NODE_FIXED;
         let masks = if flags & MASKED != 0 {
-            next += MASKS_LEN;
+            end += MASKS_LEN;
             Masks {
-                hidden: le32(arena, next - MASKS_LEN),
-                gone: le32(arena, next - 4),
+                hidden: le32(arena, end - MASKS_LEN),
+                gone: le32(arena, end - 4),
             }
         } else {
             Masks::default()
         };
+        let sets = &arena[sets_at..];
         let node = Node {
             prefix: &arena[at + 1..key_end],
             zone,
             flags,
-            nsets,
-            sets: &arena[sets_at + 2..],
+            nsets: u16::from_le_bytes([sets[0], sets[1]]),
+            sets: &sets[2..],
             masks,
         };
+        (node, end, sets_at)
+    }
+
+    /// The node at `at` and where the next one starts (behind its RRset list if that is
+    /// stored with it): walking the arena, not answering.
+    fn read_walking(arena: &'a [u8], at: usize) -> (Node<'a>, usize) {
+        let (node, mut next, sets_at) = Node::read_parts(arena, at);
         if sets_at == next {
             next += 2 + node.sets_len();
         }
@@ -119,11 +133,13 @@ impl<'a> Node<'a> {
     pub fn rrsets(&self) -> impl Iterator<Item = RrSet<'a>> + use<'a> {
         let mut rest = self.sets;
         (0..self.nsets).map(move |_| {
-            let rtype = u16::from_le_bytes([rest[0], rest[1]]);
-            let count = u16::from_le_bytes([rest[2], rest[3]]);
-            let len = le32(rest, 4) as usize;
-            let wire = &rest[RRSET_HEADER..RRSET_HEADER + len];
-            rest = &rest[RRSET_HEADER + len..];
+            // Split, so that the header's bytes are read without a bounds check each.
+            let (head, after) = rest.split_at(RRSET_HEADER);
+            let rtype = u16::from_le_bytes([head[0], head[1]]);
+            let count = u16::from_le_bytes([head[2], head[3]]);
+            let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+            let (wire, next) = after.split_at(len);
+            rest = next;
             RrSet { rtype, count, wire }
         })
     }
@@ -212,7 +228,7 @@ pub struct ZoneIndex {
     /// Who sees what (`[[scope]]`): the clients' scopes; each node carries its own masks.
     scopes: Arc<ScopeMap>,
     /// The networks' subnets, most specific first ([`ZoneIndex::home`]).
-    subnets: Box<[ipnet::IpNet]>,
+    subnets: crate::dns::access::Nets,
 }
 
 impl Default for ZoneIndex {
@@ -224,7 +240,7 @@ impl Default for ZoneIndex {
             hasher: RandomState::default(),
             live: SharedLive::default(),
             scopes: Arc::default(),
-            subnets: Box::default(),
+            subnets: Default::default(),
         }
     }
 }
@@ -232,7 +248,10 @@ impl Default for ZoneIndex {
 /// The little-endian u32 at `at` (the arena's offsets and zone numbers).
 #[inline]
 fn le32(bytes: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+    // One bounds check for the four bytes, not four.
+    let mut four = [0u8; 4];
+    four.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(four)
 }
 
 /// Whether the node at `at` is named `name` (full wire form). A superseded node is named
@@ -269,7 +288,7 @@ impl ZoneIndex {
             if at >= self.arena.len() {
                 return None;
             }
-            let (node, end) = Node::read(&self.arena, at);
+            let (node, end) = Node::read_walking(&self.arena, at);
             at = end;
             if node.flags & SUPERSEDED == 0 {
                 return Some(node);
@@ -295,7 +314,7 @@ impl ZoneIndex {
 
     fn get(&self, name: &[u8]) -> Option<Node<'_>> {
         self.find(name)
-            .map(|at| Node::read(&self.arena, at as usize).0)
+            .map(|at| Node::read(&self.arena, at as usize))
     }
 
     /// `qname` is lowercase wire form (as [`super::wire::QName::lower`] gives it).

@@ -99,7 +99,7 @@ impl ZoneIndex {
         let mut up = parent(name).filter(|p| p.len() > apex_len);
         while let Some(p) = up {
             let Some(at) = self.find(p) else { break };
-            let (node, _) = super::Node::read(&self.arena, at as usize);
+            let node = super::Node::read(&self.arena, at as usize);
             if node.nsets > 0 || below(p) {
                 break;
             }

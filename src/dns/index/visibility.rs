@@ -51,7 +51,7 @@ impl ZoneIndex {
             // With one subnet (or none) there is nothing to put first.
             return None;
         }
-        self.subnets.iter().find(|n| n.contains(&client)).copied()
+        self.subnets.find(client)
     }
 
     /// The build's scopes (for the names directory and the status page).
