@@ -93,8 +93,10 @@ struct Batch {
     outs: Vec<Vec<u8>>,
     send_iovs: Vec<libc::iovec>,
     send_hdrs: Vec<libc::mmsghdr>,
-    /// Which received query each queued answer belongs to, and its sender.
-    replied: Vec<(usize, SocketAddr)>,
+    /// Which received query each queued answer belongs to (its sender is in `addrs`).
+    replied: Vec<usize>,
+    /// Receive headers used by the last call, to be pointed at their buffers again.
+    used: usize,
 }
 
 impl Batch {
@@ -115,13 +117,14 @@ impl Batch {
             send_iovs: (0..BATCH).map(|_| zero_iov()).collect(),
             send_hdrs: (0..BATCH).map(|_| zero_hdr()).collect(),
             replied: Vec::with_capacity(BATCH),
+            used: BATCH,
         }
     }
 
-    /// Points every receive header at its buffer and address slot (the kernel overwrites
-    /// lengths on each call).
+    /// Points the receive headers the last call used at their buffer and address slot again
+    /// (the kernel overwrites lengths on each call; the others are as armed before).
     fn arm(&mut self) {
-        for i in 0..BATCH {
+        for i in 0..self.used {
             self.iovs[i] = libc::iovec {
                 iov_base: self.bufs[i].as_mut_ptr().cast(),
                 iov_len: RECV_BUFFER,
@@ -138,8 +141,8 @@ impl Batch {
         }
     }
 
-    /// Queues the answer in `outs[i]` for `peer`, the sender of query `i`.
-    fn queue(&mut self, i: usize, peer: SocketAddr) {
+    /// Queues the answer in `outs[i]` for the sender of query `i`.
+    fn queue(&mut self, i: usize) {
         let k = self.replied.len();
         self.send_iovs[k] = libc::iovec {
             iov_base: self.outs[i].as_mut_ptr().cast(),
@@ -150,7 +153,7 @@ impl Batch {
         h.msg_namelen = self.hdrs[i].msg_hdr.msg_namelen;
         h.msg_iov = &mut self.send_iovs[k];
         h.msg_iovlen = 1;
-        self.replied.push((i, peer));
+        self.replied.push(i);
     }
 }
 
@@ -170,6 +173,8 @@ fn serve(socket: &Arc<UdpSocket>, ctx: &Arc<Context>, stop: &AtomicBool, runtime
                 std::ptr::null_mut(),
             )
         };
+        // What the call filled in is armed again before the next; after a failure, all.
+        b.used = if n > 0 { n as usize } else { BATCH };
         if n <= 0 {
             if n < 0 {
                 let e = io::Error::last_os_error();
@@ -198,12 +203,12 @@ fn serve(socket: &Arc<UdpSocket>, ctx: &Arc<Context>, stop: &AtomicBool, runtime
             let query = &b.bufs[i][..len];
             let out = &mut b.outs[i];
             match request::handle(ctx, &rules, &zone, query, peer.ip(), Transport::Udp, out) {
-                Action::Reply => b.queue(i, peer),
+                Action::Reply => b.queue(i),
                 Action::Messages(messages) => {
                     // Over UDP one message at most (the transfer code keeps to that).
                     if let Some(first) = messages.into_iter().next() {
                         *out = first;
-                        b.queue(i, peer);
+                        b.queue(i);
                     }
                 }
                 Action::Forward { chain } => {
@@ -219,7 +224,7 @@ fn serve(socket: &Arc<UdpSocket>, ctx: &Arc<Context>, stop: &AtomicBool, runtime
         // finds it in /metrics; the query log, slower, is written after.
         let took = started.elapsed();
         let mut answered = [(0u16, 0u16); BATCH];
-        for (k, &(i, _)) in b.replied.iter().enumerate() {
+        for (k, &i) in b.replied.iter().enumerate() {
             let len = (b.hdrs[i].msg_len as usize).min(RECV_BUFFER);
             answered[k] = summary(&b.bufs[i][..len], &b.outs[i]);
         }
@@ -249,9 +254,11 @@ fn serve(socket: &Arc<UdpSocket>, ctx: &Arc<Context>, stop: &AtomicBool, runtime
             sent += r as usize;
         }
         if rules.log_queries {
-            for &(i, peer) in &b.replied {
+            for &i in &b.replied {
                 let len = (b.hdrs[i].msg_len as usize).min(RECV_BUFFER);
-                ctx.log_query(&b.bufs[i][..len], &b.outs[i], peer, took);
+                if let Some(peer) = peer(&b.addrs[i]) {
+                    ctx.log_query(&b.bufs[i][..len], &b.outs[i], peer, took);
+                }
             }
         }
     }

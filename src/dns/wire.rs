@@ -154,16 +154,15 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 }
 
 pub fn parse(raw: &[u8]) -> Result<Request<'_>, ParseError> {
-    if raw.len() < HEADER_LEN {
+    let Some(header) = raw.first_chunk::<HEADER_LEN>() else {
         return Err(ParseError::Ignore);
-    }
-    let id = be16(raw, 0).ok_or(ParseError::Ignore)?;
-    let flag_word = be16(raw, 2).ok_or(ParseError::Ignore)?;
+    };
+    let word = |at: usize| u16::from_be_bytes([header[at], header[at + 1]]);
+    let (id, flag_word) = (word(0), word(2));
     if flag_word & flags::QR != 0 {
         return Err(ParseError::Ignore);
     }
-    let count = |at| be16(raw, at).ok_or(ParseError::FormErr);
-    let (qdcount, ancount, nscount, arcount) = (count(4)?, count(6)?, count(8)?, count(10)?);
+    let (qdcount, ancount, nscount, arcount) = (word(4), word(6), word(8), word(10));
     if qdcount > 1 {
         return Err(ParseError::FormErr);
     }
@@ -233,22 +232,22 @@ pub fn parse(raw: &[u8]) -> Result<Request<'_>, ParseError> {
 fn question_name(raw: &[u8], start: usize) -> Result<(QName<'_>, usize), ParseError> {
     let mut pos = start;
     loop {
+        // A label running past the end fails at the next read; the loop ends within
+        // `raw.len()` steps, and the length is checked once at the end.
         let len = usize::from(*raw.get(pos).ok_or(ParseError::FormErr)?);
         if len & 0xc0 != 0 {
             return Err(ParseError::FormErr);
         }
-        if pos - start + 1 + len > MAX_NAME {
-            return Err(ParseError::FormErr);
-        }
         pos += 1 + len;
-        if pos > raw.len() {
-            return Err(ParseError::FormErr);
-        }
         if len == 0 {
-            let raw = &raw[start..pos];
-            return Ok((QName { raw }, pos));
+            break;
         }
     }
+    if pos - start > MAX_NAME {
+        return Err(ParseError::FormErr);
+    }
+    let raw = raw.get(start..pos).ok_or(ParseError::FormErr)?;
+    Ok((QName { raw }, pos))
 }
 
 /// Skips one resource record; returns its type, the offset after it, and whether its owner is

@@ -256,6 +256,7 @@ fn le32(bytes: &[u8], at: usize) -> u32 {
 
 /// Whether the node at `at` is named `name` (full wire form). A superseded node is named
 /// nothing: a name an update removed keeps its table slot as a tombstone.
+#[inline]
 fn is_named(arena: &[u8], zones: &[ZoneMeta], at: u32, name: &[u8]) -> bool {
     let at = at as usize;
     let key_len = usize::from(arena[at]);
