@@ -25,6 +25,13 @@ use super::request::{self, Action};
 const BATCH: usize = 32;
 /// Largest query read; larger datagrams are cut and then fail to parse.
 const RECV_BUFFER: usize = 4096;
+/// Receive buffers lie this far apart: a cache line more than their size, so that their
+/// first lines (all a query fills) fall in different sets of the L1 cache. At exactly 4 KiB
+/// apart every buffer's start competes for the same set.
+const RECV_STRIDE: usize = RECV_BUFFER + 64;
+/// Room for an answer: beyond the largest UDP answer, and not a power of two, for the same
+/// reason as [`RECV_STRIDE`].
+const ANSWER_ROOM: usize = 2048 + 64;
 /// How often a blocked thread looks at the stop flag even when nothing wakes it.
 const STOP_CHECK: Duration = Duration::from_millis(500);
 /// Threads per socket, at most: more than the cores available just take turns.
@@ -86,7 +93,7 @@ impl Drop for UdpServer {
 
 /// Receive and send state for one thread, allocated once.
 struct Batch {
-    bufs: Vec<[u8; RECV_BUFFER]>,
+    bufs: Vec<[u8; RECV_STRIDE]>,
     addrs: Vec<libc::sockaddr_storage>,
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
@@ -109,11 +116,13 @@ impl Batch {
         // SAFETY: as above; an all-zero sockaddr_storage is an unspecified address.
         let zero_addr = || unsafe { zeroed::<libc::sockaddr_storage>() };
         Batch {
-            bufs: vec![[0u8; RECV_BUFFER]; BATCH],
+            bufs: vec![[0u8; RECV_STRIDE]; BATCH],
             addrs: (0..BATCH).map(|_| zero_addr()).collect(),
             iovs: (0..BATCH).map(|_| zero_iov()).collect(),
             hdrs: (0..BATCH).map(|_| zero_hdr()).collect(),
-            outs: (0..BATCH).map(|_| Vec::with_capacity(2048)).collect(),
+            outs: (0..BATCH)
+                .map(|_| Vec::with_capacity(ANSWER_ROOM))
+                .collect(),
             send_iovs: (0..BATCH).map(|_| zero_iov()).collect(),
             send_hdrs: (0..BATCH).map(|_| zero_hdr()).collect(),
             replied: Vec::with_capacity(BATCH),
