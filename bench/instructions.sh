@@ -15,6 +15,8 @@ set -euo pipefail
 MEMBERS=${1:-1000}
 SET=${2:-mix}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/configs.sh
+. "$ROOT/bench/configs.sh"
 OUT=$ROOT/bench/out/instr-$MEMBERS
 BH_PORT=25551
 GDNSD_PORT=25552
@@ -45,31 +47,10 @@ echo "== building release binary"
 (cd "$ROOT" && cargo build --release --quiet)
 BIN=$ROOT/target/release/backhaul-dns
 python3 "$ROOT/bench/gen.py" "$MEMBERS" "$OUT" >/dev/null
-cat > "$OUT/backhaul-dns.toml" <<TOML
-state_dir = "state"
-[listen]
-addresses = ["127.0.0.1"]
-port = $BH_PORT
-[forward]
-upstreams = []
-[[network]]
-id = "8056c2e21c000001"
-source = "file"
-members_file = "members.json"
-poll_interval = "1h"
-TOML
+bh_config "$OUT/backhaul-dns.toml" "$BH_PORT"
 "$BIN" zone --config "$OUT/backhaul-dns.toml" --log-level warn > "$OUT/zone.txt"
 python3 "$ROOT/bench/split_zones.py" "$OUT/zone.txt" "$OUT" >/dev/null
-cat > "$OUT/gdnsd/config" <<CONF
-options => {
-  listen => [ 127.0.0.1 ]
-  dns_port = $GDNSD_PORT
-  udp_threads = 1
-  tcp_threads = 1
-  run_dir = "$OUT/gdnsd/run"
-  state_dir = "$OUT/gdnsd/state"
-}
-CONF
+gdnsd_config "$OUT/gdnsd" "$GDNSD_PORT"
 FIRST=$(awk 'NR == 1 {print $1}' "$QUERIES")
 TOTAL=$(wc -l < "$QUERIES")
 

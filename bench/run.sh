@@ -54,6 +54,8 @@ read -r SIZE_SMALL SIZE_BIG <<< "${SIZES:-1000 100000}"
 # Members in the sync-under-load phase (the issue's target is set for a 10,000-member sync).
 SYNC_MEMBERS=${SYNC_MEMBERS:-10000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/configs.sh
+. "$ROOT/bench/configs.sh"
 OUT=$ROOT/bench/out/$MEMBERS
 # Below the kernel's ephemeral range (32768-60999 by default): a port in it can be held by one
 # of dnsperf's or dig's client sockets just when a server wants to bind it.
@@ -87,19 +89,7 @@ BIN=$ROOT/target/release/backhaul-dns
 echo "== generating $MEMBERS members and query files"
 python3 "$ROOT/bench/gen.py" "$MEMBERS" "$OUT"
 
-cat > "$OUT/backhaul-dns.toml" <<TOML
-state_dir = "state"
-[listen]
-addresses = ["127.0.0.1"]
-port = $BH_PORT
-[forward]
-upstreams = []
-[[network]]
-id = "8056c2e21c000001"
-source = "file"
-members_file = "members.json"
-poll_interval = "1h"
-TOML
+bh_config "$OUT/backhaul-dns.toml" "$BH_PORT"
 
 "$BIN" zone --config "$OUT/backhaul-dns.toml" --log-level warn > "$OUT/zone.txt"
 ZONES=$(python3 "$ROOT/bench/split_zones.py" "$OUT/zone.txt" "$OUT")
@@ -143,16 +133,7 @@ template:
 $(cat "$OUT/knot-zones.conf")
 CONF
 
-cat > "$OUT/gdnsd/config" <<CONF
-options => {
-  listen => [ 127.0.0.1 ]
-  dns_port = $GDNSD_PORT
-  udp_threads = 1
-  tcp_threads = 1
-  run_dir = "$OUT/gdnsd/run"
-  state_dir = "$OUT/gdnsd/state"
-}
-CONF
+gdnsd_config "$OUT/gdnsd" "$GDNSD_PORT"
 
 # A server left over from an earlier run would answer in place of the one started here.
 for port in $BH_PORT $NSD_PORT $KNOT_PORT $GDNSD_PORT $SYNC_PORT "${SIZE_PORTS[@]}"; do

@@ -7,8 +7,8 @@ use arc_swap::ArcSwap;
 use ipnet::IpNet;
 
 /// Networks matched against a client address on every query, in the order given, with
-/// their masks worked out once (`IpNet::contains` works them out at each call: a quarter
-/// of the request path's own work before this).
+/// their masks worked out once (`IpNet::contains` works them out at each call: about 90
+/// instructions per query, a twentieth of the request path's own, before this).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Nets {
     v4: Vec<(u32, u32, IpNet)>,

@@ -6,7 +6,7 @@ use super::writer::Writer;
 use super::{Asker, Rcode};
 use crate::dname::{class, rtype, wire_to_text, HEADER_LEN};
 use crate::dns::index::ZoneIndex;
-use crate::dns::wire::Request;
+use crate::dns::wire::{Question, Request};
 
 const LABEL: &[u8] = b"_whoami";
 
@@ -24,15 +24,19 @@ pub(super) fn answer(
     if !q.name.raw().get(1..=first)?.eq_ignore_ascii_case(LABEL) {
         return None;
     }
-    told(zone, req, asker, w)
+    told(zone, q, first, asker, w)
 }
 
-/// [`answer`] for a question that is `_whoami.` something: kept out of line, so that every
-/// other query pays only for the label comparison above.
+/// [`answer`] for a question `q` that is `_whoami.` something (`first`: that label's
+/// length): kept out of line, so that every other query pays only for the label comparison.
 #[inline(never)]
-fn told(zone: &ZoneIndex, req: &Request<'_>, asker: Asker, w: &mut Writer<'_>) -> Option<Rcode> {
-    let q = req.question.as_ref()?;
-    let first = usize::from(*q.name.raw().first()?);
+fn told(
+    zone: &ZoneIndex,
+    q: &Question<'_>,
+    first: usize,
+    asker: Asker,
+    w: &mut Writer<'_>,
+) -> Option<Rcode> {
     let lowered = q.name.lower();
     let name = lowered.wire();
     let (_, _, meta) = zone.zone_at_apex(&name[1 + first..])?;

@@ -87,11 +87,10 @@ impl<'a> Node<'a> {
     fn read_parts(arena: &'a [u8], at: usize) -> (Node<'a>, usize, usize) {
         let key_len = usize::from(arena[at]);
         let key_end = at + 1 + key_len;
-        // Sliced once: the reads from it need no bounds checks of their own.
         let fixed = &arena[key_end..key_end + NODE_FIXED];
-        let zone = u32::from_le_bytes([fixed[0], fixed[1], fixed[2], fixed[3]]);
+        let zone = le32(fixed, 0);
         let flags = fixed[4];
-        let sets_at = u32::from_le_bytes([fixed[5], fixed[6], fixed[7], fixed[8]]) as usize;
+        let sets_at = le32(fixed, 5) as usize;
         let mut end = key_end + NODE_FIXED;
         let masks = if flags & MASKED != 0 {
             end += MASKS_LEN;
