@@ -129,8 +129,9 @@ fn handle_all(
     let start = Instant::now();
     for batch in queries.chunks(32) {
         let rules = ctx.rules();
+        let from = request::Client::new(&rules, zone, client);
         for q in batch {
-            let action = request::handle(ctx, &rules, zone, q, client, Transport::Udp, out);
+            let action = request::handle(ctx, &rules, zone, q, &from, Transport::Udp, out);
             assert_eq!(action, Action::Reply);
         }
     }

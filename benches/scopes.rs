@@ -78,8 +78,9 @@ fn handle_all(ctx: &Context, zone: &ZoneIndex, client: IpAddr, queries: &[Vec<u8
     let start = Instant::now();
     for batch in queries.chunks(32) {
         let rules = ctx.rules();
+        let from = request::Client::new(&rules, zone, client);
         for q in batch {
-            let action = request::handle(ctx, &rules, zone, q, client, Transport::Udp, &mut out);
+            let action = request::handle(ctx, &rules, zone, q, &from, Transport::Udp, &mut out);
             assert_eq!(action, Action::Reply);
         }
     }

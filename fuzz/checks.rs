@@ -232,7 +232,8 @@ pub fn query(data: &[u8]) {
         let rules = ctx.rules();
         for client in [inside, outside, secondary] {
             for transport in [Transport::Udp, Transport::Tcp] {
-                match request::handle(ctx, &rules, zone, data, client, transport, &mut out) {
+                let from = request::Client::new(&rules, zone, client);
+                match request::handle(ctx, &rules, zone, data, &from, transport, &mut out) {
                     Action::Reply => check_reply(data, &out, transport),
                     Action::Messages(messages) => {
                         for m in &messages {

@@ -14,7 +14,7 @@ use tokio::time::timeout;
 
 use super::answer::Transport;
 use super::context::Context;
-use super::request::{self, Action};
+use super::request::{self, Action, Client};
 
 /// The send buffer of each connection: a few large answers, or a transfer's message or two.
 const SEND_BUFFER: usize = 64 * 1024;
@@ -109,12 +109,13 @@ async fn serve_connection(stream: TcpStream, ctx: &Context, peer: SocketAddr) ->
         // The zone is held for the whole decision: a transfer must not mix serials.
         let action = {
             let (rules, zone) = (ctx.rules(), ctx.zone.load());
+            let client = Client::new(&rules, &zone, peer.ip());
             request::handle(
                 ctx,
                 &rules,
                 &zone,
                 &query,
-                peer.ip(),
+                &client,
                 Transport::Tcp,
                 &mut out,
             )

@@ -153,6 +153,7 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
 }
 
+#[inline(always)]
 pub fn parse(raw: &[u8]) -> Result<Request<'_>, ParseError> {
     let Some(header) = raw.first_chunk::<HEADER_LEN>() else {
         return Err(ParseError::Ignore);

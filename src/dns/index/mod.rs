@@ -83,7 +83,7 @@ impl<'a> Node<'a> {
 
     /// The node at `at` of the arena, the offset just past its fixed part and masks, and
     /// where its RRset list is (right there when stored with it).
-    #[inline]
+    #[inline(always)]
     fn read_parts(arena: &'a [u8], at: usize) -> (Node<'a>, usize, usize) {
         let key_len = usize::from(arena[at]);
         let key_end = at + 1 + key_len;
