@@ -100,12 +100,12 @@ struct Batch {
     outs: Vec<Vec<u8>>,
     send_iovs: Vec<libc::iovec>,
     send_hdrs: Vec<libc::mmsghdr>,
-    /// The senders of the queries read and what each may have done for it, worked out in a
-    /// pass of their own before any query is answered: once per client and batch, and the
-    /// answering loop reads each long after it was written. (Decoded inline, every query paid
-    /// a stall of its own: an address is stored a byte and a word at a time and read back
-    /// whole at once, which the CPU cannot forward from its store buffer.)
-    senders: Vec<Option<(SocketAddr, Client)>>,
+    /// The sender of each query read and what it may have done for it, worked out in a pass
+    /// of their own before any query is answered: once per client and batch, compared with
+    /// the previous sender as the kernel wrote the address. (Decoding every address into a
+    /// `SocketAddr` cost a stall per query: it is stored a byte and a word at a time and read
+    /// back whole at once, which the CPU cannot forward from its store buffer.)
+    clients: Vec<Option<Client>>,
     /// Which received query each queued answer belongs to (its sender is in `addrs`).
     replied: Vec<usize>,
     /// Receive headers used by the last call, to be pointed at their buffers again.
@@ -131,7 +131,7 @@ impl Batch {
                 .collect(),
             send_iovs: (0..BATCH).map(|_| zero_iov()).collect(),
             send_hdrs: (0..BATCH).map(|_| zero_hdr()).collect(),
-            senders: vec![None; BATCH],
+            clients: vec![None; BATCH],
             replied: Vec::with_capacity(BATCH),
             used: BATCH,
         }
@@ -213,21 +213,22 @@ fn serve(socket: &Arc<UdpSocket>, ctx: &Arc<Context>, stop: &AtomicBool, runtime
         b.replied.clear();
         let mut last: Option<Client> = None;
         for i in 0..n as usize {
-            b.senders[i] = peer(&b.addrs[i]).map(|peer| {
-                let ip = peer.ip();
-                let client = match last {
-                    Some(known) if known.ip == ip => known,
-                    _ => *last.insert(Client::new(&rules, &zone, ip)),
-                };
-                (peer, client)
-            });
+            b.clients[i] = match last {
+                Some(known) if sent_from(&b.addrs[i], known.ip) => last,
+                _ => {
+                    last = peer(&b.addrs[i]).map(|p| Client::new(&rules, &zone, p.ip()));
+                    last
+                }
+            };
         }
         for i in 0..n as usize {
             let len = (b.hdrs[i].msg_len as usize).min(RECV_BUFFER);
-            let Some((peer, client)) = &b.senders[i] else {
+            let Some(client) = &b.clients[i] else {
                 continue;
             };
-            let (peer, query, out) = (*peer, &b.bufs[i][..len], &mut b.outs[i]);
+            let (query, out) = (&b.bufs[i][..len], &mut b.outs[i]);
+            // Where to send anything that is not answered in this batch.
+            let sender = || SocketAddr::new(client.ip, port(&b.addrs[i]));
             match request::handle(ctx, &rules, &zone, query, client, Transport::Udp, out) {
                 Action::Reply => b.queue(i),
                 Action::Messages(messages) => {
@@ -239,9 +240,11 @@ fn serve(socket: &Arc<UdpSocket>, ctx: &Arc<Context>, stop: &AtomicBool, runtime
                 }
                 Action::Forward { chain } => {
                     let partial = chain.then_some(out.as_slice());
-                    forward_udp(socket, ctx, runtime, query, partial, peer, started)
+                    forward_udp(socket, ctx, runtime, query, partial, sender(), started)
                 }
-                Action::Update(pending) => update_udp(socket, ctx, runtime, query, *pending, peer),
+                Action::Update(pending) => {
+                    update_udp(socket, ctx, runtime, query, *pending, sender())
+                }
                 Action::Drop => {}
             }
         }
@@ -282,7 +285,7 @@ fn serve(socket: &Arc<UdpSocket>, ctx: &Arc<Context>, stop: &AtomicBool, runtime
         if rules.log_queries {
             for &i in &b.replied {
                 let len = (b.hdrs[i].msg_len as usize).min(RECV_BUFFER);
-                if let Some((peer, _)) = b.senders[i] {
+                if let Some(peer) = peer(&b.addrs[i]) {
                     ctx.log_query(&b.bufs[i][..len], &b.outs[i], peer, took);
                 }
             }
@@ -364,6 +367,29 @@ impl Drop for SlotBack<'_> {
     fn drop(&mut self) {
         self.0.add_permits(1);
     }
+}
+
+/// Whether the sender recvmmsg filled in has the address `ip` (any port).
+#[inline]
+fn sent_from(addr: &libc::sockaddr_storage, ip: IpAddr) -> bool {
+    match (i32::from(addr.ss_family), ip) {
+        (libc::AF_INET, IpAddr::V4(ip)) => {
+            // SAFETY: the family says this storage holds a sockaddr_in.
+            let a = unsafe { &*(addr as *const _ as *const libc::sockaddr_in) };
+            u32::from_be(a.sin_addr.s_addr) == u32::from(ip)
+        }
+        (libc::AF_INET6, IpAddr::V6(ip)) => {
+            // SAFETY: the family says this storage holds a sockaddr_in6.
+            let a = unsafe { &*(addr as *const _ as *const libc::sockaddr_in6) };
+            a.sin6_addr.s6_addr == ip.octets()
+        }
+        _ => false,
+    }
+}
+
+/// The sender's port from what recvmmsg filled in (0 for a family we do not serve).
+fn port(addr: &libc::sockaddr_storage) -> u16 {
+    peer(addr).map_or(0, |p| p.port())
 }
 
 /// The sender's address from what recvmmsg filled in.
