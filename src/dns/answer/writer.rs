@@ -294,15 +294,13 @@ impl<'a> Writer<'a> {
             f |= flags::TC;
         }
         if let Some(edns) = req.edns {
-            // OPT: root owner, our payload size, extended RCODE high bits, version 0, DO echoed.
-            self.out.push(0);
-            self.out.extend_from_slice(&rtype::OPT.to_be_bytes());
-            self.out.extend_from_slice(&MAX_UDP_PAYLOAD.to_be_bytes());
-            self.out.push((code >> 4) as u8);
-            self.out.push(0);
-            self.out
-                .extend_from_slice(&(if edns.dnssec_ok { 0x8000u16 } else { 0 }).to_be_bytes());
-            self.out.extend_from_slice(&[0, 0]);
+            // OPT: root owner, our payload size, extended RCODE high bits, version 0, DO echoed,
+            // no options. Put together first and added with one copy.
+            let [t0, t1] = rtype::OPT.to_be_bytes();
+            let [s0, s1] = MAX_UDP_PAYLOAD.to_be_bytes();
+            let dnssec_ok = if edns.dnssec_ok { 0x80 } else { 0 };
+            let opt = [0, t0, t1, s0, s1, (code >> 4) as u8, 0, dnssec_ok, 0, 0, 0];
+            self.out.extend_from_slice(&opt);
         }
         let qdcount = u16::from(req.question.is_some());
         let header = &mut self.out[..HEADER_LEN];
