@@ -77,6 +77,7 @@ pub struct Node<'a> {
 
 impl<'a> Node<'a> {
     /// The node at `at` of the arena.
+    #[inline(always)]
     fn read(arena: &'a [u8], at: usize) -> Node<'a> {
         Node::read_parts(arena, at).0
     }
@@ -262,10 +263,25 @@ fn is_named(arena: &[u8], zones: &[ZoneMeta], at: u32, name: &[u8]) -> bool {
     let key = &arena[at + 1..at + 1 + key_len];
     let zone = le32(arena, at + 1 + key_len);
     let apex = &zones[zone as usize].apex;
-    name.len() == key_len + apex.len()
-        && name.starts_with(key)
-        && name.ends_with(apex)
+    if name.len() != key_len + apex.len() {
+        return false;
+    }
+    let (prefix, suffix) = name.split_at(key_len);
+    same_bytes(prefix, key)
+        && same_bytes(suffix, apex)
         && arena[at + 1 + key_len + 4] & SUPERSEDED == 0
+}
+
+/// `a == b`. Most labels and apexes are 8 to 16 bytes long: two overlapping eight-byte reads
+/// compare those inline, where `==` calls memcmp (about half the instructions of a hit went
+/// there).
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let ends = |s: &[u8]| Some((*s.first_chunk::<8>()?, *s.last_chunk::<8>()?));
+    match (ends(a), ends(b)) {
+        (Some(x), Some(y)) if a.len() <= 16 && a.len() == b.len() => x == y,
+        _ => a == b,
+    }
 }
 
 impl ZoneIndex {
@@ -306,18 +322,24 @@ impl ZoneIndex {
         self.nodes().map(|node| (self.name_of(&node), node))
     }
 
+    #[inline(always)]
     fn find(&self, name: &[u8]) -> Option<u32> {
         let hash = self.hasher.hash_one(name);
         let (arena, zones) = (&self.arena, &self.zones);
         self.table.find(hash, |at| is_named(arena, zones, at, name))
     }
 
+    #[inline(always)]
     fn get(&self, name: &[u8]) -> Option<Node<'_>> {
         self.find(name)
             .map(|at| Node::read(&self.arena, at as usize))
     }
 
     /// `qname` is lowercase wire form (as [`super::wire::QName::lower`] gives it).
+    // Inlined with `lookup_data`, `get` and `find` into the answer: returned through memory,
+    // the node found (some 70 bytes) was copied up the calls, each copy read right after it
+    // was written.
+    #[inline]
     pub fn lookup(&self, qname: &[u8]) -> Lookup<'_> {
         let found = self.lookup_data(qname);
         let meta = match &found {
@@ -359,6 +381,7 @@ impl ZoneIndex {
     }
 
     /// [`lookup`](Self::lookup) without delegations: the data and wildcards of the zone.
+    #[inline(always)]
     fn lookup_data(&self, qname: &[u8]) -> Lookup<'_> {
         if let Some(node) = self.get(qname) {
             return Lookup::Found(node, &self.zones[node.zone as usize]);
@@ -456,6 +479,28 @@ mod tests {
 
     fn wire(name: &str) -> Vec<u8> {
         name_wire(&Name::from_str(name).unwrap())
+    }
+
+    #[test]
+    fn same_bytes_is_equality_at_every_length_and_position() {
+        let base: Vec<u8> = (0..40u8).collect();
+        for len in 0..=base.len() {
+            let a = &base[..len];
+            assert!(same_bytes(a, a), "length {len}");
+            for at in 0..len {
+                let mut b = a.to_vec();
+                b[at] ^= 0x20;
+                assert!(!same_bytes(a, &b), "length {len}, byte {at} differs");
+            }
+            // One byte shorter.
+            if len > 0 {
+                assert!(
+                    !same_bytes(a, &base[..len - 1]),
+                    "lengths {len} and {}",
+                    len - 1
+                );
+            }
+        }
     }
 
     #[test]
