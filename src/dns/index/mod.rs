@@ -272,9 +272,9 @@ fn is_named(arena: &[u8], zones: &[ZoneMeta], at: u32, name: &[u8]) -> bool {
         && arena[at + 1 + key_len + 4] & SUPERSEDED == 0
 }
 
-/// `a == b`. Most labels and apexes are 8 to 16 bytes long: two overlapping eight-byte reads
-/// compare those inline, where `==` calls memcmp (about half the instructions of a hit went
-/// there).
+/// `a == b`. Most name prefixes and apexes are 8 to 16 bytes long: two overlapping eight-byte
+/// reads compare those inline, where `==` calls memcmp (two calls, about 35 instructions per
+/// query).
 #[inline(always)]
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let ends = |s: &[u8]| Some((*s.first_chunk::<8>()?, *s.last_chunk::<8>()?));
