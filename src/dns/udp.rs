@@ -410,3 +410,36 @@ fn peer(addr: &libc::sockaddr_storage) -> Option<SocketAddr> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `addr` as recvmmsg would fill it in.
+    fn storage(addr: SocketAddr) -> libc::sockaddr_storage {
+        let sock: socket2::SockAddr = addr.into();
+        // SAFETY: socket2 stores the address in a transparent wrapper of sockaddr_storage.
+        unsafe { *sock.as_ptr().cast::<libc::sockaddr_storage>() }
+    }
+
+    #[test]
+    fn a_sender_is_matched_by_address_alone() {
+        let v4: SocketAddr = "10.147.17.9:5300".parse().unwrap();
+        let v6: SocketAddr = "[fd00::9]:5300".parse().unwrap();
+        for addr in [v4, v6] {
+            let raw = storage(addr);
+            assert_eq!(peer(&raw), Some(addr));
+            assert_eq!(port(&raw), 5300);
+            assert!(sent_from(&raw, addr.ip()), "{addr}");
+            let other_port = SocketAddr::new(addr.ip(), 53);
+            assert!(sent_from(&storage(other_port), addr.ip()), "{other_port}");
+        }
+        let (raw4, raw6) = (storage(v4), storage(v6));
+        assert!(!sent_from(&raw4, "10.147.17.10".parse().unwrap()));
+        assert!(!sent_from(&raw6, "fd00::a".parse().unwrap()));
+        // Another family never matches, a v4-mapped address included.
+        assert!(!sent_from(&raw4, v6.ip()));
+        assert!(!sent_from(&raw6, v4.ip()));
+        assert!(!sent_from(&raw4, "::ffff:10.147.17.9".parse().unwrap()));
+    }
+}
