@@ -1,8 +1,8 @@
 //! The one request path: a request's bytes, the client, the transport and the current
 //! [`Rules`] -> what to do ([`Action`]). Every decision about a request is made here, once,
 //! in one order: parse, TSIG, transfers, the answer, rate limiting. UDP ([`super::udp`]) and
-//! TCP ([`super::tcp`]) only read and write bytes and enforce their own limits, so they agree
-//! by construction.
+//! TCP ([`super::tcp`]) only read and write bytes, say who sent them ([`Client::new`], here
+//! too) and enforce their own limits, so they agree by construction.
 
 use std::net::IpAddr;
 

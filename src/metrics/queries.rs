@@ -48,6 +48,11 @@ pub(super) struct QueryStats {
     latency_sum_ns: AtomicU64,
 }
 
+/// Where the counter of queries of `qtype` answered with `rcode` in view number `view` sits.
+fn series(view: usize, qtype: u16, rcode: u16) -> usize {
+    (view * QTYPES.len() + qtype_index(qtype)) * RCODES.len() + rcode_index(rcode)
+}
+
 fn qtype_index(qtype: u16) -> usize {
     QTYPES
         .iter()
@@ -99,7 +104,7 @@ impl QueryStats {
         let mut sums = [(0usize, 0u64); SUMS];
         let mut distinct = 0;
         for &(qtype, rcode) in answered {
-            let i = (v * QTYPES.len() + qtype_index(qtype)) * RCODES.len() + rcode_index(rcode);
+            let i = series(v, qtype, rcode);
             match sums[..distinct].iter_mut().find(|(at, _)| *at == i) {
                 Some((_, n)) => *n += 1,
                 None if distinct < SUMS => {
@@ -189,10 +194,8 @@ mod tests {
         }
         stats.record_batch(View::Backhaul, Duration::from_micros(20), &batch);
         stats.record_batch(View::Public, Duration::from_micros(20), &batch[..3]);
-        let count = |view: usize, qtype: u16, rcode: u16| {
-            let i = (view * QTYPES.len() + qtype_index(qtype)) * RCODES.len() + rcode_index(rcode);
-            stats.counts[i].load(Ordering::Relaxed)
-        };
+        let count =
+            |view, qtype, rcode| stats.counts[series(view, qtype, rcode)].load(Ordering::Relaxed);
         for (k, qtype) in [1u16, 28, 15, 12, 16, 33].iter().enumerate() {
             assert_eq!(count(0, *qtype, 0), k as u64 + 1, "type {qtype}");
             assert_eq!(count(0, *qtype, 3), k as u64 + 1, "type {qtype} NXDOMAIN");
